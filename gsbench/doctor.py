@@ -1,0 +1,116 @@
+"""Checks that every piece gsbench needs is present, and says how to fix what is missing."""
+
+from __future__ import annotations
+
+import ctypes.util
+import importlib
+import importlib.util
+import shutil
+import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+APT_LIBUSB = "apt-get install -y libusb-1.0-0"
+SETUP = "bash scripts/setup.sh"
+
+
+def _module_check(module: str, purpose: str, probe: str | None = None) -> Check:
+    """Import ``module`` (and evaluate ``probe`` against it) without crashing the doctor."""
+    try:
+        imported = importlib.import_module(module)
+        if probe is not None:
+            eval(probe, {"m": imported})  # noqa: S307 - fixed probe strings below
+        version = getattr(imported, "__version__", "")
+        return Check(f"python: {module}", True, f"{version} ({purpose})".strip())
+    except Exception as exc:  # any import failure is what the doctor reports
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+        fix = SETUP
+        if "libusb" in message:
+            fix = APT_LIBUSB
+        return Check(f"python: {module}", False, f"{message} ({purpose})", fix)
+
+
+def python_checks() -> list[Check]:
+    ok = sys.version_info >= (3, 11)
+    checks = [Check("python >= 3.11", ok, sys.version.split()[0], "install Python 3.11 or newer")]
+    modules = [
+        ("torch", "tensors, training", None),
+        ("torchvision", "LPIPS backbone", None),
+        ("numpy", "arrays", None),
+        ("scipy", "signal processing, sparse", None),
+        ("cv2", "ChArUco, image I/O", "m.aruco.CharucoBoard"),
+        ("mediapipe", "FaceMesh 478 landmarks, segmentation", "m.solutions.face_mesh.FaceMesh"),
+        ("open3d", "ray casting for synth", "m.t.geometry.RaycastingScene"),
+        ("pycolmap", "bundle adjustment, SfM", None),
+        ("smplx", "FLAME linear blend skinning", "m.lbs.lbs"),
+        ("trimesh", "mesh I/O", None),
+        ("lpips", "LPIPS metric", None),
+        ("python_speech_features", "SyncNet MFCC", None),
+        ("ffmpeg", "ffmpeg-python bindings", "m.input"),
+        ("skimage", "SSIM reference, ridge filters", None),
+        ("yaml", "rig.yaml", None),
+    ]
+    checks.extend(_module_check(name, purpose, probe) for name, purpose, probe in modules)
+    return checks
+
+
+def system_checks() -> list[Check]:
+    from gsbench.errors import DependencyError
+    from gsbench.ffmpeg import ffmpeg_exe
+
+    checks = []
+    try:
+        exe = ffmpeg_exe()
+        origin = "PATH" if shutil.which("ffmpeg") == exe else "imageio-ffmpeg"
+        checks.append(Check("binary: ffmpeg", True, f"{exe} ({origin})"))
+    except DependencyError as exc:
+        checks.append(Check("binary: ffmpeg", False, str(exc), "pip install imageio-ffmpeg or apt-get install ffmpeg"))
+    libusb = ctypes.util.find_library("usb-1.0")
+    checks.append(
+        Check("library: libusb-1.0", libusb is not None, libusb or "not found (open3d needs it)", APT_LIBUSB)
+    )
+    compiler = shutil.which("c++") or shutil.which("g++")
+    checks.append(
+        Check(
+            "binary: c++ compiler",
+            compiler is not None,
+            compiler or "not found: the CPU rasterizer falls back to its slower pure-torch path",
+            "apt-get install -y g++",
+            required=False,
+        )
+    )
+    has_ninja = importlib.util.find_spec("ninja") is not None or shutil.which("ninja") is not None
+    checks.append(
+        Check("binary: ninja", has_ninja, "found" if has_ninja else "not found", "pip install ninja", required=False)
+    )
+    return checks
+
+
+def weight_checks() -> list[Check]:
+    """Pretrained weights are optional: a missing one makes its metric/loss 'missing', never faked."""
+    try:
+        from benchmark.weights import WeightRegistry
+    except ImportError:
+        return []
+    registry = WeightRegistry()
+    checks = []
+    for name in registry.names():
+        state, resolved, reason = registry.status(name)
+        detail = f"{resolved.weight_id} at {resolved.path}" if resolved is not None else reason
+        checks.append(
+            Check(f"weights: {name}", state == "ok", detail, f"gsbench weights add {name} FILE", required=False)
+        )
+    return checks
+
+
+def run_checks() -> list[Check]:
+    return python_checks() + system_checks() + weight_checks()

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The README's main command: set up, then run the whole pipeline on the embedded default
+# (synthetic 16-camera capture -> ingest -> run every method -> publish the leaderboard).
+# OUT (default: out/) holds everything; re-running resumes finished stages and jobs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+OUT="${1:-out}"
+PRESET="${GSBENCH_PRESET:-default}"
+BUDGET="${GSBENCH_BUDGET:-quick}"
+gsbench=.venv/bin/gsbench
+$gsbench synth "$OUT/session" --preset "$PRESET"
+$gsbench ingest "$OUT/session" -o "$OUT/dataset"
+$gsbench run --method all --data "$OUT/dataset" --runs "$OUT/runs" --budget "$BUDGET"
+$gsbench leaderboard publish --runs "$OUT/runs" --out "$OUT/leaderboards"
