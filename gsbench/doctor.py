@@ -73,7 +73,9 @@ def system_checks() -> list[Check]:
         origin = "PATH" if shutil.which("ffmpeg") == exe else "imageio-ffmpeg"
         checks.append(Check("binary: ffmpeg", True, f"{exe} ({origin})"))
     except DependencyError as exc:
-        checks.append(Check("binary: ffmpeg", False, str(exc), "pip install imageio-ffmpeg or apt-get install ffmpeg"))
+        checks.append(
+            Check("binary: ffmpeg", False, str(exc), "pip install imageio-ffmpeg or apt-get install ffmpeg")
+        )
     libusb = ctypes.util.find_library("usb-1.0")
     checks.append(
         Check("library: libusb-1.0", libusb is not None, libusb or "not found (open3d needs it)", APT_LIBUSB)
@@ -90,7 +92,13 @@ def system_checks() -> list[Check]:
     )
     has_ninja = importlib.util.find_spec("ninja") is not None or shutil.which("ninja") is not None
     checks.append(
-        Check("binary: ninja", has_ninja, "found" if has_ninja else "not found", "pip install ninja", required=False)
+        Check(
+            "binary: ninja",
+            has_ninja,
+            "found" if has_ninja else "not found",
+            "pip install ninja",
+            required=False,
+        )
     )
     return checks
 
@@ -107,7 +115,9 @@ def weight_checks() -> list[Check]:
         state, resolved, reason = registry.status(name)
         detail = f"{resolved.weight_id} at {resolved.path}" if resolved is not None else reason
         checks.append(
-            Check(f"weights: {name}", state == "ok", detail, f"gsbench weights add {name} FILE", required=False)
+            Check(
+                f"weights: {name}", state == "ok", detail, f"gsbench weights add {name} FILE", required=False
+            )
         )
     return checks
 
