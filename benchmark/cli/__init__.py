@@ -20,6 +20,13 @@ from gsbench.errors import GsbenchError
 COMMANDS: dict[str, str] = {
     "doctor": "benchmark.cli.doctor:doctor",
     "head": "benchmark.cli.head:head",
+    "ingest": "benchmark.cli.ingest:ingest",
+    "leaderboard": "benchmark.cli.leaderboard:leaderboard",
+    "methods": "benchmark.cli.methods:methods",
+    "run": "benchmark.cli.run:run",
+    "metrics": "benchmark.cli.metrics:metrics",
+    "synth": "benchmark.cli.synth:synth",
+    "weights": "benchmark.cli.weights:weights",
 }
 
 

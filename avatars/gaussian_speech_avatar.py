@@ -1,0 +1,473 @@
+"""GaussianSpeech's person-specific avatar (Aneja et al., GaussianSpeech, Sec. 4.1 "Avatar Initialization").
+
+A GaussianAvatars rig (:mod:`avatars.rigged`) plus the four additions of the paper:
+
+* **Volume-based pruning**: at every pruning step keep the k Gaussians of largest
+  ``G_i = sigma_i * s_x * s_y * s_z`` (k = 25,000 in the paper; scaled by budget here), instead of
+  GaussianAvatars' opacity threshold. As in GaussianAvatars, no triangle loses its last Gaussian.
+* **Mouth subdivision**: before initialisation the teeth / mouth-interior triangles are split by uniform
+  4-way (midpoint) subdivision, so that region starts with 4x as many Gaussians.
+* **Expression-dependent colour**: ``c_i = theta_color(psi; z_i; v)`` (Sec. 4.1), a two-layer MLP of the
+  FLAME expression code psi, a learned per-Gaussian latent z_i and the viewing direction v, replacing SH.
+* **Losses** (Eq. 6): ``L_rgb`` (0.8 L1 + 0.2 D-SSIM, as GaussianAvatars) and GaussianAvatars' position
+  and scaling regularizers always; the ArcFace global (Eqs. 1-3) and VGG patch (Eq. 4) perceptual terms
+  only when their pretrained weights are registered, else skipped with a logged note; the wrinkle term
+  (Eq. 5) with the offline default detector, a Hessian ridge filter (see :func:`ridge_features`).
+
+Hyper-parameters the paper leaves open take GaussianAvatars' defaults (named where used) or are marked
+"assumption". The CPU budgets shorten GaussianAvatars' 600k-iteration schedule; every interval is scaled
+from it and the scaling is written next to each budget (``avatars.methods.gaussian_avatars``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from avatars.render import rasterize
+from avatars.rigged import MeshBinding, RiggedGaussians, inverse_sigmoid
+from gsbench.errors import InputError
+from gsbench.progress import log
+
+MOUTH_REGIONS = ("teeth", "mouth_interior")
+
+
+@dataclasses.dataclass(frozen=True)
+class AvatarConfig:
+    """Model and optimisation settings. Defaults: the paper where it says, else GaussianAvatars."""
+
+    use_color_mlp: bool = True  # Table 2 ablation "w/o Color MLP": per-Gaussian RGB instead
+    mouth_subdivision: bool = True  # Table 2 ablation "w/o mouth subdivision"
+    latent_dim: int = 32  # assumption: the paper does not give the size of z_i
+    color_hidden: int = 64  # assumption: width of the two-layer colour MLP (paper: "lightweight")
+    condition_on_jaw: bool = True  # assumption: psi = [expr, jaw_pose]; our mouth opens by the jaw joint
+    top_k: int = 25_000  # paper, Sec. 4.1
+    # Schedule (GaussianAvatars: 600k its, densify every 2k from 10k to 600k, opacity reset every 60k).
+    iterations: int = 600_000
+    densify_from: int = 10_000
+    densify_until: int = 600_000
+    densify_interval: int = 2_000
+    opacity_reset_interval: int = 60_000
+    grad_threshold: float = 2e-4  # GaussianAvatars densify_grad_threshold (NDC units, as gsplat scales it)
+    percent_dense: float = 0.01  # GaussianAvatars / 3DGS
+    # Learning rates (GaussianAvatars): position 5e-3 -> 5e-5, scaling 0.017, rotation 1e-3, opacity 0.05,
+    # features 2.5e-3 (here the latents z_i or the per-Gaussian RGB).
+    lr_position: float = 5e-3
+    lr_position_final: float = 5e-5
+    lr_scale: float = 0.017
+    lr_rotation: float = 1e-3
+    lr_opacity: float = 0.05
+    lr_feature: float = 2.5e-3
+    lr_color_mlp: float = 1e-3  # assumption (Adam default scale for small MLPs)
+    # Loss weights: GaussianAvatars for rgb / position / scaling.
+    lambda_dssim: float = 0.2
+    lambda_xyz: float = 1e-2
+    threshold_xyz: float = 1.0
+    lambda_scale: float = 1.0
+    threshold_scale: float = 0.6
+    lambda_global: float = 0.01  # assumption: paper gives no value; used only with ArcFace weights
+    lambda_patch: float = 0.01  # assumption: used only with VGG weights
+    lambda_wrinkle: float = 1.0  # assumption: paper gives no value
+    wrinkle_sigmas: tuple[float, ...] = (1.0, 2.0)  # assumption: ridge-filter scales in pixels
+    num_patches: int = 16  # paper: 16 patches of 128x128
+    patch_size: int = 128
+
+    def scaled(self, **changes: Any) -> AvatarConfig:
+        return dataclasses.replace(self, **changes)
+
+
+# --- mouth subdivision --------------------------------------------------------------------------------
+
+
+def mouth_faces(faces: np.ndarray, vertex_regions: np.ndarray | None,
+                regions: tuple[str, ...] = MOUTH_REGIONS) -> np.ndarray:
+    """[F] bool: triangles whose vertices are all in ``regions`` (``tracking.head_model.REGIONS``)."""
+    from tracking.head_model import REGIONS
+
+    if vertex_regions is None:
+        return np.zeros(len(faces), dtype=bool)
+    codes = np.array([REGIONS[name] for name in regions])
+    in_region = np.isin(vertex_regions, codes)
+    return in_region[faces].all(axis=1)
+
+
+def subdivide_faces(faces: np.ndarray, selected: np.ndarray, num_vertices: int) -> MeshBinding:
+    """Uniform 4-way (midpoint) subdivision of the ``selected`` [F] triangles.
+
+    Each selected triangle (a, b, c) becomes (a, ab, ca), (ab, b, bc), (ca, bc, c), (ab, bc, ca) with
+    ``ab`` the midpoint of edge a-b (shared by neighbouring selected triangles). Unselected triangles keep
+    their indices and order; the new triangles are appended. Returns the :class:`MeshBinding`.
+    """
+    faces = np.asarray(faces, np.int64)
+    edge_ids: dict[tuple[int, int], int] = {}
+    midpoint_edges: list[tuple[int, int]] = []
+
+    def midpoint(i: int, j: int) -> int:
+        key = (min(i, j), max(i, j))
+        if key not in edge_ids:
+            edge_ids[key] = num_vertices + len(midpoint_edges)
+            midpoint_edges.append(key)
+        return edge_ids[key]
+
+    new_faces = []
+    for a, b, c in faces[selected].tolist():
+        ab, bc, ca = midpoint(a, b), midpoint(b, c), midpoint(c, a)
+        new_faces += [(a, ab, ca), (ab, b, bc), (ca, bc, c), (ab, bc, ca)]
+    out = np.concatenate([faces[~selected], np.asarray(new_faces, np.int64).reshape(-1, 3)])
+    edges = np.asarray(midpoint_edges, np.int64).reshape(-1, 2)
+    return MeshBinding(faces=out, num_vertices=num_vertices, midpoint_edges=edges)
+
+
+def build_binding(faces: np.ndarray, num_vertices: int, vertex_regions: np.ndarray | None,
+                  mouth_subdivision: bool) -> MeshBinding:
+    """The triangles to bind Gaussians to: the model's, with the mouth subdivided when asked."""
+    if not mouth_subdivision:
+        return MeshBinding(faces=np.asarray(faces, np.int64), num_vertices=num_vertices)
+    selected = mouth_faces(faces, vertex_regions)
+    if not selected.any():
+        log("mouth subdivision: the head model labels no teeth/mouth-interior triangles; nothing subdivided")
+    return subdivide_faces(faces, selected, num_vertices)
+
+
+# --- colour --------------------------------------------------------------------------------------------
+
+
+class ColorMLP(torch.nn.Module):
+    """``c_i = theta_color(psi; z_i; v)``: two linear layers (GaussianSpeech Sec. 4.1), ReLU between,
+    sigmoid out. psi [D_psi] per frame, z_i [N, D_z] per Gaussian, v [N, 3] unit view directions."""
+
+    def __init__(self, condition_dim: int, latent_dim: int, hidden: int):
+        super().__init__()
+        self.condition_dim = condition_dim
+        self.layer1 = torch.nn.Linear(condition_dim + latent_dim + 3, hidden)
+        self.layer2 = torch.nn.Linear(hidden, 3)
+
+    def forward(self, condition: Tensor, latents: Tensor, view_dirs: Tensor) -> Tensor:
+        n = latents.shape[0]
+        inputs = torch.cat([condition.expand(n, -1), latents, view_dirs], dim=-1)
+        return torch.sigmoid(self.layer2(torch.relu(self.layer1(inputs))))
+
+
+def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
+    """Rodrigues: [..., 3] -> [..., 3, 3]."""
+    angle = axis_angle.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    axis = axis_angle / angle
+    x, y, z = axis.unbind(-1)
+    zero = torch.zeros_like(x)
+    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(axis.shape[:-1] + (3, 3))
+    sin, cos = torch.sin(angle)[..., None], torch.cos(angle)[..., None]
+    eye = torch.eye(3, dtype=axis_angle.dtype).expand(skew.shape)
+    return eye + sin * skew + (1 - cos) * (skew @ skew)
+
+
+class GaussianSpeechAvatar(torch.nn.Module):
+    """Rigged Gaussians with expression-dependent colour (or plain per-Gaussian RGB for the ablation)."""
+
+    def __init__(self, binding: MeshBinding, condition_dim: int, config: AvatarConfig, seed: int = 0):
+        super().__init__()
+        self.config = config
+        self.condition_dim = condition_dim
+        self.rig = RiggedGaussians(binding)
+        generator = torch.Generator().manual_seed(seed)
+        n = self.rig.num_gaussians
+        if config.use_color_mlp:
+            torch.manual_seed(seed)  # nn.Linear init draws from the global generator
+            self.color_mlp: ColorMLP | None = ColorMLP(condition_dim, config.latent_dim, config.color_hidden)
+            # assumption: z_i ~ N(0, 0.1^2), small so the MLP starts near a shared colour
+            self.rig.add_param("latent", 0.1 * torch.randn(n, config.latent_dim, generator=generator))
+        else:
+            self.color_mlp = None
+            self.rig.add_param("rgb", torch.zeros(n, 3))  # logit 0 = grey 0.5
+
+    @property
+    def num_gaussians(self) -> int:
+        return self.rig.num_gaussians
+
+    def colors(self, means: Tensor, condition: Tensor, head_rotation: Tensor, camera_centre: Tensor) -> Tensor:
+        """[N, 3] colours. View directions are expressed in the head frame (inverse global rotation) so
+        that the colour depends on the view relative to the face, not on where the head is in the rig."""
+        if self.color_mlp is None:
+            return torch.sigmoid(self.rig.params["rgb"])
+        view = F.normalize(means - camera_centre, dim=-1) @ head_rotation  # R^T d, row-vector form
+        return self.color_mlp(condition, self.rig.params["latent"], view)
+
+    def render(self, vertices: Tensor, condition: Tensor, head_rotation: Tensor, world_to_cam: Tensor,
+               K: Tensor, width: int, height: int, background: Tensor | None = None, backend: str = "auto"):
+        """Render one frame into one camera. vertices [V, 3]; condition [D_psi]; head_rotation [3, 3];
+        world_to_cam [4, 4]; K [3, 3]. Returns ``avatars.render.RenderOutput`` (C = 1)."""
+        world = self.rig.world(vertices)
+        centre = -world_to_cam[:3, :3].T @ world_to_cam[:3, 3]
+        colors = self.colors(world.means, condition, head_rotation, centre)
+        return rasterize(
+            world.means, world.quats, world.scales, world.opacities, colors,
+            world_to_cam[None], K[None], width, height, background=background, backend=backend,
+        )  # fmt: skip
+
+    def volume_score(self, vertices: Tensor) -> Tensor:
+        """[N] ``G_i = sigma_i * s_x * s_y * s_z`` (world scales on ``vertices``), GaussianSpeech Sec. 4.1."""
+        with torch.no_grad():
+            world = self.rig.world(vertices)
+            return world.opacities * world.scales.prod(dim=-1)
+
+
+# --- losses ----------------------------------------------------------------------------------------------
+
+
+def _gaussian_window(size: int, sigma: float, dtype: torch.dtype) -> Tensor:
+    coords = torch.arange(size, dtype=dtype) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def ssim(img1: Tensor, img2: Tensor, window_size: int = 11, sigma: float = 1.5) -> Tensor:
+    """Mean SSIM of two [H, W, C] images in [0, 1] (3DGS ``utils/loss_utils.ssim``: 11x11 Gaussian
+    window, sigma 1.5, zero padding, C1 = 0.01², C2 = 0.03²)."""
+    x = img1.permute(2, 0, 1)[None]
+    y = img2.permute(2, 0, 1)[None]
+    channels = x.shape[1]
+    g = _gaussian_window(window_size, sigma, x.dtype)
+    window = (g[:, None] @ g[None, :]).expand(channels, 1, window_size, window_size).contiguous()
+    pad = window_size // 2
+
+    def blur(t: Tensor) -> Tensor:
+        return F.conv2d(t, window, padding=pad, groups=channels)
+
+    mu_x, mu_y = blur(x), blur(y)
+    sigma_x = blur(x * x) - mu_x**2
+    sigma_y = blur(y * y) - mu_y**2
+    sigma_xy = blur(x * y) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * sigma_xy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sigma_x + sigma_y + c2))
+    return ssim_map.mean()
+
+
+def photometric_loss(pred: Tensor, target: Tensor, lambda_dssim: float = 0.2) -> Tensor:
+    """``L_rgb = (1 - lambda) L1 + lambda (1 - SSIM)`` with lambda = 0.2 (GaussianAvatars, 3DGS)."""
+    return (1 - lambda_dssim) * (pred - target).abs().mean() + lambda_dssim * (1 - ssim(pred, target))
+
+
+def luminance(image: Tensor) -> Tensor:
+    """[H, W, 3] RGB -> [H, W] Rec. 601 luma."""
+    return image @ torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype)
+
+
+def ridge_features(image: Tensor, mask: Tensor | None, sigmas: tuple[float, ...]) -> Tensor:
+    """Offline wrinkle detector: a multi-scale Hessian ridge filter (Sato et al. 1998, as
+    ``skimage.filters.sato(black_ridges=True)``), differentiable, on the luminance inside the face mask.
+
+    This is **not** the learned wrinkle detector of the paper (ref. [41], weights not available offline):
+    it is the documented offline default. Per scale sigma: Hessian of the Gaussian-smoothed luminance,
+    response ``sigma² * max(lambda_max, 0)`` (dark creases curve upward across). Returns
+    [len(sigmas), H, W] feature maps Psi_k, zero outside the mask.
+    """
+    lum = luminance(image)[None, None]
+    out = []
+    for sigma in sigmas:
+        radius = max(1, int(math.ceil(3 * sigma)))
+        coords = torch.arange(-radius, radius + 1, dtype=lum.dtype)
+        g = torch.exp(-(coords**2) / (2 * sigma**2))
+        g = g / g.sum()
+        dg = -coords / sigma**2 * g
+        ddg = (coords**2 / sigma**4 - 1 / sigma**2) * g
+
+        def sep(t: Tensor, ky: Tensor, kx: Tensor) -> Tensor:
+            t = F.conv2d(F.pad(t, (0, 0, radius, radius), mode="replicate"), ky.view(1, 1, -1, 1))
+            return F.conv2d(F.pad(t, (radius, radius, 0, 0), mode="replicate"), kx.view(1, 1, 1, -1))
+
+        hxx = sep(lum, g, ddg)[0, 0]
+        hyy = sep(lum, ddg, g)[0, 0]
+        hxy = sep(lum, dg, dg)[0, 0]
+        lam_max = (hxx + hyy) / 2 + torch.sqrt(((hxx - hyy) / 2) ** 2 + hxy**2 + 1e-12)
+        out.append(sigma**2 * torch.relu(lam_max))
+    features = torch.stack(out)
+    if mask is not None:
+        features = features * mask.to(features.dtype)[None]
+    return features
+
+
+def wrinkle_loss(pred: Tensor, target: Tensor, mask: Tensor | None, sigmas: tuple[float, ...]) -> Tensor:
+    """Eq. 5 with the ridge filter as Psi: ``sum_k mean |Psi_k(I_render) - Psi_k(I_gt)|``."""
+    return (ridge_features(pred, mask, sigmas) - ridge_features(target, mask, sigmas)).abs().mean(dim=(1, 2)).sum()
+
+
+PERCEPTUAL_WEIGHTS = {"global": "arcface-iresnet100", "patch": "vgg16-imagenet"}
+"""Weight-registry names the perceptual terms would use (``benchmark.weights``)."""
+
+
+def resolve_perceptual_terms(weights: Any) -> dict[str, str]:
+    """Status of the global (ArcFace) and patch (VGG) terms: ``{term: reason}`` of the disabled ones,
+    each also logged. ``weights`` is a ``benchmark.weights.WeightRegistry`` or None."""
+    disabled = {}
+    for term, name in PERCEPTUAL_WEIGHTS.items():
+        if weights is None:
+            reason = f"no weight registry given; {term} perceptual loss ({name}) skipped"
+        else:
+            status, _, why = weights.status(name)
+            if status == "ok":
+                reason = (f"{name} is registered but gsbench has no network definition for it yet; "
+                          f"{term} perceptual loss skipped")
+            else:
+                reason = f"{term} perceptual loss skipped: {why.splitlines()[0] if why else status}"
+        disabled[term] = reason
+        log(reason)
+    return disabled
+
+
+# --- fitting ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class FitData:
+    """Training images and the tracked meshes they show. Tf frames, C cameras, I images."""
+
+    vertices: Tensor  # [Tf, V, 3] tracked FLAME vertices
+    conditions: Tensor  # [Tf, D_psi] colour-MLP condition psi
+    head_rotations: Tensor  # [Tf, 3, 3] global head rotation
+    world_to_cam: Tensor  # [C, 4, 4]
+    Ks: Tensor  # [C, 3, 3]
+    images: Tensor  # [I, H, W, 3] uint8
+    masks: Tensor  # [I, H, W] bool
+    frame_index: Tensor  # [I] into vertices
+    camera_index: Tensor  # [I] into cameras
+
+    @property
+    def height(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.images.shape[2])
+
+    def target(self, i: int) -> tuple[Tensor, Tensor]:
+        """(image on black outside the head mask [H, W, 3] float, mask [H, W] bool) of image ``i``."""
+        mask = self.masks[i]
+        return self.images[i].float() / 255.0 * mask[..., None], mask
+
+
+def scene_extent(world_to_cam: Tensor) -> float:
+    """3DGS ``getNerfppNorm`` radius: 1.1 x the largest distance of a camera centre from their mean."""
+    centres = -torch.einsum("cji,cj->ci", world_to_cam[:, :3, :3], world_to_cam[:, :3, 3])
+    return float(1.1 * (centres - centres.mean(0)).norm(dim=1).max().clamp(min=1e-3))
+
+
+def make_optimizer(avatar: GaussianSpeechAvatar, config: AvatarConfig) -> torch.optim.Adam:
+    params = avatar.rig.params
+    groups = [
+        {"params": [params["xyz"]], "lr": config.lr_position, "name": "xyz"},
+        {"params": [params["scale"]], "lr": config.lr_scale, "name": "scale"},
+        {"params": [params["rotation"]], "lr": config.lr_rotation, "name": "rotation"},
+        {"params": [params["opacity"]], "lr": config.lr_opacity, "name": "opacity"},
+    ]
+    if avatar.color_mlp is not None:
+        groups.append({"params": [params["latent"]], "lr": config.lr_feature, "name": "latent"})
+        groups.append({"params": list(avatar.color_mlp.parameters()), "lr": config.lr_color_mlp, "name": "mlp"})
+    else:
+        groups.append({"params": [params["rgb"]], "lr": config.lr_feature, "name": "rgb"})
+    return torch.optim.Adam(groups, lr=0.0, eps=1e-15)  # eps 1e-15 as 3DGS
+
+
+def position_lr(config: AvatarConfig, step: int) -> float:
+    """3DGS ``get_expon_lr_func``: log-linear from lr_position to lr_position_final over the run."""
+    t = min(max(step / max(config.iterations, 1), 0.0), 1.0)
+    return math.exp((1 - t) * math.log(config.lr_position) + t * math.log(config.lr_position_final))
+
+
+@dataclasses.dataclass
+class FitLog:
+    losses: list[float] = dataclasses.field(default_factory=list)  # total loss per iteration
+    rgb_losses: list[float] = dataclasses.field(default_factory=list)
+    events: list[str] = dataclasses.field(default_factory=list)
+    disabled_terms: dict[str, str] = dataclasses.field(default_factory=dict)
+    backend: str = ""
+
+
+def fit_avatar(avatar: GaussianSpeechAvatar, data: FitData, config: AvatarConfig, *, seed: int = 0,
+               weights: Any = None, canonical_vertices: Tensor | None = None,
+               on_step: Callable[[int, float], None] | None = None) -> FitLog:
+    """Optimise ``avatar`` on ``data`` for ``config.iterations`` single-image steps (GaussianAvatars'
+    batch size 1), with 3DGS densification in the triangle frames and top-k volume pruning.
+
+    ``canonical_vertices`` [V, 3] is the mesh the volume score is measured on (default: frame 0).
+    """
+    fit_log = FitLog(disabled_terms=resolve_perceptual_terms(weights))
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = make_optimizer(avatar, config)
+    extent = scene_extent(data.world_to_cam)
+    canonical = canonical_vertices if canonical_vertices is not None else data.vertices[0]
+    rig = avatar.rig
+    grad_accum = torch.zeros(rig.num_gaussians)
+    grad_count = torch.zeros(rig.num_gaussians)
+    background = torch.zeros(3)
+    num_images = data.images.shape[0]
+    order = torch.randperm(num_images, generator=generator)
+    cursor = 0
+    for step in range(1, config.iterations + 1):
+        for group in optimizer.param_groups:
+            if group["name"] == "xyz":
+                group["lr"] = position_lr(config, step)
+        if cursor == num_images:
+            order, cursor = torch.randperm(num_images, generator=generator), 0
+        i = int(order[cursor])
+        cursor += 1
+        frame, camera = int(data.frame_index[i]), int(data.camera_index[i])
+        target, mask = data.target(i)
+        out = avatar.render(
+            data.vertices[frame], data.conditions[frame], data.head_rotations[frame],
+            data.world_to_cam[camera], data.Ks[camera], data.width, data.height, background,
+        )  # fmt: skip
+        fit_log.backend = out.backend
+        pred = out.features[0]
+        rgb = photometric_loss(pred, target, config.lambda_dssim)
+        visible = out.radii[0] > 0
+        position_reg, scale_reg = rig.regularizers(visible, config.threshold_xyz, config.threshold_scale)
+        loss = rgb + config.lambda_xyz * position_reg + config.lambda_scale * scale_reg
+        if config.lambda_wrinkle > 0:
+            loss = loss + config.lambda_wrinkle * wrinkle_loss(pred, target, mask, config.wrinkle_sigmas)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        fit_log.losses.append(float(loss))
+        fit_log.rgb_losses.append(float(rgb))
+        if step < config.densify_until and out.means2d.grad is not None:
+            # Pixel gradient -> NDC units (x W/2, H/2) as gsplat does, so GaussianAvatars' 2e-4 applies.
+            g = out.means2d.grad[0] * torch.tensor([data.width / 2, data.height / 2])
+            grad_accum[visible] += g[visible].norm(dim=-1)
+            grad_count[visible] += 1
+        optimizer.step()
+        if on_step is not None:
+            on_step(step, float(loss))
+        if config.densify_from <= step < config.densify_until and step % config.densify_interval == 0:
+            with torch.no_grad():
+                world_scales = rig.world(canonical).scales
+            grad_avg = grad_accum / grad_count.clamp(min=1)
+            cloned, split = rig.densify(grad_avg, config.grad_threshold, world_scales,
+                                        config.percent_dense * extent, generator, optimizer)
+            score = avatar.volume_score(canonical)
+            k = max(config.top_k, rig.mesh.num_faces)
+            removed = rig.keep_top_k(score, k, optimizer)
+            fit_log.events.append(f"step {step}: cloned {cloned}, split {split}, top-k removed {removed}, "
+                                  f"now {rig.num_gaussians}")
+            grad_accum = torch.zeros(rig.num_gaussians)
+            grad_count = torch.zeros(rig.num_gaussians)
+        if step % config.opacity_reset_interval == 0 and step < config.iterations:
+            rig.reset_opacity(0.01, optimizer)
+            fit_log.events.append(f"step {step}: opacity reset")
+    return fit_log
+
+
+def init_opacity_logit() -> Tensor:
+    return inverse_sigmoid(0.1)
+
+
+def check_condition_dim(expected: int, got: int, what: str) -> None:
+    if expected != got:
+        raise InputError(
+            f"{what} has a {got}-dim expression condition but the avatar was built for {expected}",
+            fix="drive the avatar with FLAME parameters of the head model it was trained on",
+        )

@@ -1,0 +1,85 @@
+"""``gsbench ingest SESSION -o DATASET``: sync, calibrate, frames, masks, landmarks (capture_tools.ingest)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import click
+
+from gsbench.errors import InputError
+
+
+def _parse_size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or min(values) < 16:
+        raise InputError(
+            f"--size {text!r} is not WIDTHxHEIGHT or SIZE (>= 16 px)", fix="e.g. --size 256 or 512x384"
+        )
+    return values[0], values[1]
+
+
+@click.command()
+@click.argument("session", type=click.Path(file_okay=True, dir_okay=True))
+@click.option("-o", "--out", "out", required=True, type=click.Path(file_okay=False), help="Dataset folder.")
+@click.option(
+    "--stages",
+    default=None,
+    help="Stages to run: comma list and/or ranges, e.g. 'probe,sync', 'frames-', '-calibrate'.",
+)
+@click.option("--force", is_flag=True, help="Re-run the selected stages even when up to date.")
+@click.option("--fps", type=float, default=None, help="Dataset frame rate (default: the rig's).")
+@click.option("--size", default=None, help="Output image size WIDTHxHEIGHT or SIZE (default: the raw size).")
+@click.option("--jpeg-quality", type=click.IntRange(50, 100), default=95, show_default=True)
+@click.option(
+    "--interpolation",
+    type=click.Choice(["nearest", "linear"]),
+    default="nearest",
+    show_default=True,
+    help="Frame placement on the master timeline.",
+)
+@click.option("--sync-min-confidence", type=float, default=None, help="GCC-PHAT confidence threshold (0..1).")
+@click.option("--split-seed", type=int, default=0, show_default=True)
+def ingest(
+    session: str,
+    out: str,
+    stages: str | None,
+    force: bool,
+    fps: float | None,
+    size: str | None,
+    jpeg_quality: int,
+    interpolation: str,
+    sync_min_confidence: float | None,
+    split_seed: int,
+) -> None:
+    """Turn a raw rig SESSION into a dataset: probe, sync, calibrate, frames, masks, landmarks."""
+    from capture_tools.frames import FrameParams
+    from capture_tools.ingest import IngestParams, parse_stages
+    from capture_tools.ingest import ingest as run_ingest
+    from capture_tools.sync import SyncParams
+
+    if fps is not None and fps <= 0:
+        raise InputError(f"--fps must be > 0, got {fps}")
+    sync = SyncParams()
+    if sync_min_confidence is not None:
+        sync = dataclasses.replace(sync, min_confidence=sync_min_confidence)
+    params = IngestParams(
+        frames=FrameParams(
+            fps=fps, size=_parse_size(size), jpeg_quality=jpeg_quality, interpolation=interpolation
+        ),
+        sync=sync,
+        split_seed=split_seed,
+    )
+    summary = run_ingest(session, out, params, stages=parse_stages(stages), force=force)
+    timing = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in summary.seconds.items())
+    click.echo(
+        f"ingest: {summary.out} (ran: {', '.join(summary.ran) or 'nothing'}"
+        f"{'; ' + timing if timing else ''}; up to date: {', '.join(summary.skipped) or 'none'})"
+    )

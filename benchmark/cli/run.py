@@ -1,0 +1,99 @@
+"""``gsbench run --method all --data DATASET``: train, render and score every method x subject x protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gsbench.errors import StageError
+
+
+def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:
+    names = tuple(v.strip() for value in values for v in value.split(",") if v.strip())
+    return names or None
+
+
+@click.command("run")
+@click.option(
+    "--method",
+    "methods",
+    default="all",
+    show_default=True,
+    help="'all' or a comma-separated list of methods (see `gsbench methods`).",
+)
+@click.option(
+    "--data", required=True, type=click.Path(path_type=Path), help="Dataset folder (from `gsbench ingest`)."
+)
+@click.option(
+    "--protocol",
+    "protocols",
+    multiple=True,
+    help="mono-front, multiview, cross-id (repeat or comma-separate; default: all a method supports).",
+)
+@click.option("--subject", "subjects", multiple=True, help="Subjects to run (default: all).")
+@click.option(
+    "--budget",
+    type=click.Choice(["smoke", "quick", "paper"]),
+    default="quick",
+    show_default=True,
+    help="smoke: seconds (tests); quick: minutes on a CPU; paper: the paper's schedule (GPU).",
+)
+@click.option(
+    "--runs",
+    "runs_dir",
+    type=click.Path(path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="Where job folders go: RUNS/<dataset>/<protocol>/<method>/<subject>/.",
+)
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option(
+    "--address", default=None, help="Ray cluster address (with --executor ray; default: start a local one)."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--force", is_flag=True, help="Redo jobs whose results are already there.")
+@click.option("--no-videos", is_flag=True, help="Skip the mp4s and comparison images (metrics only).")
+def run(
+    methods, data, protocols, subjects, budget, runs_dir, executor, address, seed, device, force, no_videos
+):
+    """Train + render + score; exits non-zero if any job failed (the others still run)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from benchmark.executors import make_executor
+    from benchmark.runner import RunOptions, outcome_rows, run_benchmark
+
+    options = RunOptions(
+        methods=methods,
+        protocols=_split(protocols),
+        subjects=_split(subjects),
+        budget=budget,
+        seed=seed,
+        device=device,
+        force=force,
+        videos=not no_videos,
+    )
+    summary = run_benchmark(data, runs_dir, options, executor=make_executor(executor, address))
+    console = Console()
+    table = Table(title=f"gsbench run: {len(summary.outcomes)} jobs in {runs_dir}")
+    for column in ("protocol", "method", "subject", "status", "seconds", "detail"):
+        table.add_column(column, overflow="fold")
+    for row in outcome_rows(summary):
+        style = {"failed": "red", "ok": "green"}.get(row["status"], "")
+        table.add_row(
+            *(row[c] for c in ("protocol", "method", "subject")),
+            f"[{style}]{row['status']}[/]" if style else row["status"],
+            row["seconds"],
+            row["detail"],
+        )
+    console.print(table)
+    for note in summary.notes:
+        console.print(f"note: {note}")
+    if summary.failed:
+        raise StageError(
+            f"{len(summary.failed)} of {len(summary.outcomes)} jobs failed: "
+            + ", ".join(o.job.label for o in summary.failed),
+            fix="read the log.txt in each failed job folder, fix, and re-run (finished jobs are skipped)",
+        )

@@ -1,0 +1,116 @@
+"""``gsbench weights list|status|add|train-syncnet``: the pretrained-weight registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group("weights")
+def weights() -> None:
+    """Pretrained networks the metrics and methods use, looked up by name and checked by sha256."""
+
+
+@weights.command("list")
+def list_() -> None:
+    """Registered names, their files, sources and checksums."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from benchmark.weights import WeightRegistry
+
+    registry = WeightRegistry()
+    table = Table(title="registered weights")
+    for column in ("name", "file", "origin", "sha256", "source"):
+        table.add_column(column, overflow="fold")
+    for name in registry.names():
+        spec = registry.spec(name)
+        digest = spec.expected_sha256 or (
+            f"{spec.sha256_prefix}... (prefix)"
+            if spec.sha256_prefix
+            else f"unpublished: {spec.checksum_note}"
+        )
+        table.add_row(name, spec.filename, spec.origin, digest, spec.url or "gsbench weights train-syncnet")
+    Console().print(table)
+
+
+@weights.command("status")
+def status() -> None:
+    """Which registered files are present and valid, with their ids; where they were looked for."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from benchmark.weights import WeightRegistry
+
+    registry = WeightRegistry()
+    table = Table(title="weights status")
+    for column in ("name", "status", "id", "path / reason"):
+        table.add_column(column, overflow="fold")
+    for name in registry.names():
+        state, resolved, reason = registry.status(name)
+        colour = {"ok": "green", "missing": "yellow", "invalid": "red"}[state]
+        table.add_row(
+            name,
+            f"[{colour}]{state}[/{colour}]",
+            resolved.weight_id if resolved else "-",
+            str(resolved.path) if resolved else reason,
+        )
+    console = Console()
+    console.print(table)
+    console.print("searched: " + ", ".join(str(p) for p in registry.search_paths))
+
+
+@weights.command("add")
+@click.argument("name")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--dest",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder to store it in (default ~/.cache/gsbench/weights).",
+)
+def add(name: str, file: Path, dest: Path | None) -> None:
+    """Verify FILE as the registered weight NAME and copy it (atomically) into the registry folder."""
+    from benchmark.weights import WeightRegistry
+
+    resolved = WeightRegistry().add(name, file, dest)
+    click.echo(f"added {resolved.name}: {resolved.path} (id {resolved.weight_id})")
+
+
+@weights.command("train-syncnet")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--steps", type=int, default=None, help="Optimizer steps (default 1500).")
+@click.option("--batch-size", type=int, default=None, help="Pairs per step (default 16).")
+@click.option("--width", type=float, default=None, help="Channel width vs the official net (default 0.25).")
+@click.option("--camera", default=None, help="Camera to train on (default: the dataset's frontal camera).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder to store it in (default ~/.cache/gsbench/weights).",
+)
+def train_syncnet_cmd(
+    dataset: Path,
+    steps: int | None,
+    batch_size: int | None,
+    width: float | None,
+    camera: str | None,
+    seed: int,
+    out: Path | None,
+) -> None:
+    """Train OUR SyncNet on DATASET's train split (stored as syncnet-gsbench-<sha8>, never as syncnet-v2)."""
+    import dataclasses
+
+    from benchmark.metrics.train_syncnet import TrainSyncNetConfig, train_syncnet
+
+    overrides = {
+        k: v for k, v in {"steps": steps, "batch_size": batch_size, "width": width}.items() if v is not None
+    }
+    config = dataclasses.replace(TrainSyncNetConfig(), camera=camera, seed=seed, **overrides)
+    resolved = train_syncnet(dataset, config, out)
+    click.echo(
+        f"trained {resolved.name}: {resolved.path} (id {resolved.weight_id}); "
+        f"use it with: gsbench metrics ... --syncnet {resolved.name}"
+    )

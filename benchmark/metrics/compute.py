@@ -1,0 +1,244 @@
+"""``compute_metrics``: every metric of the benchmark on one clip, with the weights that produced it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Literal
+
+import numpy as np
+
+from benchmark.metrics import image, lmd, lpips_metric, syncnet
+from gsbench.errors import InputError, WeightsError
+
+ALL_METRICS = ("psnr", "ssim", "lpips", "lmd", "lse_d", "lse_c")
+MASKED_METRICS = ("psnr_masked", "ssim_masked", "lpips_masked")
+HIGHER_IS_BETTER = {
+    "psnr": True,
+    "ssim": True,
+    "lpips": False,
+    "lmd": False,
+    "lmd_face": False,
+    "lse_d": False,
+    "lse_c": True,
+    "psnr_masked": True,
+    "ssim_masked": True,
+    "lpips_masked": False,
+}
+
+
+@dataclasses.dataclass
+class MetricResult:
+    """One metric on one clip. ``value`` is None exactly when ``status == "missing"``."""
+
+    name: str
+    value: float | None
+    status: Literal["ok", "missing"]
+    reason: str = ""
+    weight_id: str | None = None
+    details: dict = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _missing(name: str, reason: str, weight_id: str | None = None) -> MetricResult:
+    return MetricResult(name, None, "missing", reason, weight_id)
+
+
+def _frames_mean(name: str, per_frame: np.ndarray, weight_id: str | None = None, **details) -> MetricResult:
+    valid = ~np.isnan(per_frame)
+    if not valid.any():
+        return _missing(name, "no frame could be scored (empty masks?)", weight_id)
+    value = float(np.mean(per_frame[valid]))
+    return MetricResult(
+        name,
+        value,
+        "ok",
+        "",
+        weight_id,
+        {"per_frame": per_frame.tolist(), "frames_scored": int(valid.sum()), **details},
+    )
+
+
+def _to_uint8(frames: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(frames * 255.0), 0, 255).astype(np.uint8)
+
+
+def _check_inputs(pred: np.ndarray, gt: np.ndarray, masks: np.ndarray | None) -> None:
+    if pred.ndim != 4 or pred.shape[-1] != 3:
+        raise InputError(f"predictions must be [T,H,W,3], got {pred.shape}", fix="pass RGB frames")
+    if pred.shape != gt.shape:
+        raise InputError(
+            f"prediction {pred.shape} and ground truth {gt.shape} differ in shape",
+            fix="render at the evaluation resolution and frame count of the ground truth",
+        )
+    if masks is not None and masks.shape != pred.shape[:3]:
+        raise InputError(
+            f"masks {masks.shape} do not match frames {pred.shape[:3]}", fix="pass one [H,W] mask per frame"
+        )
+
+
+def compute_metrics(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    *,
+    masks: np.ndarray | None = None,
+    audio: np.ndarray | None = None,
+    fps: float = 25.0,
+    weights=None,
+    metrics: Iterable[str] | None = None,
+    gt_landmarks: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, MetricResult]:
+    """All metrics of one clip.
+
+    Args:
+        pred, gt: [T, H, W, 3] float32 RGB in [0, 1] at the evaluation resolution.
+        masks: [T, H, W] bool head masks; adds ``psnr_masked``, ``ssim_masked``, ``lpips_masked``.
+        audio: 16 kHz mono float waveform of the clip (for LSE-D / LSE-C).
+        fps: frame rate of ``pred``/``gt`` (SyncNet runs at 25 fps; other rates are resampled).
+        weights: :class:`benchmark.weights.WeightRegistry` (None: the default search paths).
+        metrics: subset of ``psnr ssim lpips lmd lse_d lse_c`` to compute (None: all). ``lmd`` also
+            gives ``lmd_face``; ``lse_d`` and ``lse_c`` come together.
+        gt_landmarks: MediaPipe ``(points [T,478,2], detected [T])`` of ``gt`` when already known
+            (e.g. the dataset's ``landmarks.npz`` for the evaluation camera); detected otherwise.
+
+    Returns:
+        name -> :class:`MetricResult`. A metric whose weights or inputs are missing has status
+        ``missing``, value None and the reason; nothing is substituted.
+    """
+    from benchmark.weights import WeightRegistry
+
+    pred = np.asarray(pred, np.float32)
+    gt = np.asarray(gt, np.float32)
+    masks = None if masks is None else np.asarray(masks, bool)
+    _check_inputs(pred, gt, masks)
+    wanted = set(ALL_METRICS if metrics is None else metrics)
+    unknown = wanted - set(ALL_METRICS)
+    if unknown:
+        raise InputError(f"unknown metric(s) {sorted(unknown)}", fix=f"choose from {', '.join(ALL_METRICS)}")
+    if {"lse_d", "lse_c"} & wanted:
+        wanted |= {"lse_d", "lse_c"}
+    registry = weights if weights is not None else WeightRegistry()
+    results: dict[str, MetricResult] = {}
+
+    if "psnr" in wanted:
+        results["psnr"] = _frames_mean("psnr", image.psnr_per_frame(pred, gt))
+        if masks is not None:
+            results["psnr_masked"] = _frames_mean("psnr_masked", image.psnr_per_frame(pred, gt, masks))
+    if "ssim" in wanted:
+        rule = {"window": "gaussian 11x11 sigma 1.5", "border": "valid (= skimage mean)"}
+        results["ssim"] = _frames_mean("ssim", image.ssim_per_frame(pred, gt), **rule)
+        if masks is not None:
+            results["ssim_masked"] = _frames_mean(
+                "ssim_masked", image.ssim_per_frame(pred, gt, masks), **rule
+            )
+    if "lpips" in wanted:
+        results.update(_lpips(registry, pred, gt, masks))
+
+    pred_landmarks = None
+    if "lmd" in wanted or "lse_d" in wanted:
+        from tracking.landmarks import detect_landmarks
+
+        pred_u8 = _to_uint8(pred)
+        pred_landmarks = detect_landmarks(pred_u8)
+    if "lmd" in wanted:
+        from tracking.landmarks import detect_landmarks
+
+        gt_lm = gt_landmarks if gt_landmarks is not None else detect_landmarks(_to_uint8(gt))
+        results.update(_lmd(pred_landmarks, gt_lm))
+    if "lse_d" in wanted:
+        results.update(_lse(registry, _to_uint8(pred), pred_landmarks, audio, fps))
+    return results
+
+
+def _lpips(registry, pred, gt, masks) -> dict[str, MetricResult]:
+    names = ["lpips"] + (["lpips_masked"] if masks is not None else [])
+    try:
+        weight = registry.find("lpips-alexnet")
+    except WeightsError as error:
+        return {n: _missing(n, str(error)) for n in names}
+    model = lpips_metric.build_lpips_alex(weight.path)
+    info = {"net": "alex", "version": "0.1", "inputs": "[-1,1] (normalize=True)"}
+    out = {
+        "lpips": _frames_mean(
+            "lpips", lpips_metric.lpips_per_frame(model, pred, gt), weight.weight_id, **info
+        )
+    }
+    if masks is not None:
+        out["lpips_masked"] = _frames_mean(
+            "lpips_masked",
+            lpips_metric.lpips_masked_per_frame(model, pred, gt, masks),
+            weight.weight_id,
+            **info,
+        )
+    return out
+
+
+def _lmd(pred_landmarks, gt_landmarks) -> dict[str, MetricResult]:
+    found = lmd.lmd_from_mediapipe(pred_landmarks[0], pred_landmarks[1], gt_landmarks[0], gt_landmarks[1])
+    counts = {key: found[key] for key in ("failed_pred", "failed_gt", "failed_either")}
+    counts["frames"] = int(len(found["scored"]))
+    out = {}
+    for name, key, subset in (
+        ("lmd", "mouth", "iBUG 48-67 (20 mouth points)"),
+        ("lmd_face", "face", "iBUG 0-67"),
+    ):
+        if not found["scored"].any():
+            out[name] = MetricResult(
+                name,
+                None,
+                "missing",
+                "no frame with a face detected in both prediction and ground truth",
+                None,
+                dict(counts),
+            )
+            continue
+        out[name] = _frames_mean(
+            name,
+            found[key],
+            None,
+            subset=subset,
+            detector="mediapipe-facemesh-478",
+            units="pixels at evaluation resolution",
+            **counts,
+        )
+    return out
+
+
+def _lse(registry, pred_u8, pred_landmarks, audio, fps) -> dict[str, MetricResult]:
+    names = ("lse_d", "lse_c")
+    if audio is None:
+        return {n: _missing(n, "no audio given") for n in names}
+    try:
+        weight = registry.find(registry.syncnet)
+    except WeightsError as error:
+        return {n: _missing(n, str(error)) for n in names}
+    points, detected = pred_landmarks
+    if not np.asarray(detected).any():
+        return {
+            n: _missing(n, "no face detected in any predicted frame: no face track to crop", weight.weight_id)
+            for n in names
+        }
+    model = syncnet.load_syncnet(weight.path)
+    frames = syncnet.resample_frames_to_25fps(pred_u8, fps)
+    index = syncnet.resample_frames_to_25fps(np.arange(len(pred_u8)), fps)
+    track = syncnet.face_boxes_from_landmarks(points[index], detected[index])
+    crops = syncnet.crop_faces(frames, track)
+    try:
+        result = syncnet.lse_from_crops(model, crops, audio)
+    except InputError as error:
+        return {n: _missing(n, str(error), weight.weight_id) for n in names}
+    details = {
+        "offset_frames": result.offset,
+        "windows": result.num_windows,
+        "mdist": result.mdist.tolist(),
+        "weights_origin": weight.origin,
+        "face_crop": "MediaPipe landmark box, syncnet_python crop rule (not S3FD)",
+        "frames_without_face": int((~np.asarray(detected)).sum()),
+        "fps_in": fps,
+    }
+    return {
+        "lse_d": MetricResult("lse_d", result.lse_d, "ok", "", weight.weight_id, dict(details)),
+        "lse_c": MetricResult("lse_c", result.lse_c, "ok", "", weight.weight_id, dict(details)),
+    }

@@ -1,0 +1,355 @@
+"""SyncNet (Chung & Zisserman, "Out of time", ACCV-W 2016) and the LSE-D / LSE-C metrics.
+
+The network is written so that the official ``syncnet_v2.model`` of joonson/syncnet_python loads into
+it by state-dict key: ``netcnnaud`` / ``netfcaud`` (audio: MFCC [N,1,13,20] -> [N,1024]) and
+``netcnnlip`` / ``netfclip`` (video: 5 BGR frames [N,3,5,224,224] in 0..255 -> [N,1024]), the same
+``nn.Sequential`` layer indices as ``SyncNetModel.S``. ``width`` scales every hidden channel count:
+1.0 is the official network; SyncNets we train on CPU (``gsbench weights train-syncnet``) may use a
+narrower one, whose width is stored in the checkpoint.
+
+LSE follows ``SyncNetInstance.evaluate`` step by step (see ``lse_from_crops``):
+
+* video at 25 fps, face crops 224x224, windows of 5 frames ``v .. v+4`` for ``v in range(T - 5)``
+  (syncnet_python's ``lastframe = min_length - 5``, so the last full window is not used; kept);
+* audio 16 kHz as int16 samples (as ``scipy.io.wavfile`` reads them),
+  ``python_speech_features.mfcc(audio, 16000)`` (13 coefficients at 100 Hz), window ``4v .. 4v+20``;
+* for each window, Euclidean distances between its video feature and the audio features of windows
+  ``v-15 .. v+15`` (audio features zero-padded at both ends);
+* ``mdist`` = mean over windows, per offset (31 values); **LSE-D = min(mdist)**,
+  **LSE-C = median(mdist) - min(mdist)**, AV offset = 15 - argmin.
+
+Differences from syncnet_python's ``run_pipeline.py`` (recorded in every result's details):
+
+* face boxes come from MediaPipe FaceMesh (bounding box of the 478 landmarks) instead of S3FD; the box
+  track is median-filtered over time with kernel 13 like ``run_pipeline.crop_video``; frames without a
+  detection take the nearest detected box; the crop rule (``crop_scale`` 0.4, pad value 110,
+  ``cv2.resize`` to 224x224) is syncnet_python's;
+* crops are not re-encoded (run_pipeline writes an MPEG-4 .avi and re-reads it as JPEG);
+* clips shorter than run_pipeline's ``min_track`` (100 frames) are scored, not dropped; a clip needs at
+  least 6 frames (one window).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from gsbench.errors import InputError, WeightsError
+
+SYNCNET_FPS = 25.0
+SYNCNET_SAMPLE_RATE = 16000
+CROP_SIZE = 224
+WINDOW_FRAMES = 5
+MFCC_PER_FRAME = 4  # 100 Hz MFCC / 25 fps
+MFCC_WINDOW = 20
+DEFAULT_VSHIFT = 15
+CROP_SCALE = 0.40
+CROP_PAD_VALUE = 110
+BOX_MEDFILT = 13
+
+
+def _ch(channels: int, width: float) -> int:
+    return max(1, int(round(channels * width)))
+
+
+class SyncNet(nn.Module):
+    """SyncNet v2 (``SyncNetModel.S``): audio and lip towers mapping to a shared embedding space.
+
+    ``width=1.0, embedding_dim=1024`` is the official network.
+    """
+
+    def __init__(self, width: float = 1.0, embedding_dim: int = 1024):
+        super().__init__()
+        self.width = float(width)
+        self.embedding_dim = int(embedding_dim)
+        c = lambda n: _ch(n, width)  # noqa: E731 - local shorthand for the channel plan
+        self.netcnnaud = nn.Sequential(
+            nn.Conv2d(1, c(64), kernel_size=(3, 3), stride=(1, 1), padding=(1, 1)),
+            nn.BatchNorm2d(c(64)),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=(1, 1), stride=(1, 1)),
+            nn.Conv2d(c(64), c(192), kernel_size=(3, 3), stride=(1, 1), padding=(1, 1)),
+            nn.BatchNorm2d(c(192)),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=(3, 3), stride=(1, 2)),
+            nn.Conv2d(c(192), c(384), kernel_size=(3, 3), padding=(1, 1)),
+            nn.BatchNorm2d(c(384)),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c(384), c(256), kernel_size=(3, 3), padding=(1, 1)),
+            nn.BatchNorm2d(c(256)),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c(256), c(256), kernel_size=(3, 3), padding=(1, 1)),
+            nn.BatchNorm2d(c(256)),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=(3, 3), stride=(2, 2)),
+            nn.Conv2d(c(256), c(512), kernel_size=(5, 4), padding=(0, 0)),
+            nn.BatchNorm2d(c(512)),
+            nn.ReLU(),
+        )
+        self.netfcaud = nn.Sequential(
+            nn.Linear(c(512), c(512)),
+            nn.BatchNorm1d(c(512)),
+            nn.ReLU(),
+            nn.Linear(c(512), embedding_dim),
+        )
+        self.netfclip = nn.Sequential(
+            nn.Linear(c(512), c(512)),
+            nn.BatchNorm1d(c(512)),
+            nn.ReLU(),
+            nn.Linear(c(512), embedding_dim),
+        )
+        self.netcnnlip = nn.Sequential(
+            nn.Conv3d(3, c(96), kernel_size=(5, 7, 7), stride=(1, 2, 2), padding=0),
+            nn.BatchNorm3d(c(96)),
+            nn.ReLU(inplace=True),
+            nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2)),
+            nn.Conv3d(c(96), c(256), kernel_size=(1, 5, 5), stride=(1, 2, 2), padding=(0, 1, 1)),
+            nn.BatchNorm3d(c(256)),
+            nn.ReLU(inplace=True),
+            nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
+            nn.Conv3d(c(256), c(256), kernel_size=(1, 3, 3), padding=(0, 1, 1)),
+            nn.BatchNorm3d(c(256)),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(c(256), c(256), kernel_size=(1, 3, 3), padding=(0, 1, 1)),
+            nn.BatchNorm3d(c(256)),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(c(256), c(256), kernel_size=(1, 3, 3), padding=(0, 1, 1)),
+            nn.BatchNorm3d(c(256)),
+            nn.ReLU(inplace=True),
+            nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2)),
+            nn.Conv3d(c(256), c(512), kernel_size=(1, 6, 6), padding=0),
+            nn.BatchNorm3d(c(512)),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward_aud(self, mfcc: torch.Tensor) -> torch.Tensor:
+        """mfcc: [N, 1, 13, 20] -> [N, D]."""
+        mid = self.netcnnaud(mfcc)
+        return self.netfcaud(mid.reshape(mid.shape[0], -1))
+
+    def forward_lip(self, video: torch.Tensor) -> torch.Tensor:
+        """video: [N, 3, 5, 224, 224] BGR in 0..255 -> [N, D]."""
+        mid = self.netcnnlip(video)
+        return self.netfclip(mid.reshape(mid.shape[0], -1))
+
+    def config(self) -> dict:
+        return {"width": self.width, "embedding_dim": self.embedding_dim}
+
+
+def _read_checkpoint(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(config, state_dict) of an official state-dict file or one of our ``{config, state_dict}`` files."""
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user-facing weights problem
+        raise WeightsError(
+            f"cannot read as a torch state dict ({exc})",
+            path=path,
+            fix="pass the syncnet_v2.model file or a train-syncnet output",
+        ) from exc
+    if not isinstance(loaded, dict):
+        raise WeightsError(
+            f"expected a state dict, found {type(loaded).__name__}",
+            path=path,
+            fix="pass the syncnet_v2.model file or a train-syncnet output",
+        )
+    if "state_dict" in loaded and "config" in loaded:
+        return dict(loaded["config"]), loaded["state_dict"]
+    return {"width": 1.0, "embedding_dim": 1024}, loaded
+
+
+def _structure_problem(model: nn.Module, state: dict[str, torch.Tensor]) -> str | None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        return f"state-dict keys differ (missing {missing[:3]}..., unexpected {unexpected[:3]}...)"
+    for key, tensor in expected.items():
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            return f"{key}: shape {tuple(state[key].shape)} != {tuple(tensor.shape)}"
+    return None
+
+
+def check_syncnet_state_dict(path: Path) -> str | None:
+    """None if ``path`` loads into :class:`SyncNet` key by key with matching shapes, else the reason."""
+    try:
+        config, state = _read_checkpoint(Path(path))
+    except WeightsError as error:
+        return str(error)
+    return _structure_problem(SyncNet(**config), state)
+
+
+def load_syncnet(path: Path) -> SyncNet:
+    """A SyncNet in eval mode from the official ``syncnet_v2.model`` or a train-syncnet checkpoint."""
+    config, state = _read_checkpoint(Path(path))
+    model = SyncNet(**config)
+    problem = _structure_problem(model, state)
+    if problem is not None:
+        raise WeightsError(
+            f"not a SyncNet checkpoint: {problem}",
+            path=path,
+            fix="pass the official syncnet_v2.model or a train-syncnet output",
+        )
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def save_syncnet(model: SyncNet, path: Path, extra: dict | None = None) -> None:
+    """Our checkpoint format: ``{"config": {...}, "state_dict": ..., "extra": {...}}`` (atomic)."""
+    from gsbench.io import atomic_path
+
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"config": model.config(), "state_dict": state, "extra": extra or {}}, tmp)
+
+
+def audio_to_int16(audio: np.ndarray) -> np.ndarray:
+    """float audio in [-1, 1] -> int16 samples, the values ``wavfile.read`` gives for a 16-bit WAV."""
+    audio = np.asarray(audio)
+    if audio.dtype == np.int16:
+        return audio
+    return np.clip(np.round(audio.astype(np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def mfcc_features(audio: np.ndarray, sample_rate: int = SYNCNET_SAMPLE_RATE) -> np.ndarray:
+    """[13, N] MFCCs at 100 Hz, exactly ``python_speech_features.mfcc(int16 audio, sample_rate)``."""
+    import python_speech_features
+
+    return np.asarray(python_speech_features.mfcc(audio_to_int16(audio), sample_rate)).T
+
+
+def resample_frames_to_25fps(frames: np.ndarray, fps: float) -> np.ndarray:
+    """Nearest earlier frame at t = k/25 (what ``ffmpeg -r 25`` does for a constant-rate input)."""
+    if abs(fps - SYNCNET_FPS) < 1e-6:
+        return frames
+    duration = len(frames) / fps
+    count = int(math.floor(duration * SYNCNET_FPS + 1e-9))
+    index = np.minimum(np.floor(np.arange(count) / SYNCNET_FPS * fps + 1e-9).astype(int), len(frames) - 1)
+    return frames[index]
+
+
+def face_boxes_from_landmarks(points: np.ndarray, detected: np.ndarray) -> np.ndarray:
+    """Face track ``[T, 3]`` = (centre x, centre y, half size) from MediaPipe landmarks ``[T, 478, 2]``.
+
+    The box is the landmarks' bounding box (run_pipeline uses S3FD's box); half size is
+    ``max(w, h) / 2`` and all three are median-filtered over time with kernel 13 as in
+    ``run_pipeline.crop_video``. Frames without a detection take the nearest detected frame's box.
+    """
+    from scipy import signal
+
+    detected = np.asarray(detected, bool)
+    if not detected.any():
+        raise InputError(
+            "no face detected in any frame: cannot crop the face track for SyncNet",
+            fix="check that the rendered frames show a frontal face",
+        )
+    pts = np.asarray(points, np.float64)
+    lo = np.nanmin(np.where(detected[:, None, None], pts, np.nan), axis=1)
+    hi = np.nanmax(np.where(detected[:, None, None], pts, np.nan), axis=1)
+    idx = np.flatnonzero(detected)
+    nearest = idx[np.abs(np.arange(len(detected))[:, None] - idx[None, :]).argmin(axis=1)]
+    lo, hi = lo[nearest], hi[nearest]
+    track = np.stack(
+        [
+            (lo[:, 0] + hi[:, 0]) / 2,
+            (lo[:, 1] + hi[:, 1]) / 2,
+            np.maximum(hi[:, 0] - lo[:, 0], hi[:, 1] - lo[:, 1]) / 2,
+        ],
+        axis=1,
+    )
+    if len(track) >= BOX_MEDFILT:
+        track = np.stack([signal.medfilt(track[:, i], kernel_size=BOX_MEDFILT) for i in range(3)], axis=1)
+    return track
+
+
+def crop_faces(frames: np.ndarray, track: np.ndarray, crop_scale: float = CROP_SCALE) -> np.ndarray:
+    """[T, H, W, 3] uint8 + track [T, 3] -> [T, 224, 224, 3] uint8 crops (run_pipeline's crop rule)."""
+    crops = np.empty((len(frames), CROP_SIZE, CROP_SIZE, 3), np.uint8)
+    for t, (frame, (cx, cy, bs)) in enumerate(zip(frames, track, strict=True)):
+        bs = max(float(bs), 1.0)
+        bsi = int(bs * (1 + 2 * crop_scale))
+        padded = np.pad(frame, ((bsi, bsi), (bsi, bsi), (0, 0)), "constant", constant_values=CROP_PAD_VALUE)
+        my, mx = cy + bsi, cx + bsi
+        face = padded[
+            int(my - bs) : int(my + bs * (1 + 2 * crop_scale)),
+            int(mx - bs * (1 + crop_scale)) : int(mx + bs * (1 + crop_scale)),
+        ]
+        crops[t] = cv2.resize(face, (CROP_SIZE, CROP_SIZE))
+    return crops
+
+
+@dataclasses.dataclass
+class LseResult:
+    lse_d: float  # min over offsets of the mean distance (syncnet_python "Min dist")
+    lse_c: float  # median(mdist) - min(mdist) (syncnet_python "Confidence")
+    offset: int  # vshift - argmin (syncnet_python "AV offset"), in frames
+    mdist: np.ndarray  # [2*vshift+1] mean distance per offset
+    dists: np.ndarray  # [num_windows, 2*vshift+1]
+    num_windows: int
+
+
+def _pairwise_offsets(video_feat: torch.Tensor, audio_feat: torch.Tensor, vshift: int) -> torch.Tensor:
+    """[N, 2*vshift+1]: distance of video window i to audio windows i-vshift .. i+vshift (zero-padded)."""
+    win = 2 * vshift + 1
+    padded = torch.nn.functional.pad(audio_feat, (0, 0, vshift, vshift))
+    rows = [
+        torch.nn.functional.pairwise_distance(video_feat[[i], :].repeat(win, 1), padded[i : i + win, :])
+        for i in range(len(video_feat))
+    ]
+    return torch.stack(rows, 0)
+
+
+@torch.no_grad()
+def sync_features(
+    model: SyncNet, crops: np.ndarray, audio: np.ndarray, batch_size: int = 20
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-window video and audio embeddings ``[N, D]`` (N = min(T, len(audio) // 640) - 5).
+
+    crops: [T, 224, 224, 3] uint8 RGB at 25 fps; audio: 16 kHz mono (float in [-1, 1] or int16).
+    """
+    model.eval()
+    samples = audio_to_int16(audio)
+    mfcc = torch.from_numpy(mfcc_features(samples).astype(np.float32))  # [13, M]
+    min_length = min(len(crops), len(samples) // 640)
+    last = min_length - WINDOW_FRAMES
+    if last < 1:
+        raise InputError(
+            f"clip too short for SyncNet: {min_length} frames at 25 fps, needs at least 6",
+            fix="score clips of at least 0.24 s",
+        )
+    # syncnet_python reads frames with cv2 (BGR) as float 0..255: [1, 3, T, H, W]
+    video = torch.from_numpy(np.ascontiguousarray(crops[..., ::-1])).permute(3, 0, 1, 2).float()[None]
+    video_feat, audio_feat = [], []
+    for start in range(0, last, batch_size):
+        frames = range(start, min(last, start + batch_size))
+        video_in = torch.cat([video[:, :, v : v + WINDOW_FRAMES] for v in frames], 0)
+        audio_in = torch.stack(
+            [mfcc[None, :, MFCC_PER_FRAME * v : MFCC_PER_FRAME * v + MFCC_WINDOW] for v in frames], 0
+        )
+        video_feat.append(model.forward_lip(video_in))
+        audio_feat.append(model.forward_aud(audio_in))
+    return torch.cat(video_feat, 0), torch.cat(audio_feat, 0)
+
+
+def lse_from_crops(
+    model: SyncNet, crops: np.ndarray, audio: np.ndarray, vshift: int = DEFAULT_VSHIFT, batch_size: int = 20
+) -> LseResult:
+    """LSE-D and LSE-C of 25 fps face crops ``[T, 224, 224, 3]`` uint8 RGB with 16 kHz audio."""
+    video_feat, audio_feat = sync_features(model, crops, audio, batch_size)
+    dists = _pairwise_offsets(video_feat, audio_feat, vshift)
+    mdist = dists.mean(0)
+    minval, minidx = torch.min(mdist, 0)
+    conf = torch.median(mdist) - minval
+    return LseResult(
+        lse_d=float(minval),
+        lse_c=float(conf),
+        offset=int(vshift - int(minidx)),
+        mdist=mdist.numpy(),
+        dists=dists.numpy(),
+        num_windows=len(video_feat),
+    )

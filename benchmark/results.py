@@ -1,0 +1,172 @@
+"""``results.json``: one file per job, the only input of the leaderboards.
+
+Schema ``gsbench.results`` version 1 (keys in order)::
+
+    schema, schema_version
+    status            "ok" | "failed"
+    error             null | one line (the exception); the traceback is in log.txt
+    dataset           {name, root, hash, subjects}
+    protocol, method, subject, budget, seed
+    method_info       {oracle, paper, protocols, pretrained_networks, trained_as, ...method.info()}
+    config_hash       sha256 of config.json's canonical JSON (the resolved job + method config)
+    compositing       benchmark.protocols.COMPOSITING (identical for every method)
+    metrics           {name: MetricEntry} frame-weighted mean over the test sequences
+    sequences         {sequence: {num_frames, driven_by, video, comparison, metrics: {name: MetricEntry}}}
+    weights           {metric name: weight id} of every pretrained network that produced a metric
+    timing            {train_seconds, render_seconds, frames_rendered, render_fps, checkpoint_from}
+    num_gaussians     int | null
+    device, gsbench_version, git_commit, python, platform, finished_at
+
+``MetricEntry`` = ``{value: float | null, status: "ok" | "missing" | "skipped", reason, weight_id,
+direction: "higher" | "lower", details}``. ``missing``: a weight file or dependency was absent (the
+reason says which); ``skipped``: the protocol has no ground truth for it (cross-id image metrics).
+The mean of a metric is ``ok`` only when it is ``ok`` on every sequence; it is weighted by each
+sequence's number of frames, i.e. the mean over all test frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from gsbench.errors import ConfigError
+
+SCHEMA = "gsbench.results"
+SCHEMA_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    direction: str  # "higher" | "lower"
+    label: str
+    sync: bool = False  # computed from the video + audio alone (no ground-truth frames needed)
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.direction == "higher" else "↓"
+
+
+METRICS: dict[str, MetricInfo] = {
+    m.name: m
+    for m in (
+        MetricInfo("psnr", "higher", "PSNR (dB)"),
+        MetricInfo("psnr_masked", "higher", "PSNR head (dB)"),
+        MetricInfo("ssim", "higher", "SSIM"),
+        MetricInfo("ssim_masked", "higher", "SSIM head"),
+        MetricInfo("lpips", "lower", "LPIPS"),
+        MetricInfo("lpips_masked", "lower", "LPIPS head"),
+        MetricInfo("lmd", "lower", "LMD mouth (px)"),
+        MetricInfo("lmd_face", "lower", "LMD face (px)"),
+        MetricInfo("lse_d", "lower", "LSE-D", sync=True),
+        MetricInfo("lse_c", "higher", "LSE-C", sync=True),
+    )
+}
+
+
+def metric_info(name: str) -> MetricInfo:
+    """Direction of a metric; unknown names (a metric added later) default to 'higher' and say so."""
+    if name in METRICS:
+        return METRICS[name]
+    base = name.removesuffix("_masked")
+    if base in METRICS:
+        return dataclasses.replace(METRICS[base], name=name, label=f"{METRICS[base].label} head")
+    return MetricInfo(name, "higher", f"{name} (direction unknown)")
+
+
+def metric_entry(result: Any) -> dict[str, Any]:
+    """A ``benchmark.metrics.MetricResult`` (or an equivalent dict) as a results.json entry."""
+    if isinstance(result, dict):
+        get = result.get
+    else:
+
+        def get(key, default=None):
+            return getattr(result, key, default)
+
+    name = get("name")
+    value = get("value")
+    return {
+        "value": None if value is None else float(value),
+        "status": get("status", "ok"),
+        "reason": get("reason", "") or "",
+        "weight_id": get("weight_id"),
+        "direction": metric_info(name).direction,
+        "details": _jsonable(get("details", {}) or {}),
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def mean_metrics(per_sequence: dict[str, dict[str, dict]], frames: dict[str, int]) -> dict[str, dict]:
+    """Frame-weighted mean of each metric over sequences; not ``ok`` if any sequence is not."""
+    names = list(dict.fromkeys(n for metrics in per_sequence.values() for n in metrics))
+    means = {}
+    for name in names:
+        entries = {seq: metrics.get(name) for seq, metrics in per_sequence.items()}
+        bad = {seq: e for seq, e in entries.items() if e is None or e["status"] != "ok" or e["value"] is None}
+        weight_ids = sorted({e["weight_id"] for e in entries.values() if e and e.get("weight_id")})
+        direction = metric_info(name).direction
+        if bad:
+            seq, entry = next(iter(bad.items()))
+            status = entry["status"] if entry else "missing"
+            reason = entry["reason"] if entry else "not computed"
+            reasons = {(e["reason"] if e else "not computed") for e in bad.values()}
+            means[name] = {
+                "value": None,
+                "status": status,
+                "direction": direction,
+                "reason": reason
+                if len(bad) == len(entries) and len(reasons) == 1
+                else f"{len(bad)}/{len(entries)} sequences not ok (e.g. {seq}: {reason})",
+                "weight_id": ",".join(weight_ids) or None,
+                "details": {},
+            }
+            continue
+        total = sum(frames[seq] for seq in entries)
+        value = sum(entries[seq]["value"] * frames[seq] for seq in entries) / total
+        means[name] = {
+            "value": value,
+            "status": "ok",
+            "reason": "",
+            "direction": direction,
+            "weight_id": ",".join(weight_ids) or None,
+            "details": {"weighting": "frames", "num_frames": total},
+        }
+    return means
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """Read and check one results.json (schema and the keys the leaderboards need)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(
+            f"cannot read results ({error})", path=path, fix="re-run the job with `gsbench run --force`"
+        ) from error
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise ConfigError(f"not a {SCHEMA} file", path=path, fix="re-run the job with `gsbench run --force`")
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise ConfigError(
+            f"results schema_version {data.get('schema_version')} is not {SCHEMA_VERSION}",
+            path=path,
+            fix="re-run the job with this gsbench (`gsbench run --force`)",
+        )
+    for key in ("status", "dataset", "protocol", "method", "subject", "metrics"):
+        if key not in data:
+            raise ConfigError(
+                f"results lack {key!r}", path=path, fix="re-run the job with `gsbench run --force`"
+            )
+    return data
+
+
+def find_results(runs_dir: str | Path) -> list[Path]:
+    """Every ``<runs>/<dataset>/<protocol>/<method>/<subject>/results.json``, sorted."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    return sorted(runs_dir.glob("*/*/*/*/results.json"))

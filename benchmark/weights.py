@@ -1,0 +1,254 @@
+"""Registry of the pretrained networks the metrics (and later the methods) need.
+
+Every pretrained file is looked up by **name**, checked against its registered **sha256**, and
+reported by its **id** (``name:<first 12 hex of its sha256>``) in every result it produces.
+
+Where a file is looked for, first hit wins:
+
+1. ``$GSBENCH_WEIGHTS`` (one folder, or several separated by ``os.pathsep``),
+2. ``~/.cache/gsbench/weights`` (the user folder; ``gsbench weights add`` copies files here),
+3. the torch hub cache ``$TORCH_HOME/hub/checkpoints`` (default ``~/.cache/torch/hub/checkpoints``),
+   where torchvision leaves ``alexnet-owt-7be5be79.pth`` on a machine that has downloaded it.
+
+Checksums. Only files whose real source is known are registered:
+
+* ``lpips-alexnet``: torchvision's ImageNet AlexNet, ``alexnet-owt-7be5be79.pth``. torchvision names its
+  files ``<name>-<first 8 hex of the sha256>.pth`` and checks that prefix on download
+  (``torch.hub.download_url_to_file(hash_prefix=...)``); the full sha256 of the official file was not
+  available to us, so the registry checks the published 8-hex prefix (``sha256_prefix``) and records the
+  full sha256 of the file it found in the id.
+* ``syncnet-v2``: ``syncnet_v2.model`` of joonson/syncnet_python (fetched by its ``download_model.sh``).
+  Its authors publish no checksum, so ``expected_sha256`` is unknown; the registry accepts the file only
+  if it loads into our SyncNet by state-dict key with every shape matching (a structural check), and the
+  id carries the sha256 of the file actually used.
+* ``syncnet-gsbench-<sha8>``: SyncNets trained by ``gsbench weights train-syncnet`` on a dataset. They
+  are ours, not the official network: the name says so, the sidecar ``.json`` records the dataset, seed
+  and schedule, and every metric computed with one carries that name in its weight id.
+
+Placeholders for audio encoders (wav2vec 2.0, HuBERT, DeepSpeech) are added when their methods land and
+their files' sources are pinned; none is registered before then.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from gsbench.errors import InputError, WeightsError
+from gsbench.io import atomic_path, sha256_file, write_json
+
+TRAINED_SYNCNET_PREFIX = "syncnet-gsbench-"
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightSpec:
+    """One registered pretrained file."""
+
+    name: str
+    filename: str
+    url: str
+    description: str
+    expected_sha256: str | None = None  # full hex digest where the source publishes one
+    sha256_prefix: str | None = None  # published prefix (torchvision file names) where only that is known
+    origin: str = "official"  # "official" (the authors' file) or "ours" (trained by gsbench)
+    checksum_note: str = ""
+
+    def check_digest(self, digest: str) -> str | None:
+        """None when ``digest`` matches what is registered, else the reason it does not."""
+        if self.expected_sha256 is not None and digest != self.expected_sha256:
+            return f"sha256 {digest} != registered {self.expected_sha256}"
+        if self.sha256_prefix is not None and not digest.startswith(self.sha256_prefix):
+            return f"sha256 {digest[:16]}... does not start with the published prefix {self.sha256_prefix}"
+        return None
+
+
+def _check_lpips_alexnet(path: Path) -> str | None:
+    from benchmark.metrics.lpips_metric import check_alexnet_state_dict
+
+    return check_alexnet_state_dict(path)
+
+
+def _check_syncnet(path: Path) -> str | None:
+    from benchmark.metrics.syncnet import check_syncnet_state_dict
+
+    return check_syncnet_state_dict(path)
+
+
+REGISTRY: dict[str, WeightSpec] = {
+    "lpips-alexnet": WeightSpec(
+        name="lpips-alexnet",
+        filename="alexnet-owt-7be5be79.pth",
+        url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+        description="torchvision ImageNet AlexNet (IMAGENET1K_V1): the LPIPS v0.1 'alex' backbone",
+        sha256_prefix="7be5be79",
+        checksum_note="full sha256 unpublished; torchvision's 8-hex file-name prefix is checked",
+    ),
+    "syncnet-v2": WeightSpec(
+        name="syncnet-v2",
+        filename="syncnet_v2.model",
+        url="http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
+        description="official SyncNet (Chung & Zisserman 2016) of joonson/syncnet_python, for LSE-D/LSE-C",
+        checksum_note="no published checksum; accepted only if every state-dict key and shape matches",
+    ),
+}
+
+STRUCTURE_CHECKS: dict[str, Callable[[Path], str | None]] = {
+    "lpips-alexnet": _check_lpips_alexnet,
+    "syncnet-v2": _check_syncnet,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedWeight:
+    """A registered file found on disk and verified."""
+
+    name: str
+    path: Path
+    sha256: str
+    origin: str
+
+    @property
+    def weight_id(self) -> str:
+        return f"{self.name}:{self.sha256[:12]}"
+
+
+def default_search_paths() -> list[Path]:
+    paths: list[Path] = []
+    env = os.environ.get("GSBENCH_WEIGHTS", "")
+    paths += [Path(p).expanduser() for p in env.split(os.pathsep) if p]
+    paths.append(user_weights_dir())
+    torch_home = os.environ.get("TORCH_HOME")
+    hub = Path(torch_home).expanduser() if torch_home else Path("~/.cache/torch").expanduser()
+    paths.append(hub / "hub" / "checkpoints")
+    return paths
+
+
+def user_weights_dir() -> Path:
+    """Where ``gsbench weights add`` and ``train-syncnet`` store files: ``~/.cache/gsbench/weights``."""
+    return Path("~/.cache/gsbench/weights").expanduser()
+
+
+def trained_syncnet_spec(name: str) -> WeightSpec:
+    """Spec of a SyncNet trained by gsbench; its name ends in the first 8 hex of its sha256."""
+    digest_prefix = name[len(TRAINED_SYNCNET_PREFIX) :]
+    return WeightSpec(
+        name=name,
+        filename=f"{name}.pt",
+        url="",
+        description="SyncNet trained by gsbench weights train-syncnet (ours, not the official network)",
+        sha256_prefix=digest_prefix,
+        origin="ours",
+        checksum_note="trained here; the name carries the sha256 prefix, the .json sidecar the provenance",
+    )
+
+
+class WeightRegistry:
+    """Finds, verifies and reports registered weight files.
+
+    ``syncnet`` names the SyncNet that LSE-D/LSE-C use: ``syncnet-v2`` (official, the default) or a
+    ``syncnet-gsbench-<sha8>`` trained here. Nothing is substituted when the named file is missing.
+    """
+
+    def __init__(
+        self,
+        search_paths: list[Path] | None = None,
+        *,
+        syncnet: str = "syncnet-v2",
+        specs: dict[str, WeightSpec] | None = None,
+    ):
+        self.search_paths = [
+            Path(p) for p in (search_paths if search_paths is not None else default_search_paths())
+        ]
+        self.syncnet = syncnet
+        # ``specs`` replaces registered entries by name (tests, or a site pinning its own files)
+        self.specs = {**REGISTRY, **(specs or {})}
+        self._verified: dict[Path, str] = {}
+
+    def spec(self, name: str) -> WeightSpec:
+        if name in self.specs:
+            return self.specs[name]
+        if name.startswith(TRAINED_SYNCNET_PREFIX) and len(name) > len(TRAINED_SYNCNET_PREFIX):
+            return trained_syncnet_spec(name)
+        known = ", ".join(sorted(self.specs) + [f"{TRAINED_SYNCNET_PREFIX}<sha8>"])
+        raise WeightsError(f"unknown weight name {name!r}", fix=f"use one of: {known}")
+
+    def names(self) -> list[str]:
+        """Registered names plus every trained SyncNet found in the search paths."""
+        trained = set()
+        for folder in self.search_paths:
+            if folder.is_dir():
+                trained.update(p.stem for p in folder.glob(f"{TRAINED_SYNCNET_PREFIX}*.pt"))
+        return list(self.specs) + sorted(trained)
+
+    def candidates(self, name: str) -> list[Path]:
+        spec = self.spec(name)
+        return [folder / spec.filename for folder in self.search_paths if (folder / spec.filename).is_file()]
+
+    def find(self, name: str) -> ResolvedWeight:
+        """The first candidate file of ``name`` that passes its checks; WeightsError if none does."""
+        spec = self.spec(name)
+        problems = []
+        for path in self.candidates(name):
+            reason = self._verify(spec, path)
+            if reason is None:
+                return ResolvedWeight(spec.name, path, self._verified[path], spec.origin)
+            problems.append(f"{path}: {reason}")
+        where = ", ".join(str(p) for p in self.search_paths)
+        if problems:
+            raise WeightsError(
+                f"no valid {spec.filename} for {name!r}: " + "; ".join(problems),
+                fix=f"gsbench weights add {name} <file from {spec.url or 'train-syncnet'}>",
+            )
+        fix = (
+            f"download {spec.url} and run: gsbench weights add {name} FILE"
+            if spec.url
+            else "gsbench weights train-syncnet DATASET"
+        )
+        raise WeightsError(f"{spec.filename} ({name}) not found in {where}", fix=fix)
+
+    def status(self, name: str) -> tuple[str, ResolvedWeight | None, str]:
+        """(``ok`` | ``missing`` | ``invalid``, the resolved weight or None, reason)."""
+        try:
+            return "ok", self.find(name), ""
+        except WeightsError as error:
+            return ("invalid" if self.candidates(name) else "missing"), None, str(error)
+
+    def _verify(self, spec: WeightSpec, path: Path) -> str | None:
+        digest = self._verified.get(path) or sha256_file(path)
+        reason = spec.check_digest(digest)
+        if reason is None:
+            structure = STRUCTURE_CHECKS.get(spec.name) or (_check_syncnet if spec.origin == "ours" else None)
+            if structure is not None:
+                reason = structure(path)
+        if reason is None:
+            self._verified[path] = digest
+        return reason
+
+    def add(self, name: str, source: Path, dest_dir: Path | None = None) -> ResolvedWeight:
+        """Verify ``source`` against ``name``'s registration and copy it atomically into the user folder."""
+        spec = self.spec(name)
+        source = Path(source)
+        if not source.is_file():
+            raise InputError("weight file not found", path=source, fix="pass the path of the downloaded file")
+        reason = self._verify(spec, source)
+        if reason is not None:
+            raise WeightsError(
+                f"rejected as {name!r}: {reason}",
+                path=source,
+                fix=f"get the file from {spec.url}" if spec.url else "re-run train-syncnet",
+            )
+        dest = (dest_dir or user_weights_dir()) / spec.filename
+        digest = self._verified[source]
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(source, tmp)
+            if sha256_file(tmp) != digest:
+                raise WeightsError("copy does not match the source's sha256", path=dest, fix="retry")
+        sidecar = source.with_suffix(".json")
+        if spec.origin == "ours" and sidecar.is_file():
+            write_json(dest.with_suffix(".json"), json.loads(sidecar.read_text()))
+        self._verified[dest] = digest
+        return ResolvedWeight(name, dest, digest, spec.origin)

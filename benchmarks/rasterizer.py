@@ -1,0 +1,155 @@
+"""Rasterizer speed and memory: forward and forward+backward for (128², 5k), (256², 20k), (512², 50k).
+
+    .venv/bin/python benchmarks/rasterizer.py                 # C++ CPU backend (the default "cpu")
+    .venv/bin/python benchmarks/rasterizer.py --backend cpu-torch --backend cpu
+    .venv/bin/python benchmarks/rasterizer.py --cases 1       # only 256², 20k
+
+Each (case, backend) runs in its own subprocess so the peak resident memory it reports (``ru_maxrss``
+minus the RSS after building the scene) belongs to that case alone. Times are medians over
+``--repeats`` runs after one warm-up. The scene is a slab of random Gaussians filling the view with
+~20 splat-pixel overlaps per pixel (the density of the prototype measurements in
+shared/notes/environment.md). On a CUDA machine, gsplat's figures are printed beside ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+CASES = [(128, 5_000), (256, 20_000), (512, 50_000)]
+
+
+def make_scene(size: int, n: int, seed: int = 0, device: str = "cpu"):
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    focal = 1.2 * size
+    depth = 4.0
+    half = 0.5 * size / focal * depth  # half extent of the view at the slab's depth
+    means = torch.stack(
+        [
+            (torch.rand(n, generator=gen) * 2 - 1) * half,
+            (torch.rand(n, generator=gen) * 2 - 1) * half,
+            depth + (torch.rand(n, generator=gen) - 0.5),
+        ],
+        -1,
+    )
+    sigma_px = 0.85 * math.sqrt(size * size / n)
+    scales = sigma_px * depth / focal * torch.exp(0.3 * torch.randn(n, 3, generator=gen))
+    quats = torch.randn(n, 4, generator=gen)
+    opacities = torch.sigmoid(torch.randn(n, generator=gen))
+    colors = torch.rand(n, 3, generator=gen)
+    viewmats = torch.eye(4)[None]
+    Ks = torch.tensor([[focal, 0.0, size / 2], [0.0, focal, size / 2], [0.0, 0.0, 1.0]])[None]
+    return [t.to(device) for t in (means, quats, scales, opacities, colors, viewmats, Ks)]
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def run_case(case: int, backend: str, repeats: int) -> dict:
+    import torch
+
+    from avatars.render import rasterize
+
+    size, n = CASES[case]
+    device = "cuda" if backend == "gsplat" else "cpu"
+    scene = make_scene(size, n, device=device)
+    params = [t.clone().requires_grad_(i < 5) for i, t in enumerate(scene)]
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    grad_weights = torch.rand(1, size, size, 3, generator=torch.Generator().manual_seed(1)).to(device)
+    rss0 = rss_bytes()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+    def forward():
+        with torch.no_grad():
+            return rasterize(*scene, size, size, backend=backend)
+
+    def forward_backward():
+        out = rasterize(*params, size, size, backend=backend)
+        (out.features * grad_weights).sum().backward()
+        return out
+
+    timings = {}
+    for name, fn in (("forward", forward), ("fwd+bwd", forward_backward)):
+        out = fn()  # warm-up (and, for "cpu", the one-time JIT build / load)
+        sync()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - start)
+        timings[name] = statistics.median(times)
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if device == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0
+    )
+    visible = int((out.radii > 0).sum())
+    return {
+        "size": size,
+        "n": n,
+        "backend": out.backend,
+        "forward_ms": 1e3 * timings["forward"],
+        "fwd_bwd_ms": 1e3 * timings["fwd+bwd"],
+        "peak_mb": peak / 2**20,
+        "visible": visible,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", action="append", help="cpu (default), cpu-torch, gsplat; repeatable")
+    parser.add_argument("--cases", default="0,1,2", help="comma-separated indices into " + str(CASES))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        case, backend = args.child.split(":")
+        print(json.dumps(run_case(int(case), backend, args.repeats)))
+        return
+    backends = args.backend or ["cpu"]
+    try:
+        import torch
+
+        if torch.cuda.is_available() and "gsplat" not in backends:
+            import gsplat  # noqa: F401
+
+            backends.append("gsplat")
+    except ImportError:
+        pass
+    load = os.getloadavg()
+    print(f"# {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    header = f"{'image':>8} {'N':>7} {'backend':>10} {'forward':>10} {'fwd+bwd':>10} {'peak mem':>10} {'visible':>8}"
+    print(header)
+    for case in (int(c) for c in args.cases.split(",")):
+        for backend in backends:
+            result = subprocess.run(
+                [sys.executable, __file__, "--child", f"{case}:{backend}", "--repeats", str(args.repeats)],
+                capture_output=True,
+                text=True,
+            )
+            if result.returncode != 0:
+                print(f"{CASES[case]} {backend}: failed\n{result.stderr[-2000:]}")
+                continue
+            r = json.loads(result.stdout.strip().splitlines()[-1])
+            print(
+                f"{r['size']:>4}x{r['size']:<4} {r['n']:>7} {r['backend']:>10} {r['forward_ms']:>8.1f}ms "
+                f"{r['fwd_bwd_ms']:>8.1f}ms {r['peak_mb']:>8.0f}MB {r['visible']:>8}"
+            )
+
+
+if __name__ == "__main__":
+    main()

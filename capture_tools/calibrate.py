@@ -1,0 +1,545 @@
+"""Multi-camera calibration from a ChArUco board (cv2.aruco, OpenCV 4.11 API) and pycolmap bundle adjustment.
+
+1. Per camera: ChArUco corners on every calibration frame (``cv2.aruco.CharucoDetector`` + sub-pixel).
+2. Pairing across cameras (:func:`assign_slots`): frames are put on a common clock (per-camera offsets
+   from the calibration videos' mic tracks when they have them); where the board is held still, each
+   hold becomes one view with corners averaged over its frames and holds overlapping in time share a
+   board pose, which makes pairing immune to sub-frame offsets. A board in constant motion falls back
+   to per-frame pairing of frames whose times agree within ``max_pair_mismatch_frames``.
+3. Per camera: intrinsics ``K`` and OpenCV distortion ``(k1, k2, p1, p2)`` (``k3`` fixed at 0) with
+   ``cv2.calibrateCamera`` (Zhang's method + Levenberg-Marquardt), and a board pose per view (PnP).
+4. Extrinsics initialised from the board poses: ``cam_from_ref = cam_from_board · (ref_from_board)⁻¹``
+   averaged over the views both cameras share (chained through other cameras when needed).
+5. Joint refinement with pycolmap's bundle adjustment over all cameras and board poses, using COLMAP 4's
+   rig model: the board is the (fixed, metric) world, each board pose is a rig *frame* whose
+   ``rig_from_world`` is the board pose, and each camera is a rig *sensor* whose ``sensor_from_rig`` is
+   its extrinsic relative to the reference (frontal) camera. Board points are constant, so the metric
+   scale comes from the board's square size and there is no gauge freedom. Intrinsics (COLMAP's
+   ``OPENCV`` model: fx, fy, cx, cy, k1, k2, p1, p2) are refined jointly: every board pose seen by
+   several cameras constrains all of them, which single-camera calibration cannot do.
+6. World frame: origin at the point closest (least squares) to all optical axes (the rig's look-at
+   point, where the head sits); axes from the frontal camera turned to a y-up, head-facing-+z frame:
+   ``x = x_frontal, y = -y_frontal, z = -z_frontal`` (the frontal camera looks along -z, FLAME/OpenGL
+   style). Cameras stay in the OpenCV convention (``world_to_cam`` maps world to x right, y down,
+   z forward).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from capture_tools.rig import BoardSpec
+from gsbench.errors import StageError
+
+
+@dataclass(frozen=True)
+class CalibrationParams:
+    max_views: int = 60  # per camera, evenly spaced among the detections, for the intrinsics
+    min_corners: int = 8  # ChArUco corners for a view to count
+    min_views: int = 6  # views per camera needed for its intrinsics
+    max_pair_mismatch_frames: float = 0.05
+    static_px: float = 0.5  # corner motion below which the board counts as held still
+    refine_with_bundle_adjustment: bool = True
+    refine_intrinsics: bool = True  # free K and distortion in the joint bundle adjustment
+
+
+@dataclass
+class CameraCalibration:
+    camera_id: str
+    width: int
+    height: int
+    K: np.ndarray  # [3,3] raw (distorted) image
+    dist: np.ndarray  # [5] k1 k2 p1 p2 k3
+    world_to_cam: np.ndarray = field(default_factory=lambda: np.eye(4))  # [4,4]
+    num_views: int = 0
+    rms_px: float = float("nan")  # joint reprojection RMS over this camera's observations
+    intrinsics_rms_px: float = float("nan")  # cv2.calibrateCamera's own RMS
+
+    def to_dict(self) -> dict:
+        return {
+            "K": self.K,
+            "dist": self.dist,
+            "world_to_cam": self.world_to_cam,
+            "width": self.width,
+            "height": self.height,
+            "num_views": self.num_views,
+            "rms_px": self.rms_px,
+            "intrinsics_rms_px": self.intrinsics_rms_px,
+        }
+
+    @classmethod
+    def from_dict(cls, camera_id: str, data: dict) -> CameraCalibration:
+        return cls(
+            camera_id=camera_id,
+            width=int(data["width"]),
+            height=int(data["height"]),
+            K=np.asarray(data["K"], np.float64),
+            dist=np.asarray(data["dist"], np.float64),
+            world_to_cam=np.asarray(data["world_to_cam"], np.float64),
+            num_views=int(data["num_views"]),
+            rms_px=float(data["rms_px"]),
+            intrinsics_rms_px=float(data["intrinsics_rms_px"]),
+        )
+
+
+@dataclass(frozen=True)
+class BoardView:
+    slot: int  # board pose id shared by all cameras (a hold of the board, or one time instant)
+    time_s: float  # on the common calibration clock
+    object_points: np.ndarray  # [N,3] board frame, metres
+    image_points: np.ndarray  # [N,2] pixels
+    corner_ids: np.ndarray  # [N]
+
+
+def make_board(spec: BoardSpec) -> cv2.aruco.CharucoBoard:
+    dictionary = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, spec.dictionary))
+    return cv2.aruco.CharucoBoard(
+        (spec.squares_x, spec.squares_y), spec.square_length_m, spec.marker_length_m, dictionary
+    )
+
+
+def detect_board(
+    frames: np.ndarray, board: cv2.aruco.CharucoBoard, times_s: np.ndarray, min_corners: int
+) -> list[BoardView]:
+    """ChArUco corners in each RGB frame ``[T,H,W,3]`` (``times_s[t]``: frame t on the common clock).
+
+    Views get ``slot = -1``; :func:`assign_slots` pairs them across cameras."""
+    parameters = cv2.aruco.DetectorParameters()
+    charuco_parameters = cv2.aruco.CharucoParameters()
+    charuco_parameters.minMarkers = 2
+    detector = cv2.aruco.CharucoDetector(board, charuco_parameters, parameters)
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 50, 1e-4)
+    views = []
+    for frame, time_s in zip(frames, times_s, strict=True):
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        corners, ids, _, _ = detector.detectBoard(gray)
+        if ids is None or len(ids) < min_corners:
+            continue
+        corners = cv2.cornerSubPix(gray, corners.astype(np.float32), (3, 3), (-1, -1), criteria)
+        object_points, image_points = board.matchImagePoints(corners, ids)
+        views.append(
+            BoardView(
+                slot=-1,
+                time_s=float(time_s),
+                object_points=object_points.reshape(-1, 3).astype(np.float64),
+                image_points=image_points.reshape(-1, 2).astype(np.float64),
+                corner_ids=ids.ravel().astype(np.int64),
+            )
+        )
+    return views
+
+
+def _static_runs(views: list[BoardView], fps: float, static_px: float) -> list[list[BoardView]]:
+    """Runs of consecutive frames in which the board does not move (corners within ``static_px``)."""
+    runs: list[list[BoardView]] = []
+    current: list[BoardView] = []
+    for view in views:
+        if current:
+            previous = current[-1]
+            common, i_prev, i_cur = np.intersect1d(previous.corner_ids, view.corner_ids, return_indices=True)
+            consecutive = abs(view.time_s - previous.time_s) < 1.5 / fps
+            moved = (
+                np.abs(previous.image_points[i_prev] - view.image_points[i_cur]).max()
+                if len(common)
+                else np.inf
+            )
+            if consecutive and moved < static_px:
+                current.append(view)
+                continue
+            runs.append(current)
+        current = [view]
+    if current:
+        runs.append(current)
+    return [run for run in runs if len(run) >= 3]
+
+
+def _average_run(run: list[BoardView]) -> BoardView:
+    """One view per hold: corners seen in every frame of the run, averaged (noise / sqrt(n))."""
+    common = run[0].corner_ids
+    for view in run[1:]:
+        common = np.intersect1d(common, view.corner_ids)
+
+    def rows(view: BoardView) -> np.ndarray:
+        index = {int(corner): row for row, corner in enumerate(view.corner_ids)}
+        return np.array([index[int(corner)] for corner in common], np.int64)
+
+    image_points = np.mean([view.image_points[rows(view)] for view in run], axis=0)
+    return BoardView(
+        slot=-1,
+        time_s=float(np.mean([v.time_s for v in run])),
+        object_points=run[0].object_points[rows(run[0])],
+        image_points=image_points,
+        corner_ids=common,
+    )
+
+
+def assign_slots(
+    views_by_camera: dict[str, list[BoardView]],
+    fps: float,
+    static_px: float = 0.5,
+    max_pair_mismatch_frames: float = 0.05,
+) -> tuple[dict[str, list[BoardView]], str]:
+    """Pair views across cameras (same ``slot`` = same board pose).
+
+    When the board is held still (runs of >= 3 frames whose corners move less than ``static_px``),
+    each hold becomes one averaged view, and holds of different cameras that overlap in time share a
+    slot: immune to sub-frame offsets between the cameras. Otherwise each frame is its own instant and
+    views pair when their times agree within ``max_pair_mismatch_frames``. Returns the mode used.
+    """
+    runs = {camera: _static_runs(views, fps, static_px) for camera, views in views_by_camera.items()}
+    static_views = sum(len(run) for camera_runs in runs.values() for run in camera_runs)
+    total_views = sum(len(views) for views in views_by_camera.values())
+    if total_views and static_views >= 0.5 * total_views:
+        intervals = []  # (start, end, camera, averaged view)
+        for camera, camera_runs in runs.items():
+            for run in camera_runs:
+                intervals.append((run[0].time_s, run[-1].time_s, camera, _average_run(run)))
+        intervals.sort(key=lambda item: item[0])
+        out: dict[str, list[BoardView]] = {camera: [] for camera in views_by_camera}
+        slot, slot_end = -1, -np.inf
+        for start, end, camera, view in intervals:
+            if start > slot_end:  # no overlap with the current hold: a new board pose
+                slot += 1
+                slot_end = end
+            else:
+                slot_end = max(slot_end, end)
+            if any(v.slot == slot for v in out[camera]):
+                continue
+            out[camera].append(
+                BoardView(slot, view.time_s, view.object_points, view.image_points, view.corner_ids)
+            )
+        return out, "static holds"
+    out = {}
+    for camera, views in views_by_camera.items():
+        kept = []
+        for view in views:
+            position = view.time_s * fps
+            if abs(position - round(position)) <= max_pair_mismatch_frames:
+                kept.append(
+                    BoardView(
+                        int(round(position)),
+                        view.time_s,
+                        view.object_points,
+                        view.image_points,
+                        view.corner_ids,
+                    )
+                )
+        out[camera] = kept
+    return out, "per frame"
+
+
+def calibrate_intrinsics(
+    views: list[BoardView], width: int, height: int, params: CalibrationParams
+) -> tuple[np.ndarray, np.ndarray, float, dict[int, np.ndarray]]:
+    """``K [3,3]``, ``dist [5]``, RMS, and the board pose ``cam_from_board [4,4]`` of every view (by slot)."""
+    chosen = views
+    if len(views) > params.max_views:
+        chosen = [views[i] for i in np.linspace(0, len(views) - 1, params.max_views).round().astype(int)]
+    object_points = [v.object_points.astype(np.float32) for v in chosen]
+    image_points = [v.image_points.astype(np.float32) for v in chosen]
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 100, 1e-10)
+    rms, K, dist, _, _ = cv2.calibrateCamera(
+        object_points, image_points, (width, height), None, None, flags=cv2.CALIB_FIX_K3, criteria=criteria
+    )
+    dist = dist.ravel()[:5].astype(np.float64)
+    poses = {}
+    for view in views:  # every view gets a pose (for extrinsics), not only those used for intrinsics
+        ok, rvec, tvec = cv2.solvePnP(
+            view.object_points, view.image_points, K, dist, flags=cv2.SOLVEPNP_ITERATIVE
+        )
+        if ok:
+            poses[view.slot] = _to_matrix(rvec, tvec)
+    return K, dist, float(rms), poses
+
+
+def _to_matrix(rvec: np.ndarray, tvec: np.ndarray) -> np.ndarray:
+    matrix = np.eye(4)
+    matrix[:3, :3] = cv2.Rodrigues(np.asarray(rvec, np.float64))[0]
+    matrix[:3, 3] = np.asarray(tvec, np.float64).ravel()
+    return matrix
+
+
+def _mean_pose(poses: list[np.ndarray]) -> np.ndarray:
+    """Chordal L2 mean of rotations (SVD projection) and mean translation."""
+    rotation_sum = sum(p[:3, :3] for p in poses)
+    u, _, vt = np.linalg.svd(rotation_sum)
+    rotation = u @ np.diag([1.0, 1.0, np.linalg.det(u @ vt)]) @ vt
+    mean = np.eye(4)
+    mean[:3, :3] = rotation
+    mean[:3, 3] = np.mean([p[:3, 3] for p in poses], axis=0)
+    return mean
+
+
+def initial_extrinsics(
+    board_poses: dict[str, dict[int, np.ndarray]], reference: str
+) -> dict[str, np.ndarray]:
+    """``cam_from_ref [4,4]`` per camera from shared board views, chained breadth-first from ``reference``."""
+    cam_from_ref = {reference: np.eye(4)}
+    queue = deque([reference])
+    while queue:
+        known = queue.popleft()
+        for camera, poses in board_poses.items():
+            if camera in cam_from_ref:
+                continue
+            shared = sorted(set(poses) & set(board_poses[known]))
+            if len(shared) < 2:
+                continue
+            relative = [poses[s] @ np.linalg.inv(board_poses[known][s]) for s in shared]
+            cam_from_ref[camera] = _mean_pose(relative) @ cam_from_ref[known]
+            queue.append(camera)
+    return cam_from_ref
+
+
+def bundle_adjust(
+    calibrations: dict[str, CameraCalibration],
+    views: dict[str, list[BoardView]],
+    cam_from_ref: dict[str, np.ndarray],
+    board_poses: dict[str, dict[int, np.ndarray]],
+    reference: str,
+    board: cv2.aruco.CharucoBoard,
+    refine: bool = True,
+    refine_intrinsics: bool = True,
+) -> dict[str, np.ndarray]:
+    """Refine ``cam_from_ref``, the board poses and (``refine_intrinsics``) every camera's K and
+    distortion with pycolmap's rig bundle adjustment; returns the new ``cam_from_ref`` and updates each
+    camera's ``K``, ``dist``, ``rms_px`` and ``num_views``."""
+    import pycolmap
+
+    cameras = list(calibrations)
+    camera_index = {c: i + 1 for i, c in enumerate(cameras)}
+    reconstruction = pycolmap.Reconstruction()
+    rig = pycolmap.Rig(rig_id=1)
+    cameras.sort(key=lambda c: c != reference)  # COLMAP wants the rig's reference sensor first
+    for camera in cameras:
+        cal = calibrations[camera]
+        fx, fy, cx, cy = cal.K[0, 0], cal.K[1, 1], cal.K[0, 2], cal.K[1, 2]
+        k1, k2, p1, p2, _ = cal.dist
+        reconstruction.add_camera(
+            pycolmap.Camera(
+                model="OPENCV",
+                width=cal.width,
+                height=cal.height,
+                camera_id=camera_index[camera],
+                params=[fx, fy, cx, cy, k1, k2, p1, p2],
+            )
+        )
+        sensor = pycolmap.sensor_t(type=pycolmap.SensorType.CAMERA, id=camera_index[camera])
+        if camera == reference:
+            rig.add_ref_sensor(sensor)
+        else:
+            rig.add_sensor(sensor, pycolmap.Rigid3d(cam_from_ref[camera][:3, :]))
+    reconstruction.add_rig(rig)
+
+    board_corners = np.asarray(board.getChessboardCorners(), np.float64)
+    point_ids = {
+        corner: reconstruction.add_point3D(board_corners[corner], pycolmap.Track())
+        for corner in range(len(board_corners))
+    }
+
+    # Board pose per slot in the reference camera frame, averaged over the cameras that saw it.
+    slot_poses: dict[int, list[np.ndarray]] = defaultdict(list)
+    for camera in cameras:
+        for slot, pose in board_poses[camera].items():
+            slot_poses[slot].append(np.linalg.inv(cam_from_ref[camera]) @ pose)
+    by_slot: dict[int, list[tuple[str, BoardView]]] = defaultdict(list)
+    for camera in cameras:
+        for view in views[camera]:
+            if view.slot in board_poses[camera]:
+                by_slot[view.slot].append((camera, view))
+
+    image_id = 1
+    image_owner: dict[int, str] = {}
+    for frame_id, slot in enumerate(sorted(by_slot), start=1):
+        frame = pycolmap.Frame(frame_id=frame_id, rig_id=1)
+        frame.rig_from_world = pycolmap.Rigid3d(_mean_pose(slot_poses[slot])[:3, :])
+        images = []
+        for camera, view in by_slot[slot]:
+            image = pycolmap.Image(
+                name=f"{camera}/{slot:06d}",
+                keypoints=view.image_points,
+                camera_id=camera_index[camera],
+                image_id=image_id,
+            )
+            frame.add_data_id(
+                pycolmap.data_t(
+                    sensor_id=pycolmap.sensor_t(type=pycolmap.SensorType.CAMERA, id=camera_index[camera]),
+                    id=image_id,
+                )
+            )
+            images.append((image, view))
+            image_owner[image_id] = camera
+            image_id += 1
+        reconstruction.add_frame(frame)
+        for image, view in images:
+            image.frame_id = frame_id
+            reconstruction.add_image(image)
+            for index, corner in enumerate(view.corner_ids):
+                reconstruction.add_observation(
+                    point_ids[int(corner)], pycolmap.TrackElement(image.image_id, index)
+                )
+        reconstruction.register_frame(frame_id)
+
+    if refine:
+        options = pycolmap.BundleAdjustmentOptions()
+        options.refine_points3D = False
+        options.refine_focal_length = refine_intrinsics
+        options.refine_principal_point = refine_intrinsics
+        options.refine_extra_params = refine_intrinsics
+        options.print_summary = False
+        options.ceres.loss_function_type = pycolmap.LossFunctionType.SOFT_L1
+        options.ceres.loss_function_scale = 1.0
+        pycolmap.bundle_adjustment(reconstruction, options)
+
+    squared: dict[str, list[float]] = defaultdict(list)
+    views_used: dict[str, int] = defaultdict(int)
+    for iid, image in reconstruction.images.items():
+        camera = image_owner[iid]
+        cam = reconstruction.cameras[image.camera_id]
+        pose = image.cam_from_world()
+        views_used[camera] += 1
+        for point in image.points2D:
+            projected = cam.img_from_cam(pose * reconstruction.points3D[point.point3D_id].xyz)
+            squared[camera].extend(np.square(projected - point.xy).tolist())
+    refined = {}
+    rig_out = reconstruction.rig(1)
+    for camera in cameras:
+        if camera == reference:
+            refined[camera] = np.eye(4)
+        else:
+            matrix = np.eye(4)
+            matrix[:3, :] = rig_out.sensor_from_rig(
+                pycolmap.sensor_t(type=pycolmap.SensorType.CAMERA, id=camera_index[camera])
+            ).matrix()
+            refined[camera] = matrix
+        fx, fy, cx, cy, k1, k2, p1, p2 = reconstruction.cameras[camera_index[camera]].params
+        calibrations[camera].K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+        calibrations[camera].dist = np.array([k1, k2, p1, p2, 0.0])
+        calibrations[camera].rms_px = (
+            float(np.sqrt(2 * np.mean(squared[camera]))) if squared[camera] else np.nan
+        )
+        calibrations[camera].num_views = views_used[camera]
+    return refined
+
+
+def rig_world_from_ref(cam_from_ref: dict[str, np.ndarray], frontal: str) -> np.ndarray:
+    """``ref_from_world [4,4]`` of the documented world frame (see module docstring)."""
+    centres, directions = [], []
+    for pose in cam_from_ref.values():
+        ref_from_cam = np.linalg.inv(pose)
+        centres.append(ref_from_cam[:3, 3])
+        directions.append(ref_from_cam[:3, 2])
+    # Least-squares point nearest to all optical axes: sum_i (I - d_i d_iᵀ)(x - c_i) = 0.
+    lhs = sum(np.eye(3) - np.outer(d, d) for d in directions)
+    rhs = sum((np.eye(3) - np.outer(d, d)) @ c for d, c in zip(directions, centres, strict=True))
+    if np.linalg.cond(lhs) < 1e8:
+        origin_ref = np.linalg.solve(lhs, rhs)
+    else:  # all axes parallel: put the origin 1 m in front of the frontal camera
+        origin_ref = np.linalg.inv(cam_from_ref[frontal])[:3, :3] @ np.array([0, 0, 1.0]) + centres[0]
+    frontal_from_ref = cam_from_ref[frontal]
+    flip = np.diag([1.0, -1.0, -1.0])
+    ref_from_world = np.eye(4)
+    ref_from_world[:3, :3] = frontal_from_ref[:3, :3].T @ flip  # world axes = flipped frontal axes
+    ref_from_world[:3, 3] = origin_ref
+    return ref_from_world
+
+
+def calibrate_rig(
+    views_by_camera: dict[str, list[BoardView]],
+    image_sizes: dict[str, tuple[int, int]],
+    board_spec: BoardSpec,
+    frontal: str,
+    params: CalibrationParams,
+    video_paths: dict[str, str],
+) -> tuple[dict[str, CameraCalibration], dict]:
+    """ChArUco calibration of the rig from slotted board views (:func:`assign_slots`).
+
+    ``image_sizes[camera] = (width, height)``. Returns per-camera results in the world frame of the
+    module docstring and diagnostics for the report."""
+    board = make_board(board_spec)
+    calibrations: dict[str, CameraCalibration] = {}
+    board_poses: dict[str, dict[int, np.ndarray]] = {}
+    for camera, views in views_by_camera.items():
+        if len(views) < params.min_views:
+            raise StageError(
+                f"camera {camera}: too few ChArUco board views ({len(views)} distinct board poses with >= "
+                f"{params.min_corners} corners, need {params.min_views})",
+                path=video_paths[camera],
+                fix="record the board in view of this camera in more poses, or check the board spec "
+                "in rig.yaml (calibration.board)",
+            )
+        width, height = image_sizes[camera]
+        K, dist, rms, poses = calibrate_intrinsics(views, width, height, params)
+        board_poses[camera] = poses
+        calibrations[camera] = CameraCalibration(
+            camera_id=camera,
+            width=width,
+            height=height,
+            K=K,
+            dist=dist,
+            num_views=len(views),
+            intrinsics_rms_px=rms,
+        )
+
+    cam_from_ref = initial_extrinsics(board_poses, frontal)
+    missing = [c for c in views_by_camera if c not in cam_from_ref]
+    if missing:
+        raise StageError(
+            f"camera {missing[0]}: shares fewer than 2 board poses with the cameras linked to {frontal}, "
+            "so its pose cannot be found",
+            path=video_paths[missing[0]],
+            fix="move the board where this camera and a neighbour both see it",
+        )
+    initial = {c: p.copy() for c, p in cam_from_ref.items()}
+    initial_focal = {c: float(cal.K[0, 0]) for c, cal in calibrations.items()}
+    cam_from_ref = bundle_adjust(
+        calibrations,
+        views_by_camera,
+        cam_from_ref,
+        board_poses,
+        frontal,
+        board,
+        refine=params.refine_with_bundle_adjustment,
+        refine_intrinsics=params.refine_intrinsics,
+    )
+    ref_from_world = rig_world_from_ref(cam_from_ref, frontal)
+    for camera, cal in calibrations.items():
+        cal.world_to_cam = cam_from_ref[camera] @ ref_from_world
+    diagnostics = {
+        "reference_camera": frontal,
+        "num_board_poses": len({v.slot for views in views_by_camera.values() for v in views}),
+        "ba_rotation_change_deg": {
+            c: float(np.degrees(rotation_angle(initial[c][:3, :3].T @ cam_from_ref[c][:3, :3])))
+            for c in calibrations
+        },
+        "ba_focal_change_percent": {
+            c: 100.0 * (calibrations[c].K[0, 0] / initial_focal[c] - 1.0) for c in calibrations
+        },
+        "world_frame": "origin: least-squares intersection of the optical axes; x = x_frontal, "
+        "y = -y_frontal (up), z = -z_frontal (towards the frontal camera)",
+        "distortion_model": "OpenCV k1, k2, p1, p2 (k3 fixed at 0; COLMAP OPENCV model)",
+    }
+    return calibrations, diagnostics
+
+
+def rotation_angle(rotation: np.ndarray) -> float:
+    """Angle (rad) of a 3x3 rotation matrix."""
+    return float(np.arccos(np.clip((np.trace(rotation) - 1.0) / 2.0, -1.0, 1.0)))
+
+
+def undistorted_size_K(K: np.ndarray, width: int, height: int, out_width: int, out_height: int) -> np.ndarray:
+    """Intrinsics of the undistorted image (same K as the raw camera) resized to ``out_width x out_height``.
+
+    Pixel centres are at integer coordinates: ``u' = (u + 0.5) · s - 0.5``.
+    """
+    sx, sy = out_width / width, out_height / height
+    K_out = np.array(K, np.float64)
+    K_out[0, 0] *= sx
+    K_out[0, 1] *= sx
+    K_out[1, 1] *= sy
+    K_out[0, 2] = (K[0, 2] + 0.5) * sx - 0.5
+    K_out[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
+    return K_out

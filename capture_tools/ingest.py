@@ -1,0 +1,383 @@
+"""``gsbench ingest``: a raw rig session -> the dataset layout of DESIGN.md, in resumable stages.
+
+Stages, in order: probe -> sync -> calibrate -> frames -> masks -> landmarks (-> track, registered by
+the tracking package with :func:`register_stage`). Each stage
+
+* declares its **inputs** (a JSON-able dict: the parts of earlier stages' results it reads, which
+  include the sha256 of every raw file) and its **parameters**; their hash is the stage **key**;
+* is skipped when its recorded key equals the current one and its outputs exist (``--force`` reruns);
+* writes ``reports/<stage>.json`` = ``{"result": ..., "params": ..., "seconds": ...}``; the digest of
+  ``result`` is what later stages' keys see, so re-running a stage that produces the same result does
+  not invalidate what follows;
+* on failure removes only its own record (so the next run retries it) and leaves everything earlier
+  untouched.
+
+Changing one raw file re-runs probe (it re-hashes every file) and then only the stages whose inputs
+include that file: a fixed calibration video re-runs calibrate but not sync.
+
+State lives in ``<dataset>/.ingest/state.json``. ``dataset.json`` and ``cameras.json`` are rewritten at
+the end of every run in which the frames stage is up to date. Ingest never reads ``ground_truth/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from capture_tools import media
+from capture_tools.calibrate import CalibrationParams, undistorted_size_K
+from capture_tools.frames import FrameParams
+from capture_tools.masks import MaskParams
+from capture_tools.rig import RigSpec, load_rig
+from capture_tools.sync import SyncParams
+from gsbench import __version__
+from gsbench.errors import InputError, MediaError, StageError
+from gsbench.io import sha256_file, write_json
+from gsbench.progress import log
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class IngestParams:
+    frames: FrameParams = FrameParams()
+    sync: SyncParams = SyncParams()
+    calibration: CalibrationParams = CalibrationParams()
+    masks: MaskParams = MaskParams()
+    split_seed: int = 0
+
+
+@dataclass
+class Context:
+    rig: RigSpec
+    out: Path
+    params: IngestParams
+    results: dict[str, dict] = field(default_factory=dict)  # stage -> its current result
+
+    @property
+    def reports(self) -> Path:
+        return self.out / "reports"
+
+    def sequence_dir(self, take_id: str) -> Path:
+        return self.out / "sequences" / take_id
+
+    def fps_out(self) -> float:
+        return self.params.frames.fps or self.rig.fps
+
+    def size_out(self) -> tuple[int, int]:
+        if self.params.frames.size is not None:
+            return self.params.frames.size
+        info = self.results["probe"]["image_size"]
+        return int(info[0]), int(info[1])
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[Context], dict]  # returns the stage's deterministic result (JSON-able)
+    inputs: Callable[[Context], Any]  # what the result depends on (besides params)
+    params: Callable[[IngestParams], Any]
+    outputs_exist: Callable[[Context, dict], bool] = lambda ctx, result: True
+
+
+_STAGES: dict[str, Stage] = {}
+
+
+def register_stage(stage: Stage) -> None:
+    """Add a stage after the built-in ones (the tracking package registers ``track`` this way)."""
+    _STAGES[stage.name] = stage
+
+
+def stage_names() -> list[str]:
+    _load_builtin_stages()
+    return list(_STAGES)
+
+
+def _load_builtin_stages() -> None:
+    if "probe" not in _STAGES:
+        from capture_tools import stages  # noqa: F401  (registers the built-in stages)
+
+
+def _digest(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, default=_json_default, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    raise TypeError(type(obj).__name__)
+
+
+class _State:
+    def __init__(self, out: Path):
+        self.path = out / ".ingest" / "state.json"
+        self.records: dict[str, dict] = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def save(self) -> None:
+        write_json(self.path, self.records)
+
+    def drop(self, name: str) -> None:
+        if self.records.pop(name, None) is not None:
+            self.save()
+
+
+def _load_result(ctx: Context, name: str) -> dict | None:
+    path = ctx.reports / f"{name}.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())["result"]
+
+
+def parse_stages(text: str | None) -> list[str] | None:
+    """``"probe,sync"`` or ``"frames-"`` (from frames on) or ``"-calibrate"`` (up to calibrate)."""
+    if text is None or text.strip() in ("", "all"):
+        return None
+    names = stage_names()
+    chosen: list[str] = []
+    for part in text.split(","):
+        part = part.strip()
+        if "-" in part:
+            first, _, last = part.partition("-")
+            start = names.index(first) if first else 0
+            stop = names.index(last) + 1 if last else len(names)
+            if (first and first not in names) or (last and last not in names):
+                raise InputError(f"unknown stage in --stages {text!r}", fix=f"stages: {', '.join(names)}")
+            chosen.extend(names[start:stop])
+        elif part in names:
+            chosen.append(part)
+        else:
+            raise InputError(f"unknown stage {part!r} in --stages", fix=f"stages: {', '.join(names)}")
+    return [n for n in names if n in chosen]
+
+
+@dataclass
+class IngestSummary:
+    out: Path
+    ran: list[str]
+    skipped: list[str]
+    seconds: dict[str, float]
+
+
+def ingest(
+    session: str | Path,
+    out: str | Path,
+    params: IngestParams = IngestParams(),
+    stages: list[str] | None = None,
+    force: bool = False,
+) -> IngestSummary:
+    """Run the selected stages (default: all) of ``session`` into the dataset folder ``out``."""
+    _load_builtin_stages()
+    rig = load_rig(session)
+    out = Path(out).resolve()
+    if out == rig.root or rig.root in out.parents and out.name in ("takes", "calibration"):
+        raise InputError("the dataset folder must not be the session folder", path=out)
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = Context(rig=rig, out=out, params=params)
+    state = _State(out)
+    selected = list(_STAGES) if stages is None else stages
+    ran, skipped, seconds = [], [], {}
+    for name, stage in _STAGES.items():
+        try:
+            inputs = stage.inputs(ctx)
+        except _Missing as missing:
+            if name in selected:
+                raise StageError(
+                    f"stage {name} needs the result of stage {missing.stage}, which has not run "
+                    "or is out of date",
+                    path=out,
+                    fix=f"run with --stages {missing.stage},{name} (or without --stages)",
+                ) from None
+            continue
+        key = _digest(
+            {"stage": name, "params": stage.params(params), "inputs": inputs, "version": __version__}
+        )
+        record = state.records.get(name)
+        previous = _load_result(ctx, name) if record else None
+        up_to_date = (
+            record is not None
+            and record.get("key") == key
+            and previous is not None
+            and stage.outputs_exist(ctx, previous)
+        )
+        if name not in selected or (up_to_date and not force):
+            if up_to_date:
+                ctx.results[name] = previous
+                if name in selected:
+                    skipped.append(name)
+                    log(f"[dim]{name}: up to date[/dim]")
+            continue
+        state.drop(name)
+        log(f"[bold]{name}[/bold]: running")
+        started = time.perf_counter()
+        result = stage.run(ctx)
+        elapsed = time.perf_counter() - started
+        write_json(
+            ctx.reports / f"{name}.json",
+            {
+                "stage": name,
+                "result": result,
+                "params": stage.params(params),
+                "seconds": elapsed,
+                "gsbench_version": __version__,
+            },
+        )
+        ctx.results[name] = json.loads(json.dumps(result, default=_json_default))
+        state.records[name] = {
+            "key": key,
+            "result_sha256": _digest(result),
+            "seconds": elapsed,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "params": stage.params(params),
+        }
+        state.save()
+        ran.append(name)
+        seconds[name] = elapsed
+        log(f"{name}: done in {elapsed:.1f} s")
+    if "frames" in ctx.results and "calibrate" in ctx.results and "sync" in ctx.results:
+        write_dataset_files(ctx, state)
+    return IngestSummary(out=out, ran=ran, skipped=skipped, seconds=seconds)
+
+
+class _Missing(Exception):
+    def __init__(self, stage: str):
+        self.stage = stage
+
+
+def need(ctx: Context, stage: str) -> dict:
+    """The current result of an earlier stage (raises inside ``inputs`` when it is missing/stale)."""
+    if stage not in ctx.results:
+        raise _Missing(stage)
+    return ctx.results[stage]
+
+
+def split_sequences(sequences: dict[str, dict], seed: int) -> dict[str, dict[str, list[str]]]:
+    """Per subject, seeded: shuffle; 1/6 (at least 1) test, 1 val when >= 4 sequences, rest train."""
+    by_subject: dict[str, list[str]] = {}
+    for seq, info in sorted(sequences.items()):
+        by_subject.setdefault(info["subject"], []).append(seq)
+    splits = {}
+    for subject, seqs in sorted(by_subject.items()):
+        rng = np.random.default_rng([seed, zlib.crc32(subject.encode())])
+        order = [seqs[i] for i in rng.permutation(len(seqs))]
+        num_test = max(1, len(seqs) // 6)
+        num_val = 1 if len(seqs) >= 4 else 0
+        splits[subject] = {
+            "train": sorted(order[num_test + num_val :]),
+            "val": sorted(order[num_test : num_test + num_val]),
+            "test": sorted(order[:num_test]),
+        }
+    return splits
+
+
+def write_dataset_files(ctx: Context, state: _State) -> None:
+    rig = ctx.rig
+    calibration = ctx.results["calibrate"]["cameras"]
+    frames = ctx.results["frames"]
+    width, height = frames["image_size"]
+    cameras = {}
+    for camera in rig.camera_ids:
+        cal = calibration[camera]
+        K = undistorted_size_K(np.asarray(cal["K"]), cal["width"], cal["height"], width, height)
+        cameras[camera] = {
+            "K": K.tolist(),
+            "world_to_cam": cal["world_to_cam"],
+            "width": width,
+            "height": height,
+        }
+    write_json(ctx.out / "cameras.json", cameras)
+    sequences = {
+        take.id: {
+            "subject": take.subject,
+            "num_frames": frames["sequences"][take.id]["num_frames"],
+            "duration_s": frames["sequences"][take.id]["num_frames"] / frames["fps"],
+        }
+        for take in rig.takes
+    }
+    inputs = {}
+    probe = ctx.results["probe"]
+    for entry in probe["files"].values():
+        inputs[entry["path"]] = entry["sha256"]
+    dataset = {
+        "schema_version": SCHEMA_VERSION,
+        "name": rig.name,
+        "fps": frames["fps"],
+        "image_size": [width, height],
+        "frontal_camera": rig.frontal_camera,
+        "cameras": rig.camera_ids,
+        "subjects": sorted({t.subject for t in rig.takes}),
+        "sequences": sequences,
+        "splits": split_sequences(sequences, ctx.params.split_seed),
+        "split_seed": ctx.params.split_seed,
+        "provenance": {
+            "gsbench_version": __version__,
+            "source": str(rig.root),
+            "inputs_sha256": inputs,
+            "stages": {
+                name: {
+                    "params": record.get("params"),
+                    "key": record["key"],
+                    "result_sha256": record["result_sha256"],
+                    "seconds": record["seconds"],
+                    "finished": record["finished"],
+                }
+                for name, record in state.records.items()
+            },
+        },
+    }
+    write_json(ctx.out / "dataset.json", dataset)
+
+
+def hash_inputs(rig: RigSpec) -> dict[str, dict]:
+    """sha256 of every raw file rig.yaml points at: ``{id: {"path": relative, "sha256": ...}}``.
+
+    Missing files get ``sha256: None`` (the probe stage reports them)."""
+    files: dict[str, Path] = {"rig.yaml": rig.rig_file}
+    for take in rig.takes:
+        files[f"takes/{take.id}/audio"] = rig.take_audio(take.id)
+        for camera in rig.camera_ids:
+            files[f"takes/{take.id}/{camera}"] = rig.take_video(take.id, camera)
+    if rig.calibration is not None:
+        for camera in rig.camera_ids:
+            files[f"calibration/{camera}"] = rig.calibration_video(camera)
+    for camera in rig.camera_ids:
+        plate = rig.background_plate(camera)
+        if plate is not None:
+            files[f"background/{camera}"] = plate
+    return {
+        key: {
+            "path": str(path.relative_to(rig.root)) if path.is_relative_to(rig.root) else str(path),
+            "sha256": sha256_file(path) if path.exists() else None,
+        }
+        for key, path in files.items()
+    }
+
+
+def clear_dir(path: Path) -> None:
+    """Remove a stage's own output folder before rewriting it (never an earlier stage's)."""
+    if path.exists():
+        shutil.rmtree(path)
+
+
+def require_file(path: Path, what: str, fix: str) -> None:
+    if not path.exists():
+        raise MediaError(f"{what} is missing", path=path, fix=fix)
+
+
+__all__ = ["IngestParams", "Stage", "ingest", "register_stage", "stage_names", "need", "media"]

@@ -1,0 +1,181 @@
+"""ffmpeg I/O for raw rig media: probe, decode frames, extract audio, write WAV.
+
+There is no ffprobe here (imageio-ffmpeg ships none), so :func:`probe_video` parses the stream lines
+of ``ffmpeg -i`` and counts frames with a stream-copy pass (fast: no decoding). Decoding goes through
+ffmpeg-python with ``cmd=ffmpeg_exe()`` into raw pipes.
+
+Time convention: a video's frame ``i`` is at ``i / fps`` seconds of that file's own clock, and its
+audio track (the camera mic) starts at 0 of the same clock, as ffmpeg decodes mp4 edit lists
+(AAC priming samples are dropped by the demuxer).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import wave
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import ffmpeg
+import numpy as np
+
+from gsbench.errors import MediaError
+from gsbench.ffmpeg import ffmpeg_exe
+from gsbench.io import atomic_path
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    fps: float
+    width: int
+    height: int
+    num_frames: int
+    duration_s: float
+    has_audio: bool
+    audio_sample_rate: int | None
+    codec: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_VIDEO_LINE = re.compile(r"Stream #\d+:\d+.*?: Video: (?P<codec>[^\s,]+).*?, (?P<w>\d{2,5})x(?P<h>\d{2,5})")
+_FPS = re.compile(r"(?P<fps>\d+(?:\.\d+)?)(?P<k>k?) (?:fps|tbr)")
+_AUDIO_LINE = re.compile(r"Stream #\d+:\d+.*?: Audio: [^,]+, (?P<rate>\d+) Hz")
+_DURATION = re.compile(r"Duration: (?P<h>\d+):(?P<m>\d+):(?P<s>\d+(?:\.\d+)?)")
+_FRAME_COUNT = re.compile(r"frame=\s*(\d+)")
+
+
+def _run_ffmpeg(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", *args], capture_output=True)
+
+
+def _first_error_line(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "rror" in line or "nvalid" in line or "not found" in line:
+            return line
+    return lines[-1] if lines else "unknown ffmpeg error"
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """fps, resolution, frame count, duration and audio presence of one video file."""
+    path = Path(path)
+    if not path.exists():
+        raise MediaError("video file is missing", path=path)
+    result = _run_ffmpeg(["-i", str(path)])  # exits 1 ("no output file") even on success
+    stderr = result.stderr.decode("utf-8", "replace")
+    video = _VIDEO_LINE.search(stderr)
+    if video is None:
+        raise MediaError(
+            f"not a readable video ({_first_error_line(stderr)})",
+            path=path,
+            fix="re-export or re-copy the file; a truncated mp4 has no index (moov atom)",
+        )
+    line = stderr[video.start() : stderr.find("\n", video.start())]
+    fps_match = _FPS.search(line)
+    if fps_match is None:
+        raise MediaError("video stream has no frame rate", path=path)
+    fps = float(fps_match["fps"]) * (1000.0 if fps_match["k"] else 1.0)
+    audio = _AUDIO_LINE.search(stderr)
+    duration = _DURATION.search(stderr)
+    duration_s = (
+        (int(duration["h"]) * 3600 + int(duration["m"]) * 60 + float(duration["s"])) if duration else 0.0
+    )
+
+    counted = _run_ffmpeg(["-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"])
+    counted_err = counted.stderr.decode("utf-8", "replace")
+    frames = _FRAME_COUNT.findall(counted_err)
+    if counted.returncode != 0 or not frames:
+        raise MediaError(f"video stream cannot be read ({_first_error_line(counted_err)})", path=path)
+    num_frames = int(frames[-1])
+    if num_frames == 0:
+        raise MediaError("video has no frames", path=path)
+    return VideoInfo(
+        path=str(path),
+        fps=fps,
+        width=int(video["w"]),
+        height=int(video["h"]),
+        num_frames=num_frames,
+        duration_s=duration_s,
+        has_audio=audio is not None,
+        audio_sample_rate=int(audio["rate"]) if audio else None,
+        codec=video["codec"],
+    )
+
+
+def read_frames(
+    path: str | Path, width: int, height: int, frame_indices: np.ndarray | None = None
+) -> np.ndarray:
+    """Decode every frame (or the listed ones) of a video: ``[T, H, W, 3] uint8`` RGB."""
+    path = Path(path)
+    process = (
+        ffmpeg.input(str(path))
+        .output("pipe:", format="rawvideo", pix_fmt="rgb24", vsync="passthrough", map="0:v:0")
+        .global_args("-hide_banner", "-nostdin", "-loglevel", "error")
+    )
+    try:
+        out, _ = process.run(cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True)
+    except ffmpeg.Error as exc:
+        raise MediaError(
+            f"cannot decode ({_first_error_line(exc.stderr.decode('utf-8', 'replace'))})", path=path
+        ) from exc
+    frame_bytes = width * height * 3
+    if len(out) % frame_bytes:
+        raise MediaError(f"decoded size is not a whole number of {width}x{height} frames", path=path)
+    frames = np.frombuffer(out, np.uint8).reshape(-1, height, width, 3)
+    if frame_indices is not None:
+        frames = frames[np.asarray(frame_indices)]
+    return frames
+
+
+def read_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
+    """The first audio track of any media file as mono float32 at ``sample_rate`` (``[N]``)."""
+    path = Path(path)
+    if not path.exists():
+        raise MediaError("audio file is missing", path=path)
+    process = (
+        ffmpeg.input(str(path))
+        .output("pipe:", format="f32le", acodec="pcm_f32le", ac=1, ar=sample_rate, map="0:a:0")
+        .global_args("-hide_banner", "-nostdin", "-loglevel", "error")
+    )
+    try:
+        out, _ = process.run(cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True)
+    except ffmpeg.Error as exc:
+        raise MediaError(
+            f"no readable audio track ({_first_error_line(exc.stderr.decode('utf-8', 'replace'))})", path=path
+        ) from exc
+    audio = np.frombuffer(out, np.float32).copy()
+    if audio.size == 0:
+        raise MediaError("audio track is empty", path=path)
+    return audio
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = 16000) -> None:
+    """16-bit PCM mono WAV, written atomically."""
+    pcm = (np.clip(np.asarray(audio, np.float64), -1.0, 1.0) * 32767.0).round().astype("<i2")
+    with atomic_path(path) as tmp:
+        with wave.open(str(tmp), "wb") as handle:
+            handle.setnchannels(1)
+            handle.setsampwidth(2)
+            handle.setframerate(sample_rate)
+            handle.writeframes(pcm.tobytes())
+
+
+def probe_audio(path: str | Path) -> tuple[float, int]:
+    """``(duration_s, sample_rate)`` of an audio file's first audio track."""
+    path = Path(path)
+    if not path.exists():
+        raise MediaError("audio file is missing", path=path)
+    stderr = _run_ffmpeg(["-i", str(path)]).stderr.decode("utf-8", "replace")
+    audio = _AUDIO_LINE.search(stderr)
+    duration = _DURATION.search(stderr)
+    if audio is None or duration is None:
+        raise MediaError(
+            f"not a readable audio file ({_first_error_line(stderr)})",
+            path=path,
+            fix="write the master mic as 16-bit PCM WAV",
+        )
+    return int(duration["h"]) * 3600 + int(duration["m"]) * 60 + float(duration["s"]), int(audio["rate"])

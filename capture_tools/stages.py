@@ -1,0 +1,557 @@
+"""The built-in ingest stages: probe, sync, calibrate, frames, masks, landmarks (see capture_tools.ingest)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from capture_tools import calibrate as cal
+from capture_tools import frames as fr
+from capture_tools import masks as mk
+from capture_tools import media
+from capture_tools import sync as sy
+from capture_tools.ingest import Context, Stage, clear_dir, hash_inputs, need, register_stage
+from gsbench.errors import MediaError, StageError
+from gsbench.io import save_npz
+from gsbench.progress import track
+
+
+def _rig_summary(ctx: Context) -> dict:
+    rig = ctx.rig
+    return {
+        "fps": rig.fps,
+        "sample_rate": rig.sample_rate,
+        "frontal": rig.frontal_camera,
+        "cameras": [dataclasses.asdict(c) for c in rig.cameras],
+        "takes": [dataclasses.asdict(t) for t in rig.takes],
+        "calibration": dataclasses.asdict(rig.calibration) if rig.calibration else None,
+        "background": rig.background,
+    }
+
+
+# ---------------------------------------------------------------- probe
+def _probe_inputs(ctx: Context) -> dict:
+    return {"rig": _rig_summary(ctx), "files": hash_inputs(ctx.rig)}
+
+
+def _probe(ctx: Context) -> dict:
+    rig = ctx.rig
+    files = hash_inputs(rig)
+    videos: dict[str, dict] = {}
+    jobs = []
+    for take in rig.takes:
+        for camera in rig.camera_ids:
+            jobs.append(
+                (f"takes/{take.id}/{camera}", rig.take_video(take.id, camera), camera, f"take {take.id}")
+            )
+    if rig.calibration is not None:
+        for camera in rig.camera_ids:
+            jobs.append((f"calibration/{camera}", rig.calibration_video(camera), camera, "calibration"))
+    reference_size = None
+    for key, path, camera, where in track(jobs, "probe: videos"):
+        if not path.exists():
+            raise MediaError(
+                f"camera {camera}, {where}: video file is missing",
+                path=path,
+                fix="copy the file into the session, or remove the camera/take from rig.yaml",
+            )
+        try:
+            info = media.probe_video(path)
+        except MediaError as error:
+            raise MediaError(f"camera {camera}, {where}: {error}") from error
+        if abs(info.fps - rig.fps) > 1e-3 * rig.fps:
+            raise MediaError(
+                f"camera {camera}, {where}: frame rate {info.fps:g} fps differs from rig.yaml's "
+                f"fps {rig.fps:g}",
+                path=path,
+                fix="re-export the video at the rig frame rate",
+            )
+        size = (info.width, info.height)
+        if reference_size is None:
+            reference_size = (size, path)
+        elif size != reference_size[0]:
+            raise MediaError(
+                f"camera {camera}, {where}: resolution {size[0]}x{size[1]} differs from "
+                f"{reference_size[0][0]}x{reference_size[0][1]} of {reference_size[1]}",
+                path=path,
+                fix="export every camera at the same resolution",
+            )
+        entry = info.to_dict()
+        entry["path"] = files[key]["path"]
+        entry["sha256"] = files[key]["sha256"]
+        videos[key] = entry
+    audio = {}
+    for take in rig.takes:
+        path = rig.take_audio(take.id)
+        if not path.exists():
+            raise MediaError(
+                f"take {take.id}: master audio is missing",
+                path=path,
+                fix=f"put the master microphone recording at takes/{take.id}/{rig.master_audio}",
+            )
+        duration, rate = media.probe_audio(path)
+        audio[take.id] = {
+            "duration_s": duration,
+            "sample_rate": rate,
+            "sha256": files[f"takes/{take.id}/audio"]["sha256"],
+        }
+    return {"files": files, "videos": videos, "audio": audio, "image_size": list(reference_size[0])}
+
+
+# ---------------------------------------------------------------- sync
+def _sync_inputs(ctx: Context) -> dict:
+    probe = need(ctx, "probe")
+    return {
+        "rig": _rig_summary(ctx),
+        "videos": {k: v for k, v in probe["videos"].items() if k.startswith("takes/")},
+        "audio": probe["audio"],
+    }
+
+
+def _sync(ctx: Context) -> dict:
+    rig, params = ctx.rig, ctx.params.sync
+    videos = ctx.results["probe"]["videos"]
+    fs = 16000
+    out: dict[str, dict] = {}
+    plot_data = {}
+    for take in track(rig.takes, "sync: takes"):
+        master = media.read_audio(rig.take_audio(take.id), fs)
+        cameras: dict[str, dict] = {}
+        no_audio = []
+        for camera in rig.camera_ids:
+            info = videos[f"takes/{take.id}/{camera}"]
+            path = rig.take_video(take.id, camera)
+            if not info["has_audio"]:
+                no_audio.append(camera)
+                continue
+            result = sy.gcc_phat(media.read_audio(path, fs), master, fs, params)
+            sy.require_confidence(result, params, f"camera {camera}, take {take.id}", str(path))
+            cameras[camera] = {
+                "offset_s": result.offset_s,
+                "offset_frames": result.offset_s * info["fps"],
+                "method": "audio",
+                "confidence": result.confidence,
+                "peak": result.peak,
+            }
+            if take.id == rig.takes[0].id:
+                plot_data[camera] = (result.lags_s, result.correlation)
+        if no_audio:
+            _visual_sync(ctx, take.id, no_audio, cameras, master, fs)
+        out[take.id] = {
+            "audio_duration_s": len(master) / fs,
+            "cameras": {c: cameras[c] for c in rig.camera_ids},
+        }
+    _plot_sync(ctx, plot_data, out)
+    return {"takes": out, "convention": "offset_s = master time of the camera's frame 0"}
+
+
+def _visual_sync(
+    ctx: Context,
+    take_id: str,
+    cameras_without_audio: list[str],
+    cameras: dict[str, dict],
+    master: np.ndarray,
+    fs: int,
+) -> None:
+    rig, params = ctx.rig, ctx.params.sync
+    videos = ctx.results["probe"]["videos"]
+
+    def event(camera: str) -> sy.VisualEvent | None:
+        info = videos[f"takes/{take_id}/{camera}"]
+        frames = media.read_frames(rig.take_video(take_id, camera), info["width"], info["height"])
+        return sy.find_visual_event(sy.frame_brightness(frames), info["fps"], params)
+
+    references = []
+    for camera in [c for c in rig.camera_ids if c in cameras][:3]:
+        found = event(camera)
+        if found is not None:
+            references.append(found.time_s + cameras[camera]["offset_s"])
+    master_event = float(np.median(references)) if references else sy.master_onset_s(master, fs)
+    for camera in cameras_without_audio:
+        found = event(camera)
+        path = rig.take_video(take_id, camera)
+        if found is None:
+            raise StageError(
+                f"camera {camera}, take {take_id}: no camera-mic track and no visual event "
+                "(flash or brightness step) to synchronize on",
+                path=path,
+                fix="record the camera's audio, or fire a flash visible to all cameras during the take",
+            )
+        offset = master_event - found.time_s
+        cameras[camera] = {
+            "offset_s": offset,
+            "offset_frames": offset * videos[f"takes/{take_id}/{camera}"]["fps"],
+            "method": "visual",
+            "confidence": float(min(1.0, found.snr / (4 * params.min_event_snr))),
+            "event_step": found.step,
+            "event_reference": "audio-synced cameras" if references else "master audio onset",
+        }
+
+
+def _plot_sync(ctx: Context, plot_data: dict, takes: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gsbench.io import atomic_path
+
+    cameras = ctx.rig.camera_ids
+    columns = 4
+    rows = max(1, int(np.ceil(len(cameras) / columns))) + 1
+    figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 2.2 * rows), squeeze=False)
+    for index, camera in enumerate(cameras):
+        axis = axes[index // columns][index % columns]
+        if camera in plot_data:
+            lags, corr = plot_data[camera]
+            axis.plot(np.asarray(lags) * 1000, corr, lw=0.8)
+        axis.set_title(f"{camera} (take {ctx.rig.takes[0].id})", fontsize=8)
+        axis.set_xlabel("lag (ms)", fontsize=7)
+        axis.tick_params(labelsize=6)
+    for index in range(len(cameras), (rows - 1) * columns):
+        axes[index // columns][index % columns].axis("off")
+    bottom = plt.subplot2grid((rows, columns), (rows - 1, 0), colspan=columns, fig=figure)
+    for column in range(columns):
+        axes[rows - 1][column].axis("off")
+    for take_id, take in takes.items():
+        bottom.plot(
+            range(len(cameras)),
+            [take["cameras"][c]["offset_frames"] for c in cameras],
+            "o-",
+            ms=2,
+            lw=0.5,
+            label=take_id,
+        )
+    bottom.set_xticks(range(len(cameras)), cameras, fontsize=6, rotation=90)
+    bottom.set_ylabel("offset (frames)", fontsize=7)
+    figure.suptitle("GCC-PHAT correlation around the peak, and offsets per take", fontsize=9)
+    figure.tight_layout()
+    with atomic_path(ctx.reports / "sync.png") as tmp:
+        figure.savefig(tmp, dpi=100)
+    plt.close(figure)
+
+
+# ---------------------------------------------------------------- calibrate
+def _calibrate_inputs(ctx: Context) -> dict:
+    probe = need(ctx, "probe")
+    return {
+        "rig": {
+            "calibration": _rig_summary(ctx)["calibration"],
+            "frontal": ctx.rig.frontal_camera,
+            "cameras": ctx.rig.camera_ids,
+            "fps": ctx.rig.fps,
+        },
+        "videos": {k: v for k, v in probe["videos"].items() if k.startswith("calibration/")},
+    }
+
+
+def _calibrate(ctx: Context) -> dict:
+    rig, params = ctx.rig, ctx.params.calibration
+    if rig.calibration is None:
+        raise StageError(
+            "the session has no calibration take and the structure-from-motion fallback is not "
+            "implemented yet",
+            path=rig.rig_file,
+            fix="record a ChArUco calibration take and list it under 'calibration' in rig.yaml",
+        )
+    videos = ctx.results["probe"]["videos"]
+    board = cal.make_board(rig.calibration.board)
+    fs = 16000
+    # Calibration clock: the frontal camera's; other cameras placed on it by their mic tracks (claps).
+    offsets = {c: 0.0 for c in rig.camera_ids}
+    sync_method = "assumed simultaneous (no mic tracks)"
+    if all(videos[f"calibration/{c}"]["has_audio"] for c in rig.camera_ids):
+        reference = media.read_audio(rig.calibration_video(rig.frontal_camera), fs)
+        confidences = {}
+        for camera in rig.camera_ids:
+            if camera == rig.frontal_camera:
+                continue
+            result = sy.gcc_phat(
+                media.read_audio(rig.calibration_video(camera), fs), reference, fs, ctx.params.sync
+            )
+            sy.require_confidence(
+                result,
+                ctx.params.sync,
+                f"camera {camera}, calibration take",
+                str(rig.calibration_video(camera)),
+            )
+            offsets[camera] = result.offset_s
+            confidences[camera] = result.confidence
+        sync_method = "GCC-PHAT of the camera-mic tracks against the frontal camera's"
+    views = {}
+    sizes = {}
+    for camera in track(rig.camera_ids, "calibrate: board detection"):
+        info = videos[f"calibration/{camera}"]
+        frames = media.read_frames(rig.calibration_video(camera), info["width"], info["height"])
+        times = np.arange(len(frames)) / info["fps"] + offsets[camera]
+        views[camera] = cal.detect_board(frames, board, times, params.min_corners)
+        sizes[camera] = (info["width"], info["height"])
+    slotted, mode = cal.assign_slots(views, rig.fps, params.static_px, params.max_pair_mismatch_frames)
+    paths = {c: str(rig.calibration_video(c)) for c in rig.camera_ids}
+    calibrations, diagnostics = cal.calibrate_rig(
+        slotted, sizes, rig.calibration.board, rig.frontal_camera, params, paths
+    )
+    diagnostics.update(
+        {
+            "pairing": mode,
+            "calibration_sync": sync_method,
+            "calibration_offsets_s": offsets,
+            "detections_per_camera": {c: len(v) for c, v in views.items()},
+        }
+    )
+    result = {
+        "method": "charuco",
+        "cameras": {c: calibrations[c].to_dict() for c in rig.camera_ids},
+        "diagnostics": diagnostics,
+        "rms_px": float(np.sqrt(np.mean([calibrations[c].rms_px ** 2 for c in rig.camera_ids]))),
+    }
+    _plot_calibration(ctx, calibrations)
+    return result
+
+
+def _plot_calibration(ctx: Context, calibrations: dict[str, cal.CameraCalibration]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gsbench.io import atomic_path
+
+    figure = plt.figure(figsize=(11, 4.5))
+    axis = figure.add_subplot(1, 2, 1, projection="3d")
+    for camera, c in calibrations.items():
+        cam_to_world = np.linalg.inv(c.world_to_cam)
+        centre = cam_to_world[:3, 3]
+        forward = cam_to_world[:3, 2] * 0.15
+        axis.scatter(*centre, s=8)
+        axis.plot(*np.stack([centre, centre + forward]).T, lw=1)
+        axis.text(*centre, camera, fontsize=6)
+    axis.scatter(0, 0, 0, marker="x", c="k")
+    axis.set_xlabel("x (m)")
+    axis.set_ylabel("y (m)")
+    axis.set_zlabel("z (m)")
+    axis.set_title("rig (world frame: y up, frontal camera on +z)", fontsize=9)
+    bars = figure.add_subplot(1, 2, 2)
+    names = list(calibrations)
+    bars.bar(range(len(names)), [calibrations[n].rms_px for n in names])
+    bars.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    bars.set_ylabel("reprojection RMS (px)")
+    bars.set_title("per-camera reprojection error after bundle adjustment", fontsize=9)
+    figure.tight_layout()
+    with atomic_path(ctx.reports / "calibration.png") as tmp:
+        figure.savefig(tmp, dpi=100)
+    plt.close(figure)
+
+
+# ---------------------------------------------------------------- frames
+def _frames_inputs(ctx: Context) -> dict:
+    sync = need(ctx, "sync")
+    calibration = need(ctx, "calibrate")
+    probe = need(ctx, "probe")
+    return {
+        "sync": sync["takes"],
+        "cameras": {
+            c: {k: v[k] for k in ("K", "dist", "width", "height")} for c, v in calibration["cameras"].items()
+        },
+        "videos": {k: v["sha256"] for k, v in probe["videos"].items() if k.startswith("takes/")},
+        "audio": probe["audio"],
+        "image_size": probe["image_size"],
+    }
+
+
+def _frames_exist(ctx: Context, result: dict) -> bool:
+    for take_id, info in result["sequences"].items():
+        last = info["num_frames"] - 1
+        for camera in ctx.rig.camera_ids:
+            if not (ctx.sequence_dir(take_id) / "images" / camera / f"{last:05d}.jpg").exists():
+                return False
+        if not (ctx.sequence_dir(take_id) / "audio.wav").exists():
+            return False
+    return True
+
+
+def _frames(ctx: Context) -> dict:
+    rig, params = ctx.rig, ctx.params.frames
+    sync = ctx.results["sync"]["takes"]
+    calibration = ctx.results["calibrate"]["cameras"]
+    videos = ctx.results["probe"]["videos"]
+    fps_out = ctx.fps_out()
+    size = ctx.size_out()
+    undistorters = {
+        c: fr.Undistorter(
+            np.asarray(calibration[c]["K"]),
+            np.asarray(calibration[c]["dist"]),
+            calibration[c]["width"],
+            calibration[c]["height"],
+            size,
+        )
+        for c in rig.camera_ids
+    }
+    sequences = {}
+    for take in rig.takes:
+        offsets = {c: sync[take.id]["cameras"][c]["offset_s"] for c in rig.camera_ids}
+        infos = {c: videos[f"takes/{take.id}/{c}"] for c in rig.camera_ids}
+        num_out = fr.num_sequence_frames(
+            fps_out,
+            sync[take.id]["audio_duration_s"],
+            offsets,
+            {c: i["num_frames"] for c, i in infos.items()},
+            {c: i["fps"] for c, i in infos.items()},
+        )
+        if num_out == 0:
+            raise StageError(
+                f"take {take.id}: the cameras and the master audio do not overlap in time",
+                path=rig.take_audio(take.id),
+                fix="check the take's files and the sync report",
+            )
+        sequence_dir = ctx.sequence_dir(take.id)
+        clear_dir(sequence_dir / "images")
+        audio = media.read_audio(rig.take_audio(take.id), 16000)
+        num_samples = int(round(num_out / fps_out * 16000))
+        audio = np.pad(audio[:num_samples], (0, max(0, num_samples - len(audio))))
+        media.write_wav(sequence_dir / "audio.wav", audio, 16000)
+        clamped = {}
+        for camera in track(rig.camera_ids, f"frames: {take.id}"):
+            info = infos[camera]
+            raw = media.read_frames(rig.take_video(take.id, camera), info["width"], info["height"])
+            plan = fr.sample_plan(
+                num_out, fps_out, offsets[camera], info["fps"], len(raw), params.interpolation
+            )
+            clamped[camera] = plan.clamped
+            for index, image in enumerate(fr.resample(raw, plan)):
+                fr.write_jpeg(
+                    sequence_dir / "images" / camera / f"{index:05d}.jpg",
+                    undistorters[camera](image),
+                    params.jpeg_quality,
+                )
+        sequences[take.id] = {"num_frames": num_out, "clamped_frames": clamped}
+    return {
+        "fps": fps_out,
+        "image_size": list(size),
+        "interpolation": params.interpolation,
+        "sequences": sequences,
+    }
+
+
+# ---------------------------------------------------------------- masks
+def _masks_inputs(ctx: Context) -> dict:
+    frames = need(ctx, "frames")
+    probe = need(ctx, "probe")
+    return {
+        "frames": frames,
+        "background": {k: v["sha256"] for k, v in probe["files"].items() if k.startswith("background/")},
+    }
+
+
+def _masks_exist(ctx: Context, result: dict) -> bool:
+    frames = ctx.results.get("frames")
+    if frames is None:
+        return False
+    for take_id, info in frames["sequences"].items():
+        last = info["num_frames"] - 1
+        for camera in ctx.rig.camera_ids:
+            if not (ctx.sequence_dir(take_id) / "masks" / camera / f"{last:05d}.png").exists():
+                return False
+    return True
+
+
+def _masks(ctx: Context) -> dict:
+    rig = ctx.rig
+    frames = ctx.results["frames"]
+    calibration = ctx.results["calibrate"]["cameras"]
+    size = tuple(frames["image_size"])
+    methods, coverage = {}, {}
+    plates = {}
+    for camera in rig.camera_ids:
+        path = rig.background_plate(camera)
+        if path is None:
+            continue
+        plate = fr.read_image(path)
+        c = calibration[camera]
+        if plate.shape[:2] != (c["height"], c["width"]):
+            raise MediaError(
+                f"camera {camera}: background plate is {plate.shape[1]}x{plate.shape[0]}, the "
+                f"videos are {c['width']}x{c['height']}",
+                path=path,
+                fix="re-export the plate",
+            )
+        plates[camera] = fr.Undistorter(
+            np.asarray(c["K"]), np.asarray(c["dist"]), c["width"], c["height"], size
+        )(plate)
+    segmenter = None
+    try:
+        for take_id, info in frames["sequences"].items():
+            sequence_dir = ctx.sequence_dir(take_id)
+            clear_dir(sequence_dir / "masks")
+            coverage[take_id] = {}
+            for camera in track(rig.camera_ids, f"masks: {take_id}"):
+                fractions = []
+                for index in range(info["num_frames"]):
+                    image = fr.read_image(sequence_dir / "images" / camera / f"{index:05d}.jpg")
+                    if camera in plates:
+                        mask = mk.plate_mask(image, plates[camera], ctx.params.masks)
+                        methods[camera] = "background plate"
+                    else:
+                        if segmenter is None:
+                            segmenter = mk.SelfieSegmenter(ctx.params.masks)
+                        mask = segmenter(image)
+                        methods[camera] = "mediapipe selfie segmentation"
+                    fractions.append(float(mask.mean()))
+                    mk.write_mask(sequence_dir / "masks" / camera / f"{index:05d}.png", mask)
+                coverage[take_id][camera] = float(np.mean(fractions))
+    finally:
+        if segmenter is not None:
+            segmenter.close()
+    return {"method": methods, "foreground_fraction": coverage}
+
+
+# ---------------------------------------------------------------- landmarks
+def _landmarks_inputs(ctx: Context) -> dict:
+    return {"frames": need(ctx, "frames")}
+
+
+def _landmarks_exist(ctx: Context, result: dict) -> bool:
+    return all((ctx.sequence_dir(t) / "landmarks.npz").exists() for t in result["detection_rate"])
+
+
+def _landmarks(ctx: Context) -> dict:
+    from tracking.landmarks import detect_landmarks
+
+    frames = ctx.results["frames"]
+    rates = {}
+    processed = 0
+    for take_id, info in frames["sequences"].items():
+        sequence_dir = ctx.sequence_dir(take_id)
+        arrays = {}
+        rates[take_id] = {}
+        for camera in track(ctx.rig.camera_ids, f"landmarks: {take_id}"):
+            images = np.stack(
+                [
+                    fr.read_image(sequence_dir / "images" / camera / f"{i:05d}.jpg")
+                    for i in range(info["num_frames"])
+                ]
+            )
+            points, detected = detect_landmarks(images)
+            arrays[camera] = points.astype(np.float32)
+            arrays[f"{camera}_detected"] = detected.astype(bool)
+            rates[take_id][camera] = float(detected.mean())
+            processed += len(images)
+        save_npz(sequence_dir / "landmarks.npz", **arrays)
+    return {"detection_rate": rates, "num_frames": processed}
+
+
+for _stage in (
+    Stage("probe", _probe, _probe_inputs, lambda p: {}),
+    Stage("sync", _sync, _sync_inputs, lambda p: dataclasses.asdict(p.sync)),
+    Stage(
+        "calibrate",
+        _calibrate,
+        _calibrate_inputs,
+        lambda p: {"calibration": dataclasses.asdict(p.calibration), "sync": dataclasses.asdict(p.sync)},
+    ),
+    Stage("frames", _frames, _frames_inputs, lambda p: dataclasses.asdict(p.frames), _frames_exist),
+    Stage("masks", _masks, _masks_inputs, lambda p: dataclasses.asdict(p.masks), _masks_exist),
+    Stage("landmarks", _landmarks, _landmarks_inputs, lambda p: {}, _landmarks_exist),
+):
+    register_stage(_stage)

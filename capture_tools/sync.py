@@ -1,0 +1,161 @@
+"""Temporal synchronization of the rig cameras to the master microphone.
+
+Convention: ``sync_offset_s`` of a camera is the master-clock time of that camera's frame 0 (and of
+sample 0 of its camera-mic track, which shares the video's clock). Camera frame ``i`` is therefore at
+master time ``sync_offset_s + i / fps``.
+
+Audio path: GCC-PHAT (Knapp & Carter 1976) between the camera-mic track ``c`` and the master track
+``m``. With ``c(τ) = m(τ + offset)`` the generalized cross-correlation
+
+    R(k) = IFFT( C*(f) M(f) / |C*(f) M(f)|^β )(k)                                   (GCC-PHAT, β=1)
+
+peaks at ``k = offset · fs``. The peak is located to a fraction of a sample by evaluating R on a grid
+``upsample`` times finer (zero-padded spectrum) and fitting a parabola through the three top values.
+Confidence is ``1 - second_peak / peak`` (second peak: the highest value outside ±``guard`` samples
+of the main one): near 1 for a clean, unique peak, near 0 for noise or periodic signals.
+
+Visual fallback for a camera without a mic track: the mean brightness of every frame; the largest
+upward step (a flash or lights-on) is located to a fraction of a frame as the time the brightness
+crosses the midpoint between the levels before and after the step. Its master time comes from the
+audio-synced cameras that see the same event (so any bias of the crossing rule cancels), or, when no
+camera has audio, from the strongest onset in the master track (a clap with the flash).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gsbench.errors import StageError
+
+
+@dataclass(frozen=True)
+class SyncParams:
+    max_offset_s: float = 2.0  # search range of |offset|
+    upsample: int = 16  # sub-sample grid of the GCC-PHAT peak
+    phat_beta: float = 1.0
+    band_hz: tuple[float, float] = (80.0, 7000.0)  # frequencies that carry speech; others are zeroed
+    min_confidence: float = 0.25
+    guard_s: float = 0.002  # exclusion zone around the main peak when looking for the second one
+    min_event_step: float = 8.0  # brightness step (0..255) a visual event must exceed
+    min_event_snr: float = 6.0  # ... and its ratio to the median absolute frame-to-frame change
+
+
+@dataclass(frozen=True)
+class AudioSync:
+    offset_s: float
+    confidence: float
+    peak: float
+    lags_s: np.ndarray  # [L] correlation around the peak, for the report plot
+    correlation: np.ndarray  # [L]
+
+
+def gcc_phat(
+    camera: np.ndarray, master: np.ndarray, sample_rate: int, params: SyncParams = SyncParams()
+) -> AudioSync:
+    """Offset (s) of ``camera`` relative to ``master`` such that ``camera(τ) ≈ master(τ + offset)``."""
+    camera = np.asarray(camera, np.float64)
+    master = np.asarray(master, np.float64)
+    n = len(camera) + len(master)
+    n_fft = 1 << int(np.ceil(np.log2(n)))
+    spec_c = np.fft.rfft(camera - camera.mean(), n_fft)
+    spec_m = np.fft.rfft(master - master.mean(), n_fft)
+    cross = np.conj(spec_c) * spec_m
+    magnitude = np.abs(cross)
+    weight = np.where(magnitude > 1e-12 * magnitude.max(), magnitude, np.inf) ** params.phat_beta
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    in_band = (freqs >= params.band_hz[0]) & (freqs <= min(params.band_hz[1], sample_rate / 2))
+    cross = np.where(in_band, cross / weight, 0.0)
+
+    up = params.upsample
+    # Zero-padding the one-sided spectrum gives R on a grid `up` times finer (band-limited interpolation).
+    corr = np.fft.irfft(cross, n_fft * up) * up
+    max_lag = int(min(params.max_offset_s * sample_rate, n_fft // 2 - 1) * up)
+    lags = np.concatenate([np.arange(-max_lag, 0), np.arange(0, max_lag + 1)])
+    values = corr[lags % (n_fft * up)]
+    best = int(np.argmax(values))
+    peak = float(values[best])
+    if 0 < best < len(values) - 1:
+        y0, y1, y2 = values[best - 1], values[best], values[best + 1]
+        denominator = y0 - 2 * y1 + y2
+        delta = 0.5 * (y0 - y2) / denominator if denominator < 0 else 0.0
+    else:
+        delta = 0.0
+    offset_s = (lags[best] + delta) / (up * sample_rate)
+    guard = max(1, int(params.guard_s * sample_rate * up))
+    outside = np.ones(len(values), bool)
+    outside[max(0, best - guard) : best + guard + 1] = False
+    second = float(values[outside].max()) if outside.any() else 0.0
+    confidence = float(np.clip(1.0 - max(second, 0.0) / peak, 0.0, 1.0)) if peak > 0 else 0.0
+    window = slice(max(0, best - 40 * up), best + 40 * up + 1)
+    return AudioSync(
+        offset_s=float(offset_s),
+        confidence=confidence,
+        peak=peak,
+        lags_s=lags[window] / (up * sample_rate),
+        correlation=values[window].astype(np.float32),
+    )
+
+
+@dataclass(frozen=True)
+class VisualEvent:
+    time_s: float  # in the camera's own clock
+    step: float  # brightness levels before -> after
+    snr: float
+
+
+def frame_brightness(frames: np.ndarray) -> np.ndarray:
+    """Mean luma per frame, ``[T]`` in 0..255, from ``[T, H, W, 3]`` RGB."""
+    weights = np.array([0.299, 0.587, 0.114])
+    return frames.reshape(len(frames), -1, 3).mean(axis=1) @ weights
+
+
+def find_visual_event(
+    brightness: np.ndarray, fps: float, params: SyncParams = SyncParams()
+) -> VisualEvent | None:
+    """The largest upward brightness step, located to sub-frame precision; None when there is none."""
+    b = np.asarray(brightness, np.float64)
+    if len(b) < 4:
+        return None
+    diff = np.diff(b)
+    noise = float(np.median(np.abs(diff))) + 1e-6
+    # A step may be spread over two frames (partial exposure): score two-frame rises.
+    rise2 = b[2:] - b[:-2]
+    i = int(np.argmax(rise2))  # rise from frame i to frame i + 2
+    lo_idx = i
+    hi_idx = i + 2
+    before = b[max(0, lo_idx - 3) : lo_idx + 1]
+    after = b[hi_idx : hi_idx + 3]
+    low, high = float(np.median(before)), float(np.median(after))
+    step = high - low
+    snr = step / noise
+    if step < params.min_event_step or snr < params.min_event_snr:
+        return None
+    middle = 0.5 * (low + high)
+    for k in range(lo_idx, hi_idx):
+        if b[k] < middle <= b[k + 1]:
+            crossing = k + (middle - b[k]) / (b[k + 1] - b[k])
+            return VisualEvent(time_s=float(crossing / fps), step=step, snr=snr)
+    return VisualEvent(time_s=float((lo_idx + 1) / fps), step=step, snr=snr)
+
+
+def master_onset_s(master: np.ndarray, sample_rate: int) -> float:
+    """Time of the strongest energy onset in the master track (a clap), for the no-audio fallback."""
+    hop = max(1, sample_rate // 1000)
+    energy = np.convolve(np.asarray(master, np.float64) ** 2, np.ones(hop * 5) / (hop * 5), mode="same")[
+        ::hop
+    ]
+    onset = np.diff(np.log(energy + 1e-10))
+    return float((int(np.argmax(onset)) + 1) * hop / sample_rate)
+
+
+def require_confidence(result: AudioSync, params: SyncParams, where: str, path: str) -> None:
+    if result.confidence < params.min_confidence:
+        raise StageError(
+            f"{where}: sync confidence {result.confidence:.2f} is below the threshold "
+            f"{params.min_confidence:.2f} (GCC-PHAT peak {result.peak:.3f})",
+            path=path,
+            fix="check that the camera-mic track records the same sound as the master mic, "
+            "or lower --sync-min-confidence",
+        )

@@ -1,0 +1,93 @@
+"""Fast batched FLAME posing for one subject, in numpy (the synth poses ~1000 heads per take).
+
+Same equations as :class:`tracking.flame.FlameLayer` (smplx ``lbs``), specialised to a fixed
+``shape``: the shape blend and its joint regression are computed once, the expression blend's
+effect on the joints is a precomputed [J, 3, E] matrix, and skinning is elementwise instead of
+V small 4x4 matmuls. ``FlameLayer`` stays the reference; a test checks the two agree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tracking.head_model import HeadModel
+
+
+def batch_rodrigues(axis_angle: np.ndarray) -> np.ndarray:
+    """Rotation matrices [N, 3, 3] of axis-angle vectors [N, 3] (smplx's epsilon convention)."""
+    angle = np.linalg.norm(axis_angle + 1e-8, axis=1, keepdims=True)
+    axis = axis_angle / angle
+    cos, sin = np.cos(angle)[:, :, None], np.sin(angle)[:, :, None]
+    x, y, z = axis[:, 0], axis[:, 1], axis[:, 2]
+    zeros = np.zeros_like(x)
+    skew = np.stack([zeros, -z, y, z, zeros, -x, -y, x, zeros], axis=1).reshape(-1, 3, 3)
+    return np.eye(3)[None] + sin * skew + (1 - cos) * (skew @ skew)
+
+
+class SubjectPoser:
+    """Vertices [B, V, 3] and 68 landmarks [B, 68, 3] of one subject for per-frame FLAME parameters."""
+
+    def __init__(self, head: HeadModel, shape: np.ndarray):
+        shape = np.asarray(shape, np.float64)
+        num_shape = head.num_shape
+        coefficients = np.zeros(num_shape)
+        coefficients[: len(shape)] = shape[:num_shape]
+        self.v_shaped = head.v_template + np.einsum("vks,s->vk", head.shapedirs, coefficients)  # [V, 3]
+        self.joints_shaped = head.J_regressor @ self.v_shaped  # [J, 3]
+        num_v = head.num_vertices
+        self.exprdirs = head.exprdirs.reshape(num_v * 3, -1).T.astype(np.float32)  # [E, V*3]
+        self.joint_exprdirs = np.einsum("jv,vke->jke", head.J_regressor, head.exprdirs)  # [J, 3, E]
+        # [(J-1)*9, V*3]; None when the model has no pose correctives (gsbench-head)
+        self.posedirs = head.posedirs.astype(np.float32) if np.any(head.posedirs) else None
+        self.lbs_weights = head.lbs_weights.astype(np.float32)  # [V, J]
+        self.parents = head.parents
+        self.faces = head.faces
+        self.lmk_faces = head.faces[head.lmk_faces_idx]  # [68, 3]
+        self.lmk_bary = head.lmk_bary_coords.astype(np.float32)  # [68, 3]
+        self.num_expr = head.num_expr
+
+    def __call__(
+        self,
+        expr: np.ndarray,  # [B, E'] E' <= E
+        rotation: np.ndarray,  # [B, 3]
+        neck_pose: np.ndarray,  # [B, 3]
+        jaw_pose: np.ndarray,  # [B, 3]
+        eyes_pose: np.ndarray,  # [B, 6]
+        translation: np.ndarray,  # [B, 3]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        batch = len(rotation)
+        full_expr = np.zeros((batch, self.num_expr))
+        full_expr[:, : expr.shape[1]] = expr
+        v_shaped = self.v_shaped[None] + (full_expr.astype(np.float32) @ self.exprdirs).reshape(batch, -1, 3)
+        joints = self.joints_shaped[None] + np.einsum("jke,be->bjk", self.joint_exprdirs, full_expr)  # [B, J, 3]
+        pose = np.concatenate([rotation, neck_pose, jaw_pose, eyes_pose], axis=1).reshape(-1, 3)
+        rot = batch_rodrigues(pose.astype(np.float64)).reshape(batch, -1, 3, 3)  # [B, J, 3, 3]
+        v_posed = v_shaped
+        if self.posedirs is not None:
+            pose_feature = (rot[:, 1:] - np.eye(3)).reshape(batch, -1).astype(np.float32)
+            v_posed = v_shaped + (pose_feature @ self.posedirs).reshape(batch, -1, 3)
+
+        # rigid chain (smplx batch_rigid_transform)
+        num_j = rot.shape[1]
+        relative = joints.copy()
+        relative[:, 1:] -= joints[:, self.parents[1:]]
+        local = np.zeros((batch, num_j, 4, 4))
+        local[:, :, :3, :3] = rot
+        local[:, :, :3, 3] = relative
+        local[:, :, 3, 3] = 1.0
+        chain = [local[:, 0]]
+        for j in range(1, num_j):
+            chain.append(chain[self.parents[j]] @ local[:, j])
+        transforms = np.stack(chain, axis=1)  # [B, J, 4, 4]
+        transforms[:, :, :3, 3] -= np.einsum("bjkl,bjl->bjk", transforms[:, :, :3, :3], joints)
+        # one GEMM: blended[v, b, k, l] = sum_j w[v, j] G[b, j, k, l] for the top 3 rows of G
+        rows = transforms[:, :, :3, :].transpose(1, 0, 2, 3).reshape(num_j, batch * 12).astype(np.float32)
+        blended = (self.lbs_weights @ rows).reshape(-1, batch, 3, 4).transpose(1, 0, 2, 3)  # [B, V, 3, 4]
+        vertices = (
+            blended[..., 0] * v_posed[:, :, 0:1]
+            + blended[..., 1] * v_posed[:, :, 1:2]
+            + blended[..., 2] * v_posed[:, :, 2:3]
+            + blended[..., 3]
+        ) + translation[:, None, :].astype(np.float32)
+        landmarks = np.einsum("blkd,lk->bld", vertices[:, self.lmk_faces], self.lmk_bary)
+        return vertices.astype(np.float32), landmarks.astype(np.float32)

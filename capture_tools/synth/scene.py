@@ -1,0 +1,222 @@
+"""The static studio around the rig and the ChArUco calibration board, both ray-cast analytically.
+
+The studio is a textured cylindrical backdrop (radius 2.4 m, vertical axis through the rig centre)
+with a floor and a ceiling. Its texture lives in world coordinates, so every camera sees the same
+3D backdrop (structure-from-motion on the background plates is geometrically consistent). The
+calibration board is a plane carrying ``cv2.aruco.CharucoBoard.generateImage`` on a white backing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+WALL_RADIUS_M = 2.4
+FLOOR_Y_M = -1.3
+CEILING_Y_M = 1.6
+_TEXEL_M = 0.004
+
+
+@dataclasses.dataclass(frozen=True)
+class Studio:
+    wall: np.ndarray  # [H, W, 3] float32 linear RGB; column = arc length, row = height (top = ceiling)
+    floor: np.ndarray  # [N, N, 3] float32 linear RGB over x, z in [-R, R]
+
+    def shade(self, origin: np.ndarray, directions: np.ndarray) -> np.ndarray:
+        """Linear RGB [..., 3] seen along rays ``origin + t * directions`` (origin inside the cylinder)."""
+        d = directions.reshape(-1, 3)
+        o = np.asarray(origin, np.float64)
+        # |o_xz + t d_xz|^2 = R^2, positive root (the origin is inside)
+        a = d[:, 0] ** 2 + d[:, 2] ** 2
+        b = 2 * (o[0] * d[:, 0] + o[2] * d[:, 2])
+        c = o[0] ** 2 + o[2] ** 2 - WALL_RADIUS_M**2
+        t_wall = (-b + np.sqrt(np.maximum(b * b - 4 * a * c, 0.0))) / np.maximum(2 * a, 1e-12)
+        hit = o + t_wall[:, None] * d
+        colour = np.empty((len(d), 3), np.float32)
+        on_wall = (hit[:, 1] >= FLOOR_Y_M) & (hit[:, 1] <= CEILING_Y_M)
+        arc = np.arctan2(hit[:, 0], -hit[:, 2]) * WALL_RADIUS_M  # 0 behind the head, seen by the frontal camera
+        rows, cols = self.wall.shape[:2]
+        map_x = ((arc + np.pi * WALL_RADIUS_M) / (2 * np.pi * WALL_RADIUS_M) * cols - 0.5).astype(np.float32)
+        map_y = ((CEILING_Y_M - hit[:, 1]) / (CEILING_Y_M - FLOOR_Y_M) * rows - 0.5).astype(np.float32)
+        colour[:] = _sample(self.wall, map_x, map_y)
+        # floor / ceiling planes
+        off = ~on_wall
+        if np.any(off):
+            plane_y = np.where(hit[off, 1] < FLOOR_Y_M, FLOOR_Y_M, CEILING_Y_M)
+            t_plane = (plane_y - o[1]) / d[off, 1]
+            plane_hit = o + t_plane[:, None] * d[off]
+            n = self.floor.shape[0]
+            fx = ((plane_hit[:, 0] + WALL_RADIUS_M) / (2 * WALL_RADIUS_M) * n - 0.5).astype(np.float32)
+            fz = ((plane_hit[:, 2] + WALL_RADIUS_M) / (2 * WALL_RADIUS_M) * n - 0.5).astype(np.float32)
+            plane_colour = _sample(self.floor, fx, fz)
+            ceiling = plane_y > 0
+            plane_colour[ceiling] = plane_colour[ceiling] * 0.3 + 0.55
+            colour[off] = plane_colour
+        return colour.reshape(*directions.shape[:-1], 3)
+
+
+def _sample(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    """Bilinear lookup of ``image`` at float pixel coordinates (1-D arrays), clamped at the border."""
+    out = cv2.remap(
+        image, map_x.reshape(1, -1), map_y.reshape(1, -1), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    return out.reshape(-1, image.shape[2])
+
+
+def _value_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int, channels: int = 1) -> np.ndarray:
+    grid = rng.random((max(2, shape[0] * cells // shape[1]), cells, channels)).astype(np.float32)
+    return cv2.resize(grid, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC).reshape(*shape, channels)
+
+
+def build_studio(rng: np.random.Generator) -> Studio:
+    """A backdrop of soft grey-blue cloth with panels, posters and light stands (features for SfM)."""
+    cols = int(2 * np.pi * WALL_RADIUS_M / _TEXEL_M)
+    rows = int((CEILING_Y_M - FLOOR_Y_M) / _TEXEL_M)
+    base_colour = np.array([0.32, 0.36, 0.42], np.float32) * float(rng.uniform(0.8, 1.2))
+    cloth = 0.75 + 0.5 * _value_noise(rng, (rows, cols), 40) + 0.12 * _value_noise(rng, (rows, cols), 400)
+    wall = base_colour * cloth
+    for _ in range(60):  # panels and posters with their own patterns
+        w = int(rng.uniform(0.15, 0.6) / _TEXEL_M)
+        h = int(rng.uniform(0.15, 0.7) / _TEXEL_M)
+        x0 = int(rng.integers(0, cols - w))
+        y0 = int(rng.integers(int(0.1 * rows), rows - h))
+        colour = rng.uniform(0.05, 0.8, 3).astype(np.float32)
+        patch = np.broadcast_to(colour, (h, w, 3)).copy()
+        style = int(rng.integers(0, 4))
+        if style == 0:  # stripes
+            period = int(rng.integers(6, 30))
+            patch[(np.arange(h)[:, None] + np.arange(w)[None, :]) % period < period // 2] *= 0.4
+        elif style == 1:  # blobs
+            patch *= 0.4 + 0.9 * _value_noise(rng, (h, w), int(rng.integers(4, 16)))
+        elif style == 2:  # checker
+            cell = int(rng.integers(8, 30))
+            checker = ((np.arange(h)[:, None] // cell + np.arange(w)[None, :] // cell) % 2).astype(bool)
+            patch[checker] = rng.uniform(0.05, 0.8, 3)
+        else:  # "text": random short bars
+            for _ in range(int(rng.integers(5, 20))):
+                bx, by = int(rng.integers(0, max(1, w - 20))), int(rng.integers(0, max(1, h - 6)))
+                cv2.rectangle(patch, (bx, by), (bx + int(rng.integers(5, 40)), by + 3), (0.05, 0.05, 0.05), -1)
+        wall[y0 : y0 + h, x0 : x0 + w] = patch
+    for _ in range(6):  # light stands: dark vertical poles with a bright softbox on top
+        x = int(rng.integers(0, cols - 30))
+        wall[int(0.15 * rows) :, x : x + 8] = 0.04
+        wall[int(0.05 * rows) : int(0.2 * rows), x - 40 : x + 48] = 0.9
+    n = int(2 * WALL_RADIUS_M / 0.01)
+    floor = np.array([0.25, 0.23, 0.21], np.float32) * (0.7 + 0.6 * _value_noise(rng, (n, n), 30, 1))
+    return Studio(wall=np.ascontiguousarray(wall, np.float32), floor=np.ascontiguousarray(floor, np.float32))
+
+
+@dataclasses.dataclass(frozen=True)
+class BoardSpec:
+    squares_x: int
+    squares_y: int
+    square_length_m: float
+    marker_length_m: float
+    dictionary: str
+    margin_m: float = 0.02  # white backing around the printed board
+
+    def cv_board(self) -> cv2.aruco.CharucoBoard:
+        dictionary = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, self.dictionary))
+        return cv2.aruco.CharucoBoard(
+            (self.squares_x, self.squares_y), self.square_length_m, self.marker_length_m, dictionary
+        )
+
+    def to_rig_yaml(self) -> dict:
+        return {
+            "type": "charuco",
+            "squares_x": self.squares_x,
+            "squares_y": self.squares_y,
+            "square_length_m": self.square_length_m,
+            "marker_length_m": self.marker_length_m,
+            "dictionary": self.dictionary,
+        }
+
+
+class BoardRenderer:
+    """Ray-casts the board: board frame has its origin at the top-left chessboard corner, x along
+    the squares_x side, y along squares_y (OpenCV's CharucoBoard object points), z into the board
+    (the printed side faces -z)."""
+
+    def __init__(self, spec: BoardSpec, pixels_per_m: float = 2500.0):
+        self.spec = spec
+        self.pixels_per_m = pixels_per_m
+        size = (int(spec.squares_x * spec.square_length_m * pixels_per_m),
+                int(spec.squares_y * spec.square_length_m * pixels_per_m))
+        printed = spec.cv_board().generateImage(size, marginSize=0, borderBits=1)
+        margin = int(spec.margin_m * pixels_per_m)
+        image = cv2.copyMakeBorder(printed, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=255)
+        self.texture = ((image.astype(np.float32) / 255.0) ** 2.2 * 0.85 + 0.02)[..., None].repeat(3, axis=2)
+        self.margin_px = margin
+
+    def shade(
+        self, board_to_world: np.ndarray, origin: np.ndarray, directions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(linear RGB [..., 3], hit mask [...]) of the board along the rays."""
+        rotation, translation = board_to_world[:3, :3], board_to_world[:3, 3]
+        d = directions.reshape(-1, 3) @ rotation  # into the board frame
+        o = rotation.T @ (np.asarray(origin) - translation)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = -o[2] / d[:, 2]
+        x = o[0] + t * d[:, 0]
+        y = o[1] + t * d[:, 1]
+        map_x = (x * self.pixels_per_m + self.margin_px - 0.5).astype(np.float32)
+        map_y = (y * self.pixels_per_m + self.margin_px - 0.5).astype(np.float32)
+        rows, cols = self.texture.shape[:2]
+        hit = (t > 0) & (map_x >= 0) & (map_y >= 0) & (map_x <= cols - 1) & (map_y <= rows - 1)
+        colour = np.zeros((len(d), 3), np.float32)
+        if np.any(hit):
+            front = d[hit, 2] > 0  # looking at the printed side (rays travel +z in the board frame)
+            sampled = _sample(self.texture, map_x[hit], map_y[hit])
+            sampled[~front] = 0.15
+            # shading: the board is lit by the studio's frontal light
+            cos = np.abs(d[hit, 2])
+            colour[hit] = sampled * (0.55 + 0.45 * cos)[:, None]
+        shape = directions.shape[:-1]
+        return colour.reshape(*shape, 3), hit.reshape(shape)
+
+
+def board_trajectory(
+    rng: np.random.Generator, spec: BoardSpec, duration_s: float, hold_s: float = 0.5, move_s: float = 0.35
+):
+    """Board poses through the capture volume: a list of (start time, board_to_world) keyframes and a
+    function ``pose(t) -> board_to_world [4, 4]`` that holds each pose, then glides to the next."""
+    from scipy.spatial.transform import Rotation, Slerp
+
+    width = spec.squares_x * spec.square_length_m
+    height = spec.squares_y * spec.square_length_m
+    count = max(2, int(np.ceil(duration_s / (hold_s + move_s))) + 1)
+    rotations, positions = [], []
+    for index in range(count):
+        # face a sweep of azimuths over the arc so every camera sees the printed side in some holds
+        azimuth = np.radians(60.0 * np.sin(2 * np.pi * index / max(count - 1, 1) * 1.5) + rng.normal(0, 8))
+        elevation = np.radians(rng.uniform(-20, 20))
+        in_plane = np.radians(rng.uniform(-30, 30))
+        # board z (into the board) points away from the cameras: normal of the print = -z
+        facing = Rotation.from_euler("yx", [azimuth, -elevation]) * Rotation.from_euler("z", in_plane)
+        board_axes = facing * Rotation.from_matrix(np.diag([1.0, -1.0, -1.0]))  # print faces +z world
+        centre = np.array([rng.uniform(-0.08, 0.08), rng.uniform(-0.07, 0.07), rng.uniform(-0.05, 0.2)])
+        # place so the board centre is at ``centre``
+        offset = board_axes.apply([width / 2, height / 2, 0.0])
+        rotations.append(board_axes)
+        positions.append(centre - offset)
+    key_times = np.arange(count) * (hold_s + move_s)
+    stacked = Rotation.concatenate(rotations)
+
+    def pose(t: float) -> np.ndarray:
+        index = int(np.clip(np.searchsorted(key_times, t, side="right") - 1, 0, count - 1))
+        local = t - key_times[index]
+        if index == count - 1 or local <= hold_s:
+            rotation, position = rotations[index], positions[index]
+        else:
+            s = (local - hold_s) / move_s
+            s = s * s * (3 - 2 * s)  # smoothstep
+            rotation = Slerp([0.0, 1.0], stacked[index : index + 2])([s])[0]
+            position = (1 - s) * positions[index] + s * positions[index + 1]
+        matrix = np.eye(4)
+        matrix[:3, :3] = rotation.as_matrix()
+        matrix[:3, 3] = position
+        return matrix
+
+    return pose

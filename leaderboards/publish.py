@@ -1,0 +1,497 @@
+"""Results files -> leaderboard CSV, markdown table and plot, per dataset and protocol.
+
+Generated from ``results.json`` files only (never edited by hand); the schema is documented in
+``leaderboards/SCHEMA.md``. Publishing merges with the CSV already there: rows are keyed by
+(dataset, protocol, row_type, method, subject); a newly published row replaces the row with its key,
+rows from elsewhere are kept, and mean rows and ranks are recomputed from the merged subject rows.
+So publishing the same runs twice writes the same bytes.
+
+Ranking: mean rows of non-oracle methods with status ``ok`` are ranked by one primary metric per
+protocol (:data:`RANK_BY`); oracle rows (methods that see test expressions) and paper-reported
+reference rows are shown but never ranked.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from gsbench.errors import ConfigError
+from gsbench.io import sha256_file, write_bytes, write_text
+
+SCHEMA_VERSION = 1
+RESULTS_SCHEMA = ("gsbench.results", 1)  # what benchmark.runner writes (see benchmark/results.py)
+LEADERBOARD_METRICS = (
+    "psnr",
+    "psnr_masked",
+    "ssim",
+    "ssim_masked",
+    "lpips",
+    "lpips_masked",
+    "lmd",
+    "lmd_face",
+    "lse_d",
+    "lse_c",
+)
+RANK_BY = {"mono-front": "psnr", "multiview": "psnr", "cross-id": "lse_c"}
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricInfo:
+    label: str
+    direction: str  # "higher" | "lower" is better
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.direction == "higher" else "↓"
+
+
+# The leaderboards read result files only (DESIGN.md: they import nothing of benchmark/); the directions
+# match benchmark.results.METRICS and each results.json entry's "direction".
+METRICS: dict[str, MetricInfo] = {
+    "psnr": MetricInfo("PSNR (dB)", "higher"),
+    "psnr_masked": MetricInfo("PSNR head (dB)", "higher"),
+    "ssim": MetricInfo("SSIM", "higher"),
+    "ssim_masked": MetricInfo("SSIM head", "higher"),
+    "lpips": MetricInfo("LPIPS", "lower"),
+    "lpips_masked": MetricInfo("LPIPS head", "lower"),
+    "lmd": MetricInfo("LMD mouth (px)", "lower"),
+    "lmd_face": MetricInfo("LMD face (px)", "lower"),
+    "lse_d": MetricInfo("LSE-D", "lower"),
+    "lse_c": MetricInfo("LSE-C", "higher"),
+}
+
+
+def metric_info(name: str) -> MetricInfo:
+    return METRICS[name]
+
+
+def metric_column(name: str) -> str:
+    return f"{name} {metric_info(name).arrow}"
+
+
+def find_results(runs_dir: str | Path) -> list[Path]:
+    """Every ``<runs>/<dataset>/<protocol>/<method>/<subject>/results.json``, sorted."""
+    runs_dir = Path(runs_dir)
+    return sorted(runs_dir.glob("*/*/*/*/results.json")) if runs_dir.is_dir() else []
+
+
+def load_results(path: Path) -> dict:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(
+            f"cannot read results ({error})", path=path, fix="re-run that job with `gsbench run --force`"
+        ) from error
+    if not isinstance(data, dict) or (data.get("schema"), data.get("schema_version")) != RESULTS_SCHEMA:
+        raise ConfigError(
+            f"not a {RESULTS_SCHEMA[0]} v{RESULTS_SCHEMA[1]} file",
+            path=path,
+            fix="re-run that job with this gsbench (`gsbench run --force`)",
+        )
+    for key in ("status", "dataset", "protocol", "method", "subject", "metrics"):
+        if key not in data:
+            raise ConfigError(
+                f"results lack {key!r}", path=path, fix="re-run that job with `gsbench run --force`"
+            )
+    return data
+
+
+KEY_COLUMNS = ("dataset", "protocol", "row_type", "method", "subject")
+COLUMNS = (
+    "schema_version",
+    "dataset",
+    "protocol",
+    "row_type",
+    "rank",
+    "rank_by",
+    "method",
+    "subject",
+    "oracle",
+    "status",
+    "budget",
+    *(metric_column(m) for m in LEADERBOARD_METRICS),
+    "train_s",
+    "render_fps",
+    "num_gaussians",
+    "audio_encoder",
+    "weight_ids",
+    "compositing",
+    "device",
+    "gsbench_version",
+    "git_commit",
+    "dataset_hash",
+    "config_hash",
+    "results_sha256",
+)
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def subject_row(results: dict, results_path: Path) -> dict[str, str]:
+    """One CSV row of one results.json."""
+    metrics = results.get("metrics", {})
+    info = results.get("method_info", {})
+    timing = results.get("timing", {})
+    row = {c: "" for c in COLUMNS}
+    row.update(
+        {
+            "schema_version": str(SCHEMA_VERSION),
+            "dataset": results["dataset"]["name"],
+            "protocol": results["protocol"],
+            "row_type": "subject",
+            "rank_by": RANK_BY.get(results["protocol"], ""),
+            "method": results["method"],
+            "subject": results["subject"],
+            "oracle": "yes" if info.get("oracle") else "no",
+            "status": "ok"
+            if results["status"] == "ok"
+            else f"failed: {results.get('error') or 'unknown error'}",
+            "budget": results.get("budget", ""),
+            "train_s": _fmt(timing.get("train_seconds"), 1),
+            "render_fps": _fmt(timing.get("render_fps"), 1),
+            "num_gaussians": "" if results.get("num_gaussians") is None else str(results["num_gaussians"]),
+            "audio_encoder": info.get("audio_encoder", ""),
+            "weight_ids": ";".join(f"{k}={v}" for k, v in sorted(results.get("weights", {}).items())),
+            "compositing": results.get("compositing", {}).get("rule", ""),
+            "device": results.get("device", ""),
+            "gsbench_version": results.get("gsbench_version", ""),
+            "git_commit": results.get("git_commit", ""),
+            "dataset_hash": results["dataset"].get("hash", "")[:16],
+            "config_hash": (results.get("config_hash") or "")[:16],
+            "results_sha256": sha256_file(results_path)[:16],
+        }
+    )
+    for name in LEADERBOARD_METRICS:
+        entry = metrics.get(name)
+        if entry and entry.get("status") == "ok":
+            row[metric_column(name)] = _fmt(entry["value"])
+    return row
+
+
+def _joined(values: Iterable[str]) -> str:
+    return ";".join(sorted({v for v in values if v}))
+
+
+def mean_rows(rows: list[dict[str, str]], subjects_by_dataset: dict[str, list[str]]) -> list[dict[str, str]]:
+    """Per (dataset, protocol, method): the mean over subjects, complete only when every subject is ok."""
+    groups: dict[tuple[str, str, str], list[dict[str, str]]] = {}
+    for row in rows:
+        if row["row_type"] == "subject":
+            groups.setdefault((row["dataset"], row["protocol"], row["method"]), []).append(row)
+    out = []
+    for (dataset, protocol, method), members in sorted(groups.items()):
+        expected = subjects_by_dataset.get(dataset) or sorted({r["subject"] for r in members})
+        ok = {r["subject"]: r for r in members if r["status"] == "ok"}
+        mean = {c: "" for c in COLUMNS}
+        mean.update(
+            {
+                "schema_version": str(SCHEMA_VERSION),
+                "dataset": dataset,
+                "protocol": protocol,
+                "row_type": "mean",
+                "rank_by": RANK_BY.get(protocol, ""),
+                "method": method,
+                "subject": "mean",
+                "oracle": "yes" if any(r["oracle"] == "yes" for r in members) else "no",
+            }
+        )
+        for column in (
+            "budget",
+            "audio_encoder",
+            "weight_ids",
+            "compositing",
+            "device",
+            "gsbench_version",
+            "git_commit",
+            "dataset_hash",
+            "config_hash",
+            "results_sha256",
+        ):
+            mean[column] = _joined(r[column] for r in members)
+        if all(s in ok for s in expected):
+            mean["status"] = "ok"
+            for name in LEADERBOARD_METRICS:
+                values = [ok[s][metric_column(name)] for s in expected]
+                if all(values):
+                    mean[metric_column(name)] = _fmt(sum(float(v) for v in values) / len(values))
+            for column, digits in (("train_s", 1), ("render_fps", 1)):
+                values = [ok[s][column] for s in expected]
+                if all(values):
+                    mean[column] = _fmt(sum(float(v) for v in values) / len(values), digits)
+        else:
+            missing = [s for s in expected if s not in ok]
+            mean["status"] = (
+                f"incomplete: {len(expected) - len(missing)}/{len(expected)} subjects ok "
+                f"(missing or failed: {', '.join(missing)})"
+            )
+        out.append(mean)
+    return out
+
+
+def rank_rows(rows: list[dict[str, str]]) -> None:
+    """Fill ``rank`` of complete, non-oracle mean rows by their protocol's primary metric."""
+    by_board: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for row in rows:
+        row["rank"] = ""
+        if row["row_type"] == "mean" and row["status"] == "ok" and row["oracle"] == "no":
+            by_board.setdefault((row["dataset"], row["protocol"]), []).append(row)
+    for (_, protocol), members in by_board.items():
+        metric = RANK_BY.get(protocol)
+        if metric is None:
+            continue
+        column = metric_column(metric)
+        scored = [r for r in members if r[column]]
+        sign = -1.0 if metric_info(metric).direction == "higher" else 1.0
+        scored.sort(key=lambda r: (sign * float(r[column]), r["method"]))
+        previous, rank = None, 0
+        for index, row in enumerate(scored, start=1):
+            if row[column] != previous:
+                rank, previous = index, row[column]
+            row["rank"] = str(rank)
+
+
+def _sort_key(row: dict[str, str]) -> tuple:
+    return (
+        row["row_type"] != "mean",
+        int(row["rank"]) if row["rank"] else 10**9,
+        row["method"],
+        row["subject"],
+    )
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+        if reader.fieldnames is None:
+            return []
+    if tuple(reader.fieldnames) != COLUMNS or any(
+        r.get("schema_version") != str(SCHEMA_VERSION) for r in rows
+    ):
+        raise ConfigError(
+            f"existing leaderboard has another schema (columns or schema_version != {SCHEMA_VERSION})",
+            path=path,
+            fix="move the old file away (publishing never drops rows it cannot read) and publish again",
+        )
+    return rows
+
+
+def render_csv(rows: list[dict[str, str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+@dataclasses.dataclass(frozen=True)
+class Board:
+    dataset: str
+    protocol: str
+    rows: list[dict[str, str]]
+    csv_path: Path
+    markdown_path: Path
+    plot_path: Path
+
+
+def load_reference(protocol: str | None = None) -> list[dict[str, str]]:
+    """Paper-reported rows (leaderboards/reference/*.csv), optionally those comparable to ``protocol``."""
+    rows = []
+    for path in sorted(REFERENCE_DIR.glob("*.csv")):
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows += [r for r in csv.DictReader(handle) if protocol is None or r["protocol_like"] == protocol]
+    return rows
+
+
+def publish(
+    runs_dir: str | Path = "runs", out_dir: str | Path = "leaderboards", *, plot: bool = True
+) -> list[Board]:
+    """Publish every dataset x protocol found under ``runs_dir`` into ``out_dir``."""
+    paths = find_results(runs_dir)
+    if not paths:
+        raise ConfigError(
+            "no results.json found",
+            path=runs_dir,
+            fix="run `gsbench run --method all --data DATASET` first, or pass --runs",
+        )
+    new_rows: dict[tuple[str, str], list[dict[str, str]]] = {}
+    subjects: dict[str, list[str]] = {}
+    for path in paths:
+        results = load_results(path)
+        row = subject_row(results, path)
+        new_rows.setdefault((row["dataset"], row["protocol"]), []).append(row)
+        if results["dataset"].get("subjects"):
+            subjects[row["dataset"]] = list(results["dataset"]["subjects"])
+    boards = []
+    for (dataset, protocol), rows in sorted(new_rows.items()):
+        folder = Path(out_dir) / dataset
+        csv_path = folder / f"{protocol}.csv"
+        merged = {
+            tuple(r[k] for k in KEY_COLUMNS): r for r in read_csv(csv_path) if r["row_type"] == "subject"
+        }
+        for row in rows:
+            merged[tuple(row[k] for k in KEY_COLUMNS)] = row
+        subject_rows = list(merged.values())
+        all_rows = subject_rows + mean_rows(subject_rows, subjects)
+        rank_rows(all_rows)
+        all_rows.sort(key=_sort_key)
+        write_text(csv_path, render_csv(all_rows))
+        board = Board(
+            dataset, protocol, all_rows, csv_path, folder / f"{protocol}.md", folder / f"{protocol}.png"
+        )
+        write_text(board.markdown_path, render_markdown(board))
+        if plot:
+            write_bytes(board.plot_path, render_plot(board))
+        boards.append(board)
+    return boards
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _shown_metrics(board: Board) -> list[str]:
+    shown = [m for m in LEADERBOARD_METRICS if any(r[metric_column(m)] for r in board.rows)]
+    return shown or [RANK_BY.get(board.protocol, "psnr")]
+
+
+def render_markdown(board: Board, reference: bool = True) -> str:
+    """The leaderboard as markdown: ranked means, per-subject rows, then paper-reported rows."""
+    metrics = _shown_metrics(board)
+    rank_by = RANK_BY.get(board.protocol, "")
+    parts = [
+        f"# {board.dataset} / {board.protocol}",
+        "",
+        f"Generated by `gsbench leaderboard publish` from results.json files (schema v{SCHEMA_VERSION}, see "
+        f"leaderboards/SCHEMA.md). Ranked by {metric_column(rank_by)} over complete mean rows; oracle rows "
+        "(see test expressions) and paper-reported rows are never ranked. Metrics missing their pretrained "
+        "weights are left blank (see each results.json for the reason).",
+        "",
+    ]
+    compositing = _joined(r["compositing"] for r in board.rows)
+    if compositing:
+        parts += [f"Compositing (all methods): `{compositing}`", ""]
+    header = [
+        "rank",
+        "method",
+        "subject",
+        *(metric_column(m) for m in metrics),
+        "train s",
+        "render fps",
+        "status",
+    ]
+    table = []
+    for row in board.rows:
+        method = row["method"] + (" (oracle)" if row["oracle"] == "yes" else "")
+        table.append(
+            [
+                row["rank"] or "-",
+                method,
+                row["subject"],
+                *(row[metric_column(m)] or "—" for m in metrics),
+                row["train_s"] or "—",
+                row["render_fps"] or "—",
+                row["status"],
+            ]
+        )
+    parts += [_md_table(header, table), ""]
+    reference = load_reference(board.protocol) if reference else []
+    if reference:
+        ref_metrics = [
+            m
+            for m in ("psnr", "ssim", "lpips", "lmd", "lse_d", "lse_c")
+            if any(r[metric_column(m)] for r in reference)
+        ]
+        parts += [
+            "## Paper-reported reference (other datasets; not comparable, never ranked)",
+            "",
+            _md_table(
+                ["paper", "table", "dataset", "method", *(metric_column(m) for m in ref_metrics)],
+                [
+                    [
+                        r["paper"],
+                        r["table"],
+                        r["dataset"],
+                        r["method"],
+                        *(r[metric_column(m)] or "—" for m in ref_metrics),
+                    ]
+                    for r in reference
+                ],
+            ),
+            "",
+        ]
+    return "\n".join(parts)
+
+
+def render_plot(board: Board) -> bytes:
+    """PNG: image quality (PSNR) against lip sync (LSE-C, else LSE-D, else LMD) per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    ours = [r for r in board.rows if r["row_type"] == "mean" and r["status"] == "ok"] or [
+        r for r in board.rows if r["status"] == "ok"
+    ]
+    y_metric = "psnr"
+    x_metric = next((m for m in ("lse_c", "lse_d", "lmd") if any(r[metric_column(m)] for r in ours)), None)
+    figure = Figure(figsize=(6.4, 4.8), dpi=100)
+    axes = figure.add_subplot()
+    if x_metric is None:
+        points = [
+            (i, float(r[metric_column(y_metric)])) for i, r in enumerate(ours) if r[metric_column(y_metric)]
+        ]
+        axes.bar([p[0] for p in points], [p[1] for p in points], color="tab:blue")
+        axes.set_xticks([p[0] for p in points], [ours[p[0]]["method"] for p in points], rotation=20)
+        axes.set_title(f"{board.dataset} / {board.protocol}: no lip-sync metric available")
+    else:
+        for row in ours:
+            if row[metric_column(x_metric)] and row[metric_column(y_metric)]:
+                x, y = float(row[metric_column(x_metric)]), float(row[metric_column(y_metric)])
+                label = f"{row['method']}{' (oracle)' if row['oracle'] == 'yes' else ''}"
+                if row["row_type"] != "mean":
+                    label += f" [{row['subject']}]"
+                axes.scatter([x], [y], marker="^" if row["oracle"] == "yes" else "o", color="tab:blue")
+                axes.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        reference = [
+            r
+            for r in load_reference(board.protocol)
+            if r[metric_column(x_metric)] and r[metric_column(y_metric)]
+        ]
+        if reference:
+            axes.scatter(
+                [float(r[metric_column(x_metric)]) for r in reference],
+                [float(r[metric_column(y_metric)]) for r in reference],
+                facecolors="none",
+                edgecolors="grey",
+                label="paper-reported (other datasets)",
+            )
+            axes.legend(loc="best", fontsize=8)
+        axes.set_xlabel(f"{METRICS[x_metric].label} {METRICS[x_metric].arrow} (lip sync)")
+        axes.set_title(f"{board.dataset} / {board.protocol}")
+    axes.set_ylabel(f"{METRICS[y_metric].label} {METRICS[y_metric].arrow} (image quality)")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def markdown_summary(boards: list[Board], reference: bool = True) -> str:
+    """Every board's markdown, one after the other (``reference=False``: without the paper rows)."""
+    return "\n\n".join(render_markdown(b, reference=reference) for b in boards)
+
+
+__all__ = ["COLUMNS", "SCHEMA_VERSION", "load_reference", "publish", "read_csv"]

@@ -1,0 +1,179 @@
+"""The runner end to end on the tiny dataset: retrieval + test-only methods, re-runs, leaderboard rows.
+
+One ``gsbench run`` (module fixture) covers retrieval (mono-front + cross-id), a method that raises in
+train, a method that asks for test images and an oracle method, on both subjects.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import main
+from benchmark.runner import RunOptions, run_benchmark
+from gsbench.ffmpeg import ffmpeg_exe
+
+METHODS = "retrieval,exploding-test,peeking-test,oracle-test"
+
+
+def _cli(argv: list[str]) -> int:
+    try:
+        main(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0
+
+
+def _results(runs: Path, protocol: str, method: str, subject: str) -> dict:
+    return json.loads((runs / "tiny" / protocol / method / subject / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def first_run(tiny_dataset_master, registered_test_methods, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    code = _cli(
+        [
+            "--quiet",
+            "run",
+            "--method",
+            METHODS,
+            "--data",
+            str(tiny_dataset_master),
+            "--runs",
+            str(runs),
+            "--budget",
+            "smoke",
+            "--protocol",
+            "mono-front,cross-id",
+        ]
+    )
+    return runs, code
+
+
+def test_failing_job_gives_nonzero_exit_and_others_finish(first_run):
+    runs, code = first_run
+    assert code == 1
+    for subject in ("s01", "s02"):
+        assert _results(runs, "mono-front", "retrieval", subject)["status"] == "ok"
+        failed = _results(runs, "mono-front", "exploding-test", subject)
+        assert failed["status"] == "failed" and "boom" in failed["error"]
+        assert (
+            "Traceback" in (runs / "tiny" / "mono-front" / "exploding-test" / subject / "log.txt").read_text()
+        )
+
+
+def test_method_asking_for_test_images_fails(first_run):
+    runs, _ = first_run
+    results = _results(runs, "mono-front", "peeking-test", "s01")
+    assert results["status"] == "failed"
+    assert "holds no test images" in results["error"]
+
+
+def test_retrieval_results_are_complete(first_run, tiny_dataset_master):
+    runs, _ = first_run
+    results = _results(runs, "mono-front", "retrieval", "s01")
+    for key in (
+        "config_hash",
+        "compositing",
+        "weights",
+        "timing",
+        "num_gaussians",
+        "device",
+        "gsbench_version",
+        "git_commit",
+        "dataset",
+        "method_info",
+    ):
+        assert key in results
+    assert results["dataset"]["hash"] and len(results["config_hash"]) == 64
+    assert results["method_info"]["audio_encoder"].startswith("mfcc50")
+    assert results["timing"]["render_fps"] > 0 and results["timing"]["frames_rendered"] == 12
+    sequence = results["sequences"]["s01_t03"]
+    assert sequence["num_frames"] == 12
+    psnr = results["metrics"]["psnr"]
+    assert psnr["status"] == "ok" and math.isfinite(psnr["value"]) and psnr["direction"] == "higher"
+    assert psnr["value"] == pytest.approx(sequence["metrics"]["psnr"]["value"])  # one sequence: mean == it
+    for name, entry in results["metrics"].items():  # missing weights are reported, never substituted
+        assert (entry["value"] is None) == (entry["status"] != "ok"), name
+        if entry["status"] == "missing":
+            assert entry["reason"]
+    job = runs / "tiny" / "mono-front" / "retrieval" / "s01"
+    assert json.loads((job / "config.json").read_text())["method_config"]["num_mfcc"] == 13
+    assert (job / "checkpoint" / "lookup.npz").is_file()
+    assert (job / "comparison" / "s01_t03.png").stat().st_size > 0
+    probe = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-i", str(job / "videos" / "s01_t03.mp4")],
+        capture_output=True,
+        text=True,
+    )
+    assert "Video: h264" in probe.stderr and "Audio: aac" in probe.stderr
+
+
+def test_cross_id_uses_other_subject_audio_and_sync_metrics_only(first_run):
+    runs, _ = first_run
+    results = _results(runs, "cross-id", "retrieval", "s01")
+    assert results["status"] == "ok"
+    assert list(results["sequences"]) == ["s02_t03"]
+    assert results["method_info"]["driven_by_subject"] == "s02"
+    assert results["metrics"]["psnr"]["status"] == "skipped"
+    assert results["metrics"]["lse_c"]["status"] in ("ok", "missing")
+    # trained as mono-front: the checkpoint of that job is reused, not retrained
+    assert results["timing"]["checkpoint_from"].endswith("mono-front/retrieval/s01/checkpoint")
+
+
+def test_rerun_skips_finished_jobs_and_force_redoes_them(first_run, tiny_dataset_master):
+    runs, _ = first_run
+    results_path = runs / "tiny" / "mono-front" / "retrieval" / "s01" / "results.json"
+    before = results_path.read_bytes()
+    summary = run_benchmark(
+        tiny_dataset_master,
+        runs,
+        RunOptions(
+            methods="retrieval,exploding-test", budget="smoke", protocols=("mono-front",), videos=False
+        ),
+    )
+    status = {(o.job.method, o.job.subject): o.status for o in summary.outcomes}
+    assert status[("retrieval", "s01")] == "skipped" and status[("retrieval", "s02")] == "skipped"
+    assert status[("exploding-test", "s01")] == "failed"  # failed jobs are retried, and fail again
+    assert summary.exit_code == 1
+    assert results_path.read_bytes() == before
+    forced = run_benchmark(
+        tiny_dataset_master,
+        runs,
+        RunOptions(
+            methods="retrieval", budget="smoke", force=True, protocols=("mono-front",), subjects=("s01",)
+        ),
+    )
+    assert [o.status for o in forced.outcomes] == ["ok"] and forced.exit_code == 0
+    redone = json.loads(results_path.read_text())
+    assert redone["metrics"]["psnr"]["value"] == pytest.approx(json.loads(before)["metrics"]["psnr"]["value"])
+
+
+def test_leaderboard_rows_from_the_run(first_run, tmp_path):
+    runs, _ = first_run
+    out = tmp_path / "boards"
+    assert (
+        _cli(["--quiet", "leaderboard", "publish", "--runs", str(runs), "--out", str(out), "--no-plot"]) == 0
+    )
+    first = (out / "tiny" / "mono-front.csv").read_bytes()
+    with open(out / "tiny" / "mono-front.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    by_key = {(r["method"], r["subject"]): r for r in rows}
+    assert by_key[("retrieval", "mean")]["rank"] == "1"
+    assert float(by_key[("retrieval", "s01")]["psnr ↑"]) == pytest.approx(
+        _results(runs, "mono-front", "retrieval", "s01")["metrics"]["psnr"]["value"], abs=1e-4
+    )
+    assert by_key[("exploding-test", "s01")]["status"].startswith("failed: ")
+    assert by_key[("exploding-test", "mean")]["status"].startswith("incomplete")
+    assert (
+        by_key[("oracle-test", "mean")]["oracle"] == "yes" and by_key[("oracle-test", "mean")]["rank"] == ""
+    )
+    assert (
+        _cli(["--quiet", "leaderboard", "publish", "--runs", str(runs), "--out", str(out), "--no-plot"]) == 0
+    )
+    assert (out / "tiny" / "mono-front.csv").read_bytes() == first

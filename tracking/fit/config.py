@@ -1,0 +1,62 @@
+"""Tracking configuration: one frozen dataclass, defaults tuned on the synthetic sessions."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackingConfig:
+    """Weights and schedules of the two-stage multi-view FLAME fit (see tracking/fit/solver.py).
+
+    Residuals are measured in *reference pixels*: image pixels scaled to a ``reference_size_px``
+    image (256), so weights mean the same at any resolution. Landmark trajectories for the temporal
+    terms are in millimetres.
+    """
+
+    num_shape: int = 100  # shape components fitted (the rest stay 0)
+    num_expr: int = 50  # expression components fitted
+    dtype: str = "float64"
+    num_threads: int = 1  # torch threads; the problem is many small ops, where more threads mostly spin
+    # data term
+    robust_loss: str = "geman_mcclure"  # "geman_mcclure" | "huber" | "l2"
+    robust_scale_px: float = 4.0  # sigma of the robust kernel, reference pixels
+    reference_size_px: int = 256
+    visibility_cos_min: float = 0.0  # landmark weight ramps from 0 at this cos(normal, view)...
+    visibility_cos_full: float = 0.25  # ...to 1 here
+    # priors (per frame, squared parameter units)
+    shape_prior: float = 1e-3
+    expr_prior: float = 1e-3
+    neck_prior: float = 3.0
+    jaw_prior: float = 1e-2
+    eyes_prior: float = 1e-2
+    joint_limit_weight: float = 1e3
+    # temporal smoothness on landmark trajectories (mm^2) and on expression (units^2)
+    velocity_weight: float = 1e-3
+    acceleration_weight: float = 2e-2
+    expr_velocity_weight: float = 1e-3
+    # schedules (L-BFGS iterations)
+    rigid_iterations: int = 30
+    landmark_iterations: int = 120
+    dense_iterations: int = 120
+    dense: bool = True  # stage 2: all 478 MediaPipe points embedded on the mesh
+    # stage-2 embedding of the MediaPipe points
+    embedding_frames: int = 48
+    embedding_min_cameras: int = 3
+    embedding_max_rms_px: float = 4.0  # reference pixels, triangulation RMS
+    embedding_max_distance_m: float = 0.012
+    min_init_points: int = 8
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_overrides(cls, overrides: dict[str, Any]) -> TrackingConfig:
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            from gsbench.errors import ConfigError
+
+            raise ConfigError(f"unknown tracking options {unknown}", fix=f"use some of {sorted(names)}")
+        return dataclasses.replace(cls(), **overrides)

@@ -1,0 +1,587 @@
+"""Multi-view FLAME fitting to 2D landmarks: per-subject shape, per-frame pose and expression.
+
+Energy minimised by L-BFGS over all frames of one subject at once (frames are independent except
+for the shared shape and the temporal terms, so one batched problem is both simplest and fastest):
+
+    E = Σ_{c,t,l} w_ctl ρ(‖s_c (π_c(X_tl) − x_ctl)‖) / Σ w            data: robust reprojection
+      + λ_β ‖β‖² + λ_ψ mean_t ‖ψ_t‖² + λ_neck mean_t ‖θ_neck,t‖² + λ_jaw … + λ_eyes …     priors
+      + λ_lim mean_t Σ relu(|θ| − limit)²                                               joint limits
+      + λ_v mean_t ‖X_t − X_{t−1}‖² + λ_a mean_t ‖X_{t+1} − 2X_t + X_{t−1}‖²  (mm)      smoothness
+      + λ_ψv mean_t ‖ψ_t − ψ_{t−1}‖²
+
+with X_tl the 3D landmarks of the posed model, π_c the pinhole projection of camera c, s_c the
+scale from camera pixels to reference pixels, ρ a robust kernel (Geman-McClure by default) and
+w_ctl = detected · visible (the landmark's face turned toward the camera).
+
+Stages: (0) per-frame rigid initialisation by triangulating the 68 landmarks and aligning the
+template (Umeyama); (1a) rigid pose; (1b) all parameters on the 68 iBUG landmarks of the model's
+embedding; (2) embed every one of MediaPipe's 478 points on the subject's mesh from confident
+frames (triangulate, closest surface point, median in the canonical mesh) and refit everything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from gsbench.errors import StageError
+from gsbench.progress import make_progress
+from tracking.fit.config import TrackingConfig
+from tracking.fit.geometry import (
+    axis_angle_to_rotation,
+    closest_point_on_mesh,
+    project,
+    rotation_to_axis_angle,
+    triangulate,
+    umeyama,
+)
+from tracking.fit.model import (
+    EmbeddedLandmarks,
+    SubsetFlame,
+    barycentric_points,
+    face_normals,
+    posed_vertices,
+)
+from tracking.head_model import REGIONS, HeadModel
+from tracking.landmarks import MEDIAPIPE_TO_IBUG68, NUM_MEDIAPIPE_LANDMARKS
+
+FRAME_KEYS = ("expr", "jaw_pose", "neck_pose", "eyes_pose", "rotation", "translation")
+_TRANSLATION_UNIT = 0.1  # translation is optimised in decimetres: a unit moves landmarks as far as a radian
+DEFAULT_CONFIG = TrackingConfig()
+_EMBEDDING_EXCLUDED_REGIONS = ("teeth", "mouth_interior", "scalp_hair", "neck")
+
+
+@dataclasses.dataclass
+class Observations:
+    """Multi-view 2D landmarks of one subject: all its sequences' frames stacked (B frames)."""
+
+    camera_ids: list[str]
+    intrinsics: np.ndarray  # [C, 3, 3]
+    world_to_cam: np.ndarray  # [C, 4, 4]
+    image_sizes: np.ndarray  # [C, 2] (width, height)
+    points: np.ndarray  # [C, B, 478, 2] pixels, NaN where not detected
+    frame_sequence: np.ndarray  # [B] int, index into sequence_ids
+    sequence_ids: list[str]
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.points.shape[1])
+
+
+@dataclasses.dataclass
+class FitResult:
+    params: dict[str, np.ndarray]  # FRAME_KEYS [B, ...] and "shape" [S], full model sizes
+    embedding_faces: np.ndarray  # [478] face index of each MediaPipe point (stage 2)
+    embedding_bary: np.ndarray  # [478, 3]
+    embedding_valid: np.ndarray  # [478] bool
+    stages: dict[str, dict]  # per stage: seconds, energy, reprojection statistics
+    residuals_px: np.ndarray  # [C, B, L] final reprojection error in camera pixels, NaN unobserved
+    visibility: np.ndarray  # [C, B, L] weights used in the final stage
+    landmark_ids: np.ndarray  # [L] MediaPipe ids of the final stage's landmarks
+    world_scale: float  # median Umeyama scale of triangulated landmarks vs. the template (1 = metric)
+
+
+def robust_kernel(name: str, squared: torch.Tensor, scale: float) -> torch.Tensor:
+    """ρ(r) from r² for the data term; all kernels equal r² near zero."""
+    if name == "l2":
+        return squared
+    if name == "huber":
+        r = squared.clamp_min(1e-20).sqrt()
+        return torch.where(r < scale, squared, 2 * scale * r - scale**2)
+    if name == "geman_mcclure":
+        return squared * scale**2 / (squared + scale**2)
+    raise StageError(f"unknown robust loss {name!r}", fix="use geman_mcclure, huber or l2")
+
+
+class _Problem:
+    """Tensors shared by every stage for one subject."""
+
+    def __init__(self, head_model: HeadModel, obs: Observations, config: TrackingConfig):
+        self.head_model = head_model
+        self.obs = obs
+        self.config = config
+        self.dtype = torch.float64 if config.dtype == "float64" else torch.float32
+        self.intrinsics = torch.as_tensor(obs.intrinsics, dtype=self.dtype)
+        self.world_to_cam = torch.as_tensor(obs.world_to_cam, dtype=self.dtype)
+        scale = config.reference_size_px / obs.image_sizes.max(axis=1).astype(np.float64)
+        self.pixel_scale = torch.as_tensor(scale, dtype=self.dtype)  # [C]
+        same = obs.frame_sequence[1:] == obs.frame_sequence[:-1]
+        self.pair_valid = torch.as_tensor(same, dtype=self.dtype)  # [B-1]
+        self.triple_valid = torch.as_tensor(same[1:] & same[:-1], dtype=self.dtype)  # [B-2]
+        self.num_shape = min(config.num_shape, head_model.num_shape)
+        self.num_expr = min(config.num_expr, head_model.num_expr)
+        self.centres = torch.as_tensor(
+            -np.einsum("crk,cr->ck", obs.world_to_cam[:, :3, :3], obs.world_to_cam[:, :3, 3]),
+            dtype=self.dtype,
+        )
+
+    def variables(self, init: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        def leaf(value: np.ndarray) -> torch.Tensor:
+            return torch.tensor(np.asarray(value), dtype=self.dtype, requires_grad=True)
+
+        out = {key: leaf(init[key]) for key in ("expr", "jaw_pose", "neck_pose", "eyes_pose", "rotation")}
+        out["shape"] = leaf(init["shape"])
+        out["translation"] = leaf(init["translation"] / _TRANSLATION_UNIT)
+        return out
+
+    def flame_inputs(self, variables: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        inputs = dict(variables)
+        inputs["translation"] = variables["translation"] * _TRANSLATION_UNIT
+        return inputs
+
+
+def _stack_init(num_frames: int, num_shape: int, num_expr: int) -> dict[str, np.ndarray]:
+    return {
+        "shape": np.zeros(num_shape),
+        "expr": np.zeros((num_frames, num_expr)),
+        "jaw_pose": np.zeros((num_frames, 3)),
+        "neck_pose": np.zeros((num_frames, 3)),
+        "eyes_pose": np.zeros((num_frames, 6)),
+        "rotation": np.zeros((num_frames, 3)),
+        "translation": np.zeros((num_frames, 3)),
+    }
+
+
+class _LandmarkTerm:
+    """One landmark set (embedding + observations + weights) and its part of the energy."""
+
+    def __init__(
+        self, problem: _Problem, landmarks: EmbeddedLandmarks, targets: np.ndarray, weights: np.ndarray
+    ):
+        self.problem = problem
+        self.landmarks = landmarks
+        self.flame = SubsetFlame(
+            problem.head_model, landmarks.vertex_ids, problem.num_shape, problem.num_expr, problem.dtype
+        )
+        self.local_faces = torch.as_tensor(landmarks.local_faces)
+        self.bary = torch.as_tensor(landmarks.bary, dtype=problem.dtype)
+        observed = np.isfinite(targets).all(-1)
+        self.targets = torch.as_tensor(np.where(observed[..., None], targets, 0.0), dtype=problem.dtype)
+        self.set_weights(weights * observed)
+
+    def set_weights(self, weights: np.ndarray) -> None:
+        self.weights = torch.as_tensor(weights, dtype=self.problem.dtype)  # [C, B, L]
+        self.weight_sum = self.weights.sum().clamp_min(1e-12)
+
+    def points(self, variables: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posed landmarks [B, L, 3] and subset vertices [B, P, 3]."""
+        vertices = self.flame(**self.problem.flame_inputs(variables))
+        return barycentric_points(vertices, self.local_faces, self.bary), vertices
+
+    def squared_residuals(self, points: torch.Tensor) -> torch.Tensor:
+        """[C, B, L] squared reprojection error in reference pixels."""
+        pixels, _ = project(points, self.problem.intrinsics, self.problem.world_to_cam)
+        delta = (pixels - self.targets) * self.problem.pixel_scale[:, None, None, None]
+        return (delta**2).sum(-1)
+
+    def visibility(self, variables: dict[str, torch.Tensor]) -> np.ndarray:
+        """[C, B, L] weight in [0, 1] from the angle between the landmark's face normal and the view ray."""
+        config = self.problem.config
+        with torch.no_grad():
+            points, vertices = self.points(variables)
+            normals = face_normals(vertices, self.local_faces)  # [B, L, 3]
+            to_camera = self.problem.centres[:, None, None, :] - points[None]
+            to_camera = to_camera / to_camera.norm(dim=-1, keepdim=True)
+            cosine = (to_camera * normals[None]).sum(-1) * self.problem.normal_sign
+            ramp = (cosine - config.visibility_cos_min) / max(
+                config.visibility_cos_full - config.visibility_cos_min, 1e-6
+            )
+        return ramp.clamp(0.0, 1.0).numpy()
+
+
+def _energy(
+    problem: _Problem, term: _LandmarkTerm, variables: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, dict]:
+    config = problem.config
+    points, _ = term.points(variables)
+    squared = term.squared_residuals(points)
+    data = (
+        term.weights * robust_kernel(config.robust_loss, squared, config.robust_scale_px)
+    ).sum() / term.weight_sum
+    num_frames = points.shape[0]
+    jaw, neck, eyes = variables["jaw_pose"], variables["neck_pose"], variables["eyes_pose"]
+    prior = (
+        config.shape_prior * (variables["shape"] ** 2).sum()
+        + config.expr_prior * (variables["expr"] ** 2).sum() / num_frames
+        + config.neck_prior * (neck**2).sum() / num_frames
+        + config.jaw_prior * (jaw[:, 1:] ** 2).sum() / num_frames
+        + config.eyes_prior * (eyes**2).sum() / num_frames
+    )
+    limits = (torch.relu(jaw[:, 0] - 0.7) ** 2 + torch.relu(-0.05 - jaw[:, 0]) ** 2).sum() + (
+        torch.relu(jaw[:, 1:].abs() - 0.15) ** 2
+    ).sum()
+    limits = limits + (torch.relu(neck.abs() - 0.7) ** 2).sum() + (torch.relu(eyes.abs() - 0.5) ** 2).sum()
+    limits = config.joint_limit_weight * limits / num_frames
+    smooth = points.new_zeros(())
+    if num_frames > 1:
+        millimetres = points * 1000.0
+        velocity = ((millimetres[1:] - millimetres[:-1]) ** 2).sum(-1).mean(-1)
+        smooth = smooth + config.velocity_weight * (velocity * problem.pair_valid).sum() / num_frames
+        expr_velocity = ((variables["expr"][1:] - variables["expr"][:-1]) ** 2).sum(-1)
+        smooth = (
+            smooth + config.expr_velocity_weight * (expr_velocity * problem.pair_valid).sum() / num_frames
+        )
+    if num_frames > 2:
+        acceleration = ((millimetres[2:] - 2 * millimetres[1:-1] + millimetres[:-2]) ** 2).sum(-1).mean(-1)
+        smooth = (
+            smooth + config.acceleration_weight * (acceleration * problem.triple_valid).sum() / num_frames
+        )
+    total = data + prior + limits + smooth
+    return total, {"data": data, "prior": prior, "limits": limits, "smooth": smooth}
+
+
+def _minimize(
+    problem: _Problem,
+    term: _LandmarkTerm,
+    variables: dict[str, torch.Tensor],
+    active: tuple[str, ...],
+    iterations: int,
+    description: str,
+) -> dict:
+    """L-BFGS (strong Wolfe line search) on the ``active`` variables; returns energy statistics."""
+    params = [variables[key] for key in active]
+    for key, value in variables.items():
+        value.requires_grad_(key in active)
+    max_eval = int(iterations * 1.25) + 1
+    optimizer = torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=iterations,
+        max_eval=max_eval,
+        history_size=30,
+        tolerance_grad=1e-9,
+        tolerance_change=1e-12,
+        line_search_fn="strong_wolfe",
+    )
+    evaluations = 0
+    started = time.perf_counter()
+    with make_progress() as progress:
+        task = progress.add_task(description, total=max_eval)
+
+        def closure() -> torch.Tensor:
+            nonlocal evaluations
+            optimizer.zero_grad()
+            total, _ = _energy(problem, term, variables)
+            total.backward()
+            evaluations += 1
+            progress.update(task, completed=min(evaluations, max_eval))
+            return total
+
+        with torch.no_grad():
+            initial, _ = _energy(problem, term, variables)
+        optimizer.step(closure)
+        progress.update(task, completed=max_eval)
+    with torch.no_grad():
+        final, parts = _energy(problem, term, variables)
+    if not math.isfinite(float(final)):
+        raise StageError(
+            f"{description}: the energy became {float(final)}", fix="check cameras.json and landmarks"
+        )
+    return {
+        "seconds": round(time.perf_counter() - started, 3),
+        "evaluations": evaluations,
+        "energy_initial": float(initial),
+        "energy_final": float(final),
+        **{f"energy_{key}": float(value) for key, value in parts.items()},
+    }
+
+
+def _pixel_residuals(term: _LandmarkTerm, variables: dict[str, torch.Tensor]) -> np.ndarray:
+    """[C, B, L] reprojection error in camera pixels, NaN where the landmark was not detected."""
+    with torch.no_grad():
+        points, _ = term.points(variables)
+        pixels, _ = project(points, term.problem.intrinsics, term.problem.world_to_cam)
+        error = (pixels - term.targets).norm(dim=-1).numpy()
+    observed = term.weights.numpy() > 0
+    return np.where(observed, error, np.nan)
+
+
+def residual_statistics(residuals: np.ndarray, visibility: np.ndarray | None = None) -> dict:
+    """median / mean / p90 of the finite residuals (visible ones only when ``visibility`` is given)."""
+    values = residuals
+    if visibility is not None:
+        values = np.where(visibility >= 0.5, residuals, np.nan)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return {"median_px": None, "mean_px": None, "p90_px": None, "num_observations": 0}
+    return {
+        "median_px": float(np.median(finite)),
+        "mean_px": float(finite.mean()),
+        "p90_px": float(np.percentile(finite, 90)),
+        "num_observations": int(finite.size),
+    }
+
+
+def _normal_sign(head_model: HeadModel) -> float:
+    """+1 if the mesh's faces wind counter-clockwise seen from outside (normals point out), else -1."""
+    vertices = head_model.v_template
+    corners = vertices[head_model.faces]
+    normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    outward = corners.mean(1) - vertices.mean(0)
+    return 1.0 if float((normal * outward).sum()) >= 0 else -1.0
+
+
+def _initial_rigid_pose(problem: _Problem, term68: _LandmarkTerm, init: dict[str, np.ndarray]) -> float:
+    """Per-frame rotation/translation from triangulated 68 landmarks aligned to the template (in place).
+
+    Returns the median Umeyama scale of the data against the template (1 when the world is metric
+    and the subject is of the template's size; logged as a diagnostic).
+    """
+    obs = problem.obs
+    points68 = obs.points[:, :, MEDIAPIPE_TO_IBUG68]  # [C, B, 68, 2]
+    num_cams, num_frames = points68.shape[:2]
+    weights = np.isfinite(points68).all(-1).astype(np.float64)
+    pixel_tolerance = 3.0 * problem.config.robust_scale_px / problem.pixel_scale.numpy()
+    points3d, rms, count = triangulate(
+        points68.reshape(num_cams, -1, 2),
+        weights.reshape(num_cams, -1),
+        obs.intrinsics,
+        obs.world_to_cam,
+        robust_scale_px=float(np.median(pixel_tolerance)),
+    )
+    points3d = points3d.reshape(num_frames, 68, 3)
+    valid = ((count >= 2) & (rms < float(np.median(pixel_tolerance)))).reshape(num_frames, 68)
+    zero = {key: torch.as_tensor(value, dtype=problem.dtype) for key, value in _stack_init(1, 1, 1).items()}
+    with torch.no_grad():
+        template, _ = term68.points({**zero, "translation": zero["translation"] / _TRANSLATION_UNIT})
+        root = torch.as_tensor(problem.head_model.J_regressor[0] @ problem.head_model.v_template)
+    template = template[0].numpy()
+    root = root.numpy()
+    rotations = np.full((num_frames, 3), np.nan)
+    translations = np.full((num_frames, 3), np.nan)
+    scales = []
+    for t in range(num_frames):
+        ok = valid[t]
+        if ok.sum() < problem.config.min_init_points:
+            continue
+        scale, _, _ = umeyama(template[ok], points3d[t, ok], with_scale=True)
+        scales.append(scale)
+        _, rotation, shift = umeyama(template[ok], points3d[t, ok], with_scale=False)
+        # FLAME: x = R (v - J0) + J0 + translation  =>  translation = shift + R J0 - J0
+        rotations[t] = rotation_to_axis_angle(rotation)
+        translations[t] = shift + rotation @ root - root
+    found = np.isfinite(rotations[:, 0])
+    for index, sequence in enumerate(obs.sequence_ids):
+        frames = np.flatnonzero(obs.frame_sequence == index)
+        good = frames[found[frames]]
+        if good.size == 0:
+            raise StageError(
+                f"sequence {sequence}: no frame has {problem.config.min_init_points}+ landmarks seen by "
+                "two cameras",
+                fix="check the landmark detections (reports/) and the calibration",
+            )
+        for t in frames[~found[frames]]:
+            nearest = good[np.abs(good - t).argmin()]
+            rotations[t], translations[t] = rotations[nearest], translations[nearest]
+    init["rotation"] = rotations
+    init["translation"] = translations
+    return float(np.median(scales)) if scales else float("nan")
+
+
+def _allowed_faces(head_model: HeadModel) -> np.ndarray:
+    if head_model.vertex_regions is None:
+        return np.ones(len(head_model.faces), bool)
+    excluded = np.isin(head_model.vertex_regions, [REGIONS[name] for name in _EMBEDDING_EXCLUDED_REGIONS])
+    return excluded[head_model.faces].sum(1) < 2
+
+
+def embed_mediapipe_points(
+    problem: _Problem, params: dict[str, np.ndarray], log: Callable[[str], None] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Stage 2 embedding: (face [478], bary [478, 3], valid [478], statistics).
+
+    For confident frames, each MediaPipe point is triangulated from all cameras that detect it; its
+    closest point on the posed mesh gives a (face, barycentric) pair, which is mapped onto the
+    subject's neutral mesh. The per-point median over frames of those neutral positions, snapped to
+    the neutral surface, is the embedding.
+    """
+    config, obs, head_model = problem.config, problem.obs, problem.head_model
+    detected = np.isfinite(obs.points).all(-1)  # [C, B, 478]
+    cams_per_frame = detected.any(-1).sum(0)
+    confident = np.flatnonzero(cams_per_frame >= config.embedding_min_cameras)
+    if confident.size == 0:
+        confident = np.flatnonzero(cams_per_frame >= 2)
+    frames = (
+        confident[
+            np.unique(
+                np.linspace(0, confident.size - 1, min(config.embedding_frames, confident.size))
+                .round()
+                .astype(int)
+            )
+        ]
+        if confident.size
+        else confident
+    )
+    faces = head_model.faces
+    allowed = _allowed_faces(head_model)
+    posed = posed_vertices(
+        head_model, {"shape": params["shape"], **{key: params[key][frames] for key in FRAME_KEYS}}
+    )
+    neutral = posed_vertices(head_model, {"shape": params["shape"], "rotation": np.zeros((1, 3))})[0]
+    max_rms = config.embedding_max_rms_px / problem.pixel_scale.numpy()
+    canonical = np.full((len(frames), NUM_MEDIAPIPE_LANDMARKS, 3), np.nan)
+    for row, frame in enumerate(frames):
+        points, rms, count = triangulate(
+            obs.points[:, frame],
+            detected[:, frame].astype(np.float64),
+            obs.intrinsics,
+            obs.world_to_cam,
+            robust_scale_px=float(np.median(max_rms)),
+        )
+        ok = (count >= config.embedding_min_cameras) & (rms < float(np.median(max_rms)))
+        if not ok.any():
+            continue
+        face, bary, distance = closest_point_on_mesh(points[ok], posed[row], faces, allowed)
+        close = distance < config.embedding_max_distance_m
+        ids = np.flatnonzero(ok)[close]
+        canonical[row, ids] = (neutral[faces[face[close]]] * bary[close][:, :, None]).sum(1)
+    support = np.isfinite(canonical[..., 0]).sum(0)
+    valid = support >= max(1, min(3, len(frames) // 4))
+    median = np.nanmedian(np.where(valid[None, :, None], canonical, 0.0), axis=0)
+    embed_faces = np.zeros(NUM_MEDIAPIPE_LANDMARKS, np.int64)
+    embed_bary = np.full((NUM_MEDIAPIPE_LANDMARKS, 3), 1.0 / 3.0)
+    if valid.any():
+        face, bary, _ = closest_point_on_mesh(median[valid], neutral, faces, allowed)
+        embed_faces[valid], embed_bary[valid] = face, bary
+    # points that could not be embedded keep the model's own embedding when they are iBUG points
+    ibug = np.zeros(NUM_MEDIAPIPE_LANDMARKS, np.int64) - 1
+    ibug[MEDIAPIPE_TO_IBUG68] = np.arange(68)
+    fallback = (~valid) & (ibug >= 0)
+    embed_faces[fallback] = head_model.lmk_faces_idx[ibug[fallback]]
+    embed_bary[fallback] = head_model.lmk_bary_coords[ibug[fallback]]
+    valid = valid | fallback
+    stats = {
+        "frames_used": int(len(frames)),
+        "num_embedded": int(valid.sum()),
+        "num_from_model_68": int(fallback.sum()),
+        "median_support_frames": float(np.median(support)),
+    }
+    if log is not None:
+        log(f"embedded {stats['num_embedded']}/478 MediaPipe points from {len(frames)} frames")
+    return embed_faces, embed_bary, valid, stats
+
+
+def fit_subject(
+    head_model: HeadModel,
+    obs: Observations,
+    config: TrackingConfig = DEFAULT_CONFIG,
+    *,
+    label: str = "",
+    log: Callable[[str], None] | None = None,
+) -> FitResult:
+    """Fit one subject's shape and every frame's pose/expression to multi-view MediaPipe landmarks."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, config.num_threads))
+    try:
+        return _fit_subject(head_model, obs, config, label, log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit_subject(
+    head_model: HeadModel,
+    obs: Observations,
+    config: TrackingConfig,
+    label: str,
+    log: Callable[[str], None] | None,
+) -> FitResult:
+    problem = _Problem(head_model, obs, config)
+    problem.normal_sign = _normal_sign(head_model)
+    num_frames = obs.num_frames
+    init = _stack_init(num_frames, problem.num_shape, problem.num_expr)
+    stages: dict[str, dict] = {}
+
+    landmarks68 = EmbeddedLandmarks(head_model.faces, head_model.lmk_faces_idx, head_model.lmk_bary_coords)
+    targets68 = obs.points[:, :, MEDIAPIPE_TO_IBUG68]
+    term68 = _LandmarkTerm(problem, landmarks68, targets68, np.ones(targets68.shape[:3]))
+    started = time.perf_counter()
+    world_scale = _initial_rigid_pose(problem, term68, init)
+    variables = problem.variables(init)
+    stages["init"] = {
+        "seconds": round(time.perf_counter() - started, 3),
+        "world_scale": world_scale,
+        "reprojection_68": residual_statistics(_pixel_residuals(term68, variables)),
+    }
+    tag = f"{label}: " if label else ""
+    stages["rigid"] = _minimize(
+        problem, term68, variables, ("rotation", "translation"), config.rigid_iterations, f"{tag}rigid pose"
+    )
+    term68.set_weights(term68.visibility(variables) * np.isfinite(targets68).all(-1))
+    stages["rigid"]["reprojection_68"] = residual_statistics(_pixel_residuals(term68, variables))
+    stage1 = ("shape", "expr", "jaw_pose", "neck_pose", "rotation", "translation")
+    stages["landmarks68"] = _minimize(
+        problem, term68, variables, stage1, config.landmark_iterations, f"{tag}68 landmarks"
+    )
+    visibility68 = term68.visibility(variables)
+    residuals = _pixel_residuals(term68, variables)
+    stages["landmarks68"]["reprojection_68"] = residual_statistics(residuals)
+    stages["landmarks68"]["reprojection_68_visible"] = residual_statistics(residuals, visibility68)
+    final_term, landmark_ids, visibility = term68, MEDIAPIPE_TO_IBUG68, visibility68
+
+    embed_faces = np.zeros(NUM_MEDIAPIPE_LANDMARKS, np.int64)
+    embed_bary = np.full((NUM_MEDIAPIPE_LANDMARKS, 3), 1.0 / 3.0)
+    embed_valid = np.zeros(NUM_MEDIAPIPE_LANDMARKS, bool)
+    embed_faces[MEDIAPIPE_TO_IBUG68] = head_model.lmk_faces_idx
+    embed_bary[MEDIAPIPE_TO_IBUG68] = head_model.lmk_bary_coords
+    embed_valid[MEDIAPIPE_TO_IBUG68] = True
+    if config.dense:
+        started = time.perf_counter()
+        params = _export(problem, variables)
+        embed_faces, embed_bary, embed_valid, embed_stats = embed_mediapipe_points(problem, params, log)
+        stages["embedding"] = {"seconds": round(time.perf_counter() - started, 3), **embed_stats}
+        dense = EmbeddedLandmarks(head_model.faces, embed_faces, embed_bary)
+        term478 = _LandmarkTerm(problem, dense, obs.points, np.ones(obs.points.shape[:3]))
+        visibility = term478.visibility(variables) * embed_valid[None, None, :]
+        term478.set_weights(visibility * np.isfinite(obs.points).all(-1))
+        stages["dense478"] = _minimize(
+            problem,
+            term478,
+            variables,
+            (*stage1, "eyes_pose"),
+            config.dense_iterations,
+            f"{tag}478 landmarks",
+        )
+        visibility = term478.visibility(variables) * embed_valid[None, None, :]
+        term478.set_weights(visibility * np.isfinite(obs.points).all(-1))
+        residuals = _pixel_residuals(term478, variables)
+        stages["dense478"]["reprojection_478"] = residual_statistics(residuals)
+        stages["dense478"]["reprojection_478_visible"] = residual_statistics(residuals, visibility)
+        term68.set_weights(term68.visibility(variables) * np.isfinite(targets68).all(-1))
+        stages["dense478"]["reprojection_68"] = residual_statistics(_pixel_residuals(term68, variables))
+        final_term, landmark_ids = term478, np.arange(NUM_MEDIAPIPE_LANDMARKS)
+    final_residuals = _pixel_residuals(final_term, variables)
+    return FitResult(
+        params=_export(problem, variables),
+        embedding_faces=embed_faces,
+        embedding_bary=embed_bary,
+        embedding_valid=embed_valid,
+        stages=stages,
+        residuals_px=final_residuals,
+        visibility=visibility,
+        landmark_ids=landmark_ids,
+        world_scale=world_scale,
+    )
+
+
+def _export(problem: _Problem, variables: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Variables -> FLAME parameters at the model's full sizes (unfitted components are 0)."""
+    head_model = problem.head_model
+    with torch.no_grad():
+        values = {key: value.detach().numpy().astype(np.float64) for key, value in variables.items()}
+    values["translation"] = values["translation"] * _TRANSLATION_UNIT
+    shape = np.zeros(head_model.num_shape)
+    shape[: values["shape"].shape[0]] = values["shape"]
+    expr = np.zeros((values["expr"].shape[0], head_model.num_expr))
+    expr[:, : values["expr"].shape[1]] = values["expr"]
+    out = {key: values[key] for key in ("jaw_pose", "neck_pose", "eyes_pose", "rotation", "translation")}
+    out["shape"], out["expr"] = shape, expr
+    return out
+
+
+def rotation_matrices(axis_angle: np.ndarray) -> np.ndarray:
+    return axis_angle_to_rotation(axis_angle)

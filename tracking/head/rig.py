@@ -1,0 +1,135 @@
+"""Skinning of ``gsbench-head``: FLAME's 5 joints, a joint regressor and smooth blend weights.
+
+Joint locations (``layout.ROOT_JOINT``, ``NECK_JOINT``, ``JAW_JOINT``, eyeball centres) are
+reproduced by ``J_regressor`` as convex combinations of surface vertices (non-negative least
+squares, rows sum to one), so joints follow shape changes as in FLAME.
+
+Jaw weights are harmonic on the head surface (uniform graph Laplacian) between vertices fixed to 1
+(lower lip, chin, front of the lower jaw) and to 0 (everything above the mouth line, behind the
+jaw joint, the neck); the mouth slit separates the two lips, so the field is discontinuous across
+it and continuous around the corners. The global (root) joint takes the lower neck; the neck joint
+takes the rest of the head. Eyeballs are rigid on their eye joints, upper teeth on the neck joint,
+lower teeth on the jaw; the mouth interior blends from neck (top) to jaw (bottom).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse
+import scipy.sparse.linalg
+
+from tracking.head import layout as L
+from tracking.head.geometry import HeadGeometry, eye_centre
+
+GLOBAL, NECK, JAW, LEFT_EYE, RIGHT_EYE = range(5)
+PARENTS = np.array([-1, GLOBAL, NECK, NECK, NECK], np.int64)
+
+
+def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def uniform_laplacian(num_vertices: int, faces: np.ndarray) -> scipy.sparse.csr_matrix:
+    """Graph Laplacian (degree - adjacency) of the mesh edges."""
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    edges = np.unique(np.sort(edges, axis=1), axis=0)
+    ones = np.ones(len(edges))
+    adjacency = scipy.sparse.coo_matrix(
+        (np.concatenate([ones, ones]), (np.concatenate([edges[:, 0], edges[:, 1]]),
+                                        np.concatenate([edges[:, 1], edges[:, 0]]))),
+        shape=(num_vertices, num_vertices),
+    ).tocsr()
+    degree = scipy.sparse.diags(np.asarray(adjacency.sum(axis=1)).ravel())
+    return (degree - adjacency).tocsr()
+
+
+def harmonic_field(laplacian: scipy.sparse.csr_matrix, fixed: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Solve L x = 0 on the free vertices with x[fixed] = values."""
+    n = laplacian.shape[0]
+    free = np.ones(n, bool)
+    free[fixed] = False
+    x = np.zeros(n)
+    x[fixed] = values
+    rhs = -laplacian[free][:, fixed] @ values
+    x[free] = scipy.sparse.linalg.spsolve(laplacian[free][:, free].tocsc(), rhs)
+    return np.clip(x, 0.0, 1.0)
+
+
+def jaw_weights(geometry: HeadGeometry) -> np.ndarray:
+    """Harmonic jaw weights on the head surface [n_head]."""
+    head = geometry.parts["head"].vertices
+    vertices = geometry.vertices[head]
+    faces = geometry.faces[geometry.parts["head"].faces]
+    x, y, z = vertices[:, 0], vertices[:, 1], vertices[:, 2]
+    side = geometry.lip_side[head]
+    ones = (
+        ((side < 0) & (np.abs(x) < L.MOUTH_HALF_WIDTH - 0.002) & (y > L.MOUTH_Y - 0.02) & (z > 0.05))
+        | ((y < L.MOUTH_Y - 0.016) & (y > L.CHIN_Y - 0.006) & (z > 0.03))
+    )
+    ones[geometry.slit_copies] = True
+    zeros = (y > L.MOUTH_Y + 0.003) | (z < L.JAW_JOINT[2] - 0.012) | (y < L.CHIN_Y - 0.045)
+    upper_slit = geometry.mouth_row * geometry.grid_shape[1] + geometry.slit_columns
+    zeros[upper_slit] = True
+    ones &= ~zeros
+    fixed = np.nonzero(ones | zeros)[0]
+    values = ones[fixed].astype(np.float64)
+    return harmonic_field(uniform_laplacian(len(vertices), faces), fixed, values)
+
+
+def skinning_weights(geometry: HeadGeometry) -> np.ndarray:
+    """``lbs_weights [V, 5]``, rows sum to one."""
+    vertices = geometry.vertices
+    weights = np.zeros((len(vertices), 5))
+    head = geometry.parts["head"].vertices
+    jaw = jaw_weights(geometry)
+    root = _smoothstep(-0.125, -0.19, vertices[head, 1])
+    jaw = jaw * (1.0 - root)
+    weights[head, JAW] = jaw
+    weights[head, GLOBAL] = root
+    weights[head, NECK] = 1.0 - jaw - root
+    weights[geometry.parts["left_eye"].vertices, LEFT_EYE] = 1.0
+    weights[geometry.parts["right_eye"].vertices, RIGHT_EYE] = 1.0
+    weights[geometry.parts["upper_teeth"].vertices, NECK] = 1.0
+    weights[geometry.parts["lower_teeth"].vertices, JAW] = 1.0
+    interior = geometry.parts["mouth_interior"].vertices
+    centre_y = vertices[interior, 1].mean()
+    interior_jaw = _smoothstep(centre_y + 0.004, centre_y - 0.005, vertices[interior, 1])
+    weights[interior, JAW] = interior_jaw
+    weights[interior, NECK] = 1.0 - interior_jaw
+    return weights
+
+
+def _convex_combination(points: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Non-negative weights summing to one with ``weights @ points ~= target``."""
+    penalty = 10.0
+    a = np.concatenate([points.T, penalty * np.ones((1, len(points)))])
+    b = np.concatenate([target, [penalty]])
+    weights, _ = scipy.optimize.nnls(a, b)
+    return weights / weights.sum()
+
+
+def joint_regressor(geometry: HeadGeometry) -> np.ndarray:
+    """``J_regressor [5, V]``: each joint a convex combination of nearby surface vertices."""
+    vertices = geometry.vertices
+    regressor = np.zeros((5, len(vertices)))
+    head_index = np.arange(len(vertices))[geometry.parts["head"].vertices]
+    head = vertices[head_index]
+    rings = {
+        GLOBAL: (L.ROOT_JOINT, np.abs(head[:, 1] - L.ROOT_JOINT[1]) < 0.006),
+        NECK: (L.NECK_JOINT, np.abs(head[:, 1] - L.NECK_JOINT[1]) < 0.004),
+        JAW: (L.JAW_JOINT, (np.abs(head[:, 1] - L.JAW_JOINT[1]) < 0.004) & (np.abs(head[:, 2] - L.JAW_JOINT[2]) < 0.01)),
+    }
+    for joint, (target, band) in rings.items():
+        candidates = head_index[band]
+        regressor[joint, candidates] = _convex_combination(vertices[candidates], target)
+    for joint, part in ((LEFT_EYE, "left_eye"), (RIGHT_EYE, "right_eye")):
+        index = np.arange(len(vertices))[geometry.parts[part].vertices]
+        regressor[joint, index] = 1.0 / len(index)
+    return regressor
+
+
+def joint_targets() -> np.ndarray:
+    """The template joint positions [5, 3] the regressor is built to reproduce."""
+    return np.stack([L.ROOT_JOINT, L.NECK_JOINT, L.JAW_JOINT, eye_centre(1.0), eye_centre(-1.0)])

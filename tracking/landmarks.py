@@ -1,0 +1,175 @@
+"""2D facial landmarks: MediaPipe FaceMesh (478 points with iris refinement) and the iBUG-68 subset.
+
+``detect_landmarks`` runs the legacy ``mp.solutions.face_mesh.FaceMesh(refine_landmarks=True)``, whose
+TFLite models ship in the mediapipe 0.10.21 wheel (no download; the newer Tasks API needs ``.task``
+files and is not used). Points are in pixels of the given frames, ``x`` right and ``y`` down, with
+``pixel = normalized * size`` (MediaPipe's own convention); missing detections are NaN.
+
+``MEDIAPIPE_TO_IBUG68[k]`` is the FaceMesh index used for iBUG/300-W point ``k`` (0-based; the order of
+dlib and face_alignment's 2D-FAN, which the talking-head LMD code uses):
+
+=========  =====  ===========================================================
+iBUG       count  FaceMesh indices
+=========  =====  ===========================================================
+0-16       17     jaw, image left to right (subject's right first): 127 ... 356
+17-21      5      subject's right brow, outer to inner: 70 63 105 66 107
+22-26      5      subject's left brow, inner to outer: 336 296 334 293 300
+27-30      4      nose bridge, top to tip: 168 197 5 4
+31-35      5      nostrils, image left to right: 75 97 2 326 305
+36-41      6      subject's right eye: outer corner 33, upper 160 158, inner 133, lower 153 144
+42-47      6      subject's left eye: inner corner 362, upper 385 387, outer 263, lower 373 380
+48-59      12     outer lip from the right corner 61 over the upper lip (0 = top centre) to 291, back
+                  along the lower lip (17 = bottom centre)
+60-67      8      inner lip: 78, 81 13 311, 308, 402 14 178
+=========  =====  ===========================================================
+
+Single FaceMesh vertices stand in for points that 2D-FAN places on the silhouette (the jaw) or between
+vertices, so LMD on this subset is comparable across our methods but not numerically equal to 2D-FAN's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+NUM_MEDIAPIPE_LANDMARKS = 478
+
+MEDIAPIPE_TO_IBUG68 = np.array(
+    [
+        # jaw 0-16
+        127,
+        234,
+        132,
+        58,
+        172,
+        150,
+        149,
+        148,
+        152,
+        377,
+        378,
+        379,
+        397,
+        288,
+        361,
+        454,
+        356,
+        # brows 17-26
+        70,
+        63,
+        105,
+        66,
+        107,
+        336,
+        296,
+        334,
+        293,
+        300,
+        # nose 27-35
+        168,
+        197,
+        5,
+        4,
+        75,
+        97,
+        2,
+        326,
+        305,
+        # eyes 36-47
+        33,
+        160,
+        158,
+        133,
+        153,
+        144,
+        362,
+        385,
+        387,
+        263,
+        373,
+        380,
+        # outer lip 48-59
+        61,
+        40,
+        37,
+        0,
+        267,
+        270,
+        291,
+        321,
+        314,
+        17,
+        84,
+        91,
+        # inner lip 60-67
+        78,
+        81,
+        13,
+        311,
+        308,
+        402,
+        14,
+        178,
+    ],
+    dtype=np.int64,
+)
+
+IBUG68_MOUTH = np.arange(48, 68)  # 20 mouth points (outer 48-59, inner 60-67), as LMDMeter uses
+IBUG68_JAW = np.arange(0, 17)
+
+
+def to_ibug68(points: np.ndarray) -> np.ndarray:
+    """[..., 478, 2] MediaPipe points -> [..., 68, 2] iBUG-68 points (NaN stays NaN)."""
+    return np.asarray(points)[..., MEDIAPIPE_TO_IBUG68, :]
+
+
+def detect_landmarks(
+    frames: np.ndarray,
+    *,
+    static_image_mode: bool = False,
+    min_detection_confidence: float = 0.5,
+    min_tracking_confidence: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Detect one face per frame with MediaPipe FaceMesh.
+
+    Args:
+        frames: [T, H, W, 3] uint8 RGB.
+        static_image_mode: False (default) tracks from frame to frame as a video; True detects in
+            every frame independently (slower, no temporal dependence).
+
+    Returns:
+        points: [T, 478, 2] float32 pixels (x, y), NaN where no face was found.
+        detected: [T] bool.
+    """
+    import mediapipe as mp
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be [T,H,W,3] uint8 RGB, got {frames.shape} {frames.dtype}")
+    num, height, width = frames.shape[:3]
+    points = np.full((num, NUM_MEDIAPIPE_LANDMARKS, 2), np.nan, np.float32)
+    detected = np.zeros(num, bool)
+    scale = np.array([width, height], np.float32)
+    with contextlib.ExitStack() as stack:
+        mesh = stack.enter_context(
+            mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=static_image_mode,
+                max_num_faces=1,
+                refine_landmarks=True,
+                min_detection_confidence=min_detection_confidence,
+                min_tracking_confidence=min_tracking_confidence,
+            )
+        )
+        for t in range(num):
+            result = mesh.process(np.ascontiguousarray(frames[t]))
+            faces = result.multi_face_landmarks
+            if not faces:
+                continue
+            landmarks = faces[0].landmark
+            xy = np.array([(lm.x, lm.y) for lm in landmarks], np.float32)
+            if len(xy) != NUM_MEDIAPIPE_LANDMARKS:
+                continue
+            points[t] = xy * scale
+            detected[t] = True
+    return points, detected
