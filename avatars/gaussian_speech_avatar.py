@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from avatars.render import rasterize
-from avatars.rigged import MeshBinding, RiggedGaussians, inverse_sigmoid
-from gsbench.errors import InputError
+from avatars.rigged import MeshBinding, RiggedGaussians
+from gsbench.errors import InputError, WeightsError
 from gsbench.progress import log
 
 MOUTH_REGIONS = ("teeth", "mouth_interior")
@@ -86,8 +86,9 @@ class AvatarConfig:
 # --- mouth subdivision --------------------------------------------------------------------------------
 
 
-def mouth_faces(faces: np.ndarray, vertex_regions: np.ndarray | None,
-                regions: tuple[str, ...] = MOUTH_REGIONS) -> np.ndarray:
+def mouth_faces(
+    faces: np.ndarray, vertex_regions: np.ndarray | None, regions: tuple[str, ...] = MOUTH_REGIONS
+) -> np.ndarray:
     """[F] bool: triangles whose vertices are all in ``regions`` (``tracking.head_model.REGIONS``)."""
     from tracking.head_model import REGIONS
 
@@ -125,8 +126,9 @@ def subdivide_faces(faces: np.ndarray, selected: np.ndarray, num_vertices: int) 
     return MeshBinding(faces=out, num_vertices=num_vertices, midpoint_edges=edges)
 
 
-def build_binding(faces: np.ndarray, num_vertices: int, vertex_regions: np.ndarray | None,
-                  mouth_subdivision: bool) -> MeshBinding:
+def build_binding(
+    faces: np.ndarray, num_vertices: int, vertex_regions: np.ndarray | None, mouth_subdivision: bool
+) -> MeshBinding:
     """The triangles to bind Gaussians to: the model's, with the mouth subdivided when asked."""
     if not mouth_subdivision:
         return MeshBinding(faces=np.asarray(faces, np.int64), num_vertices=num_vertices)
@@ -190,7 +192,9 @@ class GaussianSpeechAvatar(torch.nn.Module):
     def num_gaussians(self) -> int:
         return self.rig.num_gaussians
 
-    def colors(self, means: Tensor, condition: Tensor, head_rotation: Tensor, camera_centre: Tensor) -> Tensor:
+    def colors(
+        self, means: Tensor, condition: Tensor, head_rotation: Tensor, camera_centre: Tensor
+    ) -> Tensor:
         """[N, 3] colours. View directions are expressed in the head frame (inverse global rotation) so
         that the colour depends on the view relative to the face, not on where the head is in the rig."""
         if self.color_mlp is None:
@@ -198,8 +202,18 @@ class GaussianSpeechAvatar(torch.nn.Module):
         view = F.normalize(means - camera_centre, dim=-1) @ head_rotation  # R^T d, row-vector form
         return self.color_mlp(condition, self.rig.params["latent"], view)
 
-    def render(self, vertices: Tensor, condition: Tensor, head_rotation: Tensor, world_to_cam: Tensor,
-               K: Tensor, width: int, height: int, background: Tensor | None = None, backend: str = "auto"):
+    def render(
+        self,
+        vertices: Tensor,
+        condition: Tensor,
+        head_rotation: Tensor,
+        world_to_cam: Tensor,
+        K: Tensor,
+        width: int,
+        height: int,
+        background: Tensor | None = None,
+        backend: str = "auto",
+    ):
         """Render one frame into one camera. vertices [V, 3]; condition [D_psi]; head_rotation [3, 3];
         world_to_cam [4, 4]; K [3, 3]. Returns ``avatars.render.RenderOutput`` (C = 1)."""
         world = self.rig.world(vertices)
@@ -244,7 +258,9 @@ def ssim(img1: Tensor, img2: Tensor, window_size: int = 11, sigma: float = 1.5) 
     sigma_y = blur(y * y) - mu_y**2
     sigma_xy = blur(x * y) - mu_x * mu_y
     c1, c2 = 0.01**2, 0.03**2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * sigma_xy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sigma_x + sigma_y + c2))
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * sigma_xy + c2)) / (
+        (mu_x**2 + mu_y**2 + c1) * (sigma_x + sigma_y + c2)
+    )
     return ssim_map.mean()
 
 
@@ -277,9 +293,9 @@ def ridge_features(image: Tensor, mask: Tensor | None, sigmas: tuple[float, ...]
         dg = -coords / sigma**2 * g
         ddg = (coords**2 / sigma**4 - 1 / sigma**2) * g
 
-        def sep(t: Tensor, ky: Tensor, kx: Tensor) -> Tensor:
-            t = F.conv2d(F.pad(t, (0, 0, radius, radius), mode="replicate"), ky.view(1, 1, -1, 1))
-            return F.conv2d(F.pad(t, (radius, radius, 0, 0), mode="replicate"), kx.view(1, 1, 1, -1))
+        def sep(t: Tensor, ky: Tensor, kx: Tensor, r: int = radius) -> Tensor:
+            t = F.conv2d(F.pad(t, (0, 0, r, r), mode="replicate"), ky.view(1, 1, -1, 1))
+            return F.conv2d(F.pad(t, (r, r, 0, 0), mode="replicate"), kx.view(1, 1, 1, -1))
 
         hxx = sep(lum, g, ddg)[0, 0]
         hyy = sep(lum, ddg, g)[0, 0]
@@ -294,7 +310,8 @@ def ridge_features(image: Tensor, mask: Tensor | None, sigmas: tuple[float, ...]
 
 def wrinkle_loss(pred: Tensor, target: Tensor, mask: Tensor | None, sigmas: tuple[float, ...]) -> Tensor:
     """Eq. 5 with the ridge filter as Psi: ``sum_k mean |Psi_k(I_render) - Psi_k(I_gt)|``."""
-    return (ridge_features(pred, mask, sigmas) - ridge_features(target, mask, sigmas)).abs().mean(dim=(1, 2)).sum()
+    difference = ridge_features(pred, mask, sigmas) - ridge_features(target, mask, sigmas)
+    return difference.abs().mean(dim=(1, 2)).sum()
 
 
 PERCEPTUAL_WEIGHTS = {"global": "arcface-iresnet100", "patch": "vgg16-imagenet"}
@@ -309,10 +326,15 @@ def resolve_perceptual_terms(weights: Any) -> dict[str, str]:
         if weights is None:
             reason = f"no weight registry given; {term} perceptual loss ({name}) skipped"
         else:
-            status, _, why = weights.status(name)
+            try:
+                status, _, why = weights.status(name)
+            except WeightsError as error:  # e.g. the name is not registered at all
+                status, why = "missing", str(error)
             if status == "ok":
-                reason = (f"{name} is registered but gsbench has no network definition for it yet; "
-                          f"{term} perceptual loss skipped")
+                reason = (
+                    f"{name} is registered but gsbench has no network definition for it yet; "
+                    f"{term} perceptual loss skipped"
+                )
             else:
                 reason = f"{term} perceptual loss skipped: {why.splitlines()[0] if why else status}"
         disabled[term] = reason
@@ -367,7 +389,9 @@ def make_optimizer(avatar: GaussianSpeechAvatar, config: AvatarConfig) -> torch.
     ]
     if avatar.color_mlp is not None:
         groups.append({"params": [params["latent"]], "lr": config.lr_feature, "name": "latent"})
-        groups.append({"params": list(avatar.color_mlp.parameters()), "lr": config.lr_color_mlp, "name": "mlp"})
+        groups.append(
+            {"params": list(avatar.color_mlp.parameters()), "lr": config.lr_color_mlp, "name": "mlp"}
+        )
     else:
         groups.append({"params": [params["rgb"]], "lr": config.lr_feature, "name": "rgb"})
     return torch.optim.Adam(groups, lr=0.0, eps=1e-15)  # eps 1e-15 as 3DGS
@@ -388,9 +412,16 @@ class FitLog:
     backend: str = ""
 
 
-def fit_avatar(avatar: GaussianSpeechAvatar, data: FitData, config: AvatarConfig, *, seed: int = 0,
-               weights: Any = None, canonical_vertices: Tensor | None = None,
-               on_step: Callable[[int, float], None] | None = None) -> FitLog:
+def fit_avatar(
+    avatar: GaussianSpeechAvatar,
+    data: FitData,
+    config: AvatarConfig,
+    *,
+    seed: int = 0,
+    weights: Any = None,
+    canonical_vertices: Tensor | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> FitLog:
     """Optimise ``avatar`` on ``data`` for ``config.iterations`` single-image steps (GaussianAvatars'
     batch size 1), with 3DGS densification in the triangle frames and top-k volume pruning.
 
@@ -432,7 +463,7 @@ def fit_avatar(avatar: GaussianSpeechAvatar, data: FitData, config: AvatarConfig
             loss = loss + config.lambda_wrinkle * wrinkle_loss(pred, target, mask, config.wrinkle_sigmas)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        fit_log.losses.append(float(loss))
+        fit_log.losses.append(float(loss.detach()))
         fit_log.rgb_losses.append(float(rgb))
         if step < config.densify_until and out.means2d.grad is not None:
             # Pixel gradient -> NDC units (x W/2, H/2) as gsplat does, so GaussianAvatars' 2e-4 applies.
@@ -441,28 +472,32 @@ def fit_avatar(avatar: GaussianSpeechAvatar, data: FitData, config: AvatarConfig
             grad_count[visible] += 1
         optimizer.step()
         if on_step is not None:
-            on_step(step, float(loss))
+            on_step(step, float(loss.detach()))
         if config.densify_from <= step < config.densify_until and step % config.densify_interval == 0:
             with torch.no_grad():
                 world_scales = rig.world(canonical).scales
             grad_avg = grad_accum / grad_count.clamp(min=1)
-            cloned, split = rig.densify(grad_avg, config.grad_threshold, world_scales,
-                                        config.percent_dense * extent, generator, optimizer)
+            cloned, split = rig.densify(
+                grad_avg,
+                config.grad_threshold,
+                world_scales,
+                config.percent_dense * extent,
+                generator,
+                optimizer,
+            )
             score = avatar.volume_score(canonical)
             k = max(config.top_k, rig.mesh.num_faces)
             removed = rig.keep_top_k(score, k, optimizer)
-            fit_log.events.append(f"step {step}: cloned {cloned}, split {split}, top-k removed {removed}, "
-                                  f"now {rig.num_gaussians}")
+            fit_log.events.append(
+                f"step {step}: cloned {cloned}, split {split}, top-k removed {removed}, "
+                f"now {rig.num_gaussians}"
+            )
             grad_accum = torch.zeros(rig.num_gaussians)
             grad_count = torch.zeros(rig.num_gaussians)
         if step % config.opacity_reset_interval == 0 and step < config.iterations:
             rig.reset_opacity(0.01, optimizer)
             fit_log.events.append(f"step {step}: opacity reset")
     return fit_log
-
-
-def init_opacity_logit() -> Tensor:
-    return inverse_sigmoid(0.1)
 
 
 def check_condition_dim(expected: int, got: int, what: str) -> None:

@@ -111,8 +111,12 @@ def matrix_to_quaternion(matrix: Tensor) -> Tensor:
         [1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], dim=-1
     )
     root = candidates_sq.clamp(min=1e-12).sqrt()  # 2|w|, 2|x|, 2|y|, 2|z|
-    r21_12, r02_20, r10_01 = m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]
-    r10p01, r02p20, r21p12 = m[..., 1, 0] + m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 2, 1] + m[..., 1, 2]
+    r21_12 = m[..., 2, 1] - m[..., 1, 2]
+    r02_20 = m[..., 0, 2] - m[..., 2, 0]
+    r10_01 = m[..., 1, 0] - m[..., 0, 1]
+    r10p01 = m[..., 1, 0] + m[..., 0, 1]
+    r02p20 = m[..., 0, 2] + m[..., 2, 0]
+    r21p12 = m[..., 2, 1] + m[..., 1, 2]
     q_w = torch.stack([root[..., 0] ** 2, r21_12, r02_20, r10_01], -1) / (2 * root[..., 0:1])
     q_x = torch.stack([r21_12, root[..., 1] ** 2, r10p01, r02p20], -1) / (2 * root[..., 1:2])
     q_y = torch.stack([r02_20, r10p01, root[..., 2] ** 2, r21p12], -1) / (2 * root[..., 2:3])
@@ -130,7 +134,9 @@ class MeshBinding:
 
     faces: np.ndarray  # [F, 3] int64 into V + M vertices
     num_vertices: int  # V, the head model's
-    midpoint_edges: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2), np.int64))  # [M, 2]
+    midpoint_edges: np.ndarray = dataclasses.field(  # [M, 2]
+        default_factory=lambda: np.zeros((0, 2), np.int64)
+    )
 
     @property
     def num_faces(self) -> int:
@@ -199,7 +205,7 @@ class RiggedGaussians(torch.nn.Module):
 
     def add_param(self, name: str, value: Tensor) -> None:
         if value.shape[0] != self.num_gaussians:
-            raise ValueError(f"per-Gaussian parameter {name} has {value.shape[0]} rows, not {self.num_gaussians}")
+            raise ValueError(f"parameter {name} has {value.shape[0]} rows, not {self.num_gaussians}")
         self.params[name] = torch.nn.Parameter(value.detach().clone())
 
     def world(self, vertices: Tensor) -> WorldGaussians:
@@ -215,9 +221,10 @@ class RiggedGaussians(torch.nn.Module):
         quats = quaternion_multiply(matrix_to_quaternion(rotation), _normalize(self.params["rotation"]))
         return WorldGaussians(means, quats, scales, torch.sigmoid(self.params["opacity"]))
 
-    def regularizers(self, visible: Tensor | None = None, threshold_xyz: float = 1.0,
-                     threshold_scale: float = 0.6) -> tuple[Tensor, Tensor]:
-        """(L_position, L_scaling) of GaussianAvatars on the Gaussians in ``visible`` [N] bool (all if None)."""
+    def regularizers(
+        self, visible: Tensor | None = None, threshold_xyz: float = 1.0, threshold_scale: float = 0.6
+    ) -> tuple[Tensor, Tensor]:
+        """(L_position, L_scaling) of GaussianAvatars on the ``visible`` [N] Gaussians (all if None)."""
         xyz, log_scale = self.params["xyz"], self.params["scale"]
         if visible is not None:
             xyz, log_scale = xyz[visible], log_scale[visible]
@@ -230,8 +237,13 @@ class RiggedGaussians(torch.nn.Module):
 
     # --- densification and pruning (3DGS rules, binding inherited) ------------------------------------
 
-    def _rebuild(self, index: Tensor, new_rows: Tensor, overrides: dict[str, Tensor],
-                 optimizer: torch.optim.Optimizer | None) -> None:
+    def _rebuild(
+        self,
+        index: Tensor,
+        new_rows: Tensor,
+        overrides: dict[str, Tensor],
+        optimizer: torch.optim.Optimizer | None,
+    ) -> None:
         """Replace every per-Gaussian tensor by ``tensor[index]`` (then ``overrides``); rows where
         ``new_rows`` is True start with zero Adam moments, the others keep theirs."""
         for name in list(self.params.keys()):
@@ -243,9 +255,16 @@ class RiggedGaussians(torch.nn.Module):
             self.params[name] = new
         self.binding = self.binding[index]
 
-    def densify(self, grad_avg: Tensor, grad_threshold: float, world_scales: Tensor, split_scale_threshold: float,
-                generator: torch.Generator, optimizer: torch.optim.Optimizer | None = None,
-                split_count: int = 2) -> tuple[int, int]:
+    def densify(
+        self,
+        grad_avg: Tensor,
+        grad_threshold: float,
+        world_scales: Tensor,
+        split_scale_threshold: float,
+        generator: torch.Generator,
+        optimizer: torch.optim.Optimizer | None = None,
+        split_count: int = 2,
+    ) -> tuple[int, int]:
         """3DGS densification (``densify_and_clone`` + ``densify_and_split``) in the triangle frames.
 
         grad_avg [N]: mean view-space positional gradient norm; world_scales [N, 3]: current world scales.
@@ -271,7 +290,7 @@ class RiggedGaussians(torch.nn.Module):
         new_scale = self.params["scale"].detach()[parent] - math.log(0.8 * split_count)
         index = torch.cat([keep_idx, clone_idx, parent])
         new_rows = torch.zeros(index.shape[0], dtype=torch.bool)
-        new_rows[keep_idx.shape[0]:] = True
+        new_rows[keep_idx.shape[0] :] = True
         overrides = {}
         for name in ("xyz", "scale"):
             base = self.params[name].detach()[torch.cat([keep_idx, clone_idx])]
@@ -359,8 +378,13 @@ class RiggedGaussians(torch.nn.Module):
             assert value.shape[0] == self.num_gaussians
 
 
-def _swap_in_optimizer(optimizer: torch.optim.Optimizer, old: torch.nn.Parameter, new: torch.nn.Parameter,
-                       index: Tensor, new_rows: Tensor) -> None:
+def _swap_in_optimizer(
+    optimizer: torch.optim.Optimizer,
+    old: torch.nn.Parameter,
+    new: torch.nn.Parameter,
+    index: Tensor,
+    new_rows: Tensor,
+) -> None:
     """Put ``new`` in place of ``old`` in ``optimizer``, gathering its per-row state by ``index`` and
     zeroing the state of ``new_rows`` (as 3DGS's ``cat_tensors_to_optimizer`` / ``_prune_optimizer``)."""
     for group in optimizer.param_groups:

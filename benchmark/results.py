@@ -11,11 +11,13 @@ Schema ``gsbench.results`` version 1 (keys in order)::
     config_hash       sha256 of config.json's canonical JSON (the resolved job + method config)
     compositing       benchmark.protocols.COMPOSITING (identical for every method)
     metrics           {name: MetricEntry} frame-weighted mean over the test sequences
-    sequences         {sequence: {num_frames, driven_by, video, comparison, metrics: {name: MetricEntry}}}
+    sequences         {sequence: {num_frames, driven_by, predictions_sha256, video, comparison,
+                                  metrics: {name: MetricEntry}}}
     weights           {metric name: weight id} of every pretrained network that produced a metric
     timing            {train_seconds, render_seconds, frames_rendered, render_fps, checkpoint_from}
     num_gaussians     int | null
-    device, gsbench_version, git_commit, python, platform, finished_at
+    device, gsbench_version, git_commit, python, libraries {name: version}, platform, finished_at
+    train_stats       the method's TrainStats (iterations, num_gaussians, extra)
 
 ``MetricEntry`` = ``{value: float | null, status: "ok" | "missing" | "skipped", reason, weight_id,
 direction: "higher" | "lower", details}``. ``missing``: a weight file or dependency was absent (the

@@ -193,6 +193,11 @@ def plan_jobs(data: str | Path, runs_dir: str | Path, options: RunOptions) -> Pl
                         num_gpus=float(cls.gpus_per_job) if device.startswith("cuda") else 0.0,
                     )
                 )
+    if not jobs:
+        raise ConfigError(
+            "no job to run: " + ("; ".join(notes) or "empty selection"),
+            fix="choose methods and protocols that go together (see `gsbench methods`)",
+        )
     return PlannedRun(dataset, jobs, notes)
 
 
@@ -271,6 +276,20 @@ def git_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{commit}+dirty" if dirty else commit
+
+
+@functools.cache
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape the numbers (recorded in every results.json)."""
+    import importlib.metadata
+
+    versions = {}
+    for name in ("numpy", "torch", "opencv-contrib-python", "mediapipe", "lpips", "imageio-ffmpeg"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
 
 
 def device_name(device: str) -> str:
@@ -372,6 +391,7 @@ def _base_document(job: Job, state: dict[str, Any]) -> dict[str, Any]:
         "gsbench_version": __version__,
         "git_commit": git_commit(),
         "python": sys.version.split()[0],
+        "libraries": library_versions(),
         "platform": platform.platform(),
         "finished_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
@@ -506,7 +526,14 @@ def _score_sequence(
     for name, entry in metrics.items():
         if entry.get("weight_id"):
             weights[name] = entry["weight_id"]
-    entry: dict[str, Any] = {"num_frames": request.num_frames, "driven_by": item.sequence, "metrics": metrics}
+    entry: dict[str, Any] = {
+        "num_frames": request.num_frames,
+        "driven_by": item.sequence,
+        "predictions_sha256": hashlib.sha256(
+            _to_uint8(pred).tobytes()
+        ).hexdigest(),  # composited uint8 frames
+        "metrics": metrics,
+    }
     if job.videos:
         audio_path = dataset.audio_path(item.sequence)
         pred_u8 = _to_uint8(pred)

@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
@@ -39,10 +40,11 @@ from gsbench.errors import StageError
 @dataclass(frozen=True)
 class CalibrationParams:
     max_views: int = 60  # per camera, evenly spaced among the detections, for the intrinsics
-    min_corners: int = 8  # ChArUco corners for a view to count
-    min_views: int = 6  # views per camera needed for its intrinsics
+    min_corners: int = 6  # ChArUco corners for a view to count
+    min_views: int = 3  # distinct board poses per camera needed for its intrinsics
+    min_views_full_model: int = 10  # below: centred principal point, fx = fy, only k1; K fixed in BA
     max_pair_mismatch_frames: float = 0.05
-    static_px: float = 0.5  # corner motion below which the board counts as held still
+    static_px: float = 0.3  # median corner motion between frames below which the board counts as held still
     refine_with_bundle_adjustment: bool = True
     refine_intrinsics: bool = True  # free K and distortion in the joint bundle adjustment
 
@@ -113,20 +115,27 @@ def detect_board(
     charuco_parameters.minMarkers = 2
     detector = cv2.aruco.CharucoDetector(board, charuco_parameters, parameters)
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 50, 1e-4)
+    # Small markers (a few pixels per bit) are found far more reliably on an upsampled image.
+    upsample = int(np.clip(round(384 / max(frames.shape[1:3])), 1, 4)) if len(frames) else 1
     views = []
     for frame, time_s in zip(frames, times_s, strict=True):
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        if upsample > 1:
+            gray = cv2.resize(gray, None, fx=upsample, fy=upsample, interpolation=cv2.INTER_CUBIC)
         corners, ids, _, _ = detector.detectBoard(gray)
         if ids is None or len(ids) < min_corners:
             continue
-        corners = cv2.cornerSubPix(gray, corners.astype(np.float32), (3, 3), (-1, -1), criteria)
-        object_points, image_points = board.matchImagePoints(corners, ids)
+        window = 3 * upsample
+        corners = cv2.cornerSubPix(gray, corners.astype(np.float32), (window, window), (-1, -1), criteria)
+        corners = (corners.astype(np.float64) + 0.5) / upsample - 0.5  # pixel centres at integers
+        object_points, image_points = board.matchImagePoints(corners.astype(np.float32), ids)
+        image_points = corners.reshape(-1, 2)  # matchImagePoints keeps the order; keep float64 precision
         views.append(
             BoardView(
                 slot=-1,
                 time_s=float(time_s),
                 object_points=object_points.reshape(-1, 3).astype(np.float64),
-                image_points=image_points.reshape(-1, 2).astype(np.float64),
+                image_points=image_points,
                 corner_ids=ids.ravel().astype(np.int64),
             )
         )
@@ -158,7 +167,7 @@ def _static_runs(views: list[BoardView], fps: float, static_px: float) -> list[l
 
 
 def _average_run(run: list[BoardView]) -> BoardView:
-    """One view per hold: corners seen in every frame of the run, averaged (noise / sqrt(n))."""
+    """One view per hold: corners seen in every frame of the run, per-corner median over the frames."""
     common = run[0].corner_ids
     for view in run[1:]:
         common = np.intersect1d(common, view.corner_ids)
@@ -167,7 +176,7 @@ def _average_run(run: list[BoardView]) -> BoardView:
         index = {int(corner): row for row, corner in enumerate(view.corner_ids)}
         return np.array([index[int(corner)] for corner in common], np.int64)
 
-    image_points = np.mean([view.image_points[rows(view)] for view in run], axis=0)
+    image_points = np.median([view.image_points[rows(view)] for view in run], axis=0)
     return BoardView(
         slot=-1,
         time_s=float(np.mean([v.time_s for v in run])),
@@ -180,56 +189,66 @@ def _average_run(run: list[BoardView]) -> BoardView:
 def assign_slots(
     views_by_camera: dict[str, list[BoardView]],
     fps: float,
-    static_px: float = 0.5,
+    static_px: float = 0.3,
     max_pair_mismatch_frames: float = 0.05,
-) -> tuple[dict[str, list[BoardView]], str]:
-    """Pair views across cameras (same ``slot`` = same board pose).
+    max_single_views: int = 30,
+) -> tuple[dict[str, list[BoardView]], dict[str, int]]:
+    """Give every view a ``slot`` (same slot = same board pose, seen by several cameras at once).
 
-    When the board is held still (runs of >= 3 frames whose corners move less than ``static_px``),
-    each hold becomes one averaged view, and holds of different cameras that overlap in time share a
-    slot: immune to sub-frame offsets between the cameras. Otherwise each frame is its own instant and
-    views pair when their times agree within ``max_pair_mismatch_frames``. Returns the mode used.
+    * Holds: runs of >= 3 frames in which the board does not move (median corner motion below
+      ``static_px``) become one view with per-corner medians; holds of different cameras that overlap
+      in time share a slot, which is immune to sub-frame offsets between the cameras.
+    * Other frames pair across cameras when their times agree within ``max_pair_mismatch_frames``
+      (simultaneous or hardware-triggered cameras); the rest stay single-camera views with a slot of
+      their own: they constrain that camera's intrinsics, not the extrinsics. At most
+      ``max_single_views`` evenly spaced non-hold frames are kept per camera.
+
+    Returns the slotted views and counts per kind.
     """
     runs = {camera: _static_runs(views, fps, static_px) for camera, views in views_by_camera.items()}
-    static_views = sum(len(run) for camera_runs in runs.values() for run in camera_runs)
-    total_views = sum(len(views) for views in views_by_camera.values())
-    if total_views and static_views >= 0.5 * total_views:
-        intervals = []  # (start, end, camera, averaged view)
-        for camera, camera_runs in runs.items():
-            for run in camera_runs:
-                intervals.append((run[0].time_s, run[-1].time_s, camera, _average_run(run)))
-        intervals.sort(key=lambda item: item[0])
-        out: dict[str, list[BoardView]] = {camera: [] for camera in views_by_camera}
-        slot, slot_end = -1, -np.inf
-        for start, end, camera, view in intervals:
-            if start > slot_end:  # no overlap with the current hold: a new board pose
-                slot += 1
-                slot_end = end
-            else:
-                slot_end = max(slot_end, end)
-            if any(v.slot == slot for v in out[camera]):
-                continue
-            out[camera].append(
-                BoardView(slot, view.time_s, view.object_points, view.image_points, view.corner_ids)
-            )
-        return out, "static holds"
-    out = {}
+    out: dict[str, list[BoardView]] = {camera: [] for camera in views_by_camera}
+    intervals = []  # (start, end, camera, hold view)
+    for camera, camera_runs in runs.items():
+        for run in camera_runs:
+            intervals.append((run[0].time_s, run[-1].time_s, camera, _average_run(run)))
+    intervals.sort(key=lambda item: item[0])
+    slot, slot_end = -1, -np.inf
+    for start, end, camera, view in intervals:
+        if start > slot_end:  # no overlap with the current hold: a new board pose
+            slot += 1
+            slot_end = end
+        else:
+            slot_end = max(slot_end, end)
+        if not any(v.slot == slot for v in out[camera]):
+            out[camera].append(dataclasses.replace(view, slot=slot))
+    num_holds = slot + 1
+
+    instants_base, single_slot = 1_000_000, 10_000_000
+    paired_instants: set[int] = set()
     for camera, views in views_by_camera.items():
-        kept = []
-        for view in views:
+        in_runs = {id(v) for run in runs[camera] for v in run}
+        rest = [v for v in views if id(v) not in in_runs]
+        if len(rest) > max_single_views:
+            rest = [rest[i] for i in np.linspace(0, len(rest) - 1, max_single_views).round().astype(int)]
+        for view in rest:
             position = view.time_s * fps
             if abs(position - round(position)) <= max_pair_mismatch_frames:
-                kept.append(
-                    BoardView(
-                        int(round(position)),
-                        view.time_s,
-                        view.object_points,
-                        view.image_points,
-                        view.corner_ids,
-                    )
-                )
-        out[camera] = kept
-    return out, "per frame"
+                view_slot = instants_base + int(round(position))
+                paired_instants.add(view_slot)
+            else:
+                view_slot = single_slot
+                single_slot += 1
+            out[camera].append(dataclasses.replace(view, slot=view_slot))
+    shared = {}
+    for views in out.values():
+        for view in views:
+            shared[view.slot] = shared.get(view.slot, 0) + 1
+    counts = {
+        "holds": num_holds,
+        "paired_instants": sum(1 for s in paired_instants if shared[s] > 1),
+        "single_camera_views": sum(1 for s, n in shared.items() if n == 1),
+    }
+    return out, counts
 
 
 def calibrate_intrinsics(
@@ -239,11 +258,19 @@ def calibrate_intrinsics(
     chosen = views
     if len(views) > params.max_views:
         chosen = [views[i] for i in np.linspace(0, len(views) - 1, params.max_views).round().astype(int)]
+    # With few views the principal point, aspect ratio and tangential terms are not observable
+    # (a narrow field of view confounds them with the board poses): hold them at the usual priors.
+    flags = cv2.CALIB_FIX_K3
+    if len(chosen) < params.min_views_full_model:
+        flags |= (
+            cv2.CALIB_FIX_PRINCIPAL_POINT | cv2.CALIB_FIX_ASPECT_RATIO | cv2.CALIB_ZERO_TANGENT_DIST | cv2.CALIB_FIX_K2
+        )
+    K_init = np.array([[1.0, 0.0, (width - 1) / 2], [0.0, 1.0, (height - 1) / 2], [0.0, 0.0, 1.0]])
     object_points = [v.object_points.astype(np.float32) for v in chosen]
     image_points = [v.image_points.astype(np.float32) for v in chosen]
-    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 100, 1e-10)
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 1e-8)  # bundle adjustment refines
     rms, K, dist, _, _ = cv2.calibrateCamera(
-        object_points, image_points, (width, height), None, None, flags=cv2.CALIB_FIX_K3, criteria=criteria
+        object_points, image_points, (width, height), K_init, None, flags=flags, criteria=criteria
     )
     dist = dist.ravel()[:5].astype(np.float64)
     poses = {}
@@ -286,7 +313,7 @@ def initial_extrinsics(
             if camera in cam_from_ref:
                 continue
             shared = sorted(set(poses) & set(board_poses[known]))
-            if len(shared) < 2:
+            if not shared:
                 continue
             relative = [poses[s] @ np.linalg.inv(board_poses[known][s]) for s in shared]
             cam_from_ref[camera] = _mean_pose(relative) @ cam_from_ref[known]
@@ -303,6 +330,8 @@ def bundle_adjust(
     board: cv2.aruco.CharucoBoard,
     refine: bool = True,
     refine_intrinsics: bool = True,
+    refine_principal_point: bool = True,
+    fixed_intrinsics: tuple[str, ...] = (),
 ) -> dict[str, np.ndarray]:
     """Refine ``cam_from_ref``, the board poses and (``refine_intrinsics``) every camera's K and
     distortion with pycolmap's rig bundle adjustment; returns the new ``cam_from_ref`` and updates each
@@ -387,12 +416,19 @@ def bundle_adjust(
         options = pycolmap.BundleAdjustmentOptions()
         options.refine_points3D = False
         options.refine_focal_length = refine_intrinsics
-        options.refine_principal_point = refine_intrinsics
+        options.refine_principal_point = refine_intrinsics and refine_principal_point
         options.refine_extra_params = refine_intrinsics
         options.print_summary = False
         options.ceres.loss_function_type = pycolmap.LossFunctionType.SOFT_L1
         options.ceres.loss_function_scale = 1.0
-        pycolmap.bundle_adjustment(reconstruction, options)
+        config = pycolmap.BundleAdjustmentConfig()
+        for image_id in reconstruction.images:
+            config.add_image(image_id)
+        for point_id in reconstruction.points3D:
+            config.add_constant_point(point_id)
+        for camera in fixed_intrinsics:
+            config.set_constant_cam_intrinsics(camera_index[camera])
+        pycolmap.create_default_bundle_adjuster(options, config, reconstruction).solve()
 
     squared: dict[str, list[float]] = defaultdict(list)
     views_used: dict[str, int] = defaultdict(int)
@@ -488,7 +524,7 @@ def calibrate_rig(
     missing = [c for c in views_by_camera if c not in cam_from_ref]
     if missing:
         raise StageError(
-            f"camera {missing[0]}: shares fewer than 2 board poses with the cameras linked to {frontal}, "
+            f"camera {missing[0]}: shares no board pose with the cameras linked to {frontal}, "
             "so its pose cannot be found",
             path=video_paths[missing[0]],
             fix="move the board where this camera and a neighbour both see it",
@@ -504,6 +540,8 @@ def calibrate_rig(
         board,
         refine=params.refine_with_bundle_adjustment,
         refine_intrinsics=params.refine_intrinsics,
+        refine_principal_point=min(len(v) for v in views_by_camera.values()) >= params.min_views_full_model,
+        fixed_intrinsics=tuple(c for c, v in views_by_camera.items() if len(v) < params.min_views_full_model),
     )
     ref_from_world = rig_world_from_ref(cam_from_ref, frontal)
     for camera, cal in calibrations.items():

@@ -45,7 +45,6 @@ _VIDEO_LINE = re.compile(r"Stream #\d+:\d+.*?: Video: (?P<codec>[^\s,]+).*?, (?P
 _FPS = re.compile(r"(?P<fps>\d+(?:\.\d+)?)(?P<k>k?) (?:fps|tbr)")
 _AUDIO_LINE = re.compile(r"Stream #\d+:\d+.*?: Audio: [^,]+, (?P<rate>\d+) Hz")
 _DURATION = re.compile(r"Duration: (?P<h>\d+):(?P<m>\d+):(?P<s>\d+(?:\.\d+)?)")
-_FRAME_COUNT = re.compile(r"frame=\s*(\d+)")
 
 
 def _run_ffmpeg(args: list[str]) -> subprocess.CompletedProcess:
@@ -85,12 +84,17 @@ def probe_video(path: str | Path) -> VideoInfo:
         (int(duration["h"]) * 3600 + int(duration["m"]) * 60 + float(duration["s"])) if duration else 0.0
     )
 
-    counted = _run_ffmpeg(["-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"])
-    counted_err = counted.stderr.decode("utf-8", "replace")
-    frames = _FRAME_COUNT.findall(counted_err)
-    if counted.returncode != 0 or not frames:
-        raise MediaError(f"video stream cannot be read ({_first_error_line(counted_err)})", path=path)
-    num_frames = int(frames[-1])
+    # One framecrc line per video packet (= frame for camera codecs), without decoding; unlike the
+    # "frame=" progress line this does not depend on the ffmpeg version.
+    counted = _run_ffmpeg(
+        ["-loglevel", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"]
+    )
+    if counted.returncode != 0:
+        raise MediaError(
+            f"video stream cannot be read ({_first_error_line(counted.stderr.decode('utf-8', 'replace'))})",
+            path=path,
+        )
+    num_frames = sum(1 for line in counted.stdout.splitlines() if line.strip() and not line.startswith(b"#"))
     if num_frames == 0:
         raise MediaError("video has no frames", path=path)
     return VideoInfo(

@@ -287,14 +287,14 @@ def _calibrate(ctx: Context) -> dict:
         times = np.arange(len(frames)) / info["fps"] + offsets[camera]
         views[camera] = cal.detect_board(frames, board, times, params.min_corners)
         sizes[camera] = (info["width"], info["height"])
-    slotted, mode = cal.assign_slots(views, rig.fps, params.static_px, params.max_pair_mismatch_frames)
+    slotted, counts = cal.assign_slots(views, rig.fps, params.static_px, params.max_pair_mismatch_frames)
     paths = {c: str(rig.calibration_video(c)) for c in rig.camera_ids}
     calibrations, diagnostics = cal.calibrate_rig(
         slotted, sizes, rig.calibration.board, rig.frontal_camera, params, paths
     )
     diagnostics.update(
         {
-            "pairing": mode,
+            "board_poses": counts,
             "calibration_sync": sync_method,
             "calibration_offsets_s": offsets,
             "detections_per_camera": {c: len(v) for c, v in views.items()},

@@ -15,8 +15,8 @@ Confidence is ``1 - second_peak / peak`` (second peak: the highest value outside
 of the main one): near 1 for a clean, unique peak, near 0 for noise or periodic signals.
 
 Visual fallback for a camera without a mic track: the mean brightness of every frame; the largest
-upward step (a flash or lights-on) is located to a fraction of a frame as the time the brightness
-crosses the midpoint between the levels before and after the step. Its master time comes from the
+upward step (a flash or lights-on) is located to a fraction of a frame from the partially lit frame(s)
+under a box-exposure model (frame ``k`` integrates light over ``[k, k + 1)`` frame times). Its master time comes from the
 audio-synced cameras that see the same event (so any bias of the crossing rule cancels), or, when no
 camera has audio, from the strongest onset in the master track (a clap with the flash).
 """
@@ -132,12 +132,13 @@ def find_visual_event(
     snr = step / noise
     if step < params.min_event_step or snr < params.min_event_snr:
         return None
-    middle = 0.5 * (low + high)
-    for k in range(lo_idx, hi_idx):
-        if b[k] < middle <= b[k + 1]:
-            crossing = k + (middle - b[k]) / (b[k + 1] - b[k])
-            return VisualEvent(time_s=float(crossing / fps), step=step, snr=snr)
-    return VisualEvent(time_s=float((lo_idx + 1) / fps), step=step, snr=snr)
+    # Box-exposure model: frame k integrates light over [k, k + 1) frame times, so the frames between
+    # the two levels are partially lit and the onset is `first fully lit frame - sum(lit fractions)`.
+    fractions = np.clip((b[lo_idx + 1 : hi_idx + 1] - low) / step, 0.0, 1.0)
+    full = lo_idx + 1 + int(np.argmax(fractions >= 0.9)) if np.any(fractions >= 0.9) else hi_idx
+    partial = fractions[: full - lo_idx - 1]
+    onset = full - float(np.sum(partial[partial > 0.1]))
+    return VisualEvent(time_s=onset / fps, step=step, snr=snr)
 
 
 def master_onset_s(master: np.ndarray, sample_rate: int) -> float:

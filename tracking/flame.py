@@ -107,10 +107,10 @@ class FlameLayer(torch.nn.Module):
             vertices = vertices + offset
             joints = joints + offset
         landmarks = vertices2landmarks(
-            vertices,
+            vertices.contiguous(),
             self.faces,
-            self.lmk_faces_idx.unsqueeze(0).expand(batch_size, -1),
-            self.lmk_bary_coords.unsqueeze(0).expand(batch_size, -1, -1),
+            self.lmk_faces_idx.unsqueeze(0).repeat(batch_size, 1),
+            self.lmk_bary_coords.unsqueeze(0).repeat(batch_size, 1, 1),
         )
         return FlameOutput(vertices=vertices, joints=joints, landmarks=landmarks)
 

@@ -8,4 +8,5 @@ through the ``gsbench.methods`` entry-point group (see ``benchmark.methods``). T
 
 BUILTIN_METHODS: dict[str, str] = {
     "retrieval": "avatars.methods.retrieval:RetrievalMethod",
+    "gaussian-avatars": "avatars.methods.gaussian_avatars:GaussianAvatarsMethod",
 }

@@ -13,7 +13,7 @@ import os
 import platform
 import threading
 from pathlib import Path
-from types import ModuleType
+from typing import Any
 
 import torch
 
@@ -32,12 +32,12 @@ def cache_dir() -> Path:
     return root / "torch_extensions" / key
 
 
-def load_extension() -> ModuleType | None:
-    """The compiled kernel module, or None (with the reason in ``build_error()``) if it cannot be built."""
+def load_extension() -> Any | None:
+    """The compiled kernel's op namespace (``torch.ops.gsbench_rasterize``), or None (with the reason in ``build_error()``) if it cannot be built."""
     with _lock:
         if "module" in _state:
-            return _state["module"]  # type: ignore[return-value]
-        module: ModuleType | None = None
+            return _state["module"]
+        module: Any | None = None
         try:
             from torch.utils.cpp_extension import load
 
@@ -45,14 +45,16 @@ def load_extension() -> ModuleType | None:
             build_dir.mkdir(parents=True, exist_ok=True)
             if not (build_dir / "gsbench_rasterize_cpu.so").exists():
                 log(f"building the C++ rasterizer into {build_dir} (first use only)")
-            module = load(
+            load(
                 name="gsbench_rasterize_cpu",
                 sources=[str(SOURCE)],
                 extra_cflags=["-O3", "-fopenmp", "-fno-math-errno"],
                 extra_ldflags=["-fopenmp"],
                 build_directory=str(build_dir),
+                is_python_module=False,  # the .so registers torch.ops.gsbench_rasterize.*
                 verbose=False,
             )
+            module = torch.ops.gsbench_rasterize
         except Exception as error:  # noqa: BLE001 - any build failure means: use the torch fallback
             _state["error"] = f"{type(error).__name__}: {error}".strip()[:2000]
             log(

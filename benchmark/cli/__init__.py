@@ -19,6 +19,7 @@ from gsbench.errors import GsbenchError
 # name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
     "doctor": "benchmark.cli.doctor:doctor",
+    "export": "benchmark.cli.export:export",
     "head": "benchmark.cli.head:head",
     "ingest": "benchmark.cli.ingest:ingest",
     "leaderboard": "benchmark.cli.leaderboard:leaderboard",
@@ -26,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "run": "benchmark.cli.run:run",
     "metrics": "benchmark.cli.metrics:metrics",
     "synth": "benchmark.cli.synth:synth",
+    "track": "benchmark.cli.track:track",
     "weights": "benchmark.cli.weights:weights",
 }
 

@@ -35,11 +35,20 @@ class SubjectPoser:
         self.v_shaped = head.v_template + np.einsum("vks,s->vk", head.shapedirs, coefficients)  # [V, 3]
         self.joints_shaped = head.J_regressor @ self.v_shaped  # [J, 3]
         num_v = head.num_vertices
-        self.exprdirs = head.exprdirs.reshape(num_v * 3, -1).T.astype(np.float32)  # [E, V*3]
+        # coordinate-major layouts ([.., 3, V]) keep numpy's inner loops long
+        self.v_shaped_t = np.ascontiguousarray(self.v_shaped.T, np.float32)  # [3, V]
+        self.exprdirs_t = head.exprdirs.transpose(2, 1, 0).reshape(-1, 3 * num_v).astype(np.float32)  # [E, 3*V]
         self.joint_exprdirs = np.einsum("jv,vke->jke", head.J_regressor, head.exprdirs)  # [J, 3, E]
         # [(J-1)*9, V*3]; None when the model has no pose correctives (gsbench-head)
-        self.posedirs = head.posedirs.astype(np.float32) if np.any(head.posedirs) else None
-        self.lbs_weights = head.lbs_weights.astype(np.float32)  # [V, J]
+        self.posedirs_t = (
+            head.posedirs.reshape(-1, num_v, 3).transpose(0, 2, 1).reshape(-1, 3 * num_v).astype(np.float32)
+            if np.any(head.posedirs) else None
+        )  # fmt: skip
+        # per joint: (vertex indices it influences, their weights)
+        self.influence = [
+            (np.nonzero(column)[0], column[np.nonzero(column)[0]].astype(np.float32)) for column in head.lbs_weights.T
+        ]
+        self.dense_weights = head.lbs_weights.T.astype(np.float32)  # [J, V]
         self.parents = head.parents
         self.faces = head.faces
         self.lmk_faces = head.faces[head.lmk_faces_idx]  # [68, 3]
@@ -58,14 +67,15 @@ class SubjectPoser:
         batch = len(rotation)
         full_expr = np.zeros((batch, self.num_expr))
         full_expr[:, : expr.shape[1]] = expr
-        v_shaped = self.v_shaped[None] + (full_expr.astype(np.float32) @ self.exprdirs).reshape(batch, -1, 3)
+        num_v = self.v_shaped_t.shape[1]
+        v_shaped = self.v_shaped_t[None] + (full_expr.astype(np.float32) @ self.exprdirs_t).reshape(batch, 3, num_v)
         joints = self.joints_shaped[None] + np.einsum("jke,be->bjk", self.joint_exprdirs, full_expr)  # [B, J, 3]
         pose = np.concatenate([rotation, neck_pose, jaw_pose, eyes_pose], axis=1).reshape(-1, 3)
         rot = batch_rodrigues(pose.astype(np.float64)).reshape(batch, -1, 3, 3)  # [B, J, 3, 3]
         v_posed = v_shaped
-        if self.posedirs is not None:
+        if self.posedirs_t is not None:
             pose_feature = (rot[:, 1:] - np.eye(3)).reshape(batch, -1).astype(np.float32)
-            v_posed = v_shaped + (pose_feature @ self.posedirs).reshape(batch, -1, 3)
+            v_posed = v_shaped + (pose_feature @ self.posedirs_t).reshape(batch, 3, num_v)
 
         # rigid chain (smplx batch_rigid_transform)
         num_j = rot.shape[1]
@@ -80,14 +90,20 @@ class SubjectPoser:
             chain.append(chain[self.parents[j]] @ local[:, j])
         transforms = np.stack(chain, axis=1)  # [B, J, 4, 4]
         transforms[:, :, :3, 3] -= np.einsum("bjkl,bjl->bjk", transforms[:, :, :3, :3], joints)
-        # one GEMM: blended[v, b, k, l] = sum_j w[v, j] G[b, j, k, l] for the top 3 rows of G
-        rows = transforms[:, :, :3, :].transpose(1, 0, 2, 3).reshape(num_j, batch * 12).astype(np.float32)
-        blended = (self.lbs_weights @ rows).reshape(-1, batch, 3, 4).transpose(1, 0, 2, 3)  # [B, V, 3, 4]
-        vertices = (
-            blended[..., 0] * v_posed[:, :, 0:1]
-            + blended[..., 1] * v_posed[:, :, 1:2]
-            + blended[..., 2] * v_posed[:, :, 2:3]
-            + blended[..., 3]
-        ) + translation[:, None, :].astype(np.float32)
+        # skinning, joint by joint over the vertices each joint influences (weights are sparse)
+        transforms = transforms.astype(np.float32)
+        vertices_t = np.zeros_like(v_posed)  # [B, 3, V]
+        for j, (index, weight) in enumerate(self.influence):
+            if len(index) == 0:
+                continue
+            dense = len(index) > num_v // 2
+            points = v_posed if dense else v_posed[:, :, index]
+            moved = transforms[:, j, :3, :3] @ points + transforms[:, j, :3, 3:4]
+            if dense:
+                vertices_t += self.dense_weights[j] * moved
+            else:
+                vertices_t[:, :, index] += weight * moved
+        vertices_t += translation[:, :, None].astype(np.float32)
+        vertices = np.ascontiguousarray(vertices_t.transpose(0, 2, 1))
         landmarks = np.einsum("blkd,lk->bld", vertices[:, self.lmk_faces], self.lmk_bary)
         return vertices.astype(np.float32), landmarks.astype(np.float32)

@@ -19,12 +19,12 @@ import dataclasses
 import cv2
 import numpy as np
 import open3d as o3d
+import scipy.sparse
 
 from capture_tools.synth.rig import SynthCamera
 from tracking.head_model import REGIONS, HeadModel
 
 _COPY_SPACING_M = 8.0
-_MOUTH_CAVITY = np.array([0.07, 0.018, 0.02], np.float32)
 
 # (direction the light comes from (world), linear RGB intensity)
 _LIGHTS = (
@@ -56,15 +56,17 @@ class CameraView:
     plate: np.ndarray  # [H, W, 3] float32 linear RGB (studio, before camera response)
 
 
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted vertex normals [V, 3] of one mesh."""
+def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unnormalized face normals [F, 3] (length = twice the area)."""
     v0, v1, v2 = (vertices[faces[:, k]] for k in range(3))
-    face_normals = np.cross(v1 - v0, v2 - v0)
-    normals = np.zeros_like(vertices)
-    for k in range(3):
-        for axis in range(3):
-            normals[:, axis] += np.bincount(faces[:, k], face_normals[:, axis], minlength=len(vertices))
-    return normals / (np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12)
+    return np.cross(v1 - v0, v2 - v0)
+
+
+def vertex_face_incidence(faces: np.ndarray, num_vertices: int) -> scipy.sparse.csr_matrix:
+    """[V, F] 0/1 matrix: vertex v is a corner of face f."""
+    rows = faces.reshape(-1)
+    cols = np.repeat(np.arange(len(faces)), 3)
+    return scipy.sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(num_vertices, len(faces)))
 
 
 class HeadRenderer:
@@ -91,6 +93,10 @@ class HeadRenderer:
         region_of_face = np.zeros(len(self.faces), np.int64)
         if head.vertex_regions is not None:
             region_of_face = np.asarray(head.vertex_regions, np.int64)[self.faces].max(axis=1)
+        self.incidence = vertex_face_incidence(self.faces, head.num_vertices)
+        # Back-facing triangles of closed outer skin/hair are never the first hit: cull them to halve
+        # the per-frame BVH. Regions around openings (lips, mouth, teeth, eyes, neck) keep both sides.
+        self.cullable = np.isin(region_of_face, [REGIONS["skin"], REGIONS["scalp_hair"], REGIONS["eyebrows"]])
         codes = max(REGIONS.values()) + 1
         spec = np.zeros((codes, 2), np.float32)
         spec[:] = _SPECULAR["skin"]
@@ -115,12 +121,19 @@ class HeadRenderer:
         (copy c seen by view c; ``expr`` [C, E] drives the wrinkle maps)."""
         num_views = len(self.views)
         scene = o3d.t.geometry.RaycastingScene()
-        faces32 = o3d.core.Tensor(self.faces.astype(np.uint32))
         shifts = np.zeros((num_views, 3), np.float32)
         shifts[:, 0] = _COPY_SPACING_M * np.arange(num_views)
-        ray_chunks, boxes = [], []
+        ray_chunks, boxes, kept_faces, normals = [], [], [], []
         for c, view in enumerate(self.views):
-            scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(vertices[c] + shifts[c], np.float32)), faces32)
+            normals_f = face_normals(vertices[c], self.faces)
+            towards = np.einsum("fd,fd->f", normals_f, view.origin[None] - vertices[c][self.faces[:, 0]])
+            keep = np.nonzero(~self.cullable | (towards > 0))[0]
+            kept_faces.append(keep)
+            normals.append(normals_f)
+            scene.add_triangles(
+                o3d.core.Tensor(np.ascontiguousarray(vertices[c] + shifts[c], np.float32)),
+                o3d.core.Tensor(self.faces[keep].astype(np.uint32)),
+            )
             box = self._bbox(view.camera, vertices[c])
             boxes.append(box)
             x0, y0, x1, y1 = box
@@ -144,9 +157,9 @@ class HeadRenderer:
             chunk_hit = hit[sel]
             if not np.any(chunk_hit):
                 continue
-            faces_hit = prim[sel][chunk_hit]
+            faces_hit = kept_faces[c][prim[sel][chunk_hit]]
             colour = self._shade(
-                vertices[c], faces_hit, bary[sel][chunk_hit], rays[sel][chunk_hit, 3:],
+                vertices[c], normals[c], faces_hit, bary[sel][chunk_hit], rays[sel][chunk_hit, 3:],
                 None if expr is None else expr[c],
             )
             region = np.zeros(count, bool)
@@ -169,12 +182,13 @@ class HeadRenderer:
         return x0, y0, max(x0, x1), max(y0, y1)
 
     def _shade(
-        self, vertices: np.ndarray, faces_hit: np.ndarray, bary: np.ndarray, directions: np.ndarray,
-        expr: np.ndarray | None,
+        self, vertices: np.ndarray, normals_f: np.ndarray, faces_hit: np.ndarray, bary: np.ndarray,
+        directions: np.ndarray, expr: np.ndarray | None,
     ) -> np.ndarray:
         weights = np.concatenate([1.0 - bary.sum(1, keepdims=True), bary], axis=1)  # (w0, w1, w2)
         corner_ids = self.faces[faces_hit]  # [N, 3]
-        normals_v = vertex_normals(vertices.astype(np.float64), self.faces).astype(np.float32)
+        normals_v = self.incidence @ normals_f  # area-weighted vertex normals
+        normals_v /= np.linalg.norm(normals_v, axis=1, keepdims=True) + 1e-12
         normal = np.einsum("nk,nkd->nd", weights, normals_v[corner_ids])
         normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-12
         view_dir = -directions / (np.linalg.norm(directions, axis=1, keepdims=True) + 1e-12)
@@ -200,15 +214,24 @@ class HeadRenderer:
             half /= np.linalg.norm(half, axis=1, keepdims=True) + 1e-12
             specular = spec_strength * np.clip(np.einsum("nd,nd->n", normal, half), 0, None)[:, None] ** shininess
             colour += intensity.astype(np.float32) * (albedo * lambert + specular * (lambert > 0))
-        colour[back] = _MOUTH_CAVITY * (0.6 + 0.4 * albedo[back].mean(1, keepdims=True))
+        colour[back] = 0.3 * albedo[back] * _AMBIENT_SKY / _AMBIENT_SKY.mean()  # inside: unlit
         return colour.astype(np.float32)
 
 
-def camera_response(linear: np.ndarray, camera: SynthCamera, rng: np.random.Generator) -> np.ndarray:
-    """Sensor + ISP: exposure, white balance, shot and read noise, sRGB encoding, 8-bit [..., 3]."""
+_LUT_SIZE = 4096
+_LINEAR = (np.arange(_LUT_SIZE, dtype=np.float64) + 0.5) / _LUT_SIZE
+_SRGB_LUT = (255.0 * np.where(_LINEAR <= 0.0031308, 12.92 * _LINEAR, 1.055 * _LINEAR ** (1 / 2.4) - 0.055))
+_SRGB_LUT = _SRGB_LUT.astype(np.float32)
+_SHOT_LUT = np.sqrt(_LINEAR * 0.0004).astype(np.float32) * 255.0 * np.gradient(_SRGB_LUT / 255.0, _LINEAR)
+
+
+def camera_response(linear: np.ndarray, camera: SynthCamera, rng: np.random.Generator | None) -> np.ndarray:
+    """Sensor + ISP: exposure, white balance, sRGB encoding (4096-entry table), shot noise (carried
+    through the encoding's slope) and read noise, 8-bit [..., 3]. ``rng=None``: noise-free."""
     exposed = linear * (camera.exposure * camera.white_balance.astype(np.float32))
-    shot = rng.standard_normal(exposed.shape, dtype=np.float32) * np.sqrt(np.clip(exposed, 0, None) * 0.0004)
-    exposed = np.clip(exposed + shot, 0.0, 1.0)
-    encoded = np.where(exposed <= 0.0031308, 12.92 * exposed, 1.055 * np.power(exposed, 1 / 2.4) - 0.055)
-    read = rng.standard_normal(exposed.shape, dtype=np.float32) * camera.noise_std
-    return np.clip(encoded * 255.0 + read + 0.5, 0, 255).astype(np.uint8)
+    index = np.clip((exposed * _LUT_SIZE).astype(np.int32), 0, _LUT_SIZE - 1)
+    encoded = _SRGB_LUT[index]
+    if rng is not None:
+        sigma = np.sqrt(_SHOT_LUT[index] ** 2 + np.float32(camera.noise_std) ** 2)
+        encoded += sigma * rng.standard_normal(encoded.shape, dtype=np.float32)
+    return np.clip(encoded + 0.5, 0, 255).astype(np.uint8)

@@ -34,6 +34,7 @@ import yaml
 
 from capture_tools.synth import media
 from capture_tools.synth.motion import ExpressionMap, Performance, PerformanceStyle
+from capture_tools.synth.posing import SubjectPoser
 from capture_tools.synth.presets import SynthPreset, get_preset
 from capture_tools.synth.rig import SynthCamera, build_rig
 from capture_tools.synth.scene import BoardRenderer, board_trajectory, build_studio
@@ -96,7 +97,7 @@ def _make_subjects(preset: SynthPreset, seed: int, num_shape: int) -> list[Subje
         rng = _rng(seed, _KEY_SUBJECT, index)
         female = index % 2 == 1
         shape = np.zeros(num_shape)
-        shape[: min(num_shape, 20)] = rng.normal(0.0, 0.8, min(num_shape, 20))
+        shape[: min(num_shape, 20)] = rng.normal(0.0, 0.5, min(num_shape, 20))
         tint = np.array([1.0, rng.uniform(0.85, 1.05), rng.uniform(0.75, 1.0)]) * rng.uniform(0.75, 1.1)
         speaker = Speaker(
             f0_hz=float(rng.uniform(185, 225) if female else rng.uniform(100, 130)),
@@ -145,7 +146,7 @@ class _Context:
     cameras: list[SynthCamera]
     plates: list[np.ndarray]  # linear RGB per camera
     subjects: dict[str, Subject]
-    head_seed: int
+    head: Any  # tracking.head_model.HeadModel
     threads: int
 
 
@@ -153,22 +154,12 @@ _WORKER_STATE: dict[str, Any] = {}  # per worker process: the context and lazily
 
 
 def _init_worker(context: _Context) -> None:
-    import torch
-
-    torch.set_num_threads(context.threads)
     _WORKER_STATE.clear()
     _WORKER_STATE["context"] = context
 
 
 def _worker_head():
-    if "head" not in _WORKER_STATE:
-        from tracking.flame import FlameLayer
-
-        context: _Context = _WORKER_STATE["context"]
-        head = build_head(context.head_seed)
-        _WORKER_STATE["head"] = head
-        _WORKER_STATE["flame"] = FlameLayer(head)
-    return _WORKER_STATE["head"], _WORKER_STATE["flame"]
+    return _WORKER_STATE["context"].head
 
 
 def _views(context: _Context):
@@ -198,12 +189,10 @@ def _camera_mic(speech: np.ndarray, camera: SynthCamera, num_samples: int, rng: 
 
 
 def _render_take(job: dict[str, Any]) -> dict[str, Any]:
-    import torch
-
     from capture_tools.synth.render import HeadRenderer, camera_response
 
     context: _Context = _WORKER_STATE["context"]
-    head, flame = _worker_head()
+    head = _worker_head()
     views = _views(context)
     preset, cameras = context.preset, context.cameras
     subject = context.subjects[job["subject"]]
@@ -226,11 +215,9 @@ def _render_take(job: dict[str, Any]) -> dict[str, Any]:
     master_params = performance.flame_params(frame_times)
     camera_times = frame_times[None, :] + np.array([c.time_offset_s for c in cameras])[:, None]  # [C, T]
     params = performance.flame_params(camera_times.reshape(-1))
-    shape = torch.as_tensor(subject.shape, dtype=torch.float32)
-    with torch.no_grad():
-        output = flame(shape=shape, **{k: torch.as_tensor(v) for k, v in params.items()})
-    vertices = output.vertices.numpy().reshape(len(cameras), num_frames, -1, 3)
-    landmarks3d = output.landmarks.numpy().reshape(len(cameras), num_frames, 68, 3)
+    vertices, landmarks3d = SubjectPoser(head, subject.shape)(**params)
+    vertices = vertices.reshape(len(cameras), num_frames, -1, 3)
+    landmarks3d = landmarks3d.reshape(len(cameras), num_frames, 68, 3)
     expr = params["expr"].reshape(len(cameras), num_frames, -1)
 
     renderer = HeadRenderer(head, views, tint=subject.tint)
@@ -363,14 +350,11 @@ def generate_session(
     subjects = _make_subjects(preset, seed, head.num_shape)
 
     # head placement: the face (landmark centroid, half-way back in depth) at the rig centre
-    from tracking.flame import FlameLayer
-
-    import torch
-
-    with torch.no_grad():
-        neutral = FlameLayer(head)(shape=torch.zeros(1, head.num_shape))
-    landmarks = neutral.landmarks[0].numpy().astype(np.float64)
-    face_centre = landmarks.mean(0)
+    zeros = np.zeros((1, 3))
+    _, neutral = SubjectPoser(head, np.zeros(head.num_shape))(
+        np.zeros((1, head.num_expr)), zeros, zeros, zeros, np.zeros((1, 6)), zeros
+    )
+    face_centre = neutral[0].astype(np.float64).mean(0)
     face_centre[2] *= 0.5
 
     jobs: list[dict[str, Any]] = [{"kind": "calibration"}]
@@ -386,7 +370,7 @@ def generate_session(
 
     workers = workers if workers is not None else min(len(jobs), os.cpu_count() or 1, 4)
     threads = 1 if workers > 1 else max(1, os.cpu_count() or 1)
-    context = _Context(out, seed, preset, cameras, plates, {s.id: s for s in subjects}, seed, threads)
+    context = _Context(out, seed, preset, cameras, plates, {s.id: s for s in subjects}, head, threads)
     results: list[dict[str, Any]] = []
     if workers <= 1:
         _init_worker(context)
@@ -402,11 +386,9 @@ def generate_session(
                 results.append(future.result())
 
     for camera, plate in zip(cameras, plates, strict=True):
-        clean = _rng(seed, _KEY_STUDIO, 100)
         from capture_tools.synth.render import camera_response
 
-        _write_png(out / "background" / f"{camera.id}.png",
-                   camera_response(plate, dataclasses.replace(camera, noise_std=0.0), clean))
+        _write_png(out / "background" / f"{camera.id}.png", camera_response(plate, camera, None))
     contact = next(r["contact"] for r in results if r["contact"] is not None)
     _write_png(out / "contact_sheet.png", _contact_sheet(contact, cameras, frontal))
 

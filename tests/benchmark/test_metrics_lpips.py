@@ -55,7 +55,9 @@ def test_lpips_equals_package_reference(alexnet_file, monkeypatch):
     pred, gt = _frames(0)
     with torch.no_grad():
         expected = reference(
-            torch.from_numpy(pred).permute(0, 3, 1, 2), torch.from_numpy(gt).permute(0, 3, 1, 2), normalize=True
+            torch.from_numpy(pred).permute(0, 3, 1, 2),
+            torch.from_numpy(gt).permute(0, 3, 1, 2),
+            normalize=True,
         ).reshape(-1)
     np.testing.assert_allclose(lpips_per_frame(ours, pred, gt, batch_size=2), expected.numpy(), rtol=1e-6)
     assert np.all(lpips_per_frame(ours, gt, gt) == 0)

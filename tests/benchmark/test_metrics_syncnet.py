@@ -105,15 +105,22 @@ def _reference_evaluate(model, frame_dir, wav_path, vshift=15, batch_size=20):
     im_feat, cc_feat = [], []
     with torch.no_grad():
         for i in range(0, lastframe, batch_size):
-            im_batch = [imtv[:, :, vframe : vframe + 5, :, :] for vframe in range(i, min(lastframe, i + batch_size))]
+            im_batch = [
+                imtv[:, :, vframe : vframe + 5, :, :] for vframe in range(i, min(lastframe, i + batch_size))
+            ]
             im_feat.append(model.forward_lip(torch.cat(im_batch, 0)))
-            cc_batch = [cct[:, :, :, vframe * 4 : vframe * 4 + 20] for vframe in range(i, min(lastframe, i + batch_size))]
+            cc_batch = [
+                cct[:, :, :, vframe * 4 : vframe * 4 + 20]
+                for vframe in range(i, min(lastframe, i + batch_size))
+            ]
             cc_feat.append(model.forward_aud(torch.cat(cc_batch, 0)))
     im_feat, cc_feat = torch.cat(im_feat, 0), torch.cat(cc_feat, 0)
     win_size = vshift * 2 + 1
     feat2p = torch.nn.functional.pad(cc_feat, (0, 0, vshift, vshift))
     dists = [
-        torch.nn.functional.pairwise_distance(im_feat[[i], :].repeat(win_size, 1), feat2p[i : i + win_size, :])
+        torch.nn.functional.pairwise_distance(
+            im_feat[[i], :].repeat(win_size, 1), feat2p[i : i + win_size, :]
+        )
         for i in range(len(im_feat))
     ]
     mdist = torch.mean(torch.stack(dists, 1), 1)
@@ -159,7 +166,9 @@ def test_crop_rule_matches_run_pipeline():
     bsi = int(bs * (1 + 2 * cs))
     padded = np.pad(frame, ((bsi, bsi), (bsi, bsi), (0, 0)), "constant", constant_values=(110, 110))
     my, mx = cy + bsi, cx + bsi
-    face = padded[int(my - bs) : int(my + bs * (1 + 2 * cs)), int(mx - bs * (1 + cs)) : int(mx + bs * (1 + cs))]
+    face = padded[
+        int(my - bs) : int(my + bs * (1 + 2 * cs)), int(mx - bs * (1 + cs)) : int(mx + bs * (1 + cs))
+    ]
     expected = cv2.resize(face, (224, 224))
     got = syncnet.crop_faces(frame[None], np.array([[cx, cy, bs]]))[0]
     np.testing.assert_array_equal(got, expected)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
@@ -69,12 +68,26 @@ def build_sync_dataset(root: Path, seed: int = 0, num_frames: int = 60) -> Path:
             cv2.imwrite(str(folder / "images" / "cam08" / f"{t:05d}.jpg"), _frame(level)[..., ::-1])
         audio = np.clip(_audio(env, rng), -1, 1)
         wavfile.write(folder / "audio.wav", SR, np.round(audio * 32767).astype(np.int16))
-        np.savez(folder / "landmarks.npz", cam08=_face_landmarks(num_frames),
-                 cam08_detected=np.ones(num_frames, bool))
+        np.savez(
+            folder / "landmarks.npz",
+            cam08=_face_landmarks(num_frames),
+            cam08_detected=np.ones(num_frames, bool),
+        )
         sequences[seq] = {"subject": "s01", "num_frames": num_frames, "duration_s": num_frames / FPS}
-    write_json(root / "dataset.json", {
-        "schema_version": 1, "name": "sync-tiny", "fps": float(FPS), "image_size": [SIZE, SIZE],
-        "frontal_camera": "cam08", "cameras": ["cam08"], "subjects": ["s01"], "sequences": sequences,
-        "splits": {"s01": splits}, "split_seed": seed, "provenance": {},
-    })
+    write_json(
+        root / "dataset.json",
+        {
+            "schema_version": 1,
+            "name": "sync-tiny",
+            "fps": float(FPS),
+            "image_size": [SIZE, SIZE],
+            "frontal_camera": "cam08",
+            "cameras": ["cam08"],
+            "subjects": ["s01"],
+            "sequences": sequences,
+            "splits": {"s01": splits},
+            "split_seed": seed,
+            "provenance": {},
+        },
+    )
     return root

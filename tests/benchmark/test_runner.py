@@ -177,3 +177,13 @@ def test_leaderboard_rows_from_the_run(first_run, tmp_path):
         _cli(["--quiet", "leaderboard", "publish", "--runs", str(runs), "--out", str(out), "--no-plot"]) == 0
     )
     assert (out / "tiny" / "mono-front.csv").read_bytes() == first
+
+
+def test_selection_without_jobs_is_an_error(tiny_dataset_master, tmp_path):
+    from benchmark.runner import plan_jobs
+    from gsbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no job to run: retrieval: does not support multiview"):
+        plan_jobs(tiny_dataset_master, tmp_path, RunOptions(methods="retrieval", protocols=("multiview",)))
+    with pytest.raises(ConfigError, match="unknown subject"):
+        plan_jobs(tiny_dataset_master, tmp_path, RunOptions(methods="retrieval", subjects=("s09",)))

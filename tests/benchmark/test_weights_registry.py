@@ -26,8 +26,11 @@ def alexnet(tmp_path):
 
 def _pinned(path):
     """The lpips-alexnet entry pinned to this test file's full sha256 (its prefix cannot be 7be5be79)."""
-    return {"lpips-alexnet": dataclasses.replace(REGISTRY["lpips-alexnet"], expected_sha256=sha256_file(path),
-                                                 sha256_prefix=None)}
+    return {
+        "lpips-alexnet": dataclasses.replace(
+            REGISTRY["lpips-alexnet"], expected_sha256=sha256_file(path), sha256_prefix=None
+        )
+    }
 
 
 def test_registry_rejects_wrong_sha256(alexnet, tmp_path):
@@ -38,7 +41,9 @@ def test_registry_rejects_wrong_sha256(alexnet, tmp_path):
     assert not (tmp_path / "store" / "alexnet-owt-7be5be79.pth").exists()
     pinned = dataclasses.replace(REGISTRY["lpips-alexnet"], expected_sha256="0" * 64, sha256_prefix=None)
     with pytest.raises(WeightsError, match="registered"):
-        WeightRegistry([tmp_path], specs={"lpips-alexnet": pinned}).add("lpips-alexnet", alexnet, tmp_path / "s")
+        WeightRegistry([tmp_path], specs={"lpips-alexnet": pinned}).add(
+            "lpips-alexnet", alexnet, tmp_path / "s"
+        )
 
 
 def test_add_copies_and_find_resolves(alexnet, tmp_path):

@@ -32,16 +32,25 @@ def board_texture(spec: BoardSpec = BOARD) -> np.ndarray:
 def look_at(centre: np.ndarray) -> np.ndarray:
     """``world_to_cam [4,4]`` (OpenCV: z forward, y down) of a camera at ``centre`` looking at the origin,
     world y up."""
-    up = np.array([0.0, -1.0, 0.0])
+    up = np.array([0.0, 1.0, 0.0])
     z = -centre
     z = z / np.linalg.norm(z)
-    x = np.cross(-up, z)
+    x = np.cross(z, up)  # right = forward x up
     x /= np.linalg.norm(x)
     y = np.cross(z, x)
     pose = np.eye(4)
     pose[:3, :3] = np.stack([x, y, z])
     pose[:3, 3] = -pose[:3, :3] @ centre
     return pose
+
+
+def camera_rays(K: np.ndarray, dist: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Normalized undistorted rays ``[H*W, 3]`` through the centres of the raw (distorted) pixels."""
+    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+    pixels = np.stack([u.ravel(), v.ravel()], -1)[:, None, :]
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 1e-10)
+    normalized = cv2.undistortPointsIter(pixels, K, dist, None, None, criteria)
+    return np.concatenate([normalized.reshape(-1, 2), np.ones((len(pixels), 1))], axis=1)
 
 
 def render_board(
@@ -52,14 +61,11 @@ def render_board(
     width: int,
     height: int,
     background: int = 90,
+    rays: np.ndarray | None = None,
 ) -> np.ndarray:
     """RGB image ``[H,W,3] uint8`` of the board at ``cam_from_board`` (board plane z = 0, metres)."""
-    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
-    pixels = np.stack([u.ravel(), v.ravel()], -1)[:, None, :]
-    normalized = cv2.undistortPointsIter(
-        pixels, K, dist, None, None, (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 1e-10)
-    )
-    rays = np.concatenate([normalized.reshape(-1, 2), np.ones((len(pixels), 1))], axis=1)
+    if rays is None:
+        rays = camera_rays(K, dist, width, height)
     homography = np.stack([cam_from_board[:3, 0], cam_from_board[:3, 1], cam_from_board[:3, 3]], axis=1)
     board_h = rays @ np.linalg.inv(homography).T
     behind = board_h[:, 2] <= 0

@@ -51,8 +51,7 @@ def test_visual_event_sub_frame_crossing():
     brightness += np.random.default_rng(2).normal(0, 0.3, 50)
     event = find_visual_event(brightness, fps)
     assert event is not None
-    # the mid-level crossing lands half an exposure after the onset; the same rule in every camera cancels
-    assert abs(event.time_s - (step_time + 0.5 / fps)) * fps < 0.05
+    assert abs(event.time_s - step_time) * fps < 0.02
 
 
 def test_no_visual_event_in_flat_video():

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 
 import numpy as np
 import pytest
 import torch
 
 from gsbench.errors import InputError
-from tests.tracking._tiny_model import tiny_model
 from tracking.flame import FlameLayer
 from tracking.head_model import HeadModel
 
@@ -79,8 +79,8 @@ def check_against_numpy(model: HeadModel, batch: int = 3, seed: int = 0) -> None
         np.testing.assert_allclose(out.landmarks[b].numpy(), landmarks, atol=1e-10)
 
 
-def test_forward_equals_numpy_lbs_tiny() -> None:
-    check_against_numpy(tiny_model())
+def test_forward_equals_numpy_lbs_tiny(tiny: types.SimpleNamespace) -> None:
+    check_against_numpy(tiny.model())
 
 
 def test_forward_equals_numpy_lbs_default_head(default_head: HeadModel) -> None:
@@ -90,8 +90,8 @@ def test_forward_equals_numpy_lbs_default_head(default_head: HeadModel) -> None:
     check_against_numpy(model, batch=2, seed=1)
 
 
-def test_float32_matches_float64_and_defaults_are_zero() -> None:
-    model = tiny_model()
+def test_float32_matches_float64_and_defaults_are_zero(tiny: types.SimpleNamespace) -> None:
+    model = tiny.model()
     params = {k: torch.as_tensor(v) for k, v in random_params(model, 2, 5).items()}
     out64 = FlameLayer(model, torch.float64)(**params)
     out32 = FlameLayer(model, torch.float32)(**params)
@@ -102,8 +102,8 @@ def test_float32_matches_float64_and_defaults_are_zero() -> None:
     np.testing.assert_allclose(rest.joints[0].numpy(), model.J_regressor @ model.v_template, atol=1e-12)
 
 
-def test_shape_can_be_unbatched_and_truncated() -> None:
-    model = tiny_model()
+def test_shape_can_be_unbatched_and_truncated(tiny: types.SimpleNamespace) -> None:
+    model = tiny.model()
     layer = FlameLayer(model, torch.float64)
     shape = torch.tensor([0.5, -1.0, 0.2])
     expr = torch.zeros(4, 2)
@@ -119,8 +119,8 @@ def test_shape_can_be_unbatched_and_truncated() -> None:
         layer(expr=torch.zeros(2, 4), jaw_pose=torch.zeros(3, 3))
 
 
-def test_gradients_match_finite_differences() -> None:
-    model = tiny_model()
+def test_gradients_match_finite_differences(tiny: types.SimpleNamespace) -> None:
+    model = tiny.model()
     layer = FlameLayer(model, torch.float64)
     params = {k: torch.as_tensor(v[:1]).requires_grad_(k != "static_offset")
               for k, v in random_params(model, 1, 2).items()}

@@ -10,7 +10,7 @@ from tracking.landmarks import IBUG68_MOUTH, MEDIAPIPE_TO_IBUG68, detect_landmar
 
 
 def draw_face(size: int = 256, mouth_open: float = 0.3, shift: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """A crude frontal cartoon face that FaceMesh detects (skin oval, eyes with pupils, brows, nose, mouth)."""
+    """A crude frontal cartoon face that FaceMesh detects (oval, eyes with pupils, brows, nose, mouth)."""
     img = np.full((size, size, 3), 200, np.uint8)
     s = size / 256
     cx, cy = size // 2 + shift[0], size // 2 + shift[1]

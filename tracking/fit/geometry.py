@@ -194,14 +194,14 @@ def closest_point_on_mesh(
     _, nearest = tree.query(points, k=min(neighbours, len(used)))
     nearest = used[np.atleast_2d(nearest)]  # [N, k] global vertex ids
     # vertex -> incident allowed faces, padded with -1
-    incident: list[list[int]] = [[] for _ in range(len(vertices))]
-    for face in face_ids:
-        for vertex in faces[face]:
-            incident[vertex].append(int(face))
-    width = max(len(item) for item in incident)
-    table = np.full((len(vertices), width), -1, np.int64)
-    for vertex, item in enumerate(incident):
-        table[vertex, : len(item)] = item
+    flat_vertices = faces[face_ids].reshape(-1)
+    order = np.argsort(flat_vertices, kind="stable")
+    sorted_vertices = flat_vertices[order]
+    sorted_faces = np.repeat(face_ids, 3)[order]
+    counts = np.bincount(sorted_vertices, minlength=len(vertices))
+    slot = np.arange(len(sorted_vertices)) - (np.cumsum(counts) - counts)[sorted_vertices]
+    table = np.full((len(vertices), int(counts.max())), -1, np.int64)
+    table[sorted_vertices, slot] = sorted_faces
     candidates = table[nearest].reshape(len(points), -1)  # [N, k*width]
     valid = candidates >= 0
     safe = np.where(valid, candidates, face_ids[0])

@@ -51,12 +51,13 @@ def shape_fields(geometry: HeadGeometry, seed: int) -> list[tuple[str, np.ndarra
     n = len(p)
     x, y, z = p[:, 0], p[:, 1], p[:, 2]
     face = _front(p)
-    lower_face = _smoothstep(L.MOUTH_Y + 0.03, L.MOUTH_Y - 0.01, y) * _smoothstep(-0.03, 0.02, z) * (y > -0.14)
+    lower_face = (_smoothstep(L.MOUTH_Y + 0.03, L.MOUTH_Y - 0.01, y) * _smoothstep(-0.03, 0.02, z)
+                  * _smoothstep(-0.16, -0.12, y))
     nose = _gauss(p, (0.0, -0.005, 0.1), (0.016, 0.03, 0.03))
     eyes = [_gauss(p, tuple(eye_centre(s)), (0.016, 0.014, 0.03)) for s in (-1.0, 1.0)]
     fields: list[tuple[str, np.ndarray]] = [
         ("head_width", _vec(dx=0.06 * x, n=n)),
-        ("head_height", _vec(dy=0.05 * (y - 0.0) * (y > -0.12), n=n)),
+        ("head_height", _vec(dy=0.05 * y * _smoothstep(-0.16, -0.10, y), n=n)),
         ("head_depth", _vec(dz=0.05 * (z + 0.01), n=n)),
         ("cranium_size", 0.05 * (p - np.array([0.0, 0.02, -0.01])) * _smoothstep(0.02, 0.08, y)[:, None]),
         ("jaw_width", _vec(dx=0.10 * x * lower_face, n=n)),
@@ -104,8 +105,10 @@ def expression_fields(geometry: HeadGeometry) -> list[tuple[str, np.ndarray]]:
     front = _front(p)
     mouth = _gauss(p, (0.0, L.MOUTH_Y, 0.085), (0.030, 0.016, 0.03)) * front
     lips = _gauss(p, (0.0, L.MOUTH_Y, 0.09), (0.026, 0.011, 0.025)) * front
-    upper = lips * (side > 0)
-    lower = lips * (side < 0)
+    # the lips move apart only along the slit; beyond the corners upper and lower skin are one sheet
+    along_slit = np.clip(1.0 - (x / L.MOUTH_HALF_WIDTH) ** 2, 0.0, 1.0)
+    upper = lips * (side > 0) * along_slit
+    lower = lips * (side < 0) * along_slit
 
     def corner(s: float) -> np.ndarray:
         return _gauss(p, (s * L.MOUTH_HALF_WIDTH, L.MOUTH_Y, 0.078), (0.014, 0.013, 0.03)) * front

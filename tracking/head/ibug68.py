@@ -63,7 +63,9 @@ def _jaw_line(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.n
     face_idx, bary = [], []
     for psi in np.deg2rad(np.linspace(-84.0, 84.0, 17)):
         in_wedge = np.abs(angle - psi) < np.deg2rad(2.5)
-        vertex = candidates[in_wedge][np.argmax(distance[in_wedge])]
+        # the outline vertex; among near-ties (flat under-chin) the front-most, i.e. on the jaw bone
+        score = distance[in_wedge] + 0.15 * vertices[candidates[in_wedge], 2]
+        vertex = candidates[in_wedge][np.argmax(score)]
         face = np.nonzero((faces == vertex).any(axis=1))[0][0]
         face_idx.append(face)
         bary.append((faces[face] == vertex).astype(np.float64))

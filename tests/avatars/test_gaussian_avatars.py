@@ -1,0 +1,320 @@
+"""GaussianSpeech avatar initialisation (avatars.gaussian_speech_avatar) and the gaussian-avatars method."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from avatars.gaussian_speech_avatar import (
+    AvatarConfig,
+    ColorMLP,
+    FitData,
+    GaussianSpeechAvatar,
+    build_binding,
+    fit_avatar,
+    mouth_faces,
+    resolve_perceptual_terms,
+    ridge_features,
+    ssim,
+    subdivide_faces,
+)
+from avatars.methods.base import Camera, RenderRequest
+from avatars.rigged import triangle_frames
+from gsbench.errors import MethodError
+
+SIZE = 40
+
+
+def load_support():
+    path = Path(__file__).with_name("test_gaussian_avatars_support.py")
+    spec = importlib.util.spec_from_file_location("gaussian_avatars_support", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+support = load_support()
+
+
+def test_mouth_subdivision_is_four_way_and_follows_the_mesh():
+    from tracking.flame import FlameLayer
+
+    head = support.sphere_head()
+    selected = mouth_faces(head.faces, head.vertex_regions)
+    assert 0 < selected.sum() < len(head.faces)
+    binding = subdivide_faces(head.faces, selected, head.num_vertices)
+    assert binding.num_faces == len(head.faces) + 3 * int(selected.sum())
+    # Shared edges get one midpoint: V + E_selected new vertices, E counted once.
+    edges = {
+        tuple(sorted(e)) for f in head.faces[selected] for e in ((f[0], f[1]), (f[1], f[2]), (f[2], f[0]))
+    }
+    assert len(binding.midpoint_edges) == len(edges)
+    rest = torch.tensor(head.v_template, dtype=torch.float64)
+    original_area = _areas(rest, torch.tensor(head.faces))[torch.tensor(selected)].sum()
+    new_faces = torch.tensor(binding.faces[len(head.faces) - int(selected.sum()) :])
+    assert float(_areas(binding.extend(rest), new_faces).sum()) == pytest.approx(
+        float(original_area), rel=1e-9
+    )
+    # After a jaw opening, each midpoint is still the midpoint of its deformed edge.
+    opened = FlameLayer(head, dtype=torch.float64)(
+        jaw_pose=torch.tensor([[0.3, 0.0, 0.0]], dtype=torch.float64)
+    )
+    extended = binding.extend(opened.vertices[0])
+    a, b = binding.midpoint_edges[:, 0], binding.midpoint_edges[:, 1]
+    mids = extended[head.num_vertices :]
+    assert torch.allclose(mids, 0.5 * (opened.vertices[0][a] + opened.vertices[0][b]))
+    assert build_binding(head.faces, head.num_vertices, head.vertex_regions, False).num_faces == len(
+        head.faces
+    )
+
+
+def _areas(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    v0, v1, v2 = (vertices[faces[:, i]] for i in range(3))
+    return 0.5 * torch.cross(v1 - v0, v2 - v0, dim=-1).norm(dim=-1)
+
+
+def test_color_mlp_is_two_layers_and_depends_on_expression_latent_and_view():
+    torch.manual_seed(0)
+    mlp = ColorMLP(condition_dim=7, latent_dim=8, hidden=16)
+    assert [type(m).__name__ for m in mlp.children()] == ["Linear", "Linear"]
+    latents = torch.randn(50, 8)
+    views = torch.nn.functional.normalize(torch.randn(50, 3), dim=-1)
+    neutral = mlp(torch.zeros(7), latents, views)
+    smiling = mlp(torch.tensor([1.5, 0, 0, 0, 0, 0, 0.0]), latents, views)
+    assert neutral.shape == (50, 3) and bool(((neutral > 0) & (neutral < 1)).all())
+    assert float((smiling - neutral).abs().max()) > 1e-3
+    assert float((mlp(torch.zeros(7), latents, -views) - neutral).abs().max()) > 1e-3
+    assert float((mlp(torch.zeros(7), latents.flip(0), views) - neutral).abs().max()) > 1e-3
+
+
+def test_avatar_colours_change_with_expression():
+    head = support.sphere_head()
+    binding = build_binding(head.faces, head.num_vertices, head.vertex_regions, True)
+    avatar = GaussianSpeechAvatar(binding, condition_dim=7, config=AvatarConfig())
+    means = avatar.rig.world(torch.tensor(head.v_template, dtype=torch.float32)).means
+    centre = torch.tensor([0.0, 0.0, 0.5])
+    a = avatar.colors(means, torch.zeros(7), torch.eye(3), centre)
+    b = avatar.colors(means, torch.tensor([2.0, 0, 0, 0, 0, 0, 0]), torch.eye(3), centre)
+    assert float((a - b).abs().mean()) > 1e-3
+    plain = GaussianSpeechAvatar(binding, 7, AvatarConfig(use_color_mlp=False))
+    c = plain.colors(means, torch.zeros(7), torch.eye(3), centre)
+    assert torch.equal(c, plain.colors(means, torch.ones(7), torch.eye(3), centre))  # ablation: no expression
+
+
+def test_ridge_filter_finds_a_dark_crease_like_skimage_sato():
+    from skimage.filters import sato
+
+    image = np.full((48, 48), 0.8)
+    image[:, 23:25] = 0.3  # a vertical dark crease
+    image[10, :] -= 0.2  # and a faint horizontal one
+    rgb = torch.tensor(np.repeat(image[..., None], 3, axis=2))
+    ours = ridge_features(rgb, None, (1.0, 2.0)).amax(0).numpy()
+    reference = sato(image, sigmas=(1.0, 2.0), black_ridges=True, mode="reflect")
+    assert ours[:, 23:25].mean() > 5 * ours[:, :15].mean()
+    inner = (slice(4, -4), slice(4, -4))
+    assert np.corrcoef(ours[inner].ravel(), reference[inner].ravel())[0, 1] > 0.8
+    mask = torch.zeros(48, 48, dtype=torch.bool)
+    assert float(ridge_features(rgb, mask, (1.0,)).abs().max()) == 0.0
+
+
+def test_ssim_is_one_for_equal_images_and_lower_for_noise():
+    image = torch.rand(32, 32, 3, generator=torch.Generator().manual_seed(0))
+    assert float(ssim(image, image)) == pytest.approx(1.0, abs=1e-6)
+    assert float(ssim(image, (image + 0.2 * torch.randn(32, 32, 3)).clamp(0, 1))) < 0.9
+
+
+def test_perceptual_terms_are_skipped_with_a_reason_when_weights_are_not_registered(tmp_path):
+    from benchmark.weights import WeightRegistry
+
+    disabled = resolve_perceptual_terms(WeightRegistry(search_paths=[tmp_path]))
+    assert set(disabled) == {"global", "patch"}
+    assert all("skipped" in reason for reason in disabled.values())
+    assert "arcface" in disabled["global"] and "vgg" in disabled["patch"]
+
+
+def multiview_data(head, num_frames: int = 4, num_cameras: int = 4, size: int = SIZE):
+    """Ray-cast images of the sphere head with expression-dependent albedo, its tracked meshes and cameras."""
+    from tracking.flame import FlameLayer
+    from tracking.head.preview import render_mesh
+
+    flame = FlameLayer(head)
+    expr = np.zeros((num_frames, head.num_expr), np.float32)
+    expr[:, 0] = np.linspace(0.0, 2.0, num_frames)
+    jaw = np.zeros((num_frames, 3), np.float32)
+    jaw[:, 0] = np.linspace(0.0, 0.25, num_frames)
+    vertices = torch.cat(
+        [
+            flame(expr=torch.tensor(expr[t : t + 1]), jaw_pose=torch.tensor(jaw[t : t + 1])).vertices
+            for t in range(num_frames)
+        ]
+    )
+    viewmats, Ks = support.cameras(num_cameras, size)
+    images, masks, frame_index, camera_index = [], [], [], []
+    for t in range(num_frames):
+        colours = support.vertex_colors(head, expr[t])
+        for c in range(num_cameras):
+            result = render_mesh(
+                vertices[t].numpy(),
+                head.faces,
+                Ks[c],
+                viewmats[c],
+                size,
+                size,
+                vertex_colors=colours,
+                background=(0.0, 0.0, 0.0),
+            )
+            images.append(result.image)
+            masks.append(result.mask > 0.5)
+            frame_index.append(t)
+            camera_index.append(c)
+    return {
+        "expr": expr,
+        "jaw_pose": jaw,
+        "vertices": vertices,
+        "viewmats": viewmats,
+        "Ks": Ks,
+        "images": np.stack(images),
+        "masks": np.stack(masks),
+        "frame_index": frame_index,
+        "camera_index": camera_index,
+    }
+
+
+def test_smoke_fit_lowers_the_photometric_loss():
+    head = support.sphere_head()
+    raw = multiview_data(head)
+    data = FitData(
+        vertices=raw["vertices"],
+        conditions=torch.tensor(np.concatenate([raw["expr"], raw["jaw_pose"]], 1)),
+        head_rotations=torch.eye(3).repeat(len(raw["expr"]), 1, 1),
+        world_to_cam=torch.tensor(raw["viewmats"], dtype=torch.float32),
+        Ks=torch.tensor(raw["Ks"], dtype=torch.float32),
+        images=torch.tensor(raw["images"]),
+        masks=torch.tensor(raw["masks"]),
+        frame_index=torch.tensor(raw["frame_index"]),
+        camera_index=torch.tensor(raw["camera_index"]),
+    )
+    config = AvatarConfig(
+        iterations=64,
+        densify_from=16,
+        densify_until=50,
+        densify_interval=16,
+        opacity_reset_interval=10**9,
+        top_k=700,
+    )
+    binding = build_binding(head.faces, head.num_vertices, head.vertex_regions, True)
+    avatar = GaussianSpeechAvatar(binding, data.conditions.shape[1], config, seed=0)
+    fit_log = fit_avatar(avatar, data, config, seed=0)
+    first, last = np.mean(fit_log.rgb_losses[:8]), np.mean(fit_log.rgb_losses[-8:])
+    assert last < 0.6 * first, (first, last)
+    assert any("split" in e for e in fit_log.events)
+    assert avatar.num_gaussians <= 700
+    avatar.rig.check_binding()
+
+
+class TinyTrainView:
+    """The TrainData protocol over in-memory arrays (one sequence)."""
+
+    def __init__(self, head, raw):
+        self.protocol = "multiview"
+        self.subject = "s01"
+        self.fps = 25.0
+        self.image_size = (SIZE, SIZE)
+        self.cameras = {
+            f"cam{c:02d}": Camera(f"cam{c:02d}", raw["Ks"][c], raw["viewmats"][c], SIZE, SIZE)
+            for c in range(len(raw["Ks"]))
+        }
+        self.sequences = ("s01_t00",)
+        self._raw = raw
+        self._num_frames = len(raw["expr"])
+
+    def num_frames(self, sequence):
+        return self._num_frames
+
+    def load_images(self, sequence, camera):
+        index = [i for i, c in enumerate(self._raw["camera_index"]) if c == int(camera[3:])]
+        return self._raw["images"][index]
+
+    def load_masks(self, sequence, camera):
+        index = [i for i, c in enumerate(self._raw["camera_index"]) if c == int(camera[3:])]
+        return self._raw["masks"][index]
+
+    def load_flame(self, sequence):
+        t = self._num_frames
+        return {
+            "expr": self._raw["expr"],
+            "jaw_pose": self._raw["jaw_pose"],
+            "shape": np.zeros(2, np.float32),
+            "neck_pose": np.zeros((t, 3), np.float32),
+            "eyes_pose": np.zeros((t, 6), np.float32),
+            "rotation": np.zeros((t, 3), np.float32),
+            "translation": np.zeros((t, 3), np.float32),
+        }
+
+
+def test_method_trains_renders_and_round_trips_through_save_load(tmp_path):
+    from avatars.methods.gaussian_avatars import GaussianAvatarsMethod
+    from benchmark.methods import get_method
+
+    assert get_method("gaussian-avatars") is GaussianAvatarsMethod
+    assert GaussianAvatarsMethod.oracle and set(GaussianAvatarsMethod.protocols) == {
+        "multiview",
+        "mono-front",
+    }
+    head = support.sphere_head()
+    raw = multiview_data(head, num_frames=3, num_cameras=3)
+    method = GaussianAvatarsMethod(seed=0, head_model=head, overrides={"top_k": 600})
+    stats = method.train(TinyTrainView(head, raw), "smoke", tmp_path / "work")
+    assert stats.num_gaussians == method.num_gaussians() <= 600
+    camera = Camera("cam01", raw["Ks"][1], raw["viewmats"][1], SIZE, SIZE)
+    oracle = {
+        "expr": raw["expr"][:2],
+        "jaw_pose": raw["jaw_pose"][:2],
+        "neck_pose": np.zeros((2, 3), np.float32),
+        "eyes_pose": np.zeros((2, 6), np.float32),
+    }
+    request = RenderRequest(
+        protocol="multiview",
+        sequence="s01_t09",
+        audio=np.zeros(1280, np.float32),
+        sample_rate=16000,
+        fps=25.0,
+        num_frames=2,
+        rotation=np.zeros((2, 3), np.float32),
+        translation=np.zeros((2, 3), np.float32),
+        camera=camera,
+        oracle_flame=oracle,
+    )
+    output = method.render(request)
+    output.validate(request)
+    assert output.alpha.max() > 0.9 and output.alpha[:, 0, 0].max() < 0.05  # the head, not the corner
+    method.save(tmp_path / "ckpt")
+    loaded = GaussianAvatarsMethod(seed=0)
+    loaded.load(tmp_path / "ckpt")
+    again = loaded.render(request)
+    assert loaded.num_gaussians() == method.num_gaussians()
+    np.testing.assert_allclose(
+        again.rgb * again.alpha[..., None], output.rgb * output.alpha[..., None], atol=1e-6
+    )
+    np.testing.assert_allclose(again.alpha, output.alpha, atol=1e-6)
+    with pytest.raises(MethodError, match="oracle"):
+        method.render(dataclasses.replace(request, oracle_flame=None))
+
+
+def test_budgets_resolve_and_scale_top_k():
+    from avatars.methods.gaussian_avatars import BUDGET_CONFIGS, GaussianAvatarsMethod
+
+    method = GaussianAvatarsMethod()
+    assert method.config("paper")["avatar"]["top_k"] == 25_000
+    assert method.config("paper")["avatar"]["iterations"] == 600_000
+    assert BUDGET_CONFIGS["quick"].avatar.top_k < 25_000
+    ablation = GaussianAvatarsMethod(overrides={"use_color_mlp": False})
+    assert ablation.config("quick")["avatar"]["use_color_mlp"] is False
+    with pytest.raises(MethodError):
+        method.config("huge")
+    assert triangle_frames  # imported for the binding contract used above

@@ -1,0 +1,158 @@
+"""Leaderboard publishing from results files: merging, idempotence, ranking, oracle and reference rows."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from gsbench.errors import ConfigError
+from gsbench.io import write_json
+from leaderboards.publish import COLUMNS, load_reference, publish
+
+
+def write_results(
+    runs: Path,
+    method: str,
+    subject: str,
+    psnr: float | None,
+    *,
+    protocol: str = "mono-front",
+    status: str = "ok",
+    oracle: bool = False,
+    lpips: float | None = None,
+) -> Path:
+    metrics = {}
+    for name, value, direction in (("psnr", psnr, "higher"), ("lpips", lpips, "lower")):
+        metrics[name] = {
+            "value": value,
+            "status": "ok" if value is not None else "missing",
+            "reason": "" if value is not None else "weights missing",
+            "direction": direction,
+            "weight_id": "lpips-alexnet:abc" if name == "lpips" and value is not None else None,
+            "details": {},
+        }
+    path = runs / "ds" / protocol / method / subject / "results.json"
+    write_json(
+        path,
+        {
+            "schema": "gsbench.results",
+            "schema_version": 1,
+            "status": status,
+            "error": None if status == "ok" else "RuntimeError: boom",
+            "dataset": {"name": "ds", "hash": "d" * 64, "subjects": ["a", "b"]},
+            "protocol": protocol,
+            "method": method,
+            "subject": subject,
+            "budget": "smoke",
+            "seed": 0,
+            "method_info": {"oracle": oracle, "audio_encoder": "mfcc50"},
+            "config_hash": "c" * 64,
+            "compositing": {"rule": "alpha * head_rgb + (1 - alpha) * gt * (1 - mask)"},
+            "metrics": metrics,
+            "weights": {"lpips": "lpips-alexnet:abc"} if lpips is not None else {},
+            "timing": {"train_seconds": 1.0, "render_fps": 10.0},
+            "num_gaussians": None,
+            "device": "cpu",
+            "gsbench_version": "0.1.0",
+            "git_commit": "abc",
+        },
+    )
+    return path
+
+
+def read_rows(path: Path) -> dict[tuple[str, str], dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        assert tuple(reader.fieldnames) == COLUMNS
+        return {(r["method"], r["subject"]): r for r in reader}
+
+
+def test_rank_direction_oracle_and_means(tmp_path):
+    runs = tmp_path / "runs"
+    for subject, (good, bad) in {"a": (30.0, 20.0), "b": (32.0, 22.0)}.items():
+        write_results(runs, "good", subject, good, lpips=0.1)
+        write_results(runs, "bad", subject, bad, lpips=0.2)
+        write_results(runs, "cheat", subject, 50.0, oracle=True)
+    write_results(runs, "half", "a", 40.0)  # subject b missing: no complete mean, never ranked
+    (board,) = publish(runs, tmp_path / "out", plot=False)
+    rows = read_rows(board.csv_path)
+    assert rows[("good", "mean")]["psnr ↑"] == "31.0000" and rows[("good", "mean")]["rank"] == "1"
+    assert rows[("bad", "mean")]["rank"] == "2"
+    assert rows[("cheat", "mean")]["oracle"] == "yes" and rows[("cheat", "mean")]["rank"] == ""
+    assert (
+        rows[("half", "mean")]["status"].startswith("incomplete: 1/2")
+        and rows[("half", "mean")]["rank"] == ""
+    )
+    assert rows[("good", "a")]["weight_ids"] == "lpips=lpips-alexnet:abc"
+    assert "lpips ↓" in COLUMNS and "psnr ↑" in COLUMNS
+    markdown = board.markdown_path.read_text()
+    assert "cheat (oracle)" in markdown and "Paper-reported reference" in markdown
+
+
+def test_publish_twice_is_identical_and_merging_keeps_rows(tmp_path):
+    runs_a, runs_b, out = tmp_path / "a", tmp_path / "b", tmp_path / "out"
+    write_results(runs_a, "m1", "a", 30.0)
+    write_results(runs_a, "m1", "b", 31.0)
+    publish(runs_a, out)
+    csv_path = out / "ds" / "mono-front.csv"
+    first = csv_path.read_bytes()
+    assert (out / "ds" / "mono-front.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    publish(runs_a, out)
+    assert csv_path.read_bytes() == first
+    write_results(runs_b, "m2", "a", 25.0)  # other runs folder: its rows are merged in, m1's kept
+    publish(runs_b, out)
+    rows = read_rows(csv_path)
+    assert {("m1", "a"), ("m1", "b"), ("m1", "mean"), ("m2", "a"), ("m2", "mean")} == set(rows)
+    write_results(runs_b, "m2", "a", 26.0)  # the same job re-run: replaces its row, no duplicate
+    publish(runs_b, out)
+    rows = read_rows(csv_path)
+    assert len(rows) == 5 and rows[("m2", "a")]["psnr ↑"] == "26.0000"
+    assert rows[("m1", "mean")]["rank"] == "1"
+
+
+def test_failed_job_row_and_unreadable_existing_csv(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    write_results(runs, "m1", "a", None, status="failed")
+    (board,) = publish(runs, out, plot=False)
+    assert read_rows(board.csv_path)[("m1", "a")]["status"] == "failed: RuntimeError: boom"
+    board.csv_path.write_text("some,other,schema\n1,2,3\n")
+    with pytest.raises(ConfigError, match="another schema"):
+        publish(runs, out, plot=False)
+
+
+def test_no_results_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="no results.json found"):
+        publish(tmp_path / "empty", tmp_path / "out")
+
+
+def test_reference_rows_hold_the_papers_numbers():
+    rows = load_reference()
+
+    def find(paper, dataset_prefix, method):
+        (row,) = [
+            r
+            for r in rows
+            if r["paper"] == paper and r["dataset"].startswith(dataset_prefix) and r["method"] == method
+        ]
+        return row
+
+    hicode = find("HiCoDe", "HDTF", "HiCoDe (Ours)")
+    assert (hicode["psnr ↑"], hicode["ssim ↑"], hicode["lpips ↓"], hicode["lmd ↓"], hicode["lse_c ↑"]) == (
+        "37.767",
+        "0.983",
+        "0.013",
+        "1.819",
+        "8.428",
+    )
+    plane = find("Audio-Plane", "Test Set A", "Audio-Plane (Ours)")
+    assert (plane["psnr ↑"], plane["lpips ↓"], plane["lse_c ↑"], plane["render_fps"]) == (
+        "31.69",
+        "0.035",
+        "6.700",
+        "43",
+    )
+    speech = find("GaussianSpeech", "GaussianSpeech", "GaussianSpeech (Ours)")
+    assert (speech["lse_d ↓"], speech["psnr ↑"], speech["ssim ↑"]) == ("11.25", "24.73", "0.9362")
+    assert {r["protocol_like"] for r in rows} <= {"mono-front", "multiview", "cross-id"}
