@@ -414,10 +414,11 @@ def _train_or_load(job: Job, method: Any, config: dict[str, Any], run_dir: Path,
             if train_config_hash(json.loads(own_config.read_text())) == train_hash:
                 logger.info("loading the %s checkpoint %s", job.own_protocol, own_dir / "checkpoint")
                 method.load(own_dir / "checkpoint")
-                return {
-                    "train_seconds": 0.0,
+                own_results = json.loads((own_dir / "results.json").read_text())
+                return {  # the model cost what its own job spent training it
+                    "train_seconds": own_results.get("timing", {}).get("train_seconds"),
                     "checkpoint_from": str(own_dir / "checkpoint"),
-                    "train_stats": {},
+                    "train_stats": own_results.get("train_stats", {}),
                 }
     workdir = run_dir / "work"
     workdir.mkdir(exist_ok=True)

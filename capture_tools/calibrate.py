@@ -122,10 +122,18 @@ def detect_board(
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         if upsample > 1:
             gray = cv2.resize(gray, None, fx=upsample, fy=upsample, interpolation=cv2.INTER_CUBIC)
-        corners, ids, _, _ = detector.detectBoard(gray)
+        corners, ids, marker_corners, _ = detector.detectBoard(gray)
         if ids is None or len(ids) < min_corners:
             continue
-        window = 3 * upsample
+        # Refinement window ~15% of a marker side: larger windows reach the markers' edges next to
+        # the chessboard corner and bias it (measured: 0.35 px RMS with 7 px windows on 11 px markers).
+        sides = [
+            np.linalg.norm(
+                np.diff(np.asarray(m).reshape(4, 2), axis=0, append=np.asarray(m).reshape(4, 2)[:1]), axis=1
+            ).mean()
+            for m in marker_corners
+        ]
+        window = max(1, int(round(0.15 * float(np.median(sides))))) if sides else upsample
         corners = cv2.cornerSubPix(gray, corners.astype(np.float32), (window, window), (-1, -1), criteria)
         corners = (corners.astype(np.float64) + 0.5) / upsample - 0.5  # pixel centres at integers
         object_points, image_points = board.matchImagePoints(corners.astype(np.float32), ids)
@@ -263,7 +271,10 @@ def calibrate_intrinsics(
     flags = cv2.CALIB_FIX_K3
     if len(chosen) < params.min_views_full_model:
         flags |= (
-            cv2.CALIB_FIX_PRINCIPAL_POINT | cv2.CALIB_FIX_ASPECT_RATIO | cv2.CALIB_ZERO_TANGENT_DIST | cv2.CALIB_FIX_K2
+            cv2.CALIB_FIX_PRINCIPAL_POINT
+            | cv2.CALIB_FIX_ASPECT_RATIO
+            | cv2.CALIB_ZERO_TANGENT_DIST
+            | cv2.CALIB_FIX_K2
         )
     K_init = np.array([[1.0, 0.0, (width - 1) / 2], [0.0, 1.0, (height - 1) / 2], [0.0, 0.0, 1.0]])
     object_points = [v.object_points.astype(np.float32) for v in chosen]

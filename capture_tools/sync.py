@@ -10,13 +10,15 @@ Audio path: GCC-PHAT (Knapp & Carter 1976) between the camera-mic track ``c`` an
     R(k) = IFFT( C*(f) M(f) / |C*(f) M(f)|^β )(k)                                   (GCC-PHAT, β=1)
 
 peaks at ``k = offset · fs``. The peak is located to a fraction of a sample by evaluating R on a grid
-``upsample`` times finer (zero-padded spectrum) and fitting a parabola through the three top values.
+``upsample`` times finer around the integer peak (directly from the spectrum: the band-limited
+interpolation) and fitting a parabola through the three top values.
 Confidence is ``1 - second_peak / peak`` (second peak: the highest value outside ±``guard`` samples
 of the main one): near 1 for a clean, unique peak, near 0 for noise or periodic signals.
 
 Visual fallback for a camera without a mic track: the mean brightness of every frame; the largest
 upward step (a flash or lights-on) is located to a fraction of a frame from the partially lit frame(s)
-under a box-exposure model (frame ``k`` integrates light over ``[k, k + 1)`` frame times). Its master time comes from the
+under a box-exposure model (frame ``k`` integrates light over ``[k, k + 1)`` frame times). Its master
+time comes from the
 audio-synced cameras that see the same event (so any bias of the crossing rule cancels), or, when no
 camera has audio, from the strongest onset in the master track (a clap with the flash).
 """
@@ -68,32 +70,39 @@ def gcc_phat(
     in_band = (freqs >= params.band_hz[0]) & (freqs <= min(params.band_hz[1], sample_rate / 2))
     cross = np.where(in_band, cross / weight, 0.0)
 
-    up = params.upsample
-    # Zero-padding the one-sided spectrum gives R on a grid `up` times finer (band-limited interpolation).
-    corr = np.fft.irfft(cross, n_fft * up) * up
-    max_lag = int(min(params.max_offset_s * sample_rate, n_fft // 2 - 1) * up)
-    lags = np.concatenate([np.arange(-max_lag, 0), np.arange(0, max_lag + 1)])
-    values = corr[lags % (n_fft * up)]
+    corr = np.fft.irfft(cross, n_fft)
+    max_lag = int(min(params.max_offset_s * sample_rate, n_fft // 2 - 1))
+    lags = np.arange(-max_lag, max_lag + 1)
+    values = corr[lags % n_fft]
     best = int(np.argmax(values))
     peak = float(values[best])
-    if 0 < best < len(values) - 1:
-        y0, y1, y2 = values[best - 1], values[best], values[best + 1]
-        denominator = y0 - 2 * y1 + y2
-        delta = 0.5 * (y0 - y2) / denominator if denominator < 0 else 0.0
-    else:
-        delta = 0.0
-    offset_s = (lags[best] + delta) / (up * sample_rate)
-    guard = max(1, int(params.guard_s * sample_rate * up))
+    guard = max(1, int(params.guard_s * sample_rate))
     outside = np.ones(len(values), bool)
     outside[max(0, best - guard) : best + guard + 1] = False
     second = float(values[outside].max()) if outside.any() else 0.0
     confidence = float(np.clip(1.0 - max(second, 0.0) / peak, 0.0, 1.0)) if peak > 0 else 0.0
-    window = slice(max(0, best - 40 * up), best + 40 * up + 1)
+
+    # Sub-sample peak: R evaluated on a grid `upsample` times finer around the integer peak, directly
+    # from the one-sided spectrum (the band-limited interpolation that zero-padding would give).
+    up = params.upsample
+    fine = lags[best] + np.arange(-2 * up, 2 * up + 1) / up
+    bins = np.arange(len(cross))
+    weights = np.where((bins == 0) | (bins == n_fft // 2), 1.0, 2.0) / n_fft
+    phases = np.exp(2j * np.pi * np.outer(fine, bins) / n_fft)
+    fine_values = (phases @ (weights * cross)).real
+    k = int(np.argmax(fine_values))
+    delta = 0.0
+    if 0 < k < len(fine_values) - 1:
+        y0, y1, y2 = fine_values[k - 1], fine_values[k], fine_values[k + 1]
+        denominator = y0 - 2 * y1 + y2
+        delta = 0.5 * (y0 - y2) / denominator if denominator < 0 else 0.0
+    offset_s = (fine[k] + delta / up) / sample_rate
+    window = slice(max(0, best - 40), best + 41)
     return AudioSync(
         offset_s=float(offset_s),
         confidence=confidence,
         peak=peak,
-        lags_s=lags[window] / (up * sample_rate),
+        lags_s=lags[window] / sample_rate,
         correlation=values[window].astype(np.float32),
     )
 

@@ -72,8 +72,9 @@ class FlameLayer(torch.nn.Module):
         translation: torch.Tensor | None = None,  # [B, 3]
         static_offset: torch.Tensor | None = None,  # [V, 3] or [B, V, 3]
     ) -> FlameOutput:
-        batch_size = self._batch_size(shape, expr, rotation, neck_pose, jaw_pose, eyes_pose, translation,
-                                      static_offset)
+        batch_size = self._batch_size(
+            shape, expr, rotation, neck_pose, jaw_pose, eyes_pose, translation, static_offset
+        )
         betas = torch.cat(
             [
                 self._coefficients(shape, "shape", self.num_shape, batch_size),
@@ -95,11 +96,18 @@ class FlameLayer(torch.nn.Module):
             static_offset = static_offset.to(self.dtype)
             if static_offset.shape[-2:] != (self.num_vertices, 3):
                 raise InputError(
-                    f"static_offset must be [V={self.num_vertices},3] or [B,V,3], got {tuple(static_offset.shape)}"
+                    f"static_offset must be [V={self.num_vertices},3] or [B,V,3], "
+                    f"got {tuple(static_offset.shape)}"
                 )
             template = template + static_offset
         vertices, joints = lbs(
-            betas, full_pose, template, self.shapedirs, self.posedirs, self.J_regressor, self.parents,
+            betas,
+            full_pose,
+            template,
+            self.shapedirs,
+            self.posedirs,
+            self.J_regressor,
+            self.parents,
             self.lbs_weights,
         )
         if translation is not None:
@@ -126,7 +134,9 @@ class FlameLayer(torch.nn.Module):
             raise InputError(f"FLAME parameters disagree on the batch size: {sorted(sizes)}")
         return sizes.pop() if sizes else 1
 
-    def _coefficients(self, value: torch.Tensor | None, name: str, size: int, batch_size: int) -> torch.Tensor:
+    def _coefficients(
+        self, value: torch.Tensor | None, name: str, size: int, batch_size: int
+    ) -> torch.Tensor:
         if value is None:
             return self.v_template.new_zeros(batch_size, size)
         value = value.to(self.dtype)

@@ -102,7 +102,9 @@ def _to_array(value: Any, key: str, path: Path) -> np.ndarray:
         raise InputError(f"{key!r} is not an array ({error})", path=path) from None
 
 
-def _flame_dict_to_model(data: dict[str, Any], path: Path, embedding: tuple[np.ndarray, np.ndarray]) -> HeadModel:
+def _flame_dict_to_model(
+    data: dict[str, Any], path: Path, embedding: tuple[np.ndarray, np.ndarray]
+) -> HeadModel:
     required = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "kintree_table", "weights")
     missing = [key for key in required if key not in data]
     if missing:
@@ -174,8 +176,11 @@ def load_landmark_embedding(path: str | Path, num_faces: int | None = None) -> t
             path=path,
             fix="pass landmark_embedding.npy (DECA/VHAP) or a 68-point flame_static_embedding .pkl",
         )
-    for face_key, bary_key in (("full_lmk_faces_idx", "full_lmk_bary_coords"), ("lmk_face_idx", "lmk_b_coords"),
-                               ("lmk_faces_idx", "lmk_bary_coords")):
+    for face_key, bary_key in (
+        ("full_lmk_faces_idx", "full_lmk_bary_coords"),
+        ("lmk_face_idx", "lmk_b_coords"),
+        ("lmk_faces_idx", "lmk_bary_coords"),
+    ):
         if face_key in data and bary_key in data:
             faces_idx = _to_array(data[face_key], face_key, path).astype(np.int64).reshape(-1)
             bary = _to_array(data[bary_key], bary_key, path).astype(np.float64).reshape(-1, 3)
@@ -184,7 +189,8 @@ def load_landmark_embedding(path: str | Path, num_faces: int | None = None) -> t
         raise InputError(
             f"no landmark embedding keys in {sorted(data)}",
             path=path,
-            fix="pass landmark_embedding.npy (full_lmk_faces_idx/full_lmk_bary_coords) or lmk_face_idx/lmk_b_coords",
+            fix="pass landmark_embedding.npy (full_lmk_faces_idx/full_lmk_bary_coords) "
+            "or a .pkl with lmk_face_idx/lmk_b_coords",
         )
     if faces_idx.shape[0] == 51:
         raise InputError(
@@ -193,8 +199,10 @@ def load_landmark_embedding(path: str | Path, num_faces: int | None = None) -> t
             fix="use DECA's landmark_embedding.npy or VHAP's landmark_embedding_with_eyes.npy",
         )
     if faces_idx.shape[0] < 68 or bary.shape[0] != faces_idx.shape[0]:
-        raise InputError(f"expected >= 68 landmarks, got {faces_idx.shape[0]} faces / {bary.shape[0]} barycentrics",
-                         path=path)
+        raise InputError(
+            f"expected >= 68 landmarks, got {faces_idx.shape[0]} faces / {bary.shape[0]} barycentrics",
+            path=path,
+        )
     faces_idx, bary = faces_idx[:68], bary[:68]
     if num_faces is not None:
         check_landmark_embedding(faces_idx, bary, num_faces, path)
@@ -210,13 +218,17 @@ def load_head_model(path: str | Path, landmark_embedding: str | Path | None = No
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError("head model file not found", path=path, fix="check the path (FLAME .pkl/.npz or gsbench .npz)")
+        raise InputError(
+            "head model file not found", path=path, fix="check the path (FLAME .pkl/.npz or gsbench .npz)"
+        )
     if path.suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as npz:
                 data: dict[str, Any] = {key: npz[key] for key in npz.files}
         except (OSError, ValueError, zipfile.BadZipFile) as error:
-            raise InputError(f"not a readable .npz ({error})", path=path, fix="pass a FLAME or gsbench .npz") from None
+            raise InputError(
+                f"not a readable .npz ({error})", path=path, fix="pass a FLAME or gsbench .npz"
+            ) from None
         if str(data.get("format", "")) == NPZ_FORMAT:
             model = HeadModel.load(path)
             if landmark_embedding is not None:
@@ -226,13 +238,19 @@ def load_head_model(path: str | Path, landmark_embedding: str | Path | None = No
     elif path.suffix in (".pkl", ".pickle"):
         data = _read_pickle(path)
         if not isinstance(data, dict):
-            raise InputError(f"expected a FLAME dict, got {type(data).__name__}", path=path,
-                             fix="pass FLAME's generic_model.pkl / flame2023.pkl")
+            raise InputError(
+                f"expected a FLAME dict, got {type(data).__name__}",
+                path=path,
+                fix="pass FLAME's generic_model.pkl / flame2023.pkl",
+            )
     else:
         raise InputError(f"unknown head model format {path.suffix!r}", path=path, fix="use a .pkl or .npz")
     if "f" not in data:
-        raise InputError(f"not a FLAME model (keys {sorted(data)[:12]})", path=path,
-                         fix="pass FLAME's generic_model.pkl / flame2023.pkl or a gsbench head .npz")
+        raise InputError(
+            f"not a FLAME model (keys {sorted(data)[:12]})",
+            path=path,
+            fix="pass FLAME's generic_model.pkl / flame2023.pkl or a gsbench head .npz",
+        )
     num_faces = len(_to_array(data["f"], "f", path))
     if landmark_embedding is None:
         found = [path.parent / name for name in EMBEDDING_CANDIDATES if (path.parent / name).is_file()]

@@ -127,7 +127,9 @@ class HeadModel:
         if np.any(self.parents[1:] < 0) or np.any(self.parents[1:] >= np.arange(1, num_j)):
             fail(f"parents must list each joint after its parent, got {self.parents}")
         if self.posedirs.shape != ((num_j - 1) * 9, num_v * 3):
-            fail(f"posedirs must be [(J-1)*9, V*3] = {((num_j - 1) * 9, num_v * 3)}, got {self.posedirs.shape}")
+            fail(
+                f"posedirs must be [(J-1)*9, V*3] = {((num_j - 1) * 9, num_v * 3)}, got {self.posedirs.shape}"
+            )
         if self.lbs_weights.shape != (num_v, num_j):
             fail(f"lbs_weights must be [V,J] = {(num_v, num_j)}, got {self.lbs_weights.shape}")
         check_landmark_embedding(self.lmk_faces_idx, self.lmk_bary_coords, len(self.faces), where)
@@ -180,7 +182,9 @@ class HeadModel:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
         except (OSError, ValueError, zipfile.BadZipFile) as error:
-            raise InputError(f"not a readable .npz ({error})", path=path, fix="pass a head model .npz") from None
+            raise InputError(
+                f"not a readable .npz ({error})", path=path, fix="pass a head model .npz"
+            ) from None
         if str(arrays.get("format", "")) != NPZ_FORMAT:
             raise InputError(
                 f"not a {NPZ_FORMAT} .npz (keys: {sorted(arrays)[:8]}...)",
@@ -214,7 +218,9 @@ class HeadModel:
             uv_faces=None if "uv_faces" not in arrays else np.asarray(arrays["uv_faces"], np.int64),
             texture=None if "texture" not in arrays else np.asarray(arrays["texture"], np.uint8),
             wrinkle_maps=wrinkle_maps,
-            vertex_regions=None if "vertex_regions" not in arrays else np.asarray(arrays["vertex_regions"], np.int8),
+            vertex_regions=None
+            if "vertex_regions" not in arrays
+            else np.asarray(arrays["vertex_regions"], np.int8),
             name=str(arrays.get("name", "head")),
             shape_names=tuple(str(n) for n in np.atleast_1d(arrays.get("shape_names", np.array([], str)))),
             expr_names=tuple(str(n) for n in np.atleast_1d(arrays.get("expr_names", np.array([], str)))),

@@ -175,16 +175,15 @@ def _views(context: _Context):
 
 
 def _camera_mic(speech: np.ndarray, camera: SynthCamera, num_samples: int, rng: np.random.Generator) -> np.ndarray:
-    """The camera's mic track: master-time speech shifted by the camera's start offset, its own gain,
-    a weak room reflection and its own noise."""
+    """The camera's mic track: master-time speech shifted by the camera's start offset, with its own
+    gain and noise. (No room reflection: one at a pitch-period delay skews the broad correlation peak
+    of voiced speech by a sample.)"""
     shift = int(round(camera.time_offset_s * SAMPLE_RATE))
     index = np.arange(num_samples) + shift
     valid = (index >= 0) & (index < len(speech))
     track = np.zeros(num_samples, np.float32)
     track[valid] = speech[index[valid]]
-    delay = int(rng.integers(40, 120))
-    reflected = np.concatenate([np.zeros(delay, np.float32), track[:-delay]])
-    track = camera.mic_gain * (track + 0.25 * reflected)
+    track = camera.mic_gain * track
     return (track + rng.normal(0.0, camera.mic_noise, num_samples)).astype(np.float32)
 
 

@@ -1,0 +1,1 @@
+"""Paper-reported result rows (CSV files; see leaderboards/SCHEMA.md)."""

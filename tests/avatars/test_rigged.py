@@ -31,6 +31,15 @@ def load_support():
 support = load_support()
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one intra-op thread is several times faster than two on a shared 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def random_rig(head, seed: int = 0, per_face: int = 1) -> RiggedGaussians:
     rig = RiggedGaussians(MeshBinding(head.faces, head.num_vertices), gaussians_per_face=per_face)
     g = torch.Generator().manual_seed(seed)

@@ -124,6 +124,8 @@ def test_cross_id_uses_other_subject_audio_and_sync_metrics_only(first_run):
     assert results["metrics"]["lse_c"]["status"] in ("ok", "missing")
     # trained as mono-front: the checkpoint of that job is reused, not retrained
     assert results["timing"]["checkpoint_from"].endswith("mono-front/retrieval/s01/checkpoint")
+    own = _results(runs, "mono-front", "retrieval", "s01")
+    assert results["timing"]["train_seconds"] == own["timing"]["train_seconds"]
 
 
 def test_rerun_skips_finished_jobs_and_force_redoes_them(first_run, tiny_dataset_master):

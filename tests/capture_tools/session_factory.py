@@ -16,11 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import yaml
+from charuco_render import BOARD, board_texture, camera_rays, look_at, render_board
 
 from capture_tools.media import write_wav
 from gsbench.ffmpeg import ffmpeg_exe
-
-from charuco_render import BOARD, board_texture, camera_rays, look_at, render_board
 
 FS = 16000
 FPS = 25.0
@@ -41,10 +40,14 @@ def make_cameras() -> list[TruthCamera]:
     offsets = [0.013, -0.0171, 0.0062]  # sub-frame starts (multiples of 1/16000 s for the mic tracks)
     for index, azimuth in enumerate(np.radians([-28.0, 0.0, 26.0])):
         focal = SIZE * 1.25 * (1 + 0.015 * index)
-        K = np.array([[focal, 0, SIZE / 2 - 0.5 + 1.5 * index], [0, focal, SIZE / 2 - 0.5 - index], [0, 0, 1]])
+        K = np.array(
+            [[focal, 0, SIZE / 2 - 0.5 + 1.5 * index], [0, focal, SIZE / 2 - 0.5 - index], [0, 0, 1]]
+        )
         dist = np.array([-0.06 + 0.02 * index, 0.03, 0.0, 0.0, 0.0])
         centre = 0.62 * np.array([np.sin(azimuth), 0.08 * (index - 1), np.cos(azimuth)])
-        cameras.append(TruthCamera(f"cam{index:02d}", K, dist, look_at(centre), round(offsets[index] * FS) / FS))
+        cameras.append(
+            TruthCamera(f"cam{index:02d}", K, dist, look_at(centre), round(offsets[index] * FS) / FS)
+        )
     return cameras
 
 
@@ -52,8 +55,23 @@ def encode(path: Path, frames: np.ndarray, audio: np.ndarray | None, fps: float 
     """H.264 mp4 (+ AAC camera-mic track) through the ffmpeg binary."""
     path.parent.mkdir(parents=True, exist_ok=True)
     height, width = frames.shape[1:3]
-    args = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-            "-s", f"{width}x{height}", "-r", f"{fps}", "-i", "pipe:0"]
+    args = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{width}x{height}",
+        "-r",
+        f"{fps}",
+        "-i",
+        "pipe:0",
+    ]
     wav = None
     if audio is not None:
         wav = path.with_suffix(".tmp.wav")
@@ -85,19 +103,45 @@ def camera_mic(master: np.ndarray, offset_s: float, rng: np.random.Generator) ->
 
 def board_holds(rng: np.random.Generator, count: int) -> list[np.ndarray]:
     """``board_to_world [4,4]`` per hold: the printed side faces the cameras (+z), varied tilts."""
-    half = np.array([BOARD.squares_x * BOARD.square_length_m / 2, BOARD.squares_y * BOARD.square_length_m / 2, 0])
+    half = np.array(
+        [BOARD.squares_x * BOARD.square_length_m / 2, BOARD.squares_y * BOARD.square_length_m / 2, 0]
+    )
     poses = []
     for index in range(count):
-        azimuth = 0.5 * np.sin(2 * np.pi * index / count * 1.5)
-        tilt = rng.uniform(-0.35, 0.35)
+        azimuth = 0.7 * np.sin(2 * np.pi * index / count * 1.5)
+        tilt = 0.6 * np.cos(2 * np.pi * index / count * 2.5) + rng.uniform(-0.1, 0.1)
         roll = rng.uniform(-0.4, 0.4)
-        rotation = (cv2.Rodrigues(np.array([tilt, azimuth, 0.0]))[0] @ cv2.Rodrigues(np.array([0, 0, roll]))[0]
-                    @ np.diag([1.0, -1.0, -1.0]))  # board y down the print, board z into the board (-z world)
+        rotation = (
+            cv2.Rodrigues(np.array([tilt, azimuth, 0.0]))[0]
+            @ cv2.Rodrigues(np.array([0, 0, roll]))[0]
+            @ np.diag([1.0, -1.0, -1.0])
+        )  # board y down the print, board z into the board (-z world)
         pose = np.eye(4)
         pose[:3, :3] = rotation
-        pose[:3, 3] = rng.normal(0, 0.03, 3) - rotation @ half
+        depth = 0.12 * np.sin(2 * np.pi * index / count * 3.5)  # towards / away from the cameras
+        pose[:3, 3] = rng.normal(0, 0.02, 3) + [0, 0, depth] - rotation @ half
         poses.append(pose)
     return poses
+
+
+def board_pose_at(
+    poses: list[np.ndarray], position: float, hold_frames: int, gap_frames: int
+) -> np.ndarray | None:
+    """Board pose at a time in frames: each pose held ``hold_frames``, then a linear glide (translation
+    and rotation vector) to the next one during ``gap_frames``; None outside the sequence."""
+    slot, phase = divmod(position, hold_frames + gap_frames)
+    slot = int(slot)
+    if slot < 0 or slot >= len(poses):
+        return None
+    if phase < hold_frames or slot == len(poses) - 1:
+        return poses[slot]
+    s = (phase - hold_frames) / gap_frames
+    a, b = poses[slot], poses[slot + 1]
+    delta = cv2.Rodrigues(b[:3, :3] @ a[:3, :3].T)[0]
+    pose = np.eye(4)
+    pose[:3, :3] = cv2.Rodrigues(delta * s)[0] @ a[:3, :3]
+    pose[:3, 3] = (1 - s) * a[:3, 3] + s * b[:3, 3]
+    return pose
 
 
 def background_texture(seed: int) -> np.ndarray:
@@ -111,32 +155,40 @@ def scene_frame(plate: np.ndarray, master_time: float) -> np.ndarray:
     frame = plate.copy()
     x = SIZE * (0.3 + 0.4 * master_time)
     y = SIZE * (0.5 + 0.1 * np.sin(4 * master_time))
-    cv2.circle(frame, (int(round(x * 16)), int(round(y * 16))), int(SIZE * 0.15 * 16), (250, 240, 230), -1,
-               lineType=cv2.LINE_AA, shift=4)
+    cv2.circle(
+        frame,
+        (int(round(x * 16)), int(round(y * 16))),
+        int(SIZE * 0.15 * 16),
+        (250, 240, 230),
+        -1,
+        lineType=cv2.LINE_AA,
+        shift=4,
+    )
     return frame
 
 
-def write_session(root: Path, seed: int = 0, take_seconds: float = 1.2, holds: int = 10) -> dict:
+def write_session(root: Path, seed: int = 0, take_seconds: float = 1.2, holds: int = 14) -> dict:
     """Write the session into ``root``; returns the truth (cameras, offsets, take ids)."""
     rng = np.random.default_rng(seed)
     cameras = make_cameras()
     texture = board_texture()
-    hold_frames, gap_frames = 8, 3
+    hold_frames, gap_frames = 6, 4
     poses = board_holds(rng, holds)
     num_cal = holds * (hold_frames + gap_frames) + 4
     claps = np.zeros(int(num_cal / FPS * FS), np.float32)
     for clap in (0.2, 0.2 + 0.4 * num_cal / FPS):
         start = int(clap * FS)
-        claps[start:start + 1600] += 0.6 * np.exp(-np.arange(1600) / 180.0) * rng.normal(0, 1, 1600)
+        claps[start : start + 1600] += 0.6 * np.exp(-np.arange(1600) / 180.0) * rng.normal(0, 1, 1600)
     for camera in cameras:
         rays = camera_rays(camera.K, camera.dist, SIZE, SIZE)
         frames = np.full((num_cal, SIZE, SIZE, 3), 90, np.uint8)
         for k in range(num_cal):
             t = k / FPS + camera.offset_s  # master time of this frame
-            slot, phase = divmod(t * FPS - 2, hold_frames + gap_frames)
-            if 0 <= slot < holds and phase < hold_frames:
-                frames[k] = render_board(texture, camera.world_to_cam @ poses[int(slot)], camera.K, camera.dist,
-                                         SIZE, SIZE, rays=rays)
+            pose = board_pose_at(poses, t * FPS - 2, hold_frames, gap_frames)
+            if pose is not None:
+                frames[k] = render_board(
+                    texture, camera.world_to_cam @ pose, camera.K, camera.dist, SIZE, SIZE, rays=rays
+                )
         noisy = np.clip(frames + rng.normal(0, 1.5, frames.shape), 0, 255).astype(np.uint8)
         encode(root / "calibration" / f"{camera.id}.mp4", noisy, camera_mic(claps, camera.offset_s, rng))
 
@@ -154,8 +206,14 @@ def write_session(root: Path, seed: int = 0, take_seconds: float = 1.2, holds: i
         write_wav(root / "takes" / take_id / "audio.wav", master + rng.normal(0, 0.002, len(master)), FS)
         num_frames = int(take_seconds * FPS)
         for camera in cameras:
-            frames = np.stack([scene_frame(plates[camera.id], k / FPS + camera.offset_s) for k in range(num_frames)])
-            encode(root / "takes" / take_id / f"{camera.id}.mp4", frames, camera_mic(master, camera.offset_s, rng))
+            frames = np.stack(
+                [scene_frame(plates[camera.id], k / FPS + camera.offset_s) for k in range(num_frames)]
+            )
+            encode(
+                root / "takes" / take_id / f"{camera.id}.mp4",
+                frames,
+                camera_mic(master, camera.offset_s, rng),
+            )
     rig = {
         "schema_version": 1, "name": "factory", "fps": FPS, "frontal_camera": "cam01",
         "audio": {"sample_rate": FS, "master": "audio.wav"},

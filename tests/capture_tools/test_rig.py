@@ -16,8 +16,14 @@ RIG = {
     "takes": [{"id": "s01_t00", "subject": "s01"}],
     "calibration": {
         "folder": "calibration",
-        "board": {"type": "charuco", "squares_x": 7, "squares_y": 5, "square_length_m": 0.04,
-                  "marker_length_m": 0.03, "dictionary": "DICT_5X5_100"},
+        "board": {
+            "type": "charuco",
+            "squares_x": 7,
+            "squares_y": 5,
+            "square_length_m": 0.04,
+            "marker_length_m": 0.03,
+            "dictionary": "DICT_5X5_100",
+        },
     },
     "background": "background",
 }

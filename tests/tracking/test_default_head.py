@@ -30,8 +30,20 @@ def test_format_scale_and_counts(default_head: HeadModel) -> None:
     assert m.num_joints == 5 and list(m.parents) == [-1, 0, 1, 1, 1]
     assert m.num_shape >= 20 and m.num_expr >= 12
     assert len(m.shape_names) == m.num_shape and len(m.expr_names) == m.num_expr
-    for name in ("lip_pucker", "smile_left", "smile_right", "lip_press", "upper_lip_raise", "lower_lip_depress",
-                 "cheek_puff", "brow_raise", "brow_furrow", "blink_left", "blink_right", "nose_wrinkle"):
+    for name in (
+        "lip_pucker",
+        "smile_left",
+        "smile_right",
+        "lip_press",
+        "upper_lip_raise",
+        "lower_lip_depress",
+        "cheek_puff",
+        "brow_raise",
+        "brow_furrow",
+        "blink_left",
+        "blink_right",
+        "nose_wrinkle",
+    ):
         assert name in m.expr_names
     face_width = np.ptp(m.v_template[part(m, "skin"), 0])
     assert 0.14 < face_width < 0.2
@@ -48,8 +60,21 @@ def test_format_scale_and_counts(default_head: HeadModel) -> None:
 
 def test_same_seed_same_arrays(default_head: HeadModel) -> None:
     again = build_default_head(seed=0)
-    for key in ("v_template", "faces", "shapedirs", "exprdirs", "posedirs", "J_regressor", "lbs_weights",
-                "lmk_faces_idx", "lmk_bary_coords", "uvs", "uv_faces", "texture", "vertex_regions"):
+    for key in (
+        "v_template",
+        "faces",
+        "shapedirs",
+        "exprdirs",
+        "posedirs",
+        "J_regressor",
+        "lbs_weights",
+        "lmk_faces_idx",
+        "lmk_bary_coords",
+        "uvs",
+        "uv_faces",
+        "texture",
+        "vertex_regions",
+    ):
         np.testing.assert_array_equal(getattr(again, key), getattr(default_head, key), err_msg=key)
     for key, value in default_head.wrinkle_maps.items():
         np.testing.assert_array_equal(again.wrinkle_maps[key], value)
@@ -66,7 +91,11 @@ def test_jaw_opens_lower_lip_and_teeth_only(default_head: HeadModel) -> None:
     # the slit: 16 upper/lower lip pairs that coincide at rest
     lips = np.nonzero(part(m, "lips"))[0]
     lip_pos = m.v_template[lips]
-    pairs = [(i, j) for a, i in enumerate(lips) for j in lips[a + 1:][np.all(lip_pos[a + 1:] == lip_pos[a], axis=1)]]
+    pairs = [
+        (i, j)
+        for a, i in enumerate(lips)
+        for j in lips[a + 1 :][np.all(lip_pos[a + 1 :] == lip_pos[a], axis=1)]
+    ]
     assert len(pairs) >= 8
     opened = pose(m, jaw_pose=[0.3, 0.0, 0.0])
     for i, j in pairs:
@@ -88,8 +117,11 @@ def test_eye_rotation_moves_only_that_eyeball(default_head: HeadModel) -> None:
     # the eyeball rotates about its centre: distances to the eye joint are kept
     centre = (m.J_regressor @ m.v_template)[3]
     posed = pose(m, eyes_pose=[0.2, 0.4, 0.0, 0.0, 0.0, 0.0])
-    np.testing.assert_allclose(np.linalg.norm(posed[left_eye] - centre, axis=1),
-                               np.linalg.norm(m.v_template[left_eye] - centre, axis=1), atol=1e-12)
+    np.testing.assert_allclose(
+        np.linalg.norm(posed[left_eye] - centre, axis=1),
+        np.linalg.norm(m.v_template[left_eye] - centre, axis=1),
+        atol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("basis", ["shapedirs", "exprdirs"])

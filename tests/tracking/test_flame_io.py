@@ -88,8 +88,11 @@ def test_chumpy_expression_is_refused_clearly(tiny: types.SimpleNamespace, tmp_p
         del sys.modules["chumpy"], sys.modules["chumpy.ch"]
     embedding = tmp_path / "landmark_embedding.npy"
     faces_idx, bary = tiny.embedding(len(arrays["f"]))
-    np.save(embedding, {"full_lmk_faces_idx": faces_idx[None], "full_lmk_bary_coords": bary[None]},
-            allow_pickle=True)
+    np.save(
+        embedding,
+        {"full_lmk_faces_idx": faces_idx[None], "full_lmk_bary_coords": bary[None]},
+        allow_pickle=True,
+    )
     with pytest.raises(InputError, match="chumpy expression"):
         load_head_model(path)
 
@@ -100,8 +103,15 @@ def test_npz_flame_and_deca_embedding(tiny: types.SimpleNamespace, tmp_path: Pat
     np.savez(path, **arrays)
     faces_idx, bary = tiny.embedding(len(arrays["f"]))
     embedding = tmp_path / "landmark_embedding.npy"
-    np.save(embedding, {"full_lmk_faces_idx": faces_idx[None], "full_lmk_bary_coords": bary[None],
-                        "static_lmk_faces_idx": faces_idx[17:]}, allow_pickle=True)
+    np.save(
+        embedding,
+        {
+            "full_lmk_faces_idx": faces_idx[None],
+            "full_lmk_bary_coords": bary[None],
+            "static_lmk_faces_idx": faces_idx[17:],
+        },
+        allow_pickle=True,
+    )
     model = load_head_model(path, landmark_embedding=embedding)
     np.testing.assert_allclose(model.lmk_bary_coords, bary)
     assert model.num_expr == 2
@@ -148,6 +158,16 @@ def test_head_model_npz_round_trip(tiny: types.SimpleNamespace, tmp_path: Path) 
     model.save(path)
     loaded = load_head_model(path)
     assert isinstance(loaded, HeadModel) and loaded.name == "tiny"
-    for key in ("v_template", "faces", "shapedirs", "exprdirs", "posedirs", "J_regressor", "parents",
-                "lbs_weights", "lmk_faces_idx", "lmk_bary_coords"):
+    for key in (
+        "v_template",
+        "faces",
+        "shapedirs",
+        "exprdirs",
+        "posedirs",
+        "J_regressor",
+        "parents",
+        "lbs_weights",
+        "lmk_faces_idx",
+        "lmk_bary_coords",
+    ):
         np.testing.assert_array_equal(getattr(loaded, key), getattr(model, key))

@@ -37,14 +37,18 @@ def write_obj(model: HeadModel, out_dir: Path, stem: str, vertices: np.ndarray |
         raise InputError("OBJ export needs a UV-textured model", path=model.name, fix="use --format ply")
     vertices = model.v_template if vertices is None else vertices
     obj, mtl, png = out_dir / f"{stem}.obj", out_dir / f"{stem}.mtl", out_dir / f"{stem}_albedo.png"
-    lines = [f"# {model.name}: {len(vertices)} vertices, {len(model.faces)} faces, metres, y up, +z forward",
-             f"mtllib {mtl.name}"]
+    lines = [
+        f"# {model.name}: {len(vertices)} vertices, {len(model.faces)} faces, metres, y up, +z forward",
+        f"mtllib {mtl.name}",
+    ]
     lines += [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices]
     lines += [f"vt {u:.6f} {v:.6f}" for u, v in model.uvs]
     lines.append("usemtl head")
     faces = model.faces + 1
     uv_faces = model.uv_faces + 1
-    lines += [f"f {a}/{ta} {b}/{tb} {c}/{tc}" for (a, b, c), (ta, tb, tc) in zip(faces, uv_faces, strict=True)]
+    lines += [
+        f"f {a}/{ta} {b}/{tb} {c}/{tc}" for (a, b, c), (ta, tb, tc) in zip(faces, uv_faces, strict=True)
+    ]
     write_text(obj, "\n".join(lines) + "\n")
     write_text(mtl, f"newmtl head\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nmap_Kd {png.name}\n")
     _imwrite(png, model.texture)
@@ -102,13 +106,22 @@ def contact_sheet(model: HeadModel, tile: int = 256) -> np.ndarray:
             output = layer(
                 expr=torch.as_tensor(expr)[None],
                 jaw_pose=torch.tensor([[jaw, 0.0, 0.0]], dtype=torch.float64),
-                eyes_pose=torch.tensor([[eye_pitch, eye_yaw, 0.0, eye_pitch, eye_yaw, 0.0]], dtype=torch.float64),
+                eyes_pose=torch.tensor(
+                    [[eye_pitch, eye_yaw, 0.0, eye_pitch, eye_yaw, 0.0]], dtype=torch.float64
+                ),
             )
         vertices = output.vertices[0].numpy()
         tiles = []
         for yaw in CONTACT_YAWS:
-            image = render_head(model, orbit_camera(yaw, distance=0.62, target=(0.0, -0.005, 0.02)), K, tile, tile,
-                                vertices=vertices, expr=expr).image.copy()
+            image = render_head(
+                model,
+                orbit_camera(yaw, distance=0.62, target=(0.0, -0.005, 0.02)),
+                K,
+                tile,
+                tile,
+                vertices=vertices,
+                expr=expr,
+            ).image.copy()
             _put_label(image, f"{label}, yaw {yaw:+.0f}" if yaw == CONTACT_YAWS[0] else f"yaw {yaw:+.0f}")
             tiles.append(image)
         rows.append(np.concatenate(tiles, axis=1))

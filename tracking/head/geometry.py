@@ -61,7 +61,9 @@ def _smin(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
     return np.minimum(a, b) - h * h * k * 0.25
 
 
-def _ellipsoid(p: np.ndarray, centre: tuple[float, float, float], radii: tuple[float, float, float]) -> np.ndarray:
+def _ellipsoid(
+    p: np.ndarray, centre: tuple[float, float, float], radii: tuple[float, float, float]
+) -> np.ndarray:
     q = p - np.asarray(centre)
     r = np.asarray(radii)
     k0 = np.sqrt(np.einsum("...i,...i->...", q / r, q / r))
@@ -81,7 +83,9 @@ def head_implicit(p: np.ndarray) -> np.ndarray:
     d = _smin(d, _ellipsoid(p, (0.0, -0.058, 0.010), (0.056, 0.040, 0.071)), 0.03)  # jaw
     d = _smin(d, _ellipsoid(p, (0.0, -0.086, 0.064), (0.021, 0.018, 0.022)), 0.02)  # chin
     for side in (-1.0, 1.0):
-        d = _smin(d, _ellipsoid(p, (side * 0.050, -0.064, -0.008), (0.013, 0.020, 0.020)), 0.02)  # gonial angle
+        d = _smin(
+            d, _ellipsoid(p, (side * 0.050, -0.064, -0.008), (0.013, 0.020, 0.020)), 0.02
+        )  # gonial angle
         d = _smin(d, _ellipsoid(p, (side * 0.041, 0.006, 0.047), (0.024, 0.017, 0.030)), 0.02)  # cheekbone
     d = _smin(d, _capsule_y(p, 0.0, -0.024, -0.30, -0.03, 0.054), 0.03)  # neck
     for side in (-1.0, 1.0):  # eye sockets (smooth subtraction)
@@ -90,8 +94,9 @@ def head_implicit(p: np.ndarray) -> np.ndarray:
     return d
 
 
-def _density_samples(n: int, lo: float, hi: float, peaks: list[tuple[float, float, float]],
-                     endpoint: bool = True) -> np.ndarray:
+def _density_samples(
+    n: int, lo: float, hi: float, peaks: list[tuple[float, float, float]], endpoint: bool = True
+) -> np.ndarray:
     """``n`` samples in [lo, hi] spaced by the inverse CDF of 1 + sum boost * gauss(centre, width)."""
     x = np.linspace(lo, hi, 8193)
     density = np.ones_like(x)
@@ -136,7 +141,7 @@ def nose_height(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     # np.interp needs increasing x
     h = np.interp(-y, [-v for v in ys], hs)
     w = np.interp(-y, [-v for v in ys], ws)
-    ridge = h * np.exp(-np.abs(x / w) ** 2.6)
+    ridge = h * np.exp(-(np.abs(x / w) ** 2.6))
     alae = np.zeros_like(x)
     for side in (-1.0, 1.0):
         alae += 0.0068 * np.exp(-(((x - side * 0.0122) / 0.0052) ** 2 + ((y + 0.0195) / 0.0055) ** 2))
@@ -157,7 +162,7 @@ def _feature_displacement(p: np.ndarray) -> np.ndarray:
     out[..., 2] = dz
     # ears: outward bumps on the sides behind the jaw joint
     for side in (-1.0, 1.0):
-        ear = np.exp(-(((y - 0.004) / 0.026) ** 2 + ((z + 0.010) / 0.016) ** 2) ** 1.5)
+        ear = np.exp(-((((y - 0.004) / 0.026) ** 2 + ((z + 0.010) / 0.016) ** 2) ** 1.5))
         out[..., 0] += side * 0.013 * ear * (np.sign(x) == side)
     return out
 
@@ -256,8 +261,9 @@ def build_geometry(rows: int = 104, cols: int = 128) -> HeadGeometry:
     """Assemble the template mesh. Deterministic (no randomness)."""
     mouth_dir_theta = float(np.arctan2(0.09, L.MOUTH_Y - L.CENTRE[1]))
     theta_max = float(np.pi - np.arctan2(0.056, 0.24))
-    theta = _density_samples(rows, 0.05, theta_max, [(1.45, 0.45, 1.6), (mouth_dir_theta, 0.10, 1.2),
-                                                     (1.32, 0.08, 0.6)])
+    theta = _density_samples(
+        rows, 0.05, theta_max, [(1.45, 0.45, 1.6), (mouth_dir_theta, 0.10, 1.2), (1.32, 0.08, 0.6)]
+    )
     mouth_row = int(np.argmin(np.abs(theta - mouth_dir_theta)))
     theta[mouth_row] = mouth_dir_theta
     phi = _density_samples(cols, -np.pi, np.pi, [(0.0, 0.75, 2.4), (0.0, 0.25, 1.2)], endpoint=False)
@@ -321,9 +327,17 @@ def build_geometry(rows: int = 104, cols: int = 128) -> HeadGeometry:
 
     lip_side = np.zeros(len(head_vertices), np.int8)
     near_mouth = np.abs(head_vertices[:, 0]) < 0.06
-    lip_side[: n_grid + 1] = np.where(head_vertices[: n_grid + 1, 1] >= np.interp(
-        head_vertices[: n_grid + 1, 0], np.sort(grid[mouth_row, slit_columns, 0]),
-        grid[mouth_row, slit_columns, 1][np.argsort(grid[mouth_row, slit_columns, 0])]) - 1e-6, 1, -1)
+    lip_side[: n_grid + 1] = np.where(
+        head_vertices[: n_grid + 1, 1]
+        >= np.interp(
+            head_vertices[: n_grid + 1, 0],
+            np.sort(grid[mouth_row, slit_columns, 0]),
+            grid[mouth_row, slit_columns, 1][np.argsort(grid[mouth_row, slit_columns, 0])],
+        )
+        - 1e-6,
+        1,
+        -1,
+    )
     lip_side[~near_mouth] = 0
     lip_side[copies] = -1
 
@@ -333,7 +347,9 @@ def build_geometry(rows: int = 104, cols: int = 128) -> HeadGeometry:
     pieces_uvf = [head_uv_faces]
     parts = {"head": Part("head", slice(0, len(head_vertices)), slice(0, len(head_faces)))}
 
-    def add_part(name: str, verts: np.ndarray, faces_: np.ndarray, uvs_: np.ndarray, uv_faces_: np.ndarray) -> None:
+    def add_part(
+        name: str, verts: np.ndarray, faces_: np.ndarray, uvs_: np.ndarray, uv_faces_: np.ndarray
+    ) -> None:
         v0 = sum(len(v) for v in pieces_v)
         f0 = sum(len(f) for f in pieces_f)
         t0 = sum(len(t) for t in pieces_uv)
@@ -344,8 +360,13 @@ def build_geometry(rows: int = 104, cols: int = 128) -> HeadGeometry:
         parts[name] = Part(name, slice(v0, v0 + len(verts)), slice(f0, f0 + len(faces_)))
 
     sphere, sphere_faces, polar, azimuth = _uv_sphere(18, 32)
-    eye_uv = np.stack([L.EYE_UV_CENTRE[0] + L.eye_uv_radius(polar) * np.cos(azimuth),
-                       L.EYE_UV_CENTRE[1] + L.eye_uv_radius(polar) * np.sin(azimuth)], axis=-1)
+    eye_uv = np.stack(
+        [
+            L.EYE_UV_CENTRE[0] + L.eye_uv_radius(polar) * np.cos(azimuth),
+            L.EYE_UV_CENTRE[1] + L.eye_uv_radius(polar) * np.sin(azimuth),
+        ],
+        axis=-1,
+    )
     for side, name in ((1.0, "left_eye"), (-1.0, "right_eye")):
         add_part(name, eye_centre(side) + L.EYE_RADIUS * sphere, sphere_faces, eye_uv, sphere_faces)
 
@@ -392,8 +413,14 @@ def _teeth() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     beta = np.linspace(-1.2, 1.2, n_arc)
     for name, radius, front_z, y_lo, y_hi, uv_v0 in (
         ("upper_teeth", L.TEETH_ARCH_RADIUS, L.TEETH_FRONT_Z, L.MOUTH_Y + 0.0006, L.MOUTH_Y + 0.0105, 0.10),
-        ("lower_teeth", L.TEETH_ARCH_RADIUS - 0.002, L.TEETH_FRONT_Z - 0.0025, L.MOUTH_Y - 0.0095,
-         L.MOUTH_Y - 0.0004, 0.0),
+        (
+            "lower_teeth",
+            L.TEETH_ARCH_RADIUS - 0.002,
+            L.TEETH_FRONT_Z - 0.0025,
+            L.MOUTH_Y - 0.0095,
+            L.MOUTH_Y - 0.0004,
+            0.0,
+        ),
     ):
         thickness = 0.0045
         centre_z = front_z - radius
@@ -421,8 +448,14 @@ def _teeth() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         band_r = np.linalg.norm(radial, axis=1)
         mid_r = radius - thickness / 2
         mid_y = 0.5 * (y_lo + y_hi)
-        outward = np.stack([radial[:, 0] / band_r * (band_r - mid_r), cen[:, 1] - mid_y,
-                            radial[:, 2] / band_r * (band_r - mid_r)], axis=-1)
+        outward = np.stack(
+            [
+                radial[:, 0] / band_r * (band_r - mid_r),
+                cen[:, 1] - mid_y,
+                radial[:, 2] / band_r * (band_r - mid_r),
+            ],
+            axis=-1,
+        )
         if np.sum(np.einsum("fi,fi->f", normals, outward)) < 0:
             faces = faces[:, ::-1].copy()
         out[name] = (verts, faces, np.asarray(uvs))

@@ -53,8 +53,9 @@ def _frontal_hits(vertices: np.ndarray, faces: np.ndarray, xy: np.ndarray) -> tu
 def _jaw_line(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """17 outline vertices of the lower face in the frontal projection, right (x<0) to left."""
     pivot = np.array([0.0, 0.004])
-    candidates = np.nonzero((vertices[:, 2] > 0.012) & (vertices[:, 1] > L.CHIN_Y - 0.01)
-                            & (vertices[:, 1] < 0.02))[0]
+    candidates = np.nonzero(
+        (vertices[:, 2] > 0.012) & (vertices[:, 1] > L.CHIN_Y - 0.01) & (vertices[:, 1] < 0.02)
+    )[0]
     offset = vertices[candidates, :2] - pivot
     angle = np.arctan2(offset[:, 0], -offset[:, 1])  # 0 = straight down, + toward +x
     distance = np.linalg.norm(offset, axis=1)
@@ -98,10 +99,22 @@ def landmark_points_xy(geometry: HeadGeometry) -> dict[int, tuple[float, float]]
     inner, outer = L.EYE_OPEN_INNER + 0.0008, L.EYE_OPEN_OUTER - 0.0008
     third = (L.EYE_OPEN_OUTER - L.EYE_OPEN_INNER) / 3.0
     u1, u2 = L.EYE_OPEN_INNER + third, L.EYE_OPEN_INNER + 2 * third  # near inner, near outer
-    right_eye = [eye(-1, outer, None), eye(-1, u2, True), eye(-1, u1, True), eye(-1, inner, None),
-                 eye(-1, u1, False), eye(-1, u2, False)]
-    left_eye = [eye(1, inner, None), eye(1, u1, True), eye(1, u2, True), eye(1, outer, None),
-                eye(1, u2, False), eye(1, u1, False)]
+    right_eye = [
+        eye(-1, outer, None),
+        eye(-1, u2, True),
+        eye(-1, u1, True),
+        eye(-1, inner, None),
+        eye(-1, u1, False),
+        eye(-1, u2, False),
+    ]
+    left_eye = [
+        eye(1, inner, None),
+        eye(1, u1, True),
+        eye(1, u2, True),
+        eye(1, outer, None),
+        eye(1, u2, False),
+        eye(1, u1, False),
+    ]
     for k, point in enumerate(right_eye + left_eye):
         points[36 + k] = point
 

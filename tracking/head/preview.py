@@ -24,7 +24,9 @@ class RenderResult:
     face_ids: np.ndarray  # [H, W] int64 (-1 where empty), centre sample
 
 
-def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0, 1.0, 0.0])) -> np.ndarray:
+def look_at(
+    eye: np.ndarray, target: np.ndarray, up: tuple[float, float, float] = (0.0, 1.0, 0.0)
+) -> np.ndarray:
     """OpenCV ``world_to_cam`` [4,4] of a camera at ``eye`` looking at ``target`` (image up ~ ``up``)."""
     eye, target, up = (np.asarray(a, np.float64) for a in (eye, target, up))
     forward = target - eye
@@ -45,9 +47,16 @@ def intrinsics(width: int, height: int, fov_y_deg: float) -> np.ndarray:
     return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
 
 
-def orbit_camera(yaw_deg: float, pitch_deg: float = 0.0, distance: float = 0.6,
-                 target: tuple[float, float, float] = (0.0, 0.0, 0.02)) -> np.ndarray:
-    """``world_to_cam`` of a camera on a sphere around ``target``; yaw 0 = in front (+z), + = subject's left."""
+def orbit_camera(
+    yaw_deg: float,
+    pitch_deg: float = 0.0,
+    distance: float = 0.6,
+    target: tuple[float, float, float] = (0.0, 0.0, 0.02),
+) -> np.ndarray:
+    """``world_to_cam`` of a camera on a sphere around ``target``.
+
+    Yaw 0 is in front of the face (+z); positive yaw moves toward the subject's left (+x).
+    """
     yaw, pitch = np.deg2rad(yaw_deg), np.deg2rad(pitch_deg)
     offset = distance * np.array([np.sin(yaw) * np.cos(pitch), np.sin(pitch), np.cos(yaw) * np.cos(pitch)])
     return look_at(np.asarray(target) + offset, np.asarray(target))
@@ -98,7 +107,8 @@ def render_mesh(
         import open3d as o3d
     except ImportError as error:  # open3d needs the system library libusb-1.0
         raise DependencyError(
-            f"open3d does not import ({error})", fix="apt-get install libusb-1.0-0 (Debian/Ubuntu); see gsbench doctor"
+            f"open3d does not import ({error})",
+            fix="apt-get install libusb-1.0-0 (Debian/Ubuntu); see gsbench doctor",
         ) from None
     vertices = np.asarray(vertices, np.float64)
     faces = np.asarray(faces, np.int64)
@@ -113,7 +123,9 @@ def render_mesh(
     rays = np.concatenate([np.zeros_like(directions), directions], axis=-1).astype(np.float32)
 
     scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(cam_vertices.astype(np.float32)), o3d.core.Tensor(faces.astype(np.uint32)))
+    scene.add_triangles(
+        o3d.core.Tensor(cam_vertices.astype(np.float32)), o3d.core.Tensor(faces.astype(np.uint32))
+    )
     hits = scene.cast_rays(o3d.core.Tensor(rays))
     t_hit = hits["t_hit"].numpy()
     prim = hits["primitive_ids"].numpy().astype(np.int64)

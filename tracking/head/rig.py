@@ -37,8 +37,10 @@ def uniform_laplacian(num_vertices: int, faces: np.ndarray) -> scipy.sparse.csr_
     edges = np.unique(np.sort(edges, axis=1), axis=0)
     ones = np.ones(len(edges))
     adjacency = scipy.sparse.coo_matrix(
-        (np.concatenate([ones, ones]), (np.concatenate([edges[:, 0], edges[:, 1]]),
-                                        np.concatenate([edges[:, 1], edges[:, 0]]))),
+        (
+            np.concatenate([ones, ones]),
+            (np.concatenate([edges[:, 0], edges[:, 1]]), np.concatenate([edges[:, 1], edges[:, 0]])),
+        ),
         shape=(num_vertices, num_vertices),
     ).tocsr()
     degree = scipy.sparse.diags(np.asarray(adjacency.sum(axis=1)).ravel())
@@ -64,9 +66,8 @@ def jaw_weights(geometry: HeadGeometry) -> np.ndarray:
     faces = geometry.faces[geometry.parts["head"].faces]
     x, y, z = vertices[:, 0], vertices[:, 1], vertices[:, 2]
     side = geometry.lip_side[head]
-    ones = (
-        ((side < 0) & (np.abs(x) < L.MOUTH_HALF_WIDTH - 0.002) & (y > L.MOUTH_Y - 0.02) & (z > 0.05))
-        | ((y < L.MOUTH_Y - 0.016) & (y > L.CHIN_Y - 0.006) & (z > 0.03))
+    ones = ((side < 0) & (np.abs(x) < L.MOUTH_HALF_WIDTH - 0.002) & (y > L.MOUTH_Y - 0.02) & (z > 0.05)) | (
+        (y < L.MOUTH_Y - 0.016) & (y > L.CHIN_Y - 0.006) & (z > 0.03)
     )
     ones[geometry.slit_copies] = True
     zeros = (y > L.MOUTH_Y + 0.003) | (z < L.JAW_JOINT[2] - 0.012) | (y < L.CHIN_Y - 0.045)
@@ -119,7 +120,10 @@ def joint_regressor(geometry: HeadGeometry) -> np.ndarray:
     rings = {
         GLOBAL: (L.ROOT_JOINT, np.abs(head[:, 1] - L.ROOT_JOINT[1]) < 0.006),
         NECK: (L.NECK_JOINT, np.abs(head[:, 1] - L.NECK_JOINT[1]) < 0.004),
-        JAW: (L.JAW_JOINT, (np.abs(head[:, 1] - L.JAW_JOINT[1]) < 0.004) & (np.abs(head[:, 2] - L.JAW_JOINT[2]) < 0.01)),
+        JAW: (
+            L.JAW_JOINT,
+            (np.abs(head[:, 1] - L.JAW_JOINT[1]) < 0.004) & (np.abs(head[:, 2] - L.JAW_JOINT[2]) < 0.01),
+        ),
     }
     for joint, (target, band) in rings.items():
         candidates = head_index[band]

@@ -32,7 +32,9 @@ def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
-def _noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float | tuple[float, float]) -> np.ndarray:
+def _noise(
+    rng: np.random.Generator, shape: tuple[int, ...], sigma: float | tuple[float, float]
+) -> np.ndarray:
     """Gaussian-filtered white noise normalised to unit standard deviation.
 
     Smooth fields (sigma >= 4 texels) are drawn at a quarter of the resolution and upsampled.
@@ -70,8 +72,11 @@ def texel_positions(geometry: HeadGeometry, size: int) -> tuple[np.ndarray, slic
 def _hairline(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Hair coverage in [0, 1] from template positions (front hairline, temples, above ears, nape)."""
     x, y, z = p[..., 0], p[..., 1], p[..., 2]
-    line = np.interp(-z, [-0.09, -0.06, -0.035, -0.015, 0.01, 0.035, 0.06, 0.09, 0.13],
-                     [L.HAIRLINE_Y + 0.006, L.HAIRLINE_Y - 0.002, 0.062, 0.048, 0.038, 0.005, -0.045, -0.07, -0.075])
+    line = np.interp(
+        -z,
+        [-0.09, -0.06, -0.035, -0.015, 0.01, 0.035, 0.06, 0.09, 0.13],
+        [L.HAIRLINE_Y + 0.006, L.HAIRLINE_Y - 0.002, 0.062, 0.048, 0.038, 0.005, -0.045, -0.07, -0.075],
+    )
     line = line - 0.010 * np.exp(-((x / 0.012) ** 2)) * (z > 0.05)  # slight widow's peak
     wobble = 0.003 * _noise(rng, p.shape[:2], (3.0, 6.0))
     return _smoothstep(-0.002, 0.004, y - line + wobble)
@@ -99,7 +104,9 @@ def _brow_mask(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         d = np.sqrt((px - bx[None]) ** 2 + (py - by[None]) ** 2) / half[None]
         k = np.argmin(d, axis=1)
         dn = d[np.arange(len(k)), k]
-        taper = np.where(t[k] < 0.08, t[k] / 0.08, 1.0) * np.where(t[k] > 0.85, (1.0 - t[k]) / 0.15 + 0.3, 1.0)
+        taper = np.where(t[k] < 0.08, t[k] / 0.08, 1.0) * np.where(
+            t[k] > 0.85, (1.0 - t[k]) / 0.15 + 0.3, 1.0
+        )
         out[sel] = np.maximum(out[sel], (1.0 - _smoothstep(0.6, 1.15, dn)) * np.clip(taper, 0, 1))
     strands = 0.65 + 0.35 * _noise(rng, x.shape, (0.6, 2.5))
     return np.clip(out * strands, 0.0, 1.0) * _smoothstep(0.03, 0.06, z)
@@ -121,7 +128,8 @@ def paint_head(p: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dic
     pores = _noise(rng, shape, 0.7)
     colour *= (1.0 + 0.035 * low + 0.02 * mid + 0.025 * pores)[..., None]
     redness = (
-        sum(np.exp(-(((x - s * 0.042) / 0.018) ** 2 + ((y + 0.018) / 0.016) ** 2)) for s in (-1.0, 1.0)) * front
+        sum(np.exp(-(((x - s * 0.042) / 0.018) ** 2 + ((y + 0.018) / 0.016) ** 2)) for s in (-1.0, 1.0))
+        * front
         + 0.8 * np.exp(-((x / 0.012) ** 2 + ((y - L.NOSE_TIP_Y) / 0.012) ** 2)) * front
         + 0.6 * np.exp(-(((np.abs(x) - 0.075) / 0.012) ** 2 + ((y - 0.004) / 0.025) ** 2))
     )
@@ -130,7 +138,9 @@ def paint_head(p: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dic
     strands = 1.0 + 0.25 * _noise(rng, shape, (0.5, 3.0)) + 0.1 * low
     face_rows, face_cols = _face_window(p)
     face_colour, face_hair = colour[face_rows, face_cols], hair[face_rows, face_cols]
-    face_wrinkles = _paint_face(p[face_rows, face_cols], face_colour, face_hair, mid[face_rows, face_cols], rng)
+    face_wrinkles = _paint_face(
+        p[face_rows, face_cols], face_colour, face_hair, mid[face_rows, face_cols], rng
+    )
     colour[face_rows, face_cols] = face_colour
     hair_colour = np.array([0.20, 0.13, 0.09])[None, None, :] * strands[..., None]
     colour = colour * (1.0 - hair[..., None]) + hair_colour * hair[..., None]
@@ -150,8 +160,9 @@ def _face_window(p: np.ndarray) -> tuple[slice, slice]:
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
-def _paint_face(p: np.ndarray, colour: np.ndarray, hair: np.ndarray, mid: np.ndarray,
-                rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _paint_face(
+    p: np.ndarray, colour: np.ndarray, hair: np.ndarray, mid: np.ndarray, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Paint eyes, nose, lips and brows into ``colour`` (in place); return the wrinkle maps."""
     x, y, z = p[..., 0], p[..., 1], p[..., 2]
     shape = x.shape
@@ -176,17 +187,23 @@ def _paint_face(p: np.ndarray, colour: np.ndarray, hair: np.ndarray, mid: np.nda
     lips = _lip_mask(p)
     lip_colour = np.array([0.74, 0.38, 0.38]) * (1.0 + 0.04 * mid)[..., None]
     colour[:] = colour * (1.0 - lips[..., None]) + lip_colour * lips[..., None]
-    mouth_line = _line(y - np.interp(x, [-L.MOUTH_HALF_WIDTH, 0.0, L.MOUTH_HALF_WIDTH],
-                                     [L.MOUTH_Y, L.MOUTH_Y, L.MOUTH_Y]), 0.0007) * (np.abs(x) < L.MOUTH_HALF_WIDTH)
+    mouth_line = _line(
+        y - np.interp(x, [-L.MOUTH_HALF_WIDTH, 0.0, L.MOUTH_HALF_WIDTH], [L.MOUTH_Y, L.MOUTH_Y, L.MOUTH_Y]),
+        0.0007,
+    ) * (np.abs(x) < L.MOUTH_HALF_WIDTH)
     colour *= (1.0 - 0.55 * mouth_line * front)[..., None]
     brows = _brow_mask(p, rng)
-    colour[:] = colour * (1.0 - 0.88 * brows[..., None]) + 0.88 * brows[..., None] * np.array([0.22, 0.15, 0.11])
+    colour[:] = colour * (1.0 - 0.88 * brows[..., None]) + 0.88 * brows[..., None] * np.array(
+        [0.22, 0.15, 0.11]
+    )
 
     wrinkles: dict[str, np.ndarray] = {}
     forehead = np.zeros(shape)
     for k in range(4):
         centre = L.BROW_Y + 0.014 + 0.0085 * k + 0.005 * (x / 0.05) ** 2
-        forehead += _line(y - centre, 0.0008) * (1.0 - _smoothstep(0.03, 0.05, np.abs(x))) * (0.8 + 0.2 * (k % 2))
+        forehead += (
+            _line(y - centre, 0.0008) * (1.0 - _smoothstep(0.03, 0.05, np.abs(x))) * (0.8 + 0.2 * (k % 2))
+        )
     wrinkles["brow_raise"] = 0.4 * forehead * front * (1.0 - hair)
     for name, side in (("smile_left", 1.0), ("smile_right", -1.0)):
         # nasolabial fold: from above the ala, around the mouth corner
@@ -226,7 +243,9 @@ def paint_atlas_strip(image: np.ndarray, rng: np.random.Generator) -> None:
     disc = strip & (radius < L.EYE_UV_RADIUS + 0.004)
     polar = L.eye_polar_from_uv_radius(np.minimum(radius, L.EYE_UV_RADIUS))
     azimuth = np.arctan2(rv, ru)
-    sclera = np.array([0.93, 0.90, 0.87]) - 0.06 * _smoothstep(0.6, 1.4, polar)[..., None] * np.array([0, 1, 1])
+    sclera = np.array([0.93, 0.90, 0.87]) - 0.06 * _smoothstep(0.6, 1.4, polar)[..., None] * np.array(
+        [0, 1, 1]
+    )
     iris_base = np.array([0.32, 0.24, 0.16]) * (1.0 + 0.18 * rng.standard_normal())
     streaks = 1.0 + 0.25 * np.sin(azimuth * 37.0 + 3.0 * np.sin(azimuth * 5.0)) * np.sin(polar * 40.0)
     iris = iris_base * streaks[..., None] * (1.0 + 0.6 * _smoothstep(0.30, 0.16, polar))[..., None]
@@ -244,8 +263,11 @@ def paint_atlas_strip(image: np.ndarray, rng: np.random.Generator) -> None:
     teeth = strip & (u >= 0.21) & (u <= 0.59)
     phase = (u - 0.22) / 0.36 * 14.0
     gaps = _line(phase - np.round(phase), 0.06)
-    tooth = np.array([0.93, 0.90, 0.80]) * (1.0 - 0.35 * gaps)[..., None] * (1 + 0.02 * rng.standard_normal(u.shape))[
-        ..., None]
+    tooth = (
+        np.array([0.93, 0.90, 0.80])
+        * (1.0 - 0.35 * gaps)[..., None]
+        * (1 + 0.02 * rng.standard_normal(u.shape))[..., None]
+    )
     gum_upper = (v > 0.16) & (v < 0.2)
     gum_lower = v < 0.02
     tooth[gum_upper | gum_lower] = np.array([0.75, 0.42, 0.42])
@@ -261,7 +283,9 @@ def paint_atlas_strip(image: np.ndarray, rng: np.random.Generator) -> None:
     image[interior] = mouth[interior]
 
 
-def build_texture(geometry: HeadGeometry, seed: int, size: int = TEXTURE_SIZE) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def build_texture(
+    geometry: HeadGeometry, seed: int, size: int = TEXTURE_SIZE
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """``(texture [size, size, 3] uint8, wrinkle_maps {name: [size, size] float32})``."""
     rng = np.random.default_rng([seed, 7])
     image = np.zeros((size, size, 3))

@@ -104,10 +104,10 @@ struct TileSplats {
       ca[i] = conics[3 * g]; cb[i] = conics[3 * g + 1]; cc[i] = conics[3 * g + 2];
       op[i] = opac[g];
       // alpha >= 1/255 needs power >= -log(255 * opacity); the margin keeps this pre-test loose so
-      // the exact alpha test decides, as in the reference. The rectangle gets a 1 px margin for the
-      // same reason (it only saves work).
+      // the exact alpha test decides, as in the reference. The rectangle gets a 0.01 px margin for
+      // the same reason (it only saves work).
       min_power[i] = (scalar_t)(-std::log(op[i] / kAlphaThreshold) - 1e-3);
-      const double ex = extents[2 * g] + 1.0, ey = extents[2 * g + 1] + 1.0;
+      const double ex = extents[2 * g] + 0.01, ey = extents[2 * g + 1] + 0.01;
       x0[i] = std::max(0, (int)std::ceil(mx[i] - ex - 0.5) - tile_x0);
       x1[i] = std::min(tile_w - 1, (int)std::floor(mx[i] + ex - 0.5) - tile_x0);
       y0[i] = std::max(0, (int)std::ceil(my[i] - ey - 0.5) - tile_y0);

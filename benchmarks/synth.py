@@ -1,0 +1,125 @@
+"""Targets of ``gsbench synth`` (issue 3), printed as figures:
+
+1. generation time of a preset (goal for ``default``: <= 3 min on a 2-core machine);
+2. MediaPipe FaceMesh detection rate on the cameras within +-45 deg of the frontal one (goal >= 95 %);
+3. audio-video agreement in the frontal camera: lip closures seen by FaceMesh (inner-lip gap) vs
+   the bilabial closures of the phoneme timeline, within one frame.
+
+Usage: ``python benchmarks/synth.py [--preset default] [--out DIR] [--skip-generate] [--seed 0]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from capture_tools.synth import generate_session
+from capture_tools.synth.media import read_video_frames
+
+# MediaPipe FaceMesh indices: inner lip midpoints and the mouth corners
+_UPPER_INNER, _LOWER_INNER, _LEFT_CORNER, _RIGHT_CORNER = 13, 14, 61, 291
+
+
+def _facemesh_track(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(detected [T] bool, inner-lip gap / mouth width [T], NaN where undetected) in video mode."""
+    import mediapipe as mp
+
+    detected = np.zeros(len(frames), bool)
+    gap = np.full(len(frames), np.nan)
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True,
+                                         min_detection_confidence=0.5) as mesh:
+        for k, frame in enumerate(frames):
+            result = mesh.process(frame)
+            if not result.multi_face_landmarks:
+                continue
+            detected[k] = True
+            points = np.array([(p.x, p.y) for p in result.multi_face_landmarks[0].landmark])
+            width = np.linalg.norm(points[_LEFT_CORNER] - points[_RIGHT_CORNER])
+            gap[k] = np.linalg.norm(points[_UPPER_INNER] - points[_LOWER_INNER]) / max(width, 1e-6)
+    return detected, gap
+
+
+def _angle_to_frontal(cameras: dict, camera_id: str, frontal: str) -> float:
+    def centre(c):
+        world_to_cam = np.asarray(c["world_to_cam"])
+        return -world_to_cam[:3, :3].T @ world_to_cam[:3, 3]
+
+    a, b = centre(cameras[camera_id]), centre(cameras[frontal])
+    return float(np.degrees(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="session folder (default: a temporary one)")
+    parser.add_argument("--skip-generate", action="store_true", help="measure an existing session in --out")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--closure-threshold", type=float, default=0.06,
+                        help="inner-lip gap / mouth width below which the lips count as closed")
+    args = parser.parse_args()
+
+    out = args.out or Path(tempfile.mkdtemp(prefix="gsbench-synth-bench-")) / "session"
+    if not args.skip_generate:
+        started = time.perf_counter()
+        summary = generate_session(out, preset=args.preset, seed=args.seed, workers=args.workers)
+        seconds = time.perf_counter() - started
+        print(f"generation ({args.preset}, seed {args.seed}, {len(summary.takes)} takes x "
+              f"{len(summary.cameras)} cameras, {summary.num_frames} camera frames): {seconds:.1f} s "
+              f"(goal for default: <= 180 s)")
+
+    gt = out / "ground_truth"
+    session = json.loads((gt / "session.json").read_text())
+    cameras = json.loads((gt / "cameras.json").read_text())
+    frontal = session["frontal_camera"]
+    fps = session["preset"]["fps"]
+    near = [c for c in cameras if _angle_to_frontal(cameras, c, frontal) <= 45.0]
+
+    detections, total = 0, 0
+    per_camera: dict[str, list[int]] = {c: [0, 0] for c in near}
+    recalls, explained, closure_frames = [], 0, 0
+    for take in session["takes"]:
+        phonemes = json.loads((gt / "takes" / take / "phonemes.json").read_text())
+        for camera_id in near:
+            frames = read_video_frames(out / "takes" / take / f"{camera_id}.mp4")
+            detected, gap = _facemesh_track(frames)
+            detections += int(detected.sum())
+            total += len(frames)
+            per_camera[camera_id][0] += int(detected.sum())
+            per_camera[camera_id][1] += len(frames)
+            if camera_id != frontal:
+                continue
+            times = np.arange(len(frames)) / fps + cameras[camera_id]["time_offset_s"]
+            closed = detected & (gap < args.closure_threshold)
+            windows = [(a - 1.0 / fps, b + 1.0 / fps) for a, b in phonemes["bilabial_closures_s"]]
+            for a, b in windows:
+                inside = (times >= a) & (times <= b)
+                if np.any(inside):  # closures shorter than the frame gap cannot be seen
+                    recalls.append(bool(np.any(closed & inside)))
+            speech = np.zeros(len(frames), bool)
+            for p in phonemes["phonemes"]:
+                if p["kind"] != "silence":
+                    speech |= (times >= p["start_s"]) & (times < p["end_s"])
+            for k in np.nonzero(closed & speech)[0]:
+                closure_frames += 1
+                explained += any(a <= times[k] <= b for a, b in windows)
+
+    rate = detections / max(total, 1)
+    print(f"FaceMesh detection rate, {len(near)} cameras within 45 deg of {frontal}: {100 * rate:.1f} % "
+          f"({detections}/{total} frames; goal >= 95 %)")
+    for camera_id, (hit, count) in per_camera.items():
+        print(f"  {camera_id} ({cameras[camera_id]['azimuth_deg']:+.0f} az, "
+              f"{cameras[camera_id]['elevation_deg']:+.0f} el): {100 * hit / max(count, 1):.1f} %")
+    print(f"lip sync, frontal {frontal}: {100 * np.mean(recalls) if recalls else float('nan'):.1f} % of "
+          f"{len(recalls)} bilabial closures have a closed-lip frame within one frame; "
+          f"{100 * explained / max(closure_frames, 1):.1f} % of {closure_frames} closed-lip frames during speech "
+          f"lie within one frame of a bilabial closure (threshold gap/width < {args.closure_threshold})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+import cv2
+import numpy as np
+import pytest
+from charuco_render import BOARD, board_texture, render_board
+from session_factory import SIZE, board_holds, make_cameras
+
+from capture_tools.calibrate import (
+    BoardView,
+    CalibrationParams,
+    assign_slots,
+    calibrate_rig,
+    detect_board,
+    make_board,
+    rotation_angle,
+)
+from gsbench.errors import StageError
+
+
+def projected_views(noise_px: float, seed: int = 1):
+    """Exact ChArUco corners of 14 board holds projected through the factory cameras (+ noise)."""
+    cameras = make_cameras()
+    poses = board_holds(np.random.default_rng(0), 14)
+    corners = np.asarray(make_board(BOARD).getChessboardCorners(), np.float64)
+    rng = np.random.default_rng(seed)
+    views = {}
+    for camera in cameras:
+        camera_views = []
+        for slot, pose in enumerate(poses):
+            cam_from_board = camera.world_to_cam @ pose
+            if cam_from_board[2, 2] < 0:  # printed side facing away
+                continue
+            uv = cv2.projectPoints(
+                corners,
+                cv2.Rodrigues(cam_from_board[:3, :3])[0],
+                cam_from_board[:3, 3],
+                camera.K,
+                camera.dist,
+            )[0].reshape(-1, 2)
+            inside = np.all((uv > 2) & (uv < SIZE - 3), axis=1)
+            uv = uv + rng.normal(0, noise_px, uv.shape)
+            camera_views.append(
+                BoardView(slot, float(slot), corners[inside], uv[inside], np.flatnonzero(inside))
+            )
+        views[camera.id] = camera_views
+    return cameras, views
+
+
+def relative_errors(cameras, result, reference="cam01"):
+    truth = {c.id: c for c in cameras}
+    errors = {}
+    for camera in cameras:
+        estimate = result[camera.id].world_to_cam @ np.linalg.inv(result[reference].world_to_cam)
+        true = camera.world_to_cam @ np.linalg.inv(truth[reference].world_to_cam)
+        rotation = np.degrees(rotation_angle(estimate[:3, :3].T @ true[:3, :3]))
+        centre = np.linalg.norm(np.linalg.inv(estimate)[:3, 3] - np.linalg.inv(true)[:3, 3])
+        focal = abs(result[camera.id].K[0, 0] / camera.K[0, 0] - 1)
+        errors[camera.id] = (rotation, centre, focal)
+    return errors
+
+
+def run(views):
+    sizes = {camera: (SIZE, SIZE) for camera in views}
+    return calibrate_rig(
+        views,
+        sizes,
+        BOARD,
+        "cam01",
+        CalibrationParams(min_views_full_model=8),
+        {c: f"calibration/{c}.mp4" for c in views},
+    )
+
+
+def test_exact_corners_give_the_exact_rig():
+    cameras, views = projected_views(0.0)
+    result, diagnostics = run(views)
+    for rotation, centre, focal in relative_errors(cameras, result).values():
+        assert rotation < 1e-3 and centre < 1e-5 and focal < 1e-5
+    assert all(result[c.id].rms_px < 1e-3 for c in cameras)
+    assert np.allclose(result["cam00"].dist[:2], cameras[0].dist[:2], atol=1e-4)
+
+
+def test_world_frame_is_centred_on_the_rig_and_faces_the_frontal_camera():
+    cameras, views = projected_views(0.0)
+    result, _ = run(views)
+    frontal = np.linalg.inv(result["cam01"].world_to_cam)
+    assert frontal[:3, 3][2] > 0.5  # frontal camera on +z, ~0.62 m from the origin
+    assert abs(frontal[:3, 3][0]) < 1e-6 and abs(frontal[:3, 3][1]) < 1e-6
+    assert np.allclose(frontal[:3, 2], [0, 0, -1], atol=1e-9)  # looking down -z, at the origin
+
+
+def test_noise_stays_small_after_bundle_adjustment():
+    cameras, views = projected_views(0.05)
+    result, _ = run(views)
+    for camera_id, (rotation, centre, focal) in relative_errors(cameras, result).items():
+        assert rotation < 0.5, camera_id
+        assert centre < 0.005, camera_id
+        assert focal < 0.01, camera_id
+
+
+def test_holds_pair_across_sub_frame_offsets():
+    """Detected holds of two cameras started 0.4 frame apart share a slot; moving frames do not."""
+    cameras = make_cameras()[:2]
+    texture = board_texture()
+    poses = board_holds(np.random.default_rng(0), 3)
+    board = make_board(BOARD)
+    views = {}
+    for camera, offset in zip(cameras, [0.0, 0.4 / 25], strict=True):
+        frames, times = [], []
+        for k in range(3 * 8):
+            hold, phase = divmod(k, 8)
+            if phase < 5:  # five still frames, then three blank ones
+                frames.append(
+                    render_board(
+                        texture, camera.world_to_cam @ poses[hold], camera.K, camera.dist, SIZE, SIZE
+                    )
+                )
+            else:
+                frames.append(np.full((SIZE, SIZE, 3), 90, np.uint8))
+            times.append(k / 25 + offset)
+        views[camera.id] = detect_board(np.stack(frames), board, np.array(times), 6)
+    slotted, counts = assign_slots(views, 25.0)
+    assert counts["holds"] == 3
+    for camera in views:
+        assert sorted(v.slot for v in slotted[camera]) == [0, 1, 2]
+
+
+def test_too_few_views_names_camera_and_file():
+    _, views = projected_views(0.0)
+    views["cam02"] = views["cam02"][:2]
+    with pytest.raises(StageError, match=r"calibration/cam02.mp4: camera cam02: too few ChArUco board views"):
+        run(views)
