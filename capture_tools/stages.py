@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 
 import numpy as np
 
@@ -48,7 +49,6 @@ def _probe(ctx: Context) -> dict:
     if rig.calibration is not None:
         for camera in rig.camera_ids:
             jobs.append((f"calibration/{camera}", rig.calibration_video(camera), camera, "calibration"))
-    reference_size = None
     for key, path, camera, where in track(jobs, "probe: videos"):
         if not path.exists():
             raise MediaError(
@@ -67,20 +67,22 @@ def _probe(ctx: Context) -> dict:
                 path=path,
                 fix="re-export the video at the rig frame rate",
             )
-        size = (info.width, info.height)
-        if reference_size is None:
-            reference_size = (size, path)
-        elif size != reference_size[0]:
-            raise MediaError(
-                f"camera {camera}, {where}: resolution {size[0]}x{size[1]} differs from "
-                f"{reference_size[0][0]}x{reference_size[0][1]} of {reference_size[1]}",
-                path=path,
-                fix="export every camera at the same resolution",
-            )
         entry = info.to_dict()
         entry["path"] = files[key]["path"]
         entry["sha256"] = files[key]["sha256"]
         videos[key] = entry
+    # Every camera must deliver the same resolution: the odd ones out are named against the majority.
+    sizes = Counter((v["width"], v["height"]) for v in videos.values())
+    common = sizes.most_common(1)[0][0]
+    for key, _, camera, where in jobs:
+        size = (videos[key]["width"], videos[key]["height"])
+        if size != common:
+            raise MediaError(
+                f"camera {camera}, {where}: resolution {size[0]}x{size[1]} differs from the "
+                f"{common[0]}x{common[1]} of the other videos",
+                path=rig.root / videos[key]["path"],
+                fix="export every camera at the same resolution",
+            )
     audio = {}
     for take in rig.takes:
         path = rig.take_audio(take.id)
@@ -96,7 +98,7 @@ def _probe(ctx: Context) -> dict:
             "sample_rate": rate,
             "sha256": files[f"takes/{take.id}/audio"]["sha256"],
         }
-    return {"files": files, "videos": videos, "audio": audio, "image_size": list(reference_size[0])}
+    return {"files": files, "videos": videos, "audio": audio, "image_size": list(common)}
 
 
 # ---------------------------------------------------------------- sync

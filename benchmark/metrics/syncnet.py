@@ -54,11 +54,6 @@ CROP_PAD_VALUE = 110
 BOX_MEDFILT = 13
 
 
-def _hw(value: int | tuple[int, ...]) -> int | tuple[int, ...]:
-    """The (height, width) part of a 3D layer's kernel/stride/padding (an int applies to all three)."""
-    return tuple(value)[1:] if isinstance(value, tuple) else value
-
-
 def _ch(channels: int, width: float) -> int:
     return max(1, int(round(channels * width)))
 
@@ -140,46 +135,8 @@ class SyncNet(nn.Module):
 
     def forward_lip(self, video: torch.Tensor) -> torch.Tensor:
         """video: [N, 3, 5, 224, 224] BGR in 0..255 -> [N, D]."""
-        if video.shape[2] == WINDOW_FRAMES:
-            mid = self._lip_tower_2d(video)
-        else:
-            mid = self.netcnnlip(video)
+        mid = self.netcnnlip(video)
         return self.netfclip(mid.reshape(mid.shape[0], -1))
-
-    def _lip_tower_2d(self, video: torch.Tensor) -> torch.Tensor:
-        """``netcnnlip`` on a 5-frame window, computed with 2D ops on the same parameters.
-
-        The first Conv3d spans all 5 frames (kernel depth 5, no temporal padding), so its output has one
-        time step and it equals a Conv2d over the 15 (channel, frame) planes; every later layer has
-        temporal kernel 1. CPU conv2d is several times faster than conv3d, forward and backward.
-        ``forward_lip`` uses this path; tests check it equals ``self.netcnnlip`` in train and eval mode.
-        """
-        n, c, d, h, w = video.shape
-        x = video.reshape(n, c * d, h, w)
-        for module in self.netcnnlip:
-            if isinstance(module, nn.Conv3d):
-                weight = module.weight.reshape(module.out_channels, -1, *module.kernel_size[1:])
-                x = nn.functional.conv2d(x, weight, module.bias, module.stride[1:], module.padding[1:])
-            elif isinstance(module, nn.BatchNorm3d):
-                if self.training and module.track_running_stats:
-                    module.num_batches_tracked.add_(1)
-                x = nn.functional.batch_norm(
-                    x,
-                    module.running_mean,
-                    module.running_var,
-                    module.weight,
-                    module.bias,
-                    self.training or not module.track_running_stats,
-                    module.momentum,
-                    module.eps,
-                )
-            elif isinstance(module, nn.MaxPool3d):
-                x = nn.functional.max_pool2d(
-                    x, _hw(module.kernel_size), _hw(module.stride), _hw(module.padding)
-                )
-            else:
-                x = module(x)
-        return x[:, :, None]
 
     def config(self) -> dict:
         return {"width": self.width, "embedding_dim": self.embedding_dim}

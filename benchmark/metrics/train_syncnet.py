@@ -192,7 +192,7 @@ def train_syncnet_on_clips(
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return model.eval(), losses
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from scipy.io import wavfile
 
 from gsbench.io import write_json
@@ -13,6 +15,7 @@ from gsbench.io import write_json
 FPS = 25
 SR = 16000
 SIZE = 128
+SLOW_STEPS = 60
 
 
 def _envelope(num_frames: int, rng: np.random.Generator) -> np.ndarray:
@@ -36,7 +39,7 @@ def _audio(env: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     phase = 2 * np.pi * np.cumsum(pitch) / SR
     voice = sum(np.sin(k * phase) / k for k in range(1, 8))
     noise = rng.standard_normal(len(samples)) * 0.02
-    return (amp * voice * 0.3 + noise) * 0.5 + 0.0 * samples
+    return (amp * voice * 0.3 + noise) * 0.5
 
 
 def _frame(opening: float) -> np.ndarray:
@@ -91,3 +94,74 @@ def build_sync_dataset(root: Path, seed: int = 0, num_frames: int = 60) -> Path:
         },
     )
     return root
+
+
+def _train_cli(dataset: Path, out: Path, steps: int, width: str = "0.0625", seed: int = 0) -> Path:
+    from benchmark.cli import main
+
+    main(
+        [
+            "--quiet",
+            "weights",
+            "train-syncnet",
+            str(dataset),
+            "--steps",
+            str(steps),
+            "--batch-size",
+            "4",
+            "--width",
+            width,
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+        ]
+    )
+    (path,) = sorted(out.glob("syncnet-gsbench-*.pt"))
+    return path
+
+
+def test_train_syncnet_stores_ours_under_its_sha256(tmp_path, capsys):
+    from benchmark.metrics import syncnet
+    from benchmark.weights import WeightRegistry
+    from gsbench.io import sha256_file
+
+    dataset = build_sync_dataset(tmp_path / "data", num_frames=30)
+    path = _train_cli(dataset, tmp_path / "w", steps=2)
+    assert "syncnet-gsbench-" in capsys.readouterr().out
+    digest = sha256_file(path)
+    assert path.name == f"syncnet-gsbench-{digest[:8]}.pt"
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["sha256"] == digest and sidecar["origin"].startswith("ours")
+    assert sidecar["train_sequences"] == ["s01_t00", "s01_t01", "s01_t02", "s01_t03"]  # never val/test
+    assert sidecar["validation_check"][0]["sequence"] == "s01_t04"
+    assert sidecar["config"]["steps"] == 2 and sidecar["config"]["width"] == 0.0625
+    found = WeightRegistry([tmp_path / "w"]).find(path.stem)
+    assert found.origin == "ours" and found.weight_id == f"{path.stem}:{digest[:12]}"
+    assert syncnet.load_syncnet(path).width == 0.0625
+    # same seed, same bytes
+    again = _train_cli(dataset, tmp_path / "w2", steps=2)
+    assert sha256_file(again) == digest
+
+
+def test_train_syncnet_missing_landmarks_is_input_error(tmp_path):
+    from benchmark.metrics.train_syncnet import TrainSyncNetConfig, train_syncnet
+    from gsbench.errors import InputError
+
+    dataset = build_sync_dataset(tmp_path / "data", num_frames=12)
+    (dataset / "sequences" / "s01_t00" / "landmarks.npz").unlink()
+    with pytest.raises(InputError, match="landmarks.npz"):
+        train_syncnet(dataset, TrainSyncNetConfig(steps=1), tmp_path / "w")
+
+
+@pytest.mark.slow
+def test_trained_syncnet_prefers_in_sync_video(tmp_path):
+    """Trained on the train split, on the unseen test sequence: in sync beats the video delayed 8 frames."""
+    from benchmark.metrics import syncnet
+    from benchmark.metrics.train_syncnet import load_clip, shifted_check
+
+    dataset = build_sync_dataset(tmp_path / "data")
+    path = _train_cli(dataset, tmp_path / "w", steps=SLOW_STEPS)
+    check = shifted_check(syncnet.load_syncnet(path), load_clip(dataset, "s01_t05"), shift=8)
+    assert check["lse_d_sync"] < check["lse_d_shifted"]
+    assert check["lse_c_sync"] > check["lse_c_shifted"]

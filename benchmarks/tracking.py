@@ -1,0 +1,180 @@
+"""Tracking accuracy and speed on a synthetic session, against its ground_truth/.
+
+    .venv/bin/python benchmarks/tracking.py SESSION DATASET [--no-track] [--stages]
+
+SESSION is the `gsbench synth` output (with ground_truth/), DATASET its `gsbench ingest` output.
+Runs `track_dataset` (timed) unless --no-track, then prints per subject and overall:
+
+- median landmark reprojection error (visible MediaPipe points, camera pixels; tracking.json);
+- mean face-region vertex error against the true FLAME parameters, in millimetres: the dataset's
+  world frame is the calibration's, so the ground truth is first mapped into it by the similarity
+  transform that best aligns the true camera centres to the calibrated ones (Umeyama), and also,
+  as a second figure, by one similarity fitted to all tracked vs. true face vertices of the dataset
+  (7 parameters; removes calibration error, as a Procrustes-aligned error does);
+- mean absolute jaw-opening error (x component of jaw_pose), degrees;
+- wall and CPU seconds of the whole `track` stage.
+
+--stages also fits each subject with stage 1 only (68 landmarks) to show what stage 2 buys.
+Targets (issue 5, default preset): < 1.5 px, < 2 mm, < 1.5 deg, <= 300 s on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+# this file is named like the `tracking` package: keep its folder off the import path
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from tracking.fit import TrackingConfig, fit_subject, track_dataset  # noqa: E402
+from tracking.fit.dataset_io import read_dataset, read_landmarks  # noqa: E402
+from tracking.fit.geometry import camera_centres, umeyama  # noqa: E402
+from tracking.fit.model import posed_vertices  # noqa: E402
+from tracking.fit.solver import FRAME_KEYS, Observations  # noqa: E402
+from tracking.head_model import REGIONS  # noqa: E402
+
+FACE_REGIONS = ("skin", "lips", "eyes", "eyebrows")
+
+
+def face_vertices(model) -> np.ndarray:
+    """Front-of-face vertices: face regions with the template's z > 2 cm and y above the chin."""
+    keep = (model.v_template[:, 2] > 0.02) & (model.v_template[:, 1] > -0.11)
+    if model.vertex_regions is not None:
+        keep &= np.isin(model.vertex_regions, [REGIONS[name] for name in FACE_REGIONS])
+    return keep
+
+
+def ground_truth_at(gt: dict, times: np.ndarray) -> dict:
+    """True parameters linearly interpolated at the dataset's frame times."""
+    out = {"shape": gt["shape"]}
+    for key in FRAME_KEYS:
+        values = gt[key]
+        out[key] = np.stack(
+            [np.interp(times, gt["frame_times_s"], values[:, j]) for j in range(values.shape[1])], 1
+        )
+    return out
+
+
+def evaluate(session: Path, dataset: Path, model, params_by_sequence: dict[str, dict]) -> dict:
+    info = read_dataset(dataset)
+    gt_cameras = json.loads((session / "ground_truth" / "cameras.json").read_text())
+    gt_centres = camera_centres(np.array([gt_cameras[c]["world_to_cam"] for c in info.camera_ids]))
+    scale, rotation, shift = umeyama(gt_centres, camera_centres(info.world_to_cam), with_scale=True)
+    face = face_vertices(model)
+    fps = float(info.meta["fps"])
+    pairs = {}
+    for sequence, fitted in params_by_sequence.items():
+        with np.load(session / "ground_truth" / "takes" / sequence / "flame.npz") as data:
+            gt = {key: data[key] for key in data.files}
+        times = np.arange(fitted["rotation"].shape[0]) / fps
+        truth = ground_truth_at(gt, times)
+        pairs[sequence] = (
+            posed_vertices(model, truth)[:, face],
+            posed_vertices(model, fitted)[:, face],
+            truth,
+            fitted,
+        )
+    # second alignment: one similarity for the whole dataset from the meshes themselves (7 dof)
+    all_gt = np.concatenate([p[0].reshape(-1, 3) for p in pairs.values()])
+    all_fit = np.concatenate([p[1].reshape(-1, 3) for p in pairs.values()])
+    mesh_scale, mesh_rotation, mesh_shift = umeyama(all_fit, all_gt, with_scale=True)
+    rows = {}
+    for sequence, (gt_vertices, fit_vertices, truth, fitted) in pairs.items():
+        # dataset world -> ground-truth world (metric): x_gt = R^T (x - t) / s
+        fit_in_gt = (fit_vertices - shift) @ rotation / scale
+        fit_mesh_aligned = mesh_scale * fit_vertices @ mesh_rotation.T + mesh_shift
+        rows[sequence] = {
+            "vertex_mm": float(np.linalg.norm(fit_in_gt - gt_vertices, axis=-1).mean() * 1000),
+            "vertex_mm_mesh_aligned": float(
+                np.linalg.norm(fit_mesh_aligned - gt_vertices, axis=-1).mean() * 1000
+            ),
+            "jaw_deg": float(np.degrees(np.abs(fitted["jaw_pose"][:, 0] - truth["jaw_pose"][:, 0])).mean()),
+        }
+    return {"alignment_scale": scale, "sequences": rows}
+
+
+def load_fitted(dataset: Path, sequences) -> dict[str, dict]:
+    out = {}
+    for sequence in sequences:
+        with np.load(dataset / "sequences" / sequence / "flame.npz") as data:
+            out[sequence] = {key: data[key].astype(np.float64) for key in data.files}
+    return out
+
+
+def summarize(label: str, evaluation: dict) -> None:
+    rows = evaluation["sequences"].values()
+    print(
+        f"{label}: mean face vertex error {np.mean([r['vertex_mm'] for r in rows]):.2f} mm, "
+        f"jaw opening error {np.mean([r['jaw_deg'] for r in rows]):.2f} deg "
+        f"(world alignment scale {evaluation['alignment_scale']:.4f})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("session", type=Path)
+    parser.add_argument("dataset", type=Path)
+    parser.add_argument("--no-track", action="store_true", help="evaluate the existing flame.npz files")
+    parser.add_argument("--stages", action="store_true", help="also evaluate stage 1 alone")
+    args = parser.parse_args()
+    from tracking.head import build_default_head
+
+    model = build_default_head(
+        seed=json.loads((args.session / "ground_truth" / "subjects.json").read_text())["head_model"]["seed"]
+    )
+    config = TrackingConfig()
+    if not args.no_track:
+        wall, cpu = time.perf_counter(), time.process_time()
+        track_dataset(args.dataset, model, config, force=True)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        print(f"track stage: {wall:.1f} s wall, {cpu:.1f} s CPU (target <= 300 s wall on 2 cores)")
+    report = json.loads((args.dataset / "reports" / "tracking.json").read_text())
+    info = read_dataset(args.dataset)
+    sequences = [s for s, e in report["sequences"].items() if e.get("status") == "ok"]
+    for subject, entry in sorted(report["subjects"].items()):
+        stats = entry["reprojection"]
+        print(
+            f"{subject}: median reprojection {stats['median_px']:.3f} px, mean {stats['mean_px']:.3f} px, "
+            f"p90 {stats['p90_px']:.3f} px over {stats['num_observations']} visible observations "
+            f"({info.image_sizes[0][0]}x{info.image_sizes[0][1]})"
+        )
+    final = evaluate(args.session, args.dataset, model, load_fitted(args.dataset, sequences))
+    summarize("stage 1+2", final)
+    medians = [e["reprojection"]["median_px"] for e in report["subjects"].values()]
+    print(f"OVERALL median reprojection (worst subject) {max(medians):.3f} px (target < 1.5)")
+    if args.stages:
+        for subject, names in info.subject_sequences().items():
+            names = [s for s in names if s in sequences]
+            landmarks = {s: read_landmarks(info, s) for s in names}
+            obs = Observations(
+                info.camera_ids,
+                info.intrinsics,
+                info.world_to_cam,
+                info.image_sizes,
+                np.concatenate([landmarks[s].points for s in names], axis=1),
+                np.concatenate([np.full(info.num_frames(s), i) for i, s in enumerate(names)]),
+                names,
+            )
+            result = fit_subject(model, obs, TrackingConfig(dense=False), label=f"{subject} stage 1 only")
+            params = {}
+            for index, sequence in enumerate(names):
+                frames = np.flatnonzero(obs.frame_sequence == index)
+                params[sequence] = {k: result.params[k][frames] for k in FRAME_KEYS} | {
+                    "shape": result.params["shape"]
+                }
+            summarize(
+                f"{subject} stage 1 only (68 landmarks)", evaluate(args.session, args.dataset, model, params)
+            )
+            stats = result.stages["landmarks68"]["reprojection_68_visible"]
+            print(f"{subject} stage 1 only: median 68-point reprojection {stats['median_px']:.3f} px")
+
+
+if __name__ == "__main__":
+    main()
