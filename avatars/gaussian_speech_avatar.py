@@ -464,7 +464,7 @@ def fit_avatar(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         fit_log.losses.append(float(loss.detach()))
-        fit_log.rgb_losses.append(float(rgb))
+        fit_log.rgb_losses.append(float(rgb.detach()))
         if step < config.densify_until and out.means2d.grad is not None:
             # Pixel gradient -> NDC units (x W/2, H/2) as gsplat does, so GaussianAvatars' 2e-4 applies.
             g = out.means2d.grad[0] * torch.tensor([data.width / 2, data.height / 2])
@@ -487,6 +487,8 @@ def fit_avatar(
             )
             score = avatar.volume_score(canonical)
             k = max(config.top_k, rig.mesh.num_faces)
+            if k > config.top_k and not any("top-k raised" in e for e in fit_log.events):
+                fit_log.events.append(f"top-k raised from {config.top_k} to the {k} bound triangles")
             removed = rig.keep_top_k(score, k, optimizer)
             fit_log.events.append(
                 f"step {step}: cloned {cloned}, split {split}, top-k removed {removed}, "

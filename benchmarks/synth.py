@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+# run as a script, this folder is sys.path[0] and its tracking.py would shadow the tracking package
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
 
-from capture_tools.synth import generate_session
-from capture_tools.synth.media import read_video_frames
+import numpy as np  # noqa: E402
+
+from capture_tools.synth import generate_session  # noqa: E402
+from capture_tools.synth.media import read_video_frames  # noqa: E402
 
 # MediaPipe FaceMesh indices: inner lip midpoints and the mouth corners
 _UPPER_INNER, _LOWER_INNER, _LEFT_CORNER, _RIGHT_CORNER = 13, 14, 61, 291
@@ -31,8 +36,9 @@ def _facemesh_track(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     detected = np.zeros(len(frames), bool)
     gap = np.full(len(frames), np.nan)
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True,
-                                         min_detection_confidence=0.5) as mesh:
+    with mp.solutions.face_mesh.FaceMesh(
+        static_image_mode=False, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.5
+    ) as mesh:
         for k, frame in enumerate(frames):
             result = mesh.process(frame)
             if not result.multi_face_landmarks:
@@ -54,14 +60,20 @@ def _angle_to_frontal(cameras: dict, camera_id: str, frontal: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--preset", default="default")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="session folder (default: a temporary one)")
     parser.add_argument("--skip-generate", action="store_true", help="measure an existing session in --out")
     parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--closure-threshold", type=float, default=0.06,
-                        help="inner-lip gap / mouth width below which the lips count as closed")
+    parser.add_argument(
+        "--closure-threshold",
+        type=float,
+        default=0.06,
+        help="inner-lip gap / mouth width below which the lips count as closed",
+    )
     args = parser.parse_args()
 
     out = args.out or Path(tempfile.mkdtemp(prefix="gsbench-synth-bench-")) / "session"
@@ -69,9 +81,11 @@ def main() -> None:
         started = time.perf_counter()
         summary = generate_session(out, preset=args.preset, seed=args.seed, workers=args.workers)
         seconds = time.perf_counter() - started
-        print(f"generation ({args.preset}, seed {args.seed}, {len(summary.takes)} takes x "
-              f"{len(summary.cameras)} cameras, {summary.num_frames} camera frames): {seconds:.1f} s "
-              f"(goal for default: <= 180 s)")
+        print(
+            f"generation ({args.preset}, seed {args.seed}, {len(summary.takes)} takes x "
+            f"{len(summary.cameras)} cameras, {summary.num_frames} camera frames): {seconds:.1f} s "
+            f"(goal for default: <= 180 s)"
+        )
 
     gt = out / "ground_truth"
     session = json.loads((gt / "session.json").read_text())
@@ -110,15 +124,21 @@ def main() -> None:
                 explained += any(a <= times[k] <= b for a, b in windows)
 
     rate = detections / max(total, 1)
-    print(f"FaceMesh detection rate, {len(near)} cameras within 45 deg of {frontal}: {100 * rate:.1f} % "
-          f"({detections}/{total} frames; goal >= 95 %)")
+    print(
+        f"FaceMesh detection rate, {len(near)} cameras within 45 deg of {frontal}: {100 * rate:.1f} % "
+        f"({detections}/{total} frames; goal >= 95 %)"
+    )
     for camera_id, (hit, count) in per_camera.items():
-        print(f"  {camera_id} ({cameras[camera_id]['azimuth_deg']:+.0f} az, "
-              f"{cameras[camera_id]['elevation_deg']:+.0f} el): {100 * hit / max(count, 1):.1f} %")
-    print(f"lip sync, frontal {frontal}: {100 * np.mean(recalls) if recalls else float('nan'):.1f} % of "
-          f"{len(recalls)} bilabial closures have a closed-lip frame within one frame; "
-          f"{100 * explained / max(closure_frames, 1):.1f} % of {closure_frames} closed-lip frames during speech "
-          f"lie within one frame of a bilabial closure (threshold gap/width < {args.closure_threshold})")
+        print(
+            f"  {camera_id} ({cameras[camera_id]['azimuth_deg']:+.0f} az, "
+            f"{cameras[camera_id]['elevation_deg']:+.0f} el): {100 * hit / max(count, 1):.1f} %"
+        )
+    print(
+        f"lip sync, frontal {frontal}: {100 * np.mean(recalls) if recalls else float('nan'):.1f} % of "
+        f"{len(recalls)} bilabial closures have a closed-lip frame within one frame; "
+        f"{100 * explained / max(closure_frames, 1):.1f} % of {closure_frames} closed-lip frames during "
+        f"speech lie within one frame of a bilabial closure (threshold gap/width < {args.closure_threshold})"
+    )
 
 
 if __name__ == "__main__":

@@ -109,7 +109,8 @@ def load_fitted(dataset: Path, sequences) -> dict[str, dict]:
 def summarize(label: str, evaluation: dict) -> None:
     rows = evaluation["sequences"].values()
     print(
-        f"{label}: mean face vertex error {np.mean([r['vertex_mm'] for r in rows]):.2f} mm, "
+        f"{label}: mean face vertex error {np.mean([r['vertex_mm'] for r in rows]):.2f} mm camera-aligned, "
+        f"{np.mean([r['vertex_mm_mesh_aligned'] for r in rows]):.2f} mm mesh-aligned (one similarity), "
         f"jaw opening error {np.mean([r['jaw_deg'] for r in rows]):.2f} deg "
         f"(world alignment scale {evaluation['alignment_scale']:.4f})"
     )

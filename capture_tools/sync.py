@@ -141,12 +141,10 @@ def find_visual_event(
     snr = step / noise
     if step < params.min_event_step or snr < params.min_event_snr:
         return None
-    # Box-exposure model: frame k integrates light over [k, k + 1) frame times, so the frames between
-    # the two levels are partially lit and the onset is `first fully lit frame - sum(lit fractions)`.
-    fractions = np.clip((b[lo_idx + 1 : hi_idx + 1] - low) / step, 0.0, 1.0)
-    full = lo_idx + 1 + int(np.argmax(fractions >= 0.9)) if np.any(fractions >= 0.9) else hi_idx
-    partial = fractions[: full - lo_idx - 1]
-    onset = full - float(np.sum(partial[partial > 0.1]))
+    # Box-exposure model: frame k integrates light over [k, k + 1) frame times. Frame i is dark and
+    # frame i + 2 fully lit; the lit fraction f of frame i + 1 puts the onset at i + 2 - f.
+    lit_fraction = float(np.clip((b[lo_idx + 1] - low) / step, 0.0, 1.0))
+    onset = hi_idx - lit_fraction
     return VisualEvent(time_s=onset / fps, step=step, snr=snr)
 
 

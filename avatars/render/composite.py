@@ -138,8 +138,10 @@ def composite_torch(
     tiles_x = -(-width // tile_size)
     T = tiles_x * -(-height // tile_size)
     splat, tile, offsets = bin_tiles(means2d, extents, depths, width, height, tile_size)
-    out = torch.zeros(C * height * width, K, dtype=features.dtype)
-    alpha_out = torch.zeros(C * height * width, dtype=features.dtype)
+    # Zero-valued terms keep the graph connected, so backward() works on a scene with no overlaps.
+    anchor = 0.0 * (features.sum() + opacities.sum() + means2d.sum() + conics.sum())
+    out = torch.zeros(C * height * width, K, dtype=features.dtype) + anchor
+    alpha_out = torch.zeros(C * height * width, dtype=features.dtype) + anchor
     means_flat, conics_flat = means2d.reshape(-1, 2), conics.reshape(-1, 3)
     opac_flat, feat_flat = opacities.reshape(-1), features.reshape(-1, K)
     tile_px = torch.arange(tile_size * tile_size)

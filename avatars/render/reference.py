@@ -62,7 +62,7 @@ def rasterize_reference(
         splats = []
         for n in range(N):
             p = W @ means[n] + t
-            if not (near_plane < float(p[2]) < far_plane):
+            if not (near_plane < p[2].item() < far_plane):
                 continue
             R = _rotation(quats[n])
             S = torch.diag(scales[n])
@@ -76,13 +76,13 @@ def rasterize_reference(
             )
             cov2d = J @ W @ sigma @ W.T @ J.T  # 3DGS Eq. 5
             blurred = cov2d + eps2d * torch.eye(2, **f64)
-            if float(torch.linalg.det(blurred)) <= 0:
+            if torch.linalg.det(blurred).item() <= 0:
                 continue
             opacity = opacities[n]
             if rasterize_mode == "antialiased":
                 opacity = opacity * torch.sqrt(torch.clamp(torch.linalg.det(cov2d) / torch.linalg.det(blurred), min=0))
             center = torch.stack([fx * p[0] / p[2] + cx, fy * p[1] / p[2] + cy])
-            splats.append((float(p[2]), n, center, torch.linalg.inv(blurred), opacity, p[2]))
+            splats.append((p[2].item(), n, center, torch.linalg.inv(blurred), opacity, p[2]))
         splats.sort(key=lambda s: (s[0], s[1]))
         T = torch.ones(pixels.shape[0], **f64)
         done = torch.zeros(pixels.shape[0], dtype=torch.bool)

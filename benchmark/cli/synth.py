@@ -7,8 +7,13 @@ import click
 
 @click.command()
 @click.argument("out", type=click.Path(file_okay=False, path_type=str))
-@click.option("--preset", default="default", show_default=True, metavar="tiny|default|full",
-              help="Session size: tiny (tests, seconds), default (16 cameras, 2 subjects), full (larger).")
+@click.option(
+    "--preset",
+    default="default",
+    show_default=True,
+    metavar="tiny|default|full",
+    help="Session size: tiny (tests, seconds), default (16 cameras, 2 subjects), full (larger).",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes.")
 @click.option("--workers", default=None, type=int, help="Worker processes (default: CPU count, at most 4).")
 def synth(out: str, preset: str, seed: int, workers: int | None) -> None:

@@ -40,20 +40,21 @@ def write_video(
     with tempfile.TemporaryDirectory(prefix="gsbench-synth-") as workdir, atomic_path(path) as tmp:
         command = [
             ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{fps:g}", "-i", "pipe:0",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{fps:g}",
+            "-i", "pipe:0",
         ]  # fmt: skip
         if audio is not None:
             wav = Path(workdir) / "mic.wav"
             write_wav(wav, audio, sample_rate)
             command += ["-i", str(wav)]
         command += [
-            "-map", "0:v:0", "-c:v", "libx264", "-preset", "ultrafast", "-crf", str(crf), "-pix_fmt", "yuv420p",
-            "-threads", str(threads), "-g", str(max(1, int(round(fps)))),
+            "-map", "0:v:0", "-c:v", "libx264", "-preset", "ultrafast", "-crf", str(crf),
+            "-pix_fmt", "yuv420p", "-threads", str(threads), "-g", str(max(1, int(round(fps)))),
         ]  # fmt: skip
         if audio is not None:
             command += ["-map", "1:a:0", "-c:a", "aac", "-b:a", "128k", "-ar", str(sample_rate)]
-        command += ["-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact",
-                    "-movflags", "+faststart", "-f", "mp4", str(tmp)]  # fmt: skip
+        command += ["-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
+                    "-flags:a", "+bitexact", "-movflags", "+faststart", "-f", "mp4", str(tmp)]  # fmt: skip
         try:
             result = subprocess.run(command, input=frames.tobytes(), capture_output=True, check=False)
         except OSError as error:
@@ -83,6 +84,9 @@ def read_video_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
                "-map", "0:a:0", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "pipe:1"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, check=False)
     if result.returncode != 0:
-        raise MediaError(f"no decodable audio track ({result.stderr.decode(errors='replace').strip()[-300:]})",
-                         path=path, fix="re-generate the session")
+        raise MediaError(
+            f"no decodable audio track ({result.stderr.decode(errors='replace').strip()[-300:]})",
+            path=path,
+            fix="re-generate the session",
+        )
     return np.frombuffer(result.stdout, np.float32).copy()

@@ -52,8 +52,9 @@ class ExpressionMap:
             row = np.zeros(num_expr)
             for keyword, weight in keywords:
                 for index, name in enumerate(names):
-                    if keyword in name and not (control == "tuck" and ("raise" not in name and
-                                                                          "depress" not in name)):
+                    if keyword in name and not (
+                        control == "tuck" and ("raise" not in name and "depress" not in name)
+                    ):
                         row[index] += weight
             matrix[control] = row
         return cls(num_expr=num_expr, matrix=matrix)
@@ -136,7 +137,9 @@ class Performance:
             lip_alpha.append(ph.lip_dominance)
             for name in ARTICULATIONS:
                 targets[name].append(getattr(ph, name))
-        distance = np.maximum(np.maximum(np.asarray(starts)[None] - times, times - np.asarray(ends)[None]), 0.0)
+        distance = np.maximum(
+            np.maximum(np.asarray(starts)[None] - times, times - np.asarray(ends)[None]), 0.0
+        )
         jaw_weight = np.asarray(jaw_alpha)[None] * np.exp(-distance / 0.045)  # the jaw is slower
         lip_weight = np.asarray(lip_alpha)[None] * np.exp(-distance / 0.03)
         out = {}

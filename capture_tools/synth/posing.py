@@ -37,7 +37,9 @@ class SubjectPoser:
         num_v = head.num_vertices
         # coordinate-major layouts ([.., 3, V]) keep numpy's inner loops long
         self.v_shaped_t = np.ascontiguousarray(self.v_shaped.T, np.float32)  # [3, V]
-        self.exprdirs_t = head.exprdirs.transpose(2, 1, 0).reshape(-1, 3 * num_v).astype(np.float32)  # [E, 3*V]
+        self.exprdirs_t = (
+            head.exprdirs.transpose(2, 1, 0).reshape(-1, 3 * num_v).astype(np.float32)
+        )  # [E, 3*V]
         self.joint_exprdirs = np.einsum("jv,vke->jke", head.J_regressor, head.exprdirs)  # [J, 3, E]
         # [(J-1)*9, V*3]; None when the model has no pose correctives (gsbench-head)
         self.posedirs_t = (
@@ -46,7 +48,8 @@ class SubjectPoser:
         )  # fmt: skip
         # per joint: (vertex indices it influences, their weights)
         self.influence = [
-            (np.nonzero(column)[0], column[np.nonzero(column)[0]].astype(np.float32)) for column in head.lbs_weights.T
+            (np.nonzero(column)[0], column[np.nonzero(column)[0]].astype(np.float32))
+            for column in head.lbs_weights.T
         ]
         self.dense_weights = head.lbs_weights.T.astype(np.float32)  # [J, V]
         self.parents = head.parents
@@ -68,8 +71,12 @@ class SubjectPoser:
         full_expr = np.zeros((batch, self.num_expr))
         full_expr[:, : expr.shape[1]] = expr
         num_v = self.v_shaped_t.shape[1]
-        v_shaped = self.v_shaped_t[None] + (full_expr.astype(np.float32) @ self.exprdirs_t).reshape(batch, 3, num_v)
-        joints = self.joints_shaped[None] + np.einsum("jke,be->bjk", self.joint_exprdirs, full_expr)  # [B, J, 3]
+        v_shaped = self.v_shaped_t[None] + (full_expr.astype(np.float32) @ self.exprdirs_t).reshape(
+            batch, 3, num_v
+        )
+        joints = self.joints_shaped[None] + np.einsum(
+            "jke,be->bjk", self.joint_exprdirs, full_expr
+        )  # [B, J, 3]
         pose = np.concatenate([rotation, neck_pose, jaw_pose, eyes_pose], axis=1).reshape(-1, 3)
         rot = batch_rodrigues(pose.astype(np.float64)).reshape(batch, -1, 3, 3)  # [B, J, 3, 3]
         v_posed = v_shaped

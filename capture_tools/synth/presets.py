@@ -26,9 +26,12 @@ class SynthPreset:
 
 # 7x5 squares of 4 cm, 5x5 markers: ~28 px squares at 256 px; the tiny preset uses a coarser board
 # so that its 128 px images still resolve the marker bits.
-_BOARD = BoardSpec(squares_x=7, squares_y=5, square_length_m=0.04, marker_length_m=0.03, dictionary="DICT_5X5_100")
-_TINY_BOARD = BoardSpec(squares_x=5, squares_y=4, square_length_m=0.055, marker_length_m=0.042,
-                        dictionary="DICT_4X4_50")
+_BOARD = BoardSpec(
+    squares_x=7, squares_y=5, square_length_m=0.04, marker_length_m=0.03, dictionary="DICT_5X5_100"
+)
+_TINY_BOARD = BoardSpec(
+    squares_x=5, squares_y=4, square_length_m=0.055, marker_length_m=0.042, dictionary="DICT_4X4_50"
+)
 
 PRESETS: dict[str, SynthPreset] = {
     "tiny": SynthPreset("tiny", num_cameras=4, width=128, height=128, fps=25.0, num_subjects=1,
@@ -45,7 +48,5 @@ PRESETS: dict[str, SynthPreset] = {
 
 def get_preset(name: str) -> SynthPreset:
     if name not in PRESETS:
-        raise InputError(
-            f"unknown synth preset {name!r}", fix=f"use one of: {', '.join(PRESETS)}"
-        )
+        raise InputError(f"unknown synth preset {name!r}", fix=f"use one of: {', '.join(PRESETS)}")
     return PRESETS[name]

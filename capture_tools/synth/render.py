@@ -66,7 +66,9 @@ def vertex_face_incidence(faces: np.ndarray, num_vertices: int) -> scipy.sparse.
     """[V, F] 0/1 matrix: vertex v is a corner of face f."""
     rows = faces.reshape(-1)
     cols = np.repeat(np.arange(len(faces)), 3)
-    return scipy.sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(num_vertices, len(faces)))
+    return scipy.sparse.csr_matrix(
+        (np.ones(len(rows), np.float32), (rows, cols)), shape=(num_vertices, len(faces))
+    )
 
 
 class HeadRenderer:
@@ -94,9 +96,11 @@ class HeadRenderer:
         if head.vertex_regions is not None:
             region_of_face = np.asarray(head.vertex_regions, np.int64)[self.faces].max(axis=1)
         self.incidence = vertex_face_incidence(self.faces, head.num_vertices)
-        # Back-facing triangles of closed outer skin/hair are never the first hit: cull them to halve
-        # the per-frame BVH. Regions around openings (lips, mouth, teeth, eyes, neck) keep both sides.
-        self.cullable = np.isin(region_of_face, [REGIONS["skin"], REGIONS["scalp_hair"], REGIONS["eyebrows"]])
+        # Back-facing skin/hair triangles of the back half of the head (rest pose z < 0, behind the
+        # ears) are never the first hit, whatever the camera: cull them per view to shrink the per-frame
+        # BVH. The front half keeps both sides: rays entering the open mouth may meet the cheeks' insides.
+        behind = head.v_template[self.faces].mean(axis=1)[:, 2] < 0.0
+        self.cullable = behind & np.isin(region_of_face, [REGIONS["skin"], REGIONS["scalp_hair"]])
         codes = max(REGIONS.values()) + 1
         spec = np.zeros((codes, 2), np.float32)
         spec[:] = _SPECULAR["skin"]
@@ -149,7 +153,7 @@ class HeadRenderer:
         images = np.stack([view.plate for view in self.views]).copy()
         masks = np.zeros(images.shape[:3], bool)
         start = 0
-        for c, view in enumerate(self.views):
+        for c in range(num_views):
             x0, y0, x1, y1 = boxes[c]
             count = (y1 - y0) * (x1 - x0)
             sel = slice(start, start + count)
@@ -159,7 +163,11 @@ class HeadRenderer:
                 continue
             faces_hit = kept_faces[c][prim[sel][chunk_hit]]
             colour = self._shade(
-                vertices[c], normals[c], faces_hit, bary[sel][chunk_hit], rays[sel][chunk_hit, 3:],
+                vertices[c],
+                normals[c],
+                faces_hit,
+                bary[sel][chunk_hit],
+                rays[sel][chunk_hit, 3:],
                 None if expr is None else expr[c],
             )
             region = np.zeros(count, bool)
@@ -182,8 +190,13 @@ class HeadRenderer:
         return x0, y0, max(x0, x1), max(y0, y1)
 
     def _shade(
-        self, vertices: np.ndarray, normals_f: np.ndarray, faces_hit: np.ndarray, bary: np.ndarray,
-        directions: np.ndarray, expr: np.ndarray | None,
+        self,
+        vertices: np.ndarray,
+        normals_f: np.ndarray,
+        faces_hit: np.ndarray,
+        bary: np.ndarray,
+        directions: np.ndarray,
+        expr: np.ndarray | None,
     ) -> np.ndarray:
         weights = np.concatenate([1.0 - bary.sum(1, keepdims=True), bary], axis=1)  # (w0, w1, w2)
         corner_ids = self.faces[faces_hit]  # [N, 3]
@@ -198,8 +211,9 @@ class HeadRenderer:
             darkening = np.zeros(len(uv), np.float32)
             for index, wrinkle in self.wrinkles:
                 if index < len(expr) and expr[index] > 0:
-                    sampled = cv2.remap(wrinkle, maps[0], maps[1], cv2.INTER_LINEAR,
-                                        borderMode=cv2.BORDER_REPLICATE).reshape(-1)
+                    sampled = cv2.remap(
+                        wrinkle, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+                    ).reshape(-1)
                     darkening += float(expr[index]) * sampled
             albedo = albedo * (1.0 - np.clip(darkening, 0.0, 0.9))[:, None]
         back = np.einsum("nd,nd->n", normal, view_dir) < 0
@@ -212,7 +226,9 @@ class HeadRenderer:
             lambert = np.clip((normal @ direction + 0.25) / 1.25, 0.0, None)[:, None]  # wrapped diffuse
             half = direction[None] + view_dir
             half /= np.linalg.norm(half, axis=1, keepdims=True) + 1e-12
-            specular = spec_strength * np.clip(np.einsum("nd,nd->n", normal, half), 0, None)[:, None] ** shininess
+            specular = (
+                spec_strength * np.clip(np.einsum("nd,nd->n", normal, half), 0, None)[:, None] ** shininess
+            )
             colour += intensity.astype(np.float32) * (albedo * lambert + specular * (lambert > 0))
         colour[back] = 0.3 * albedo[back] * _AMBIENT_SKY / _AMBIENT_SKY.mean()  # inside: unlit
         return colour.astype(np.float32)
@@ -220,7 +236,7 @@ class HeadRenderer:
 
 _LUT_SIZE = 4096
 _LINEAR = (np.arange(_LUT_SIZE, dtype=np.float64) + 0.5) / _LUT_SIZE
-_SRGB_LUT = (255.0 * np.where(_LINEAR <= 0.0031308, 12.92 * _LINEAR, 1.055 * _LINEAR ** (1 / 2.4) - 0.055))
+_SRGB_LUT = 255.0 * np.where(_LINEAR <= 0.0031308, 12.92 * _LINEAR, 1.055 * _LINEAR ** (1 / 2.4) - 0.055)
 _SRGB_LUT = _SRGB_LUT.astype(np.float32)
 _SHOT_LUT = np.sqrt(_LINEAR * 0.0004).astype(np.float32) * 255.0 * np.gradient(_SRGB_LUT / 255.0, _LINEAR)
 

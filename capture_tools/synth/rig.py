@@ -46,7 +46,11 @@ class SynthCamera:
         rvec, _ = cv2.Rodrigues(self.world_to_cam[:3, :3])
         dist = self.dist if distort else np.zeros(5)
         pixels, _ = cv2.projectPoints(
-            np.asarray(points_world, np.float64).reshape(-1, 1, 3), rvec, self.world_to_cam[:3, 3], self.K, dist
+            np.asarray(points_world, np.float64).reshape(-1, 1, 3),
+            rvec,
+            self.world_to_cam[:3, 3],
+            self.K,
+            dist,
         )
         return pixels.reshape(-1, 2)
 
@@ -55,8 +59,10 @@ class SynthCamera:
         (their centres, moved by ``subpixel``). Casting these rays renders the distorted image directly:
         it equals rendering a pinhole image and remapping it with the inverse distortion map (the
         issue's recipe) without resampling twice."""
-        u, v = np.meshgrid(np.arange(self.width, dtype=np.float64) + subpixel[0],
-                           np.arange(self.height, dtype=np.float64) + subpixel[1])
+        u, v = np.meshgrid(
+            np.arange(self.width, dtype=np.float64) + subpixel[0],
+            np.arange(self.height, dtype=np.float64) + subpixel[1],
+        )
         pixels = np.stack([u, v], axis=-1).reshape(-1, 1, 2)
         criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 1e-10)
         normalized = cv2.undistortPointsIter(pixels, self.K, self.dist, None, None, criteria).reshape(-1, 2)
@@ -152,7 +158,11 @@ def build_rig(
         focal = focal_nominal * radius / distance_m * float(rng.uniform(0.95, 1.05))
         K = np.array(
             [
-                [focal * float(rng.uniform(0.998, 1.002)), 0.0, (width - 1) / 2 + rng.normal(0, 0.015 * width)],
+                [
+                    focal * float(rng.uniform(0.998, 1.002)),
+                    0.0,
+                    (width - 1) / 2 + rng.normal(0, 0.015 * width),
+                ],
                 [0.0, focal, (height - 1) / 2 + rng.normal(0, 0.015 * height)],
                 [0.0, 0.0, 1.0],
             ]

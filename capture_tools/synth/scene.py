@@ -36,7 +36,9 @@ class Studio:
         hit = o + t_wall[:, None] * d
         colour = np.empty((len(d), 3), np.float32)
         on_wall = (hit[:, 1] >= FLOOR_Y_M) & (hit[:, 1] <= CEILING_Y_M)
-        arc = np.arctan2(hit[:, 0], -hit[:, 2]) * WALL_RADIUS_M  # 0 behind the head, seen by the frontal camera
+        arc = (
+            np.arctan2(hit[:, 0], -hit[:, 2]) * WALL_RADIUS_M
+        )  # 0 behind the head, seen by the frontal camera
         rows, cols = self.wall.shape[:2]
         map_x = ((arc + np.pi * WALL_RADIUS_M) / (2 * np.pi * WALL_RADIUS_M) * cols - 0.5).astype(np.float32)
         map_y = ((CEILING_Y_M - hit[:, 1]) / (CEILING_Y_M - FLOOR_Y_M) * rows - 0.5).astype(np.float32)
@@ -65,7 +67,9 @@ def _sample(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarr
     return out.reshape(-1, image.shape[2])
 
 
-def _value_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int, channels: int = 1) -> np.ndarray:
+def _value_noise(
+    rng: np.random.Generator, shape: tuple[int, int], cells: int, channels: int = 1
+) -> np.ndarray:
     grid = rng.random((max(2, shape[0] * cells // shape[1]), cells, channels)).astype(np.float32)
     return cv2.resize(grid, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC).reshape(*shape, channels)
 
@@ -97,7 +101,9 @@ def build_studio(rng: np.random.Generator) -> Studio:
         else:  # "text": random short bars
             for _ in range(int(rng.integers(5, 20))):
                 bx, by = int(rng.integers(0, max(1, w - 20))), int(rng.integers(0, max(1, h - 6)))
-                cv2.rectangle(patch, (bx, by), (bx + int(rng.integers(5, 40)), by + 3), (0.05, 0.05, 0.05), -1)
+                cv2.rectangle(
+                    patch, (bx, by), (bx + int(rng.integers(5, 40)), by + 3), (0.05, 0.05, 0.05), -1
+                )
         wall[y0 : y0 + h, x0 : x0 + w] = patch
     for _ in range(6):  # light stands: dark vertical poles with a bright softbox on top
         x = int(rng.integers(0, cols - 30))
@@ -142,8 +148,10 @@ class BoardRenderer:
     def __init__(self, spec: BoardSpec, pixels_per_m: float = 2500.0):
         self.spec = spec
         self.pixels_per_m = pixels_per_m
-        size = (int(spec.squares_x * spec.square_length_m * pixels_per_m),
-                int(spec.squares_y * spec.square_length_m * pixels_per_m))
+        size = (
+            int(spec.squares_x * spec.square_length_m * pixels_per_m),
+            int(spec.squares_y * spec.square_length_m * pixels_per_m),
+        )
         printed = spec.cv_board().generateImage(size, marginSize=0, borderBits=1)
         margin = int(spec.margin_m * pixels_per_m)
         image = cv2.copyMakeBorder(printed, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=255)

@@ -121,7 +121,8 @@ def _check_output(out: Path) -> None:
         raise InputError("output path exists and is not a folder", path=out, fix="pass a new or empty folder")
     if out.is_dir() and any(out.iterdir()) and not (out / "ground_truth" / "session.json").is_file():
         raise InputError(
-            "output folder is not empty and is not a synthetic session", path=out,
+            "output folder is not empty and is not a synthetic session",
+            path=out,
             fix="pass a new or empty folder (an earlier gsbench synth output is overwritten)",
         )
     try:
@@ -131,7 +132,8 @@ def _check_output(out: Path) -> None:
         probe.unlink()
     except OSError as error:
         raise InputError(
-            f"cannot write the session here ({error.strerror or error})", path=out,
+            f"cannot write the session here ({error.strerror or error})",
+            path=out,
             fix="choose a folder you can write to",
         ) from None
 
@@ -174,7 +176,9 @@ def _views(context: _Context):
     return _WORKER_STATE["views"]
 
 
-def _camera_mic(speech: np.ndarray, camera: SynthCamera, num_samples: int, rng: np.random.Generator) -> np.ndarray:
+def _camera_mic(
+    speech: np.ndarray, camera: SynthCamera, num_samples: int, rng: np.random.Generator
+) -> np.ndarray:
     """The camera's mic track: master-time speech shifted by the camera's start offset, with its own
     gain and noise. (No room reflection: one at a pitch-period delay skews the broad correlation peak
     of voiced speech by a sample.)"""
@@ -207,7 +211,10 @@ def _render_take(job: dict[str, Any]) -> dict[str, Any]:
     master_mic = master + rng.normal(0, 0.0015, num_samples).astype(np.float32)
 
     performance = Performance(
-        timeline, rng, subject.style, ExpressionMap.for_names(head.expr_names, head.num_expr),
+        timeline,
+        rng,
+        subject.style,
+        ExpressionMap.for_names(head.expr_names, head.num_expr),
         base_translation=job["base_translation"],
     )
     frame_times = np.arange(num_frames) / preset.fps
@@ -236,20 +243,30 @@ def _render_take(job: dict[str, Any]) -> dict[str, Any]:
         media.write_video(take_dir / f"{camera.id}.mp4", frames[c], preset.fps, mic, threads=context.threads)
 
     gt_dir = context.out / "ground_truth" / "takes" / take_id
-    save_npz(gt_dir / "flame.npz", **master_params, shape=subject.shape.astype(np.float32),
-             frame_times_s=frame_times)
+    save_npz(
+        gt_dir / "flame.npz",
+        **master_params,
+        shape=subject.shape.astype(np.float32),
+        frame_times_s=frame_times,
+    )
     landmarks2d = {
         camera.id: camera.project(landmarks3d[c].reshape(-1, 3)).reshape(num_frames, 68, 2).astype(np.float32)
         for c, camera in enumerate(cameras)
     }
-    save_npz(gt_dir / "landmarks.npz", **landmarks2d,
-             **{f"{c.id}_frame_times_s": camera_times[i] for i, c in enumerate(cameras)})
+    save_npz(
+        gt_dir / "landmarks.npz",
+        **landmarks2d,
+        **{f"{c.id}_frame_times_s": camera_times[i] for i, c in enumerate(cameras)},
+    )
     phonemes = timeline_to_json(timeline, subject.speaker)
     phonemes.update({"take": take_id, "subject": subject.id, "duration_s": num_frames / preset.fps})
     write_json(gt_dir / "phonemes.json", phonemes)
     middle = num_frames // 2
-    return {"take": take_id, "num_frames": num_frames, "contact": frames[:, middle].copy() if job["index"] == 0
-            else None}
+    return {
+        "take": take_id,
+        "num_frames": num_frames,
+        "contact": frames[:, middle].copy() if job["index"] == 0 else None,
+    }
 
 
 def _render_calibration(job: dict[str, Any]) -> dict[str, Any]:
@@ -292,8 +309,10 @@ def _render_calibration(job: dict[str, Any]) -> dict[str, Any]:
         poses[camera.id] = camera_poses
         mic = _camera_mic(claps, camera, num_samples, _rng(context.seed, _KEY_CALIBRATION, 2000 + c))
         media.write_video(out_dir / f"{camera.id}.mp4", frames, preset.fps, mic, threads=context.threads)
-    save_npz(context.out / "ground_truth" / "calibration" / "board_poses.npz",
-             **{f"{cid}_board_to_world": value for cid, value in poses.items()})
+    save_npz(
+        context.out / "ground_truth" / "calibration" / "board_poses.npz",
+        **{f"{cid}_board_to_world": value for cid, value in poses.items()},
+    )
     return {"take": "calibration", "num_frames": num_frames, "contact": None}
 
 
@@ -316,7 +335,9 @@ def _contact_sheet(frames: np.ndarray, cameras: list[SynthCamera], frontal: str)
             label += " (frontal)"
         cv2.putText(tile, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
         r, c = divmod(index, columns)
-        sheet[r * height * scale : (r + 1) * height * scale, c * width * scale : (c + 1) * width * scale] = tile
+        sheet[r * height * scale : (r + 1) * height * scale, c * width * scale : (c + 1) * width * scale] = (
+            tile
+        )
     return sheet
 
 
@@ -339,8 +360,15 @@ def generate_session(
             shutil.rmtree(out / stale)
 
     head = build_head(seed)
-    cameras, frontal = build_rig(_rng(seed, _KEY_RIG), preset.num_cameras, preset.width, preset.height,
-                                 preset.fps, preset.distance_m, preset.field_of_view_m)
+    cameras, frontal = build_rig(
+        _rng(seed, _KEY_RIG),
+        preset.num_cameras,
+        preset.width,
+        preset.height,
+        preset.fps,
+        preset.distance_m,
+        preset.field_of_view_m,
+    )
     studio = build_studio(_rng(seed, _KEY_STUDIO))
     plates = []
     for camera in cameras:
@@ -362,8 +390,15 @@ def generate_session(
         for t_index in range(preset.takes_per_subject):
             take_id = f"{subject.id}_t{t_index:02d}"
             base = -face_centre + np.array([0.0, subject.height_offset_m, 0.0])
-            jobs.append({"kind": "take", "take": take_id, "subject": subject.id,
-                         "index": s_index * preset.takes_per_subject + t_index, "base_translation": base})
+            jobs.append(
+                {
+                    "kind": "take",
+                    "take": take_id,
+                    "subject": subject.id,
+                    "index": s_index * preset.takes_per_subject + t_index,
+                    "base_translation": base,
+                }
+            )
             takes.append({"id": take_id, "subject": subject.id})
     jobs.sort(key=lambda job: job["kind"] != "take")  # the long calibration job last but one worker frees up
 
@@ -377,11 +412,13 @@ def generate_session(
             results.append(_run_job(job))
     else:
         ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                                    initargs=(context,)) as pool:
+        with concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(context,)
+        ) as pool:
             futures = [pool.submit(_run_job, job) for job in jobs]
-            for future in track(concurrent.futures.as_completed(futures), "synth: rendering takes",
-                                total=len(futures)):
+            for future in track(
+                concurrent.futures.as_completed(futures), "synth: rendering takes", total=len(futures)
+            ):
                 results.append(future.result())
 
     for camera, plate in zip(cameras, plates, strict=True):
@@ -418,5 +455,13 @@ def generate_session(
                         "master sample n + time_offset_s*16000",
     })  # fmt: skip
     log(f"synth: wrote {len(takes)} takes x {len(cameras)} cameras to {out} in {seconds:.1f} s")
-    return SessionSummary(out, preset.name, seed, [c.id for c in cameras], frontal, [t["id"] for t in takes],
-                          num_frames, seconds)
+    return SessionSummary(
+        out,
+        preset.name,
+        seed,
+        [c.id for c in cameras],
+        frontal,
+        [t["id"] for t in takes],
+        num_frames,
+        seconds,
+    )

@@ -70,31 +70,146 @@ PHONEMES: dict[str, Phoneme] = {
         Phoneme("ao", _V, (590, 880, 2540), True, 120, jaw=0.19, round=0.6, lip_dominance=1.5),
         # bilabials: the lips close whatever the neighbours do (high lip dominance)
         Phoneme("m", "nasal", (250, 1000, 2200), True, 80, close=1.0, jaw_dominance=6, lip_dominance=30),
-        Phoneme("b", "stop", (200, 900, 2100), True, 85, noise="labial", frication=0.25,
-                close=1.0, jaw_dominance=6, lip_dominance=30),
-        Phoneme("p", "stop", (200, 900, 2100), False, 95, noise="labial", frication=0.35,
-                close=1.0, jaw_dominance=6, lip_dominance=30),
+        Phoneme(
+            "b",
+            "stop",
+            (200, 900, 2100),
+            True,
+            85,
+            noise="labial",
+            frication=0.25,
+            close=1.0,
+            jaw_dominance=6,
+            lip_dominance=30,
+        ),
+        Phoneme(
+            "p",
+            "stop",
+            (200, 900, 2100),
+            False,
+            95,
+            noise="labial",
+            frication=0.35,
+            close=1.0,
+            jaw_dominance=6,
+            lip_dominance=30,
+        ),
         # labiodentals: lower lip under the upper teeth
-        Phoneme("f", "fricative", (300, 1100, 2300), False, 100, noise="broad", frication=0.18,
-                jaw=0.03, tuck=1.0, jaw_dominance=3, lip_dominance=12),
-        Phoneme("v", "fricative", (300, 1100, 2300), True, 80, noise="broad", frication=0.12,
-                jaw=0.03, tuck=1.0, jaw_dominance=3, lip_dominance=12),
+        Phoneme(
+            "f",
+            "fricative",
+            (300, 1100, 2300),
+            False,
+            100,
+            noise="broad",
+            frication=0.18,
+            jaw=0.03,
+            tuck=1.0,
+            jaw_dominance=3,
+            lip_dominance=12,
+        ),
+        Phoneme(
+            "v",
+            "fricative",
+            (300, 1100, 2300),
+            True,
+            80,
+            noise="broad",
+            frication=0.12,
+            jaw=0.03,
+            tuck=1.0,
+            jaw_dominance=3,
+            lip_dominance=12,
+        ),
         # sibilants
-        Phoneme("s", "fricative", (300, 1700, 2700), False, 105, noise="alveolar_fric", frication=0.55,
-                jaw=0.03, spread=0.4, jaw_dominance=3, lip_dominance=0.6),
-        Phoneme("z", "fricative", (300, 1700, 2700), True, 85, noise="alveolar_fric", frication=0.4,
-                jaw=0.03, spread=0.4, jaw_dominance=3, lip_dominance=0.6),
-        Phoneme("sh", "fricative", (300, 1800, 2500), False, 110, noise="postalveolar", frication=0.55,
-                jaw=0.04, round=0.6, jaw_dominance=3, lip_dominance=2),
+        Phoneme(
+            "s",
+            "fricative",
+            (300, 1700, 2700),
+            False,
+            105,
+            noise="alveolar_fric",
+            frication=0.55,
+            jaw=0.03,
+            spread=0.4,
+            jaw_dominance=3,
+            lip_dominance=0.6,
+        ),
+        Phoneme(
+            "z",
+            "fricative",
+            (300, 1700, 2700),
+            True,
+            85,
+            noise="alveolar_fric",
+            frication=0.4,
+            jaw=0.03,
+            spread=0.4,
+            jaw_dominance=3,
+            lip_dominance=0.6,
+        ),
+        Phoneme(
+            "sh",
+            "fricative",
+            (300, 1800, 2500),
+            False,
+            110,
+            noise="postalveolar",
+            frication=0.55,
+            jaw=0.04,
+            round=0.6,
+            jaw_dominance=3,
+            lip_dominance=2,
+        ),
         # alveolar and velar stops: the lips follow the neighbouring vowels (low lip dominance)
-        Phoneme("t", "stop", (200, 1700, 2600), False, 85, noise="alveolar", frication=0.45,
-                jaw=0.05, jaw_dominance=1.5, lip_dominance=0.2),
-        Phoneme("d", "stop", (200, 1700, 2600), True, 75, noise="alveolar", frication=0.3,
-                jaw=0.05, jaw_dominance=1.5, lip_dominance=0.2),
-        Phoneme("k", "stop", (250, 2000, 2500), False, 90, noise="velar", frication=0.4,
-                jaw=0.07, jaw_dominance=1.0, lip_dominance=0.2),
-        Phoneme("g", "stop", (250, 2000, 2500), True, 75, noise="velar", frication=0.3,
-                jaw=0.07, jaw_dominance=1.0, lip_dominance=0.2),
+        Phoneme(
+            "t",
+            "stop",
+            (200, 1700, 2600),
+            False,
+            85,
+            noise="alveolar",
+            frication=0.45,
+            jaw=0.05,
+            jaw_dominance=1.5,
+            lip_dominance=0.2,
+        ),
+        Phoneme(
+            "d",
+            "stop",
+            (200, 1700, 2600),
+            True,
+            75,
+            noise="alveolar",
+            frication=0.3,
+            jaw=0.05,
+            jaw_dominance=1.5,
+            lip_dominance=0.2,
+        ),
+        Phoneme(
+            "k",
+            "stop",
+            (250, 2000, 2500),
+            False,
+            90,
+            noise="velar",
+            frication=0.4,
+            jaw=0.07,
+            jaw_dominance=1.0,
+            lip_dominance=0.2,
+        ),
+        Phoneme(
+            "g",
+            "stop",
+            (250, 2000, 2500),
+            True,
+            75,
+            noise="velar",
+            frication=0.3,
+            jaw=0.07,
+            jaw_dominance=1.0,
+            lip_dominance=0.2,
+        ),
         # nasals
         Phoneme("n", "nasal", (250, 1700, 2600), True, 70, jaw=0.05, jaw_dominance=1.2, lip_dominance=0.2),
         Phoneme("ng", "nasal", (250, 2000, 2600), True, 75, jaw=0.07, jaw_dominance=1.0, lip_dominance=0.2),
@@ -174,7 +289,9 @@ class TimedPhoneme:
 _CLOSURE_FRACTION = 0.7  # stops: closure, then burst + aspiration in the last 30 %
 
 
-def random_sentence(rng: np.random.Generator, speaker: Speaker, target_duration_s: float) -> list[TimedPhoneme]:
+def random_sentence(
+    rng: np.random.Generator, speaker: Speaker, target_duration_s: float
+) -> list[TimedPhoneme]:
     """A word-like syllable string with pauses, about ``target_duration_s`` long (silence included).
 
     Words have 1-3 syllables (C)V(C); the first syllable of each word is stressed; about one word
@@ -197,7 +314,10 @@ def random_sentence(rng: np.random.Generator, speaker: Speaker, target_duration_
             if rng.random() < 0.3:
                 word.append((str(rng.choice(_CODAS, p=coda_p)), stressed))
         durations = [
-            PHONEMES[s].duration_ms / 1000.0 / speaker.rate * float(rng.uniform(0.85, 1.15))
+            PHONEMES[s].duration_ms
+            / 1000.0
+            / speaker.rate
+            * float(rng.uniform(0.85, 1.15))
             * (1.25 if stressed and PHONEMES[s].kind == _V else 1.0)
             for s, stressed in word
         ]
@@ -339,8 +459,9 @@ def synthesize(
         amplitude = per_sample(frication[band])
         if not np.any(amplitude):
             continue
-        sos = signal.butter(4, [lo_hz, min(hi_hz, 0.49 * SAMPLE_RATE)], btype="bandpass", fs=SAMPLE_RATE,
-                            output="sos")
+        sos = signal.butter(
+            4, [lo_hz, min(hi_hz, 0.49 * SAMPLE_RATE)], btype="bandpass", fs=SAMPLE_RATE, output="sos"
+        )
         output = output + amplitude * 0.35 * signal.sosfilt(sos, rng.normal(0.0, 1.0, num_samples))
 
     peak = np.percentile(np.abs(output), 99.9) + 1e-9

@@ -148,7 +148,7 @@ def reencode(path, *, fps=FPS, size=None, audio="keep", frames=None):
     frames = read_frames(path, SIZE, SIZE) if frames is None else frames
     if size is not None:
         frames = frames[:, : size[1], : size[0]]
-    mic = read_audio(path, FS) if audio == "keep" else audio
+    mic = read_audio(path, FS) if isinstance(audio, str) else audio
     encode(path, np.ascontiguousarray(frames), mic, fps=fps)
 
 
@@ -244,7 +244,7 @@ def test_too_few_board_detections_then_resume(broken, capsys, session):
     root, out = broken
     video = root / "calibration/cam02.mp4"
     saved = video.read_bytes()
-    frames = read_frames(video, SIZE, SIZE)
+    frames = read_frames(video, SIZE, SIZE).copy()
     frames[10:] = 90  # the board leaves the view after 10 frames
     reencode(video, frames=frames)
     message = cli_error(capsys, root, out)

@@ -62,34 +62,41 @@ def _smin(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
 
 
 def _ellipsoid(
-    p: np.ndarray, centre: tuple[float, float, float], radii: tuple[float, float, float]
+    xyz: tuple[np.ndarray, np.ndarray, np.ndarray],
+    centre: tuple[float, float, float],
+    radii: tuple[float, float, float],
 ) -> np.ndarray:
-    q = p - np.asarray(centre)
-    r = np.asarray(radii)
-    k0 = np.sqrt(np.einsum("...i,...i->...", q / r, q / r))
-    k1 = np.sqrt(np.einsum("...i,...i->...", q / (r * r), q / (r * r)))
+    """Approximate signed distance to an ellipsoid: k0 (k0 - 1) / k1 (Quilez), per coordinate array."""
+    qx, qy, qz = ((xyz[k] - centre[k]) / radii[k] for k in range(3))
+    k0 = np.sqrt(qx * qx + qy * qy + qz * qz)
+    qx, qy, qz = qx / radii[0], qy / radii[1], qz / radii[2]
+    k1 = np.sqrt(qx * qx + qy * qy + qz * qz)
     return k0 * (k0 - 1.0) / np.maximum(k1, 1e-12)
 
 
-def _capsule_y(p: np.ndarray, x: float, z: float, y0: float, y1: float, radius: float) -> np.ndarray:
-    y = np.clip(p[..., 1], y0, y1)
-    return np.sqrt((p[..., 0] - x) ** 2 + (p[..., 1] - y) ** 2 + (p[..., 2] - z) ** 2) - radius
+def _capsule_y(
+    xyz: tuple[np.ndarray, np.ndarray, np.ndarray], x: float, z: float, y0: float, y1: float, radius: float
+) -> np.ndarray:
+    y = np.clip(xyz[1], y0, y1)
+    return np.sqrt((xyz[0] - x) ** 2 + (xyz[1] - y) ** 2 + (xyz[2] - z) ** 2) - radius
 
 
 def head_implicit(p: np.ndarray) -> np.ndarray:
     """Approximate signed distance of the base head (negative inside). ``p [..., 3]``."""
-    d = _ellipsoid(p, (0.0, 0.030, -0.012), (0.0745, 0.094, 0.098))  # cranium
-    d = _smin(d, _ellipsoid(p, (0.0, -0.010, 0.014), (0.063, 0.076, 0.077)), 0.03)  # mid-face
-    d = _smin(d, _ellipsoid(p, (0.0, -0.058, 0.010), (0.056, 0.040, 0.071)), 0.03)  # jaw
-    d = _smin(d, _ellipsoid(p, (0.0, -0.086, 0.064), (0.021, 0.018, 0.022)), 0.02)  # chin
+    p = np.asarray(p, np.float64)
+    xyz = (np.ascontiguousarray(p[..., 0]), np.ascontiguousarray(p[..., 1]), np.ascontiguousarray(p[..., 2]))
+    d = _ellipsoid(xyz, (0.0, 0.030, -0.012), (0.0745, 0.094, 0.098))  # cranium
+    d = _smin(d, _ellipsoid(xyz, (0.0, -0.010, 0.014), (0.063, 0.076, 0.077)), 0.03)  # mid-face
+    d = _smin(d, _ellipsoid(xyz, (0.0, -0.058, 0.010), (0.056, 0.040, 0.071)), 0.03)  # jaw
+    d = _smin(d, _ellipsoid(xyz, (0.0, -0.086, 0.064), (0.021, 0.018, 0.022)), 0.02)  # chin
     for side in (-1.0, 1.0):
         d = _smin(
-            d, _ellipsoid(p, (side * 0.050, -0.064, -0.008), (0.013, 0.020, 0.020)), 0.02
+            d, _ellipsoid(xyz, (side * 0.050, -0.064, -0.008), (0.013, 0.020, 0.020)), 0.02
         )  # gonial angle
-        d = _smin(d, _ellipsoid(p, (side * 0.041, 0.006, 0.047), (0.024, 0.017, 0.030)), 0.02)  # cheekbone
-    d = _smin(d, _capsule_y(p, 0.0, -0.024, -0.30, -0.03, 0.054), 0.03)  # neck
+        d = _smin(d, _ellipsoid(xyz, (side * 0.041, 0.006, 0.047), (0.024, 0.017, 0.030)), 0.02)  # cheekbone
+    d = _smin(d, _capsule_y(xyz, 0.0, -0.024, -0.30, -0.03, 0.054), 0.03)  # neck
     for side in (-1.0, 1.0):  # eye sockets (smooth subtraction)
-        socket = _ellipsoid(p, (side * L.EYE_X, L.EYE_Y + 0.001, 0.083), (0.021, 0.015, 0.019))
+        socket = _ellipsoid(xyz, (side * L.EYE_X, L.EYE_Y + 0.001, 0.083), (0.021, 0.015, 0.019))
         d = -_smin(-d, socket, 0.012)
     return d
 
