@@ -200,12 +200,29 @@ def load_syncnet(path: Path) -> SyncNet:
 
 
 def save_syncnet(model: SyncNet, path: Path, extra: dict | None = None) -> None:
-    """Our checkpoint format: ``{"config": {...}, "state_dict": ..., "extra": {...}}`` (atomic)."""
-    from gsbench.io import atomic_path
+    """Our checkpoint format: ``{"config": {...}, "state_dict": ..., "extra": {...}}`` (atomic).
+
+    The bytes depend only on the contents: torch.save writes a random ``.data/serialization_id`` record
+    into its zip, which is zeroed here and the archive rewritten with fixed timestamps, so the same seed
+    gives the same file and the same sha256-based name.
+    """
+    import io
+    import zipfile
+
+    from gsbench.io import write_bytes
 
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"config": model.config(), "state_dict": state, "extra": extra or {}}, tmp)
+    raw = io.BytesIO()
+    torch.save({"config": model.config(), "state_dict": state, "extra": extra or {}}, raw)
+    raw.seek(0)
+    out = io.BytesIO()
+    with zipfile.ZipFile(raw) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename.endswith(".data/serialization_id"):
+                data = b"0" * len(data)
+            zout.writestr(zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0)), data)
+    write_bytes(path, out.getvalue())
 
 
 def audio_to_int16(audio: np.ndarray) -> np.ndarray:

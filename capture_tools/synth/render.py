@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 
-import cv2
 import numpy as np
 import open3d as o3d
 import scipy.sparse
 
 from capture_tools.synth.rig import SynthCamera
+from capture_tools.synth.scene import remap_points
 from tracking.head_model import REGIONS, HeadModel
 
 _COPY_SPACING_M = 8.0
@@ -110,10 +110,9 @@ class HeadRenderer:
 
     def _sample_texture(self, uv: np.ndarray) -> np.ndarray:
         rows, cols = self.texture.shape[:2]
-        map_x = (uv[:, 0] * cols - 0.5).astype(np.float32).reshape(1, -1)
-        map_y = ((1.0 - uv[:, 1]) * rows - 0.5).astype(np.float32).reshape(1, -1)
-        albedo = cv2.remap(self.texture, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        albedo = albedo.reshape(-1, 3)
+        map_x = (uv[:, 0] * cols - 0.5).astype(np.float32)
+        map_y = ((1.0 - uv[:, 1]) * rows - 0.5).astype(np.float32)
+        albedo = remap_points(self.texture, map_x, map_y)
         if self.wrinkles:
             return albedo, (map_x, map_y)
         return albedo, None
@@ -211,9 +210,7 @@ class HeadRenderer:
             darkening = np.zeros(len(uv), np.float32)
             for index, wrinkle in self.wrinkles:
                 if index < len(expr) and expr[index] > 0:
-                    sampled = cv2.remap(
-                        wrinkle, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-                    ).reshape(-1)
+                    sampled = remap_points(wrinkle, maps[0], maps[1])
                     darkening += float(expr[index]) * sampled
             albedo = albedo * (1.0 - np.clip(darkening, 0.0, 0.9))[:, None]
         back = np.einsum("nd,nd->n", normal, view_dir) < 0

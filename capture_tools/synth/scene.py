@@ -61,10 +61,26 @@ class Studio:
 
 def _sample(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
     """Bilinear lookup of ``image`` at float pixel coordinates (1-D arrays), clamped at the border."""
+    return remap_points(image, map_x, map_y).reshape(-1, image.shape[2])
+
+
+def remap_points(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    """``cv2.remap`` (bilinear, border replicated) at N points; [N, C] or [N] for a 2-D image.
+
+    cv2.remap needs maps under 32767 per side, so the points are laid out in rows of 1024."""
+    count = len(map_x)
+    padded = -(-max(count, 1) // 1024) * 1024
+    grid_x = np.zeros(padded, np.float32)
+    grid_y = np.zeros(padded, np.float32)
+    grid_x[:count], grid_y[:count] = map_x.reshape(-1), map_y.reshape(-1)
     out = cv2.remap(
-        image, map_x.reshape(1, -1), map_y.reshape(1, -1), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        image,
+        grid_x.reshape(-1, 1024),
+        grid_y.reshape(-1, 1024),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
     )
-    return out.reshape(-1, image.shape[2])
+    return out.reshape(padded, *image.shape[2:])[:count]
 
 
 def _value_noise(

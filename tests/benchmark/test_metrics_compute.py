@@ -70,7 +70,19 @@ def clip(tmp_path_factory):
     torch.manual_seed(0)
     torch.save(syncnet.SyncNet().state_dict(), weights / "syncnet_v2.model")  # random, official layout
     torch.save(torchvision.models.alexnet().state_dict(), weights / "alexnet-owt-7be5be79.pth")  # random
-    return {"root": root, "pred": pred, "gt": gt, "masks": masks, "audio": audio, "weights": weights}
+    ours = weights / "ours.pt"
+    syncnet.save_syncnet(syncnet.SyncNet(width=0.0625, embedding_dim=64), ours)
+    ours_name = f"syncnet-gsbench-{sha256_file(ours)[:8]}"
+    ours.rename(weights / f"{ours_name}.pt")
+    return {
+        "ours": ours_name,
+        "root": root,
+        "pred": pred,
+        "gt": gt,
+        "masks": masks,
+        "audio": audio,
+        "weights": weights,
+    }
 
 
 def _pinned_registry(weights):
@@ -193,12 +205,15 @@ def test_cli_on_mp4_and_folders(clip, monkeypatch, capsys):
             "--audio",
             str(root / "audio.wav"),
             "--json",
+            "--syncnet",
+            clip["ours"],
         ]
     )
     out = json.loads(capsys.readouterr().out)
     assert {"psnr", "ssim", "lpips", "lmd", "lse_d", "lse_c"} <= set(out)
     assert out["lpips"]["status"] == "missing"  # random AlexNet refused by the registry
-    assert out["lse_c"]["status"] == "ok" and out["lse_c"]["weight_id"].startswith("syncnet-v2:")
+    assert out["lse_c"]["status"] == "ok" and out["lse_c"]["weight_id"].startswith(clip["ours"] + ":")
+    assert out["lse_c"]["details"]["weights_origin"] == "ours"
     assert out["psnr"]["status"] == "ok" and 20 < out["psnr"]["value"] < 40
 
     main(
@@ -211,10 +226,12 @@ def test_cli_on_mp4_and_folders(clip, monkeypatch, capsys):
             str(root / "masks"),
             "--audio",
             str(root / "audio.wav"),
+            "--syncnet",
+            clip["ours"],
         ]
     )
     table = capsys.readouterr().out
-    for name in ("psnr", "ssim", "lpips", "lmd", "lse_d", "lse_c", "psnr_masked", "syncnet-v2:"):
+    for name in ("psnr", "ssim", "lpips", "lmd", "lse_d", "lse_c", "psnr_masked", "syncnet-gsbench-"):
         assert name in table
     assert "missing" in table
 

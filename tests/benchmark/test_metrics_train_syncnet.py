@@ -96,7 +96,7 @@ def build_sync_dataset(root: Path, seed: int = 0, num_frames: int = 60) -> Path:
     return root
 
 
-def _train_cli(dataset: Path, out: Path, steps: int, width: str = "0.0625", seed: int = 0) -> Path:
+def _train_cli(dataset: Path, out: Path, steps: int, batch_size: int = 4, width: str = "0.0625") -> Path:
     from benchmark.cli import main
 
     main(
@@ -108,11 +108,11 @@ def _train_cli(dataset: Path, out: Path, steps: int, width: str = "0.0625", seed
             "--steps",
             str(steps),
             "--batch-size",
-            "4",
+            str(batch_size),
             "--width",
             width,
             "--seed",
-            str(seed),
+            "0",
             "--out",
             str(out),
         ]
@@ -161,7 +161,7 @@ def test_trained_syncnet_prefers_in_sync_video(tmp_path):
     from benchmark.metrics.train_syncnet import load_clip, shifted_check
 
     dataset = build_sync_dataset(tmp_path / "data")
-    path = _train_cli(dataset, tmp_path / "w", steps=SLOW_STEPS)
+    path = _train_cli(dataset, tmp_path / "w", steps=SLOW_STEPS, batch_size=16)
     check = shifted_check(syncnet.load_syncnet(path), load_clip(dataset, "s01_t05"), shift=8)
     assert check["lse_d_sync"] < check["lse_d_shifted"]
     assert check["lse_c_sync"] > check["lse_c_shifted"]

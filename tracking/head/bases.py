@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import scipy.linalg
 
 from tracking.head import layout as L
 from tracking.head.geometry import HeadGeometry, eye_centre, eye_fissure, eye_local
@@ -264,10 +265,24 @@ def orthogonal_basis(
     names = tuple(name for name, _ in fields)
     designed = np.stack([transform(field).reshape(-1) for _, field in fields], axis=1)  # [V*3, K]
     # QR = Gram-Schmidt in column order: column k of Q spans what fields 0..k add to fields 0..k-1.
-    q, r = np.linalg.qr(designed)
     norms = np.linalg.norm(designed, axis=0)
-    if np.any(np.abs(np.diag(r)) < 1e-3 * norms):
+    q, r = _cholesky_qr2(designed / norms[None, :])
+    if np.any(np.diag(r) < 1e-3):
         raise RuntimeError("a basis field is (nearly) a combination of earlier ones")
-    columns = q * np.sign(np.diag(r))[None, :] * norms[None, :]
+    columns = q * norms[None, :]
     basis = columns.reshape(len(geometry.vertices), 3, len(names))
     return basis, names
+
+
+def _cholesky_qr2(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Thin QR ``a [N, K] = q r`` with ``diag(r) > 0`` by CholeskyQR2 (Fukaya et al. 2014).
+
+    Two passes of ``r = chol(aᵀa)ᵀ, q = a r⁻¹`` give Householder-level orthogonality for
+    cond(a) << 1e8 (the fields are unit-normalised first) at a fraction of the cost for N >> K.
+    """
+    q, r = a, np.eye(a.shape[1])
+    for _ in range(2):
+        step = np.linalg.cholesky(q.T @ q).T  # upper triangular
+        q = q @ scipy.linalg.solve_triangular(step, np.eye(len(step)))
+        r = step @ r
+    return q, r

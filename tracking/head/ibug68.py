@@ -31,18 +31,22 @@ def _frontal_hits(vertices: np.ndarray, faces: np.ndarray, xy: np.ndarray) -> tu
     a, b, c = tri[:, 0, :2], tri[:, 1, :2], tri[:, 2, :2]
     denom = (b[:, 1] - c[:, 1]) * (a[:, 0] - c[:, 0]) + (c[:, 0] - b[:, 0]) * (a[:, 1] - c[:, 1])
     valid = np.abs(denom) > 1e-14
+    lo, hi = tri[:, :, :2].min(axis=1) - 1e-6, tri[:, :, :2].max(axis=1) + 1e-6
     face_idx = np.zeros(len(xy), np.int64)
     bary = np.zeros((len(xy), 3))
     for k, (px, py) in enumerate(xy):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            w0 = ((b[:, 1] - c[:, 1]) * (px - c[:, 0]) + (c[:, 0] - b[:, 0]) * (py - c[:, 1])) / denom
-            w1 = ((c[:, 1] - a[:, 1]) * (px - c[:, 0]) + (a[:, 0] - c[:, 0]) * (py - c[:, 1])) / denom
+        # only triangles whose xy bounding box holds the point can contain it
+        near = np.nonzero(valid & (lo[:, 0] <= px) & (hi[:, 0] >= px) & (lo[:, 1] <= py) & (hi[:, 1] >= py))[0]
+        na, nb, nc, nd = a[near], b[near], c[near], denom[near]
+        w0 = ((nb[:, 1] - nc[:, 1]) * (px - nc[:, 0]) + (nc[:, 0] - nb[:, 0]) * (py - nc[:, 1])) / nd
+        w1 = ((nc[:, 1] - na[:, 1]) * (px - nc[:, 0]) + (na[:, 0] - nc[:, 0]) * (py - nc[:, 1])) / nd
         w2 = 1.0 - w0 - w1
-        inside = valid & (w0 >= -1e-9) & (w1 >= -1e-9) & (w2 >= -1e-9)
+        inside = (w0 >= -1e-9) & (w1 >= -1e-9) & (w2 >= -1e-9)
         if not inside.any():
             raise RuntimeError(f"landmark ray at {(px, py)} missed the head surface")
-        candidates = np.nonzero(inside)[0]
-        weights = np.stack([w0[candidates], w1[candidates], w2[candidates]], axis=-1)
+        candidates = near[inside]
+        w0, w1, w2 = w0[inside], w1[inside], w2[inside]
+        weights = np.stack([w0, w1, w2], axis=-1)
         depth = np.einsum("nk,nk->n", weights, tri[candidates, :, 2])
         best = int(np.argmax(depth))
         face_idx[k] = candidates[best]

@@ -33,16 +33,13 @@ def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
 
 def uniform_laplacian(num_vertices: int, faces: np.ndarray) -> scipy.sparse.csr_matrix:
     """Graph Laplacian (degree - adjacency) of the mesh edges."""
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    edges = np.unique(np.sort(edges, axis=1), axis=0)
-    ones = np.ones(len(edges))
+    start = faces.reshape(-1)
+    end = faces[:, [1, 2, 0]].reshape(-1)
     adjacency = scipy.sparse.coo_matrix(
-        (
-            np.concatenate([ones, ones]),
-            (np.concatenate([edges[:, 0], edges[:, 1]]), np.concatenate([edges[:, 1], edges[:, 0]])),
-        ),
+        (np.ones(2 * len(start)), (np.concatenate([start, end]), np.concatenate([end, start]))),
         shape=(num_vertices, num_vertices),
-    ).tocsr()
+    ).tocsr()  # sums duplicates: an edge shared by two faces is counted twice...
+    adjacency.data[:] = 1.0  # ...so every edge is set back to one
     degree = scipy.sparse.diags(np.asarray(adjacency.sum(axis=1)).ravel())
     return (degree - adjacency).tocsr()
 

@@ -71,10 +71,11 @@ def _bilinear(grid: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarra
     row0, row_w = taps(rows, grid.shape[0])
     col0, col_w = taps(cols, grid.shape[1])
     trailing = (None,) * (grid.ndim - 2)
-    row_w = row_w[(slice(None), None, *trailing)]
-    along_rows = grid[row0] * (1 - row_w) + grid[row0 + 1] * row_w  # [h, C, ...]
+    # columns first on the small grid, so the large gather copies whole rows
     col_w = col_w[(None, slice(None), *trailing)]
-    return along_rows[:, col0] * (1 - col_w) + along_rows[:, col0 + 1] * col_w
+    along_cols = grid[:, col0] * (1 - col_w) + grid[:, col0 + 1] * col_w  # [R, w, ...]
+    row_w = row_w[(slice(None), None, *trailing)]
+    return along_cols[row0] * (1 - row_w) + along_cols[row0 + 1] * row_w
 
 
 def _noise(
@@ -118,7 +119,7 @@ def texel_positions(geometry: HeadGeometry, size: int) -> tuple[np.ndarray, slic
     grid_i = (v_hi - v) / (v_hi - v_lo) * (rows - 1)
     grid_j = px / size * cols
     grid = np.concatenate([geometry.grid_positions, geometry.grid_positions[:, :1]], axis=1)  # seam column
-    return _bilinear(grid, grid_i, grid_j).astype(np.float32), slice(top, bottom)
+    return _bilinear(grid.astype(np.float32), grid_i, grid_j), slice(top, bottom)
 
 
 def _hairline(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -186,31 +187,33 @@ def paint_head(p: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dic
     shape = x.shape
     front = _smoothstep(0.03, 0.07, z)
     skin = np.array([0.86, 0.66, 0.54]) * (1.0 + 0.02 * rng.standard_normal(3))
-    colour = np.broadcast_to(skin.astype(np.float32), shape + (3,)).copy()
     low = _noise(rng, shape, 18.0)
     mid = _noise(rng, shape, 4.0)
     pores = _noise(rng, shape, 0.7)
-    colour *= (1.0 + 0.035 * low + 0.02 * mid + 0.025 * pores)[..., None]
+    shade = 1.0 + 0.035 * low + 0.02 * mid + 0.025 * pores
     redness = (
         sum(np.exp(-(((x - s * 0.042) / 0.018) ** 2 + ((y + 0.018) / 0.016) ** 2)) for s in (-1.0, 1.0))
         * front
         + 0.8 * np.exp(-((x / 0.012) ** 2 + ((y - L.NOSE_TIP_Y) / 0.012) ** 2)) * front
         + 0.6 * np.exp(-(((np.abs(x) - 0.075) / 0.012) ** 2 + ((y - 0.004) / 0.025) ** 2))
     )
-    colour += (0.05 * redness)[..., None] * _rgb(1.0, -0.5, -0.4)
-    hair = _hairline(p, rng)
+    colour = np.empty(shape + (3,), np.float32)
+    for channel, tint in enumerate((1.0, -0.5, -0.4)):
+        colour[..., channel] = np.float32(skin[channel]) * shade + (0.05 * tint) * redness
+    hair = _hairline(p, rng).astype(np.float32)
     strands = 1.0 + 0.25 * _noise(rng, shape, (0.5, 3.0)) + 0.1 * low
     face = _face_window(p)
     face_colour = colour[face]  # a view: _paint_face paints into colour
     face_wrinkles = _paint_face(p[face], face_colour, hair[face], mid[face], rng)
-    hair_colour = _rgb(0.20, 0.13, 0.09) * strands[..., None]
-    colour = colour * (1.0 - hair[..., None]) + hair_colour * hair[..., None]
+    colour *= (1.0 - hair)[..., None]
+    colour += (hair * strands)[..., None] * _rgb(0.20, 0.13, 0.09)
+    np.clip(colour, 0.0, 1.0, out=colour)
     wrinkles = {}
     for name, value in face_wrinkles.items():
         full = np.zeros(shape, np.float32)
         full[face] = value
         wrinkles[name] = full
-    return np.clip(colour, 0.0, 1.0), wrinkles
+    return colour, wrinkles
 
 
 def _face_window(p: np.ndarray) -> tuple[slice, slice]:
