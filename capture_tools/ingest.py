@@ -34,14 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from capture_tools import media
 from capture_tools.calibrate import CalibrationParams, undistorted_size_K
 from capture_tools.frames import FrameParams
 from capture_tools.masks import MaskParams
 from capture_tools.rig import RigSpec, load_rig
 from capture_tools.sync import SyncParams
 from gsbench import __version__
-from gsbench.errors import InputError, MediaError, StageError
+from gsbench.errors import InputError, StageError
 from gsbench.io import sha256_file, write_json
 from gsbench.progress import log
 
@@ -63,6 +62,7 @@ class Context:
     out: Path
     params: IngestParams
     results: dict[str, dict] = field(default_factory=dict)  # stage -> its current result
+    file_hashes: dict[tuple, str] = field(default_factory=dict)  # (path, size, mtime_ns) -> sha256
 
     @property
     def reports(self) -> Path:
@@ -103,9 +103,18 @@ def stage_names() -> list[str]:
     return list(_STAGES)
 
 
+TRACK_STAGE_MODULE = "tracking.ingest_stage"  # registers "track" on import, when the tracking issue adds it
+
+
 def _load_builtin_stages() -> None:
     if "probe" not in _STAGES:
+        import importlib
+        import importlib.util
+
         from capture_tools import stages  # noqa: F401  (registers the built-in stages)
+
+        if importlib.util.find_spec(TRACK_STAGE_MODULE) is not None:
+            importlib.import_module(TRACK_STAGE_MODULE)
 
 
 def _digest(obj: Any) -> str:
@@ -186,8 +195,12 @@ def ingest(
     _load_builtin_stages()
     rig = load_rig(session)
     out = Path(out).resolve()
-    if out == rig.root or rig.root in out.parents and out.name in ("takes", "calibration"):
-        raise InputError("the dataset folder must not be the session folder", path=out)
+    if out == rig.root or out in rig.root.parents:
+        raise InputError(
+            "the dataset folder must not be the session folder or contain it",
+            path=out,
+            fix="write the dataset to a separate folder, e.g. -o data/<name>",
+        )
     out.mkdir(parents=True, exist_ok=True)
     ctx = Context(rig=rig, out=out, params=params)
     state = _State(out)
@@ -318,7 +331,7 @@ def write_dataset_files(ctx: Context, state: _State) -> None:
         "schema_version": SCHEMA_VERSION,
         "name": rig.name,
         "fps": frames["fps"],
-        "image_size": [width, height],
+        "image_size": [height, width],  # [H, W], as benchmark.dataset reads it
         "frontal_camera": rig.frontal_camera,
         "cameras": rig.camera_ids,
         "subjects": sorted({t.subject for t in rig.takes}),
@@ -344,10 +357,11 @@ def write_dataset_files(ctx: Context, state: _State) -> None:
     write_json(ctx.out / "dataset.json", dataset)
 
 
-def hash_inputs(rig: RigSpec) -> dict[str, dict]:
+def hash_inputs(rig: RigSpec, cache: dict[tuple, str] | None = None) -> dict[str, dict]:
     """sha256 of every raw file rig.yaml points at: ``{id: {"path": relative, "sha256": ...}}``.
 
-    Missing files get ``sha256: None`` (the probe stage reports them)."""
+    Missing files get ``sha256: None`` (the probe stage reports them). ``cache`` (keyed by path, size
+    and mtime) avoids hashing a file twice in one run."""
     files: dict[str, Path] = {"rig.yaml": rig.rig_file}
     for take in rig.takes:
         files[f"takes/{take.id}/audio"] = rig.take_audio(take.id)
@@ -360,10 +374,21 @@ def hash_inputs(rig: RigSpec) -> dict[str, dict]:
         plate = rig.background_plate(camera)
         if plate is not None:
             files[f"background/{camera}"] = plate
+    cache = {} if cache is None else cache
+
+    def digest(path: Path) -> str | None:
+        if not path.exists():
+            return None
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        if key not in cache:
+            cache[key] = sha256_file(path)
+        return cache[key]
+
     return {
         key: {
             "path": str(path.relative_to(rig.root)) if path.is_relative_to(rig.root) else str(path),
-            "sha256": sha256_file(path) if path.exists() else None,
+            "sha256": digest(path),
         }
         for key, path in files.items()
     }
@@ -375,9 +400,4 @@ def clear_dir(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def require_file(path: Path, what: str, fix: str) -> None:
-    if not path.exists():
-        raise MediaError(f"{what} is missing", path=path, fix=fix)
-
-
-__all__ = ["IngestParams", "Stage", "ingest", "register_stage", "stage_names", "need", "media"]
+__all__ = ["IngestParams", "Stage", "Context", "ingest", "register_stage", "stage_names", "need"]

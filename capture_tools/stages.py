@@ -33,12 +33,12 @@ def _rig_summary(ctx: Context) -> dict:
 
 # ---------------------------------------------------------------- probe
 def _probe_inputs(ctx: Context) -> dict:
-    return {"rig": _rig_summary(ctx), "files": hash_inputs(ctx.rig)}
+    return {"rig": _rig_summary(ctx), "files": hash_inputs(ctx.rig, ctx.file_hashes)}
 
 
 def _probe(ctx: Context) -> dict:
     rig = ctx.rig
-    files = hash_inputs(rig)
+    files = hash_inputs(rig, ctx.file_hashes)
     videos: dict[str, dict] = {}
     jobs = []
     for take in rig.takes:
@@ -105,7 +105,7 @@ def _probe(ctx: Context) -> dict:
 def _sync_inputs(ctx: Context) -> dict:
     probe = need(ctx, "probe")
     return {
-        "rig": _rig_summary(ctx),
+        "rig": {k: v for k, v in _rig_summary(ctx).items() if k not in ("calibration", "background")},
         "videos": {k: v for k, v in probe["videos"].items() if k.startswith("takes/")},
         "audio": probe["audio"],
     }
@@ -237,7 +237,7 @@ def _plot_sync(ctx: Context, plot_data: dict, takes: dict) -> None:
 # ---------------------------------------------------------------- calibrate
 def _calibrate_inputs(ctx: Context) -> dict:
     probe = need(ctx, "probe")
-    return {
+    inputs = {
         "rig": {
             "calibration": _rig_summary(ctx)["calibration"],
             "frontal": ctx.rig.frontal_camera,
@@ -246,17 +246,48 @@ def _calibrate_inputs(ctx: Context) -> dict:
         },
         "videos": {k: v for k, v in probe["videos"].items() if k.startswith("calibration/")},
     }
+    if ctx.rig.calibration is None:  # SfM on synchronized frames of the first take
+        take = ctx.rig.takes[0].id
+        inputs["sfm"] = {
+            "sync": need(ctx, "sync")["takes"][take],
+            "videos": {k: v["sha256"] for k, v in probe["videos"].items() if k.startswith(f"takes/{take}/")},
+            "baseline": dataclasses.asdict(ctx.rig.baseline) if ctx.rig.baseline else None,
+        }
+    return inputs
+
+
+def _calibrate_sfm(ctx: Context, instants: int = 4) -> dict:
+    from capture_tools.sfm import sfm_calibrate
+
+    rig = ctx.rig
+    take = rig.takes[0].id
+    sync = ctx.results["sync"]["takes"][take]["cameras"]
+    videos = ctx.results["probe"]["videos"]
+    infos = {c: videos[f"takes/{take}/{c}"] for c in rig.camera_ids}
+    start = max(sync[c]["offset_s"] for c in rig.camera_ids)
+    end = min(sync[c]["offset_s"] + (infos[c]["num_frames"] - 1) / infos[c]["fps"] for c in rig.camera_ids)
+    times = np.linspace(start, end, instants)
+    images = {}
+    for camera in track(rig.camera_ids, "calibrate: frames for structure from motion"):
+        info = infos[camera]
+        frames = media.read_frames(rig.take_video(take, camera), info["width"], info["height"])
+        index = np.clip(np.round((times - sync[camera]["offset_s"]) * info["fps"]), 0, len(frames) - 1)
+        images[camera] = frames[index.astype(int)]
+    paths = {c: str(rig.take_video(take, c)) for c in rig.camera_ids}
+    calibrations, diagnostics = sfm_calibrate(images, rig.baseline, rig.frontal_camera, rig.rig_file, paths)
+    _plot_calibration(ctx, calibrations)
+    return {
+        "method": "sfm",
+        "cameras": {c: calibrations[c].to_dict() for c in rig.camera_ids},
+        "diagnostics": diagnostics,
+        "rms_px": float(np.sqrt(np.nanmean([calibrations[c].rms_px ** 2 for c in rig.camera_ids]))),
+    }
 
 
 def _calibrate(ctx: Context) -> dict:
     rig, params = ctx.rig, ctx.params.calibration
     if rig.calibration is None:
-        raise StageError(
-            "the session has no calibration take and the structure-from-motion fallback is not "
-            "implemented yet",
-            path=rig.rig_file,
-            fix="record a ChArUco calibration take and list it under 'calibration' in rig.yaml",
-        )
+        return _calibrate_sfm(ctx)
     videos = ctx.results["probe"]["videos"]
     board = cal.make_board(rig.calibration.board)
     fs = 16000

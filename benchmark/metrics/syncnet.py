@@ -266,11 +266,10 @@ def face_boxes_from_landmarks(points: np.ndarray, detected: np.ndarray) -> np.nd
             fix="check that the rendered frames show a frontal face",
         )
     pts = np.asarray(points, np.float64)
-    lo = np.nanmin(np.where(detected[:, None, None], pts, np.nan), axis=1)
-    hi = np.nanmax(np.where(detected[:, None, None], pts, np.nan), axis=1)
     idx = np.flatnonzero(detected)
-    nearest = idx[np.abs(np.arange(len(detected))[:, None] - idx[None, :]).argmin(axis=1)]
-    lo, hi = lo[nearest], hi[nearest]
+    nearest = np.abs(np.arange(len(detected))[:, None] - idx[None, :]).argmin(axis=1)
+    lo = np.nanmin(pts[idx], axis=1)[nearest]
+    hi = np.nanmax(pts[idx], axis=1)[nearest]
     track = np.stack(
         [
             (lo[:, 0] + hi[:, 0]) / 2,

@@ -269,3 +269,13 @@ def test_mic_helper_matches_the_timing_model():
     master = np.arange(100, dtype=np.float32)
     shifted = camera_mic(master, 5 / FS, np.random.default_rng(0))
     assert abs(shifted[10] - 0.7 * 15) < 0.05
+
+
+def test_session_without_calibration_needs_a_baseline_for_sfm(broken, capsys):
+    root, out = broken
+    rig = yaml.safe_load((root / "rig.yaml").read_text())
+    rig.pop("calibration")
+    (root / "rig.yaml").write_text(yaml.safe_dump(rig))
+    message = cli_error(capsys, root, out)
+    assert "key 'baseline'" in message and "structure from motion" in message
+    assert json.loads((out / "reports/sync.json").read_text())  # sync (unchanged inputs) kept its output

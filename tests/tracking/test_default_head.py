@@ -214,3 +214,20 @@ def test_different_seed_changes_texture_not_template(default_head: HeadModel) ->
     np.testing.assert_array_equal(other.v_template, default_head.v_template)
     assert np.abs(other.texture.astype(int) - default_head.texture.astype(int)).mean() > 1.0
     assert not np.allclose(other.shapedirs, default_head.shapedirs)
+
+
+def test_open_jaw_does_not_fold_chin_or_throat(default_head: HeadModel) -> None:
+    """Jaw weights blend over a wide band under the chin: no lower-face skin triangle turns over."""
+    m = default_head
+    surface = part(m, "skin") | part(m, "neck") | part(m, "lips")
+    faces = m.faces[np.all(surface[m.faces], axis=1)]
+    faces = faces[m.v_template[faces].mean(axis=1)[:, 1] < -0.06]  # chin, jaw line, throat
+
+    def normals(vertices: np.ndarray) -> np.ndarray:
+        tri = vertices[faces]
+        normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        return normal / np.linalg.norm(normal, axis=1, keepdims=True)
+
+    opened = pose(m, jaw_pose=[0.2, 0.0, 0.0])
+    cosine = np.sum(normals(opened) * normals(m.v_template), axis=1)
+    assert cosine.min() > 0.5  # no face tilts by more than 60 degrees (a fold turns faces over)

@@ -36,7 +36,9 @@ def _frontal_hits(vertices: np.ndarray, faces: np.ndarray, xy: np.ndarray) -> tu
     bary = np.zeros((len(xy), 3))
     for k, (px, py) in enumerate(xy):
         # only triangles whose xy bounding box holds the point can contain it
-        near = np.nonzero(valid & (lo[:, 0] <= px) & (hi[:, 0] >= px) & (lo[:, 1] <= py) & (hi[:, 1] >= py))[0]
+        near = np.nonzero(valid & (lo[:, 0] <= px) & (hi[:, 0] >= px) & (lo[:, 1] <= py) & (hi[:, 1] >= py))[
+            0
+        ]
         na, nb, nc, nd = a[near], b[near], c[near], denom[near]
         w0 = ((nb[:, 1] - nc[:, 1]) * (px - nc[:, 0]) + (nc[:, 0] - nb[:, 0]) * (py - nc[:, 1])) / nd
         w1 = ((nc[:, 1] - na[:, 1]) * (px - nc[:, 0]) + (na[:, 0] - nc[:, 0]) * (py - nc[:, 1])) / nd

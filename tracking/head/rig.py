@@ -4,12 +4,13 @@ Joint locations (``layout.ROOT_JOINT``, ``NECK_JOINT``, ``JAW_JOINT``, eyeball c
 reproduced by ``J_regressor`` as convex combinations of surface vertices (non-negative least
 squares, rows sum to one), so joints follow shape changes as in FLAME.
 
-Jaw weights are harmonic on the head surface (uniform graph Laplacian) between vertices fixed to 1
-(lower lip, chin, front of the lower jaw) and to 0 (everything above the mouth line, behind the
-jaw joint, the neck); the mouth slit separates the two lips, so the field is discontinuous across
-it and continuous around the corners. The global (root) joint takes the lower neck; the neck joint
-takes the rest of the head. Eyeballs are rigid on their eye joints, upper teeth on the neck joint,
-lower teeth on the jaw; the mouth interior blends from neck (top) to jaw (bottom).
+Jaw weights are a smoothstep of a harmonic field (cotangent Laplacian) on the head surface between
+vertices fixed to 1 (lower lip, mandible) and to 0 (everything above the mouth line, behind the
+jaw joint, the lower throat); see :func:`jaw_weights`. The mouth slit separates the two lips, so the
+field is discontinuous across it and continuous around the corners. The global (root) joint takes
+the lower neck; the neck joint takes the rest of the head. Eyeballs are rigid on their eye joints,
+upper teeth on the neck joint, lower teeth on the jaw; the mouth interior blends from neck (top) to
+jaw (bottom).
 """
 
 from __future__ import annotations
@@ -56,24 +57,60 @@ def harmonic_field(laplacian: scipy.sparse.csr_matrix, fixed: np.ndarray, values
     return np.clip(x, 0.0, 1.0)
 
 
+def cotangent_laplacian(vertices: np.ndarray, faces: np.ndarray) -> scipy.sparse.csr_matrix:
+    """Cotangent Laplacian (degree - adjacency), ``w_ij = (cot a_ij + cot b_ij) / 2``.
+
+    Unlike the graph Laplacian its harmonic fields do not depend on how densely the grid samples a
+    region (the radial grid is sparse on the throat). Cotangents are clamped to [1e-3, 1e3] so the
+    weights stay positive and the harmonic field obeys the maximum principle (stays in [0, 1]).
+    """
+    tri = vertices[faces]
+    rows, cols, values = [], [], []
+    for corner in range(3):
+        i, j = faces[:, (corner + 1) % 3], faces[:, (corner + 2) % 3]  # the edge opposite ``corner``
+        a = tri[:, (corner + 1) % 3] - tri[:, corner]
+        b = tri[:, (corner + 2) % 3] - tri[:, corner]
+        cot = np.einsum("fi,fi->f", a, b) / np.maximum(np.linalg.norm(np.cross(a, b), axis=1), 1e-20)
+        weight = 0.5 * np.clip(cot, 1e-3, 1e3)
+        rows += [i, j]
+        cols += [j, i]
+        values += [weight, weight]
+    adjacency = scipy.sparse.coo_matrix(
+        (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(len(vertices), len(vertices)),
+    ).tocsr()
+    degree = scipy.sparse.diags(np.asarray(adjacency.sum(axis=1)).ravel())
+    return (degree - adjacency).tocsr()
+
+
 def jaw_weights(geometry: HeadGeometry) -> np.ndarray:
-    """Harmonic jaw weights on the head surface [n_head]."""
+    """Jaw weights on the head surface [n_head]: a smoothstep of a cotangent-harmonic field.
+
+    Pinned to 1 on the lower lip and the mandible (below the mouth, above the jaw line, in front);
+    to 0 above the mouth line, behind the jaw joint (further back, z < -0.035, below the ear so the
+    neck sides can blend) and on the throat below y = -0.165. The free band under the chin and down
+    the throat is 5-7 cm wide: an open jaw (0.3 rad moves the chin ~3 cm back) stretches it instead
+    of folding it. The smoothstep makes the field C1 where it meets the pinned regions.
+    """
     head = geometry.parts["head"].vertices
     vertices = geometry.vertices[head]
     faces = geometry.faces[geometry.parts["head"].faces]
     x, y, z = vertices[:, 0], vertices[:, 1], vertices[:, 2]
     side = geometry.lip_side[head]
-    ones = ((side < 0) & (np.abs(x) < L.MOUTH_HALF_WIDTH - 0.002) & (y > L.MOUTH_Y - 0.02) & (z > 0.05)) | (
-        (y < L.MOUTH_Y - 0.016) & (y > L.CHIN_Y - 0.006) & (z > 0.03)
-    )
+    lower_lip = (side < 0) & (np.abs(x) < L.MOUTH_HALF_WIDTH - 0.002) & (y > L.MOUTH_Y - 0.02) & (z > 0.05)
+    jaw_line = -0.085 - 0.02 * _smoothstep(0.03, 0.07, z)  # lower border of the mandible
+    mandible = (y < L.MOUTH_Y - 0.016) & (y > jaw_line) & (z > 0.045)
+    ones = lower_lip | mandible
     ones[geometry.slit_copies] = True
-    zeros = (y > L.MOUTH_Y + 0.003) | (z < L.JAW_JOINT[2] - 0.012) | (y < L.CHIN_Y - 0.045)
+    behind = np.where(y < -0.07, -0.035, L.JAW_JOINT[2] - 0.012)
+    zeros = (y > L.MOUTH_Y + 0.003) | (z < behind) | (y < -0.165)
     upper_slit = geometry.mouth_row * geometry.grid_shape[1] + geometry.slit_columns
     zeros[upper_slit] = True
     ones &= ~zeros
     fixed = np.nonzero(ones | zeros)[0]
     values = ones[fixed].astype(np.float64)
-    return harmonic_field(uniform_laplacian(len(vertices), faces), fixed, values)
+    field = harmonic_field(cotangent_laplacian(vertices, faces), fixed, values)
+    return field * field * (3.0 - 2.0 * field)
 
 
 def skinning_weights(geometry: HeadGeometry) -> np.ndarray:

@@ -402,7 +402,11 @@ def paint_atlas_strip(image: np.ndarray, rng: np.random.Generator) -> None:
     teeth_cols, u = columns(0.21, 0.59)
     phase = (u - 0.22) / 0.36 * 14.0
     gaps = _line(phase - np.round(phase), 0.06)
-    tooth = np.array([0.93, 0.90, 0.80]) * (1.0 - 0.35 * gaps)[..., None] * (1 + 0.02 * tooth_noise[:, teeth_cols])[..., None]
+    tooth = (
+        np.array([0.93, 0.90, 0.80])
+        * (1.0 - 0.35 * gaps)[..., None]
+        * (1 + 0.02 * tooth_noise[:, teeth_cols])[..., None]
+    )
     gum = ((v > 0.16) & (v < 0.2)) | (v < 0.02)
     tooth[np.broadcast_to(gum, tooth.shape[:2])] = np.array([0.75, 0.42, 0.42])
     image[:, teeth_cols] = tooth

@@ -31,6 +31,9 @@ constexpr double kTransmittanceMin = 1e-4;
 // Grad slots per entry before the features: mean x, mean y, conic a, b, c, opacity, |mean x|, |mean y|.
 constexpr int kGeomSlots = 8;
 
+// Below this many tile-splat entries a second thread costs more (wake-up) than it saves.
+inline int num_threads_for(int64_t entries) { return entries < 4096 ? 1 : at::get_num_threads(); }
+
 struct TileBins {
   at::Tensor tile_offsets;  // [C * tiles + 1] int64
   at::Tensor gauss_ids;     // [E] int32, depth-sorted within each tile
@@ -136,8 +139,9 @@ void forward_impl(const at::Tensor& means2d, const at::Tensor& conics, const at:
   scalar_t* out_f = out_features.data_ptr<scalar_t>();
   scalar_t* out_t = out_T.data_ptr<scalar_t>();
   int32_t* out_n = out_n_iter.data_ptr<int32_t>();
+  const int64_t gauss_ids_count = bins.gauss_ids.numel();
 
-#pragma omp parallel num_threads(at::get_num_threads())
+#pragma omp parallel num_threads(num_threads_for(gauss_ids_count))
   {
     TileSplats<scalar_t> s;
     const int P = tile_size * tile_size;
@@ -216,8 +220,9 @@ void backward_impl(const at::Tensor& means2d, const at::Tensor& conics, const at
   const scalar_t* gf = grad_features.data_ptr<scalar_t>();
   const scalar_t* ga = grad_alpha.data_ptr<scalar_t>();
   scalar_t* eg = entry_grads.data_ptr<scalar_t>();
+  const int64_t gauss_ids_count = gauss_ids.numel();
 
-#pragma omp parallel num_threads(at::get_num_threads())
+#pragma omp parallel num_threads(num_threads_for(gauss_ids_count))
   {
     TileSplats<scalar_t> s;
     const int P = tile_size * tile_size;

@@ -1,0 +1,55 @@
+"""``gsbench synth --preset tiny`` -> ``gsbench ingest`` from the CLI, compared with ground_truth/.
+
+The tiny preset (4 cameras, 128 px, a 3 s calibration take with 4 board holds) is too small for an
+accurate calibration: here only sync is held to the issue's targets; calibration accuracy is measured
+on the default preset by benchmarks/ingest.py.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmark.cli import main
+from benchmark.dataset import load_dataset
+
+
+@pytest.fixture(scope="module")
+def synth_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    session, out = root / "session", root / "dataset"
+    for argv in (
+        ["--quiet", "synth", str(session), "--preset", "tiny"],
+        ["--quiet", "ingest", str(session), "-o", str(out)],
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code in (0, None), argv
+    return session, out
+
+
+def test_ingest_of_synth_tiny_validates_and_syncs(synth_dataset):
+    session, out = synth_dataset
+    dataset = load_dataset(out, check_files=False)  # flame.npz comes with the tracking stage
+    truth = json.loads((session / "ground_truth" / "cameras.json").read_text())
+    assert set(dataset.camera_ids) == set(truth)
+    sync = json.loads((out / "reports" / "sync.json").read_text())["result"]["takes"]
+    errors = [
+        abs(r["offset_s"] - truth[c]["time_offset_s"]) * dataset.fps
+        for take in sync.values()
+        for c, r in take["cameras"].items()
+    ]
+    assert np.median(errors) < 0.1 and max(errors) < 0.25
+    for seq in dataset.sequences:
+        landmarks = np.load(out / "sequences" / seq / "landmarks.npz")
+        assert landmarks[f"{dataset.frontal_camera}_detected"].mean() > 0.8  # the synthetic head is a face
+
+
+def test_calibration_of_synth_tiny_is_sane(synth_dataset):
+    session, out = synth_dataset
+    calibration = json.loads((out / "reports" / "calibrate.json").read_text())["result"]
+    truth = json.loads((session / "ground_truth" / "cameras.json").read_text())
+    assert calibration["rms_px"] < 0.4
+    for camera, true in truth.items():
+        estimated = np.asarray(calibration["cameras"][camera]["K"])
+        assert abs(estimated[0, 0] / true["K"][0][0] - 1) < 0.15  # 128 px and 4 board poses: coarse
