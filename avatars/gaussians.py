@@ -479,3 +479,78 @@ def reset_opacities(model: GaussianModel, optimizer: torch.optim.Optimizer, valu
                 }
             group["params"] = [new]
             model.params["opacities"] = new
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """A short static 3DGS fit (gsplat simple-trainer recipe, schedule shortened for a CPU)."""
+
+    steps: int = 1500
+    sh_degree: int = 2
+    sh_degree_interval: int = 300  # one more SH band every this many steps, as 3DGS (1000 there)
+    means_lr_final_ratio: float = 0.01  # exponential decay of the means' learning rate, as 3DGS
+    lrs: LearningRates = LearningRates()
+    strategy: StrategyConfig = StrategyConfig(refine_start_iter=100, refine_stop_iter=1000, refine_every=50)
+    seed: int = 0
+    backend: str = "cpu"
+
+
+@dataclass
+class FitResult:
+    model: GaussianModel
+    history: list[dict]  # {"step", "loss", "psnr" (all views, at checkpoints), "n", "seconds"}
+    backend: str
+
+
+def psnr(pred: Tensor, target: Tensor) -> float:
+    mse = torch.mean((pred.clamp(0, 1) - target) ** 2).item()
+    return float("inf") if mse == 0 else -10.0 * math.log10(mse)
+
+
+def fit_gaussians(
+    model: GaussianModel,
+    images: Tensor,  # [V, H, W, 3] in [0, 1]
+    viewmats: Tensor,  # [V, 4, 4]
+    Ks: Tensor,  # [V, 3, 3]
+    background: Tensor,  # [3]
+    config: FitConfig = FitConfig(),
+    checkpoints: tuple[int, ...] = (),
+    on_checkpoint=None,
+) -> FitResult:
+    """Fit ``model`` to V posed images: one random view per step, L1 loss, Adam, densification."""
+    import time
+
+    views, height, width = images.shape[:3]
+    gen = torch.Generator().manual_seed(config.seed)
+    centres = -(viewmats[:, :3, :3].transpose(-1, -2) @ viewmats[:, :3, 3:])[..., 0]
+    scene_scale = 1.1 * (centres - centres.mean(0)).norm(dim=-1).max().item()
+    optimizer = model.make_optimizer(config.lrs, scene_scale)
+    strategy = DensificationStrategy(config.strategy, scene_scale=scene_scale, seed=config.seed)
+    decay = config.means_lr_final_ratio ** (1.0 / max(1, config.steps))
+    history: list[dict] = []
+    start = time.perf_counter()
+    backend = ""
+    for step in range(1, config.steps + 1):
+        view = int(torch.randint(views, (1,), generator=gen))
+        degree = min(config.sh_degree, (step - 1) // config.sh_degree_interval)
+        out = model.render(viewmats[view : view + 1], Ks[view : view + 1], width, height, background=background,
+                           sh_degree=degree, backend=config.backend)  # fmt: skip
+        backend = out.backend
+        loss = (out.features[0] - images[view]).abs().mean()
+        loss.backward()
+        strategy.step_post_backward(model, optimizer, out, step)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        for group in optimizer.param_groups:
+            if group["name"] == "means":
+                group["lr"] *= decay
+        if step in checkpoints or step == config.steps:
+            with torch.no_grad():
+                rendered = model.render(viewmats, Ks, width, height, background=background, sh_degree=degree,
+                                        backend=config.backend).features  # fmt: skip
+            entry = {"step": step, "loss": loss.item(), "psnr": psnr(rendered, images), "n": len(model),
+                     "seconds": time.perf_counter() - start}  # fmt: skip
+            history.append(entry)
+            if on_checkpoint is not None:
+                on_checkpoint(entry)
+    return FitResult(model=model, history=history, backend=backend)

@@ -128,7 +128,7 @@ def _reference_evaluate(model, frame_dir, wav_path, vshift=15, batch_size=20):
     return vshift - minidx, torch.median(mdist) - minval, minval
 
 
-@pytest.mark.parametrize("width,num_frames", [(0.25, 31), (1.0, 12)])
+@pytest.mark.parametrize("width,num_frames", [(0.25, 31), pytest.param(1.0, 12, marks=pytest.mark.slow)])
 def test_lse_equals_reference_on_identical_weights(tmp_path, width, num_frames):
     rng = np.random.default_rng(3)
     model = _random_syncnet(width, 1)
