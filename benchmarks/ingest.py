@@ -129,18 +129,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--session", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--takes",
+        type=int,
+        default=None,
+        help="generate only this many takes (1 subject): the preset's cameras, image size and "
+        "calibration take, fewer takes (sync and calibration figures are unaffected; the "
+        "ingest time is then not the full preset's)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("GSBENCH_QUIET", "1")
 
     from capture_tools.ingest import ingest
 
-    session = args.session or Path(f"/tmp/gsbench-bench-{args.preset}/session")
+    label = args.preset if args.takes is None else f"{args.preset}-{args.takes}takes"
+    session = args.session or Path(f"/tmp/gsbench-bench-{label}/session")
     out = args.out or session.parent / "dataset"
     if not (session / "rig.yaml").exists():
+        import dataclasses
+
+        from capture_tools.synth.presets import get_preset
         from capture_tools.synth.session import generate_session
 
+        preset = get_preset(args.preset)
+        if args.takes is not None:
+            preset = dataclasses.replace(preset, num_subjects=1, takes_per_subject=args.takes)
         started = time.perf_counter()
-        generate_session(session, preset=args.preset, seed=args.seed)
+        generate_session(session, preset=preset, seed=args.seed)
         print(f"synth {args.preset}: {time.perf_counter() - started:.1f} s -> {session}")
     started = time.perf_counter()
     summary = ingest(session, out, force=True)
