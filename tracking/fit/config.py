@@ -36,10 +36,17 @@ class TrackingConfig:
     velocity_weight: float = 1e-3
     acceleration_weight: float = 2e-2
     expr_velocity_weight: float = 1e-3
-    # schedules (L-BFGS iterations)
+    # schedules (L-BFGS iterations). (a) subject: shape + embedding on ``shape_frames`` frames spread
+    # over all sequences; (b) every frame with the shape fixed, ``chunk_frames`` frames per batch
+    shape_frames: int = 60
     rigid_iterations: int = 30
     landmark_iterations: int = 120
     dense_iterations: int = 120
+    chunk_frames: int = 300
+    frame_rigid_iterations: int = 10
+    frame_landmark_iterations: int = 40
+    frame_dense_iterations: int = 40
+    tolerance_change: float = 1e-9  # L-BFGS stops when the energy changes less (reference px^2)
     dense: bool = True  # stage 2: all 478 MediaPipe points embedded on the mesh
     # stage-2 embedding of the MediaPipe points
     embedding_frames: int = 48

@@ -115,6 +115,10 @@ class _Problem:
         self.triple_valid = torch.as_tensor(same[1:] & same[:-1], dtype=self.dtype)  # [B-2]
         self.num_shape = min(config.num_shape, head_model.num_shape)
         self.num_expr = min(config.num_expr, head_model.num_expr)
+        # P_c = diag(s_c, s_c, 1) K_c [R_c | t_c]: world -> reference pixels in one matrix per camera
+        projection = np.einsum("crk,ckn->crn", obs.intrinsics, obs.world_to_cam[:, :3, :])
+        projection[:, :2] *= scale[:, None, None]
+        self.projection = torch.as_tensor(projection, dtype=self.dtype)  # [C, 3, 4]
         self.centres = torch.as_tensor(
             -np.einsum("crk,cr->ck", obs.world_to_cam[:, :3, :3], obs.world_to_cam[:, :3, 3]),
             dtype=self.dtype,
@@ -151,17 +155,26 @@ class _LandmarkTerm:
     """One landmark set (embedding + observations + weights) and its part of the energy."""
 
     def __init__(
-        self, problem: _Problem, landmarks: EmbeddedLandmarks, targets: np.ndarray, weights: np.ndarray
+        self,
+        problem: _Problem,
+        landmarks: EmbeddedLandmarks,
+        targets: np.ndarray,  # [C, B, L, 2] camera pixels, NaN where not detected
+        weights: np.ndarray,  # [C, B, L]
+        flame: SubsetFlame | None = None,  # reused across chunks of frames of one subject
     ):
         self.problem = problem
         self.landmarks = landmarks
-        self.flame = SubsetFlame(
+        self.flame = flame or SubsetFlame(
             problem.head_model, landmarks.vertex_ids, problem.num_shape, problem.num_expr, problem.dtype
         )
         self.local_faces = torch.as_tensor(landmarks.local_faces)
         self.bary = torch.as_tensor(landmarks.bary, dtype=problem.dtype)
         observed = np.isfinite(targets).all(-1)
         self.targets = torch.as_tensor(np.where(observed[..., None], targets, 0.0), dtype=problem.dtype)
+        scale = problem.pixel_scale.numpy()[:, None, None, None]
+        self.targets_reference = torch.as_tensor(
+            np.where(observed[..., None], targets * scale, 0.0), dtype=problem.dtype
+        )
         self.set_weights(weights * observed)
 
     def set_weights(self, weights: np.ndarray) -> None:
@@ -175,9 +188,12 @@ class _LandmarkTerm:
 
     def squared_residuals(self, points: torch.Tensor) -> torch.Tensor:
         """[C, B, L] squared reprojection error in reference pixels."""
-        pixels, _ = project(points, self.problem.intrinsics, self.problem.world_to_cam)
-        delta = (pixels - self.targets) * self.problem.pixel_scale[:, None, None, None]
-        return (delta**2).sum(-1)
+        projection = self.problem.projection
+        homogeneous = (
+            torch.einsum("crk,blk->cblr", projection[:, :, :3], points) + projection[:, None, None, :, 3]
+        )
+        pixels = homogeneous[..., :2] / homogeneous[..., 2:3].clamp_min(1e-6)
+        return ((pixels - self.targets_reference) ** 2).sum(-1)
 
     def visibility(self, variables: dict[str, torch.Tensor]) -> np.ndarray:
         """[C, B, L] weight in [0, 1] from the angle between the landmark's face normal and the view ray."""
@@ -255,7 +271,7 @@ def _minimize(
         max_eval=max_eval,
         history_size=30,
         tolerance_grad=1e-9,
-        tolerance_change=1e-12,
+        tolerance_change=problem.config.tolerance_change,
         line_search_fn="strong_wolfe",
     )
     evaluations = 0
@@ -483,6 +499,64 @@ def fit_subject(
         torch.set_num_threads(threads)
 
 
+def _subset(obs: Observations, frames: np.ndarray, independent: bool) -> Observations:
+    """The frames ``frames`` of ``obs``; ``independent`` makes each its own sequence (no temporal terms)."""
+    if independent:
+        sequence_ids = [f"{obs.sequence_ids[obs.frame_sequence[f]]} (frame {f})" for f in frames]
+        frame_sequence = np.arange(len(frames))
+    else:
+        sequence_ids, frame_sequence = obs.sequence_ids, obs.frame_sequence[frames]
+    return Observations(
+        obs.camera_ids,
+        obs.intrinsics,
+        obs.world_to_cam,
+        obs.image_sizes,
+        obs.points[:, frames],
+        frame_sequence,
+        sequence_ids,
+    )
+
+
+def calibration_frames(obs: Observations, count: int, min_cameras: int) -> np.ndarray:
+    """``count`` frames spread evenly over the whole session, among those seen by ``min_cameras``+ cameras."""
+    cameras = np.isfinite(obs.points[..., 0, 0]).sum(0)  # [B]
+    candidates = np.flatnonzero(cameras >= min_cameras)
+    if candidates.size < count:
+        candidates = np.flatnonzero(cameras >= 2)
+    if candidates.size <= count:
+        return candidates
+    return candidates[np.unique(np.linspace(0, candidates.size - 1, count).round().astype(int))]
+
+
+def frame_chunks(obs: Observations, max_frames: int) -> list[np.ndarray]:
+    """Consecutive whole sequences, up to ``max_frames`` frames per chunk (longer sequences are cut)."""
+    chunks: list[np.ndarray] = []
+    current: list[np.ndarray] = []
+    size = 0
+    for index in range(len(obs.sequence_ids)):
+        frames = np.flatnonzero(obs.frame_sequence == index)
+        for start in range(0, len(frames), max_frames):
+            piece = frames[start : start + max_frames]
+            if current and size + len(piece) > max_frames:
+                chunks.append(np.concatenate(current))
+                current, size = [], 0
+            current.append(piece)
+            size += len(piece)
+    if current:
+        chunks.append(np.concatenate(current))
+    return chunks
+
+
+def _merge_stage(total: dict, part: dict, weight: float) -> None:
+    """Accumulate one chunk's _minimize statistics: times and counts add, energies average by frames."""
+    for key, value in part.items():
+        if key in ("seconds", "evaluations"):
+            total[key] = total.get(key, 0) + value
+        elif key.startswith("energy_"):
+            total[key] = total.get(key, 0.0) + weight * value
+    total["chunks"] = total.get("chunks", 0) + 1
+
+
 def _fit_subject(
     head_model: HeadModel,
     obs: Observations,
@@ -490,38 +564,60 @@ def _fit_subject(
     label: str,
     log: Callable[[str], None] | None,
 ) -> FitResult:
+    """(a) shape and the 478-point embedding from a subset of frames, (b) every frame with them fixed."""
     problem = _Problem(head_model, obs, config)
     problem.normal_sign = _normal_sign(head_model)
     num_frames = obs.num_frames
     init = _stack_init(num_frames, problem.num_shape, problem.num_expr)
     stages: dict[str, dict] = {}
+    tag = f"{label}: " if label else ""
 
     landmarks68 = EmbeddedLandmarks(head_model.faces, head_model.lmk_faces_idx, head_model.lmk_bary_coords)
+    flame68 = SubsetFlame(
+        head_model, landmarks68.vertex_ids, problem.num_shape, problem.num_expr, problem.dtype
+    )
     targets68 = obs.points[:, :, MEDIAPIPE_TO_IBUG68]
-    term68 = _LandmarkTerm(problem, landmarks68, targets68, np.ones(targets68.shape[:3]))
+    term68 = _LandmarkTerm(problem, landmarks68, targets68, np.ones(targets68.shape[:3]), flame68)
     started = time.perf_counter()
     world_scale = _initial_rigid_pose(problem, term68, init)
-    variables = problem.variables(init)
     stages["init"] = {
         "seconds": round(time.perf_counter() - started, 3),
         "world_scale": world_scale,
-        "reprojection_68": residual_statistics(_pixel_residuals(term68, variables)),
+        "reprojection_68": residual_statistics(_pixel_residuals(term68, problem.variables(init))),
     }
-    tag = f"{label}: " if label else ""
-    stages["rigid"] = _minimize(
-        problem, term68, variables, ("rotation", "translation"), config.rigid_iterations, f"{tag}rigid pose"
+    del term68
+
+    # (a) subject: shape (+ embedding) on frames spread over all sequences, each frame on its own
+    subset = calibration_frames(obs, config.shape_frames, config.embedding_min_cameras)
+    sub_obs = _subset(obs, subset, independent=True)
+    sub_problem = _Problem(head_model, sub_obs, config)
+    sub_problem.normal_sign = problem.normal_sign
+    sub_targets68 = sub_obs.points[:, :, MEDIAPIPE_TO_IBUG68]
+    sub_term68 = _LandmarkTerm(
+        sub_problem, landmarks68, sub_targets68, np.ones(sub_targets68.shape[:3]), flame68
     )
-    term68.set_weights(term68.visibility(variables) * np.isfinite(targets68).all(-1))
-    stages["rigid"]["reprojection_68"] = residual_statistics(_pixel_residuals(term68, variables))
-    stage1 = ("shape", "expr", "jaw_pose", "neck_pose", "rotation", "translation")
-    stages["landmarks68"] = _minimize(
-        problem, term68, variables, stage1, config.landmark_iterations, f"{tag}68 landmarks"
+    variables = sub_problem.variables(
+        {key: value if key == "shape" else value[subset] for key, value in init.items()}
     )
-    visibility68 = term68.visibility(variables)
-    residuals = _pixel_residuals(term68, variables)
-    stages["landmarks68"]["reprojection_68"] = residual_statistics(residuals)
-    stages["landmarks68"]["reprojection_68_visible"] = residual_statistics(residuals, visibility68)
-    final_term, landmark_ids, visibility = term68, MEDIAPIPE_TO_IBUG68, visibility68
+    stages["subject_rigid"] = _minimize(
+        sub_problem,
+        sub_term68,
+        variables,
+        ("rotation", "translation"),
+        config.rigid_iterations,
+        f"{tag}rigid pose ({len(subset)} frames)",
+    )
+    sub_term68.set_weights(sub_term68.visibility(variables) * np.isfinite(sub_targets68).all(-1))
+    stage1 = ("expr", "jaw_pose", "neck_pose", "rotation", "translation")
+    stages["subject_landmarks68"] = _minimize(
+        sub_problem,
+        sub_term68,
+        variables,
+        ("shape", *stage1),
+        config.landmark_iterations,
+        f"{tag}shape, 68 landmarks ({len(subset)} frames)",
+    )
+    stages["subject_landmarks68"]["frames"] = int(len(subset))
 
     embed_faces = np.zeros(NUM_MEDIAPIPE_LANDMARKS, np.int64)
     embed_bary = np.full((NUM_MEDIAPIPE_LANDMARKS, 3), 1.0 / 3.0)
@@ -529,40 +625,130 @@ def _fit_subject(
     embed_faces[MEDIAPIPE_TO_IBUG68] = head_model.lmk_faces_idx
     embed_bary[MEDIAPIPE_TO_IBUG68] = head_model.lmk_bary_coords
     embed_valid[MEDIAPIPE_TO_IBUG68] = True
+    dense = flame478 = None
     if config.dense:
         started = time.perf_counter()
-        params = _export(problem, variables)
-        embed_faces, embed_bary, embed_valid, embed_stats = embed_mediapipe_points(problem, params, log)
+        params = _export(sub_problem, variables)
+        embed_faces, embed_bary, embed_valid, embed_stats = embed_mediapipe_points(sub_problem, params, log)
         stages["embedding"] = {"seconds": round(time.perf_counter() - started, 3), **embed_stats}
         dense = EmbeddedLandmarks(head_model.faces, embed_faces, embed_bary)
-        term478 = _LandmarkTerm(problem, dense, obs.points, np.ones(obs.points.shape[:3]))
-        visibility = term478.visibility(variables) * embed_valid[None, None, :]
-        term478.set_weights(visibility * np.isfinite(obs.points).all(-1))
-        stages["dense478"] = _minimize(
-            problem,
-            term478,
-            variables,
-            (*stage1, "eyes_pose"),
-            config.dense_iterations,
-            f"{tag}478 landmarks",
+        flame478 = SubsetFlame(
+            head_model, dense.vertex_ids, problem.num_shape, problem.num_expr, problem.dtype
         )
-        visibility = term478.visibility(variables) * embed_valid[None, None, :]
-        term478.set_weights(visibility * np.isfinite(obs.points).all(-1))
-        residuals = _pixel_residuals(term478, variables)
+        sub_term478 = _LandmarkTerm(
+            sub_problem, dense, sub_obs.points, np.ones(sub_obs.points.shape[:3]), flame478
+        )
+        visibility = sub_term478.visibility(variables) * embed_valid[None, None, :]
+        sub_term478.set_weights(visibility * np.isfinite(sub_obs.points).all(-1))
+        stages["subject_dense478"] = _minimize(
+            sub_problem,
+            sub_term478,
+            variables,
+            ("shape", *stage1, "eyes_pose"),
+            config.dense_iterations,
+            f"{tag}shape, 478 landmarks ({len(subset)} frames)",
+        )
+    shape = variables["shape"].detach().numpy().copy()
+
+    # (b) every frame, shape and embedding fixed, batched by whole sequences (temporal terms inside)
+    num_landmarks = NUM_MEDIAPIPE_LANDMARKS if config.dense else 68
+    params = {key: np.zeros_like(value) for key, value in init.items()}
+    params["shape"] = shape
+    residuals = np.full((len(obs.camera_ids), num_frames, num_landmarks), np.nan)
+    final_visibility = np.zeros_like(residuals)
+    residuals68 = np.full((len(obs.camera_ids), num_frames, 68), np.nan)
+    visibility68 = np.zeros_like(residuals68)
+    frame_stages: dict[str, dict] = {"rigid": {}, "landmarks68": {}}
+    if config.dense:
+        frame_stages["dense478"] = {}
+    chunks = frame_chunks(obs, config.chunk_frames)
+    for number, frames in enumerate(chunks):
+        chunk_obs = _subset(obs, frames, independent=False)
+        chunk = _Problem(head_model, chunk_obs, config)
+        chunk.normal_sign = problem.normal_sign
+        weight = len(frames) / num_frames
+        progress = f"{tag}frames {frames[0]}-{frames[-1]} ({number + 1}/{len(chunks)})"
+        variables = chunk.variables({"shape": shape, **{key: init[key][frames] for key in FRAME_KEYS}})
+        variables["shape"].requires_grad_(False)
+        chunk_targets68 = chunk_obs.points[:, :, MEDIAPIPE_TO_IBUG68]
+        chunk_term68 = _LandmarkTerm(
+            chunk, landmarks68, chunk_targets68, np.ones(chunk_targets68.shape[:3]), flame68
+        )
+        _merge_stage(
+            frame_stages["rigid"],
+            _minimize(
+                chunk,
+                chunk_term68,
+                variables,
+                ("rotation", "translation"),
+                config.frame_rigid_iterations,
+                f"{progress}: rigid",
+            ),
+            weight,
+        )
+        chunk_term68.set_weights(chunk_term68.visibility(variables) * np.isfinite(chunk_targets68).all(-1))
+        _merge_stage(
+            frame_stages["landmarks68"],
+            _minimize(
+                chunk,
+                chunk_term68,
+                variables,
+                stage1,
+                config.frame_landmark_iterations,
+                f"{progress}: 68 landmarks",
+            ),
+            weight,
+        )
+        final_term = chunk_term68
+        if config.dense:
+            term478 = _LandmarkTerm(
+                chunk, dense, chunk_obs.points, np.ones(chunk_obs.points.shape[:3]), flame478
+            )
+            chunk_visibility = term478.visibility(variables) * embed_valid[None, None, :]
+            term478.set_weights(chunk_visibility * np.isfinite(chunk_obs.points).all(-1))
+            _merge_stage(
+                frame_stages["dense478"],
+                _minimize(
+                    chunk,
+                    term478,
+                    variables,
+                    (*stage1, "eyes_pose"),
+                    config.frame_dense_iterations,
+                    f"{progress}: 478 landmarks",
+                ),
+                weight,
+            )
+            chunk_visibility = term478.visibility(variables) * embed_valid[None, None, :]
+            term478.set_weights(chunk_visibility * np.isfinite(chunk_obs.points).all(-1))
+            final_term = term478
+        chunk_visibility68 = chunk_term68.visibility(variables)
+        chunk_term68.set_weights(chunk_visibility68 * np.isfinite(chunk_targets68).all(-1))
+        residuals68[:, frames] = _pixel_residuals(chunk_term68, variables)
+        visibility68[:, frames] = chunk_visibility68
+        residuals[:, frames] = _pixel_residuals(final_term, variables)
+        final_visibility[:, frames] = chunk_visibility if config.dense else chunk_visibility68
+        exported = _export(chunk, variables)
+        for key in FRAME_KEYS:
+            params[key][frames] = exported[key][:, : params[key].shape[1]]
+    for name, entry in frame_stages.items():
+        entry["seconds"] = round(entry.get("seconds", 0.0), 3)
+        stages[name] = entry
+    stages["landmarks68"]["reprojection_68"] = residual_statistics(residuals68)
+    stages["landmarks68"]["reprojection_68_visible"] = residual_statistics(residuals68, visibility68)
+    if config.dense:
         stages["dense478"]["reprojection_478"] = residual_statistics(residuals)
-        stages["dense478"]["reprojection_478_visible"] = residual_statistics(residuals, visibility)
-        term68.set_weights(term68.visibility(variables) * np.isfinite(targets68).all(-1))
-        stages["dense478"]["reprojection_68"] = residual_statistics(_pixel_residuals(term68, variables))
-        final_term, landmark_ids = term478, np.arange(NUM_MEDIAPIPE_LANDMARKS)
-    final_residuals = _pixel_residuals(final_term, variables)
+        stages["dense478"]["reprojection_478_visible"] = residual_statistics(residuals, final_visibility)
+        landmark_ids = np.arange(NUM_MEDIAPIPE_LANDMARKS)
+    else:
+        landmark_ids = MEDIAPIPE_TO_IBUG68
     return FitResult(
-        params=_export(problem, variables),
+        params=_export_arrays(head_model, params),
         embedding_faces=embed_faces,
         embedding_bary=embed_bary,
         embedding_valid=embed_valid,
         stages=stages,
-        residuals_px=final_residuals,
-        visibility=visibility,
+        residuals_px=residuals,
+        visibility=final_visibility,
         landmark_ids=landmark_ids,
         world_scale=world_scale,
     )
@@ -570,10 +756,14 @@ def _fit_subject(
 
 def _export(problem: _Problem, variables: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     """Variables -> FLAME parameters at the model's full sizes (unfitted components are 0)."""
-    head_model = problem.head_model
     with torch.no_grad():
         values = {key: value.detach().numpy().astype(np.float64) for key, value in variables.items()}
     values["translation"] = values["translation"] * _TRANSLATION_UNIT
+    return _export_arrays(problem.head_model, values)
+
+
+def _export_arrays(head_model: HeadModel, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Fitted arrays (first components of shape/expr) -> the model's full sizes, float64."""
     shape = np.zeros(head_model.num_shape)
     shape[: values["shape"].shape[0]] = values["shape"]
     expr = np.zeros((values["expr"].shape[0], head_model.num_expr))
