@@ -35,11 +35,22 @@ PARAM_NAMES = ("means", "scales", "quats", "opacities", "sh0", "shN")
 # Real spherical-harmonics constants of the 3DGS / gsplat evaluation (degree <= 3).
 SH_C0 = 0.28209479177387814
 SH_C1 = 0.4886025119029199
-SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
+SH_C2 = (
+    1.0925484305920792,
+    -1.0925484305920792,
+    0.31539156525252005,
+    -1.0925484305920792,
+    0.5462742152960396,
+)
 SH_C3 = (
-    -0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154,
-    -0.4570457994644658, 1.445305721320277, -0.5900435899266435,
-)  # fmt: skip
+    -0.5900435899266435,
+    2.890611442640554,
+    -0.4570457994644658,
+    0.3731763325901154,
+    -0.4570457994644658,
+    1.445305721320277,
+    -0.5900435899266435,
+)
 
 
 def rgb_to_sh(rgb: Tensor) -> Tensor:
@@ -57,7 +68,9 @@ def eval_sh(degree: int, coeffs: Tensor, dirs: Tensor) -> Tensor:
         return result
     x, y, z = torch.nn.functional.normalize(dirs, dim=-1).unbind(-1)
     x, y, z = x[..., None], y[..., None], z[..., None]
-    result = result - SH_C1 * y * coeffs[..., 1, :] + SH_C1 * z * coeffs[..., 2, :] - SH_C1 * x * coeffs[..., 3, :]
+    result = (
+        result - SH_C1 * y * coeffs[..., 1, :] + SH_C1 * z * coeffs[..., 2, :] - SH_C1 * x * coeffs[..., 3, :]
+    )
     if degree == 1:
         return result
     xx, yy, zz, xy, yz, xz = x * x, y * y, z * z, x * y, y * z, x * z
@@ -98,7 +111,9 @@ class LearningRates:
 class GaussianModel(torch.nn.Module):
     """N 3D Gaussians with view-dependent colour (spherical harmonics up to ``sh_degree``)."""
 
-    def __init__(self, means: Tensor, scales: Tensor, quats: Tensor, opacities: Tensor, sh0: Tensor, shN: Tensor):
+    def __init__(
+        self, means: Tensor, scales: Tensor, quats: Tensor, opacities: Tensor, sh0: Tensor, shN: Tensor
+    ):
         super().__init__()
         self.params = torch.nn.ParameterDict(
             {
@@ -183,17 +198,31 @@ class GaussianModel(torch.nn.Module):
         **kwargs,
     ) -> RenderOutput:
         return rasterize(
-            self.means, self.quats, self.scales, self.opacities, self.colors(viewmats, sh_degree),
-            viewmats, Ks, width, height, background=background, **kwargs,
-        )  # fmt: skip
+            self.means,
+            self.quats,
+            self.scales,
+            self.opacities,
+            self.colors(viewmats, sh_degree),
+            viewmats,
+            Ks,
+            width,
+            height,
+            background=background,
+            **kwargs,
+        )
 
-    def make_optimizer(self, lrs: LearningRates = LearningRates(), scene_scale: float = 1.0) -> torch.optim.Adam:
+    def make_optimizer(
+        self, lrs: LearningRates = LearningRates(), scene_scale: float = 1.0
+    ) -> torch.optim.Adam:
         """One Adam with one named param group per parameter (eps 1e-15 as in 3DGS)."""
         groups = [
-            {"params": [self.params[name]], "lr": getattr(lrs, name) * (scene_scale if name == "means" else 1.0),
-             "name": name}
+            {
+                "params": [self.params[name]],
+                "lr": getattr(lrs, name) * (scene_scale if name == "means" else 1.0),
+                "name": name,
+            }
             for name in PARAM_NAMES
-        ]  # fmt: skip
+        ]
         return torch.optim.Adam(groups, eps=1e-15)
 
     def state_tensors(self) -> dict[str, Tensor]:
@@ -228,15 +257,30 @@ class GaussianModel(torch.nn.Module):
         raw = path.read_bytes()
         end = raw.find(b"end_header\n")
         if not raw.startswith(b"ply") or end < 0:
-            raise InputError("not a PLY file (no 'ply' magic / 'end_header')", path=path,
-                             fix="pass a 3DGS .ply file")  # fmt: skip
+            raise InputError(
+                "not a PLY file (no 'ply' magic / 'end_header')", path=path, fix="pass a 3DGS .ply file"
+            )
         lines = raw[:end].decode("ascii", errors="replace").splitlines()
         if "format binary_little_endian 1.0" not in lines:
-            raise InputError("only binary little-endian PLY is supported", path=path,
-                             fix="re-export the splat as binary little endian")  # fmt: skip
+            raise InputError(
+                "only binary little-endian PLY is supported",
+                path=path,
+                fix="re-export the splat as binary little endian",
+            )
         count, props, in_vertex = 0, [], False
-        types = {"float": "<f4", "float32": "<f4", "double": "<f8", "float64": "<f8", "uchar": "u1", "uint8": "u1",
-                 "int": "<i4", "int32": "<i4", "uint": "<u4", "short": "<i2", "ushort": "<u2"}  # fmt: skip
+        types = {
+            "float": "<f4",
+            "float32": "<f4",
+            "double": "<f8",
+            "float64": "<f8",
+            "uchar": "u1",
+            "uint8": "u1",
+            "int": "<i4",
+            "int32": "<i4",
+            "uint": "<u4",
+            "short": "<i2",
+            "ushort": "<u2",
+        }
         for line in lines:
             words = line.split()
             if words[:1] == ["element"]:
@@ -244,19 +288,27 @@ class GaussianModel(torch.nn.Module):
                 if in_vertex:
                     count = int(words[2])
                 elif not props:
-                    raise InputError(f"element {words[1]!r} before 'vertex' is not supported", path=path,
-                                     fix="export only the vertex element")  # fmt: skip
+                    raise InputError(
+                        f"element {words[1]!r} before 'vertex' is not supported",
+                        path=path,
+                        fix="export only the vertex element",
+                    )
             elif words[:1] == ["property"] and in_vertex:
                 if words[1] not in types:
-                    raise InputError(f"unsupported property type {words[1]!r}", path=path, fix="use float properties")
+                    raise InputError(
+                        f"unsupported property type {words[1]!r}", path=path, fix="use float properties"
+                    )
                 props.append((words[2], types[words[1]]))
         names = [name for name, _ in props]
         needed = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity"] + [f"scale_{i}" for i in range(3)]
         needed += [f"rot_{i}" for i in range(4)]
         missing = [name for name in needed if name not in names]
         if missing:
-            raise InputError(f"not a 3DGS PLY: missing properties {missing}", path=path,
-                             fix="export with x,y,z,f_dc_*,opacity,scale_*,rot_*")  # fmt: skip
+            raise InputError(
+                f"not a 3DGS PLY: missing properties {missing}",
+                path=path,
+                fix="export with x,y,z,f_dc_*,opacity,scale_*,rot_*",
+            )
         vertices = np.frombuffer(raw, dtype=np.dtype(props), count=count, offset=end + len(b"end_header\n"))
 
         def column(*keys: str) -> Tensor:
@@ -265,8 +317,11 @@ class GaussianModel(torch.nn.Module):
         rest = sorted((n for n in names if n.startswith("f_rest_")), key=lambda n: int(n.split("_")[-1]))
         k = len(rest) // 3
         if len(rest) % 3 or math.isqrt(k + 1) ** 2 != k + 1:
-            raise InputError(f"{len(rest)} f_rest properties do not match a spherical-harmonics degree", path=path,
-                             fix="export 0, 9, 24 or 45 f_rest properties")  # fmt: skip
+            raise InputError(
+                f"{len(rest)} f_rest properties do not match a spherical-harmonics degree",
+                path=path,
+                fix="export 0, 9, 24 or 45 f_rest properties",
+            )
         shN = column(*rest).reshape(count, 3, k).transpose(1, 2) if k else torch.zeros(count, 0, 3)
         return cls(
             column("x", "y", "z"),
@@ -282,7 +337,9 @@ def _chunked_knn(points: Tensor, chunk: int = 4096) -> Tensor:
     """Distances to the 4 nearest points, chunked so memory stays O(chunk x N)."""
     out = torch.empty(points.shape[0], 4)
     for start in range(0, points.shape[0], chunk):
-        out[start : start + chunk] = torch.cdist(points[start : start + chunk], points).topk(4, largest=False).values
+        out[start : start + chunk] = (
+            torch.cdist(points[start : start + chunk], points).topk(4, largest=False).values
+        )
     return out
 
 
@@ -334,12 +391,20 @@ class DensificationStrategy:
             return {}
         self._update_state(model, out)
         result: dict[str, int] = {}
-        if step > cfg.refine_start_iter and step % cfg.refine_every == 0 and step % cfg.reset_every >= (
-            cfg.pause_refine_after_reset
+        if (
+            step > cfg.refine_start_iter
+            and step % cfg.refine_every == 0
+            and step % cfg.reset_every >= (cfg.pause_refine_after_reset)
         ):
             n_dupli, n_split = self._grow(model, optimizer, step)
             n_prune = self._prune(model, optimizer, step)
-            result = {"step": step, "duplicated": n_dupli, "split": n_split, "pruned": n_prune, "total": len(model)}
+            result = {
+                "step": step,
+                "duplicated": n_dupli,
+                "split": n_split,
+                "pruned": n_prune,
+                "total": len(model),
+            }
             self.log.append(result)
             self.grad2d = self.count = self.radii = None
         if step % cfg.reset_every == 0 and step > 0:
@@ -423,14 +488,20 @@ def _update_params(model: GaussianModel, optimizer: torch.optim.Optimizer, param
 def duplicate(model: GaussianModel, optimizer: torch.optim.Optimizer, mask: Tensor) -> None:
     """Clone the selected Gaussians (appended at the end); their Adam moments start at zero."""
     _update_params(
-        model, optimizer, lambda _, p: torch.cat([p, p[mask]]), lambda v: torch.cat([v, torch.zeros_like(v[mask])])
+        model,
+        optimizer,
+        lambda _, p: torch.cat([p, p[mask]]),
+        lambda v: torch.cat([v, torch.zeros_like(v[mask])]),
     )
 
 
 def split(
-    model: GaussianModel, optimizer: torch.optim.Optimizer, mask: Tensor, generator: torch.Generator,
+    model: GaussianModel,
+    optimizer: torch.optim.Optimizer,
+    mask: Tensor,
+    generator: torch.Generator,
     revised_opacity: bool = False,
-) -> None:  # fmt: skip
+) -> None:
     """Replace each selected Gaussian by 2 sampled from it, scales / 1.6 (3DGS); appended at the end."""
     keep = ~mask
     scales = model.scales.detach()[mask]
@@ -475,7 +546,8 @@ def reset_opacities(model: GaussianModel, optimizer: torch.optim.Optimizer, valu
             state = optimizer.state.pop(old, None)
             if state is not None:
                 optimizer.state[new] = {
-                    k: (torch.zeros_like(v) if torch.is_tensor(v) and v.dim() > 0 else v) for k, v in state.items()
+                    k: (torch.zeros_like(v) if torch.is_tensor(v) and v.dim() > 0 else v)
+                    for k, v in state.items()
                 }
             group["params"] = [new]
             model.params["opacities"] = new
@@ -533,8 +605,15 @@ def fit_gaussians(
     for step in range(1, config.steps + 1):
         view = int(torch.randint(views, (1,), generator=gen))
         degree = min(config.sh_degree, (step - 1) // config.sh_degree_interval)
-        out = model.render(viewmats[view : view + 1], Ks[view : view + 1], width, height, background=background,
-                           sh_degree=degree, backend=config.backend)  # fmt: skip
+        out = model.render(
+            viewmats[view : view + 1],
+            Ks[view : view + 1],
+            width,
+            height,
+            background=background,
+            sh_degree=degree,
+            backend=config.backend,
+        )
         backend = out.backend
         loss = (out.features[0] - images[view]).abs().mean()
         loss.backward()
@@ -546,10 +625,22 @@ def fit_gaussians(
                 group["lr"] *= decay
         if step in checkpoints or step == config.steps:
             with torch.no_grad():
-                rendered = model.render(viewmats, Ks, width, height, background=background, sh_degree=degree,
-                                        backend=config.backend).features  # fmt: skip
-            entry = {"step": step, "loss": loss.item(), "psnr": psnr(rendered, images), "n": len(model),
-                     "seconds": time.perf_counter() - start}  # fmt: skip
+                rendered = model.render(
+                    viewmats,
+                    Ks,
+                    width,
+                    height,
+                    background=background,
+                    sh_degree=degree,
+                    backend=config.backend,
+                ).features
+            entry = {
+                "step": step,
+                "loss": loss.item(),
+                "psnr": psnr(rendered, images),
+                "n": len(model),
+                "seconds": time.perf_counter() - start,
+            }
             history.append(entry)
             if on_checkpoint is not None:
                 on_checkpoint(entry)

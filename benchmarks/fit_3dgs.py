@@ -43,8 +43,9 @@ def head_views(size: int = 96, n_views: int = 16, seed: int = 0):
         pitch = 12.0 if i % 2 else -8.0
         world_to_cam = orbit_camera(yaw, pitch, distance=0.6, target=target)
         light_cam = world_to_cam[:3, :3] @ LIGHT_DIR_WORLD
-        result = render_head(head, world_to_cam, K, size, size, background=BACKGROUND,
-                             light_dir_cam=tuple(light_cam))  # fmt: skip
+        result = render_head(
+            head, world_to_cam, K, size, size, background=BACKGROUND, light_dir_cam=tuple(light_cam)
+        )
         images.append(result.image.astype(np.float32) / 255.0)
         viewmats.append(world_to_cam)
     rng = np.random.default_rng(seed)
@@ -66,7 +67,9 @@ def head_views(size: int = 96, n_views: int = 16, seed: int = 0):
 def main() -> None:
     from avatars.gaussians import FitConfig, GaussianModel, fit_gaussians
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--every", type=int, default=250, help="PSNR checkpoint interval")
@@ -76,20 +79,27 @@ def main() -> None:
 
     start = time.perf_counter()
     images, viewmats, Ks, points = head_views(args.size)
-    print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
-          f"ground truth: 16 views {args.size}x{args.size} in {time.perf_counter() - start:.1f} s")  # fmt: skip
+    print(
+        f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
+        f"ground truth: 16 views {args.size}x{args.size} in {time.perf_counter() - start:.1f} s"
+    )
     model = GaussianModel.from_points(points, torch.full_like(points, 0.5), sh_degree=2)
     config = FitConfig(steps=args.steps, backend=args.backend)
     checkpoints = tuple(range(args.every, args.steps + 1, args.every))
 
     def report(entry: dict) -> None:
-        print(f"step {entry['step']:>5}  loss {entry['loss']:.4f}  PSNR {entry['psnr']:6.2f} dB  "
-              f"N {entry['n']:>6}  {entry['seconds']:7.1f} s", flush=True)  # fmt: skip
+        print(
+            f"step {entry['step']:>5}  loss {entry['loss']:.4f}  PSNR {entry['psnr']:6.2f} dB  "
+            f"N {entry['n']:>6}  {entry['seconds']:7.1f} s",
+            flush=True,
+        )
 
     result = fit_gaussians(model, images, viewmats, Ks, torch.tensor(BACKGROUND), config, checkpoints, report)
     final = result.history[-1]
-    print(f"final PSNR {final['psnr']:.2f} dB over 16 views, {final['n']} Gaussians, "
-          f"{final['seconds']:.1f} s, backend {result.backend}")  # fmt: skip
+    print(
+        f"final PSNR {final['psnr']:.2f} dB over 16 views, {final['n']} Gaussians, "
+        f"{final['seconds']:.1f} s, backend {result.backend}"
+    )
     if args.ply:
         result.model.save_ply(args.ply)
         print(f"wrote {args.ply}")

@@ -117,7 +117,7 @@ def sfm_rotation_error(session: Path, truth: dict) -> float | str:
         ingest(sfm_session, out, stages=["probe", "sync", "calibrate"], force=True)
     except GsbenchError as error:
         return str(error)
-    calibration = json.loads((out / "reports" / "calibrate.json").read_text())["result"]
+    calibration = json.loads((out / "reports" / "calibration.json").read_text())["result"]
     return float(camera_errors(calibration["cameras"], truth, with_scale=True)["rotation_deg"].max())
 
 
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("GSBENCH_QUIET", "1")
 
-    from capture_tools.ingest import ingest
+    from capture_tools.ingest import IngestParams, ingest
 
     label = args.preset if args.takes is None else f"{args.preset}-{args.takes}takes"
     session = args.session or Path(f"/tmp/gsbench-bench-{label}/session")
@@ -158,13 +158,13 @@ def main(argv: list[str] | None = None) -> int:
         generate_session(session, preset=preset, seed=args.seed)
         print(f"synth {args.preset}: {time.perf_counter() - started:.1f} s -> {session}")
     started = time.perf_counter()
-    summary = ingest(session, out, force=True)
+    summary = ingest(session, out, IngestParams(workers=min(4, os.cpu_count() or 1)), force=True)
     total = time.perf_counter() - started
 
     truth = json.loads((session / "ground_truth" / "cameras.json").read_text())
     reports = {
         name: json.loads((out / "reports" / f"{name}.json").read_text())
-        for name in ("sync", "calibrate", "landmarks")
+        for name in ("sync", "calibration", "landmarks")
     }
     fps = json.loads((out / "dataset.json").read_text())["fps"]
 
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         for camera, result in take["cameras"].items():
             errors.append(abs(result["offset_s"] - truth[camera]["time_offset_s"]) * fps)
     errors = np.array(errors)
-    calibration = reports["calibrate"]["result"]
+    calibration = reports["calibration"]["result"]
     cams = camera_errors(calibration["cameras"], truth)
     landmark_fps = reports["landmarks"]["result"]["num_frames"] / reports["landmarks"]["seconds"]
 

@@ -114,7 +114,9 @@ def run_case(case: int, backend: str, repeats: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backend", action="append", help="cpu (default), cpu-torch, gsplat; repeatable")
     parser.add_argument("--cases", default="0,1,2", help="comma-separated indices into " + str(CASES))
     parser.add_argument("--repeats", type=int, default=5)
@@ -136,7 +138,8 @@ def main() -> None:
         pass
     load = os.getloadavg()
     print(f"# {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    header = f"{'image':>8} {'N':>7} {'backend':>10} {'forward':>10} {'fwd+bwd':>10} {'peak mem':>10} {'visible':>8}"
+    header = f"{'image':>8} {'N':>7} {'backend':>10} {'forward':>10} {'fwd+bwd':>10} {'peak mem':>10}"
+    header += f" {'visible':>8}"
     print(header)
     for case in (int(c) for c in args.cases.split(",")):
         for backend in backends:

@@ -1,6 +1,6 @@
 """Tracking accuracy and speed on a synthetic session, against its ground_truth/.
 
-    .venv/bin/python benchmarks/tracking.py SESSION DATASET [--no-track] [--stages]
+    .venv/bin/python benchmarks/tracking.py SESSION DATASET [--no-track] [--stages] [--set KEY=VALUE]
 
 SESSION is the `gsbench synth` output (with ground_truth/), DATASET its `gsbench ingest` output.
 Runs `track_dataset` (timed) unless --no-track, then prints per subject and overall:
@@ -21,6 +21,7 @@ Targets (issue 5, default preset): < 1.5 px, < 2 mm, < 1.5 deg, <= 300 s on 2 co
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -124,13 +125,29 @@ def main() -> None:
     parser.add_argument("dataset", type=Path)
     parser.add_argument("--no-track", action="store_true", help="evaluate the existing flame.npz files")
     parser.add_argument("--stages", action="store_true", help="also evaluate stage 1 alone")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="TrackingConfig override (repeatable), e.g. --set dense_jaw=false",
+    )
     args = parser.parse_args()
     from tracking.head import build_default_head
 
     model = build_default_head(
         seed=json.loads((args.session / "ground_truth" / "subjects.json").read_text())["head_model"]["seed"]
     )
-    config = TrackingConfig()
+    defaults = TrackingConfig()
+    overrides = {}
+    for item in args.overrides:
+        key, _, text = item.partition("=")
+        default = getattr(defaults, key, "")
+        overrides[key] = (
+            text.lower() in ("1", "true", "yes") if isinstance(default, bool) else type(default)(text)
+        )
+    config = TrackingConfig.from_overrides(overrides)
     if not args.no_track:
         wall, cpu = time.perf_counter(), time.process_time()
         track_dataset(args.dataset, model, config, force=True)
@@ -163,7 +180,9 @@ def main() -> None:
                 np.concatenate([np.full(info.num_frames(s), i) for i, s in enumerate(names)]),
                 names,
             )
-            result = fit_subject(model, obs, TrackingConfig(dense=False), label=f"{subject} stage 1 only")
+            result = fit_subject(
+                model, obs, dataclasses.replace(config, dense=False), label=f"{subject} stage 1 only"
+            )
             params = {}
             for index, sequence in enumerate(names):
                 frames = np.flatnonzero(obs.frame_sequence == index)

@@ -6,7 +6,8 @@ the tracking package with :func:`register_stage`). Each stage
 * declares its **inputs** (a JSON-able dict: the parts of earlier stages' results it reads, which
   include the sha256 of every raw file) and its **parameters**; their hash is the stage **key**;
 * is skipped when its recorded key equals the current one and its outputs exist (``--force`` reruns);
-* writes ``reports/<stage>.json`` = ``{"result": ..., "params": ..., "seconds": ...}``; the digest of
+* writes ``reports/<stage>.json`` (``calibration.json`` for calibrate, as DESIGN.md lists it) =
+  ``{"result": ..., "params": ..., "seconds": ...}``; the digest of
   ``result`` is what later stages' keys see, so re-running a stage that produces the same result does
   not invalidate what follows;
 * on failure removes only its own record (so the next run retries it) and leaves everything earlier
@@ -54,6 +55,7 @@ class IngestParams:
     calibration: CalibrationParams = CalibrationParams()
     masks: MaskParams = MaskParams()
     split_seed: int = 0
+    workers: int = 1  # processes for the per-camera work of frames, masks and landmarks
 
 
 @dataclass
@@ -88,6 +90,11 @@ class Stage:
     inputs: Callable[[Context], Any]  # what the result depends on (besides params)
     params: Callable[[IngestParams], Any]
     outputs_exist: Callable[[Context, dict], bool] = lambda ctx, result: True
+    report: str | None = None  # reports/<report>.json; default: the stage name
+
+    @property
+    def report_name(self) -> str:
+        return self.report or self.name
 
 
 _STAGES: dict[str, Stage] = {}
@@ -148,7 +155,7 @@ class _State:
 
 
 def _load_result(ctx: Context, name: str) -> dict | None:
-    path = ctx.reports / f"{name}.json"
+    path = ctx.reports / f"{_STAGES[name].report_name}.json"
     if not path.exists():
         return None
     return json.loads(path.read_text())["result"]
@@ -242,7 +249,7 @@ def ingest(
         result = stage.run(ctx)
         elapsed = time.perf_counter() - started
         write_json(
-            ctx.reports / f"{name}.json",
+            ctx.reports / f"{stage.report_name}.json",
             {
                 "stage": name,
                 "result": result,

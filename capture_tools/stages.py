@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
@@ -404,6 +405,22 @@ def _frames_exist(ctx: Context, result: dict) -> bool:
     return True
 
 
+def _frames_job(job: dict) -> tuple[str, str, int]:
+    """One camera of one take: decode, place on the master timeline, undistort, resize, write JPEGs."""
+    info, cal = job["info"], job["calibration"]
+    undistort = fr.Undistorter(
+        np.asarray(cal["K"]), np.asarray(cal["dist"]), cal["width"], cal["height"], tuple(job["size"])
+    )
+    raw = media.read_frames(job["video"], info["width"], info["height"])
+    plan = fr.sample_plan(
+        job["num_out"], job["fps_out"], job["offset_s"], info["fps"], len(raw), job["interpolation"]
+    )
+    folder = Path(job["folder"])
+    for index, image in enumerate(fr.resample(raw, plan)):
+        fr.write_jpeg(folder / f"{index:05d}.jpg", undistort(image), job["jpeg_quality"])
+    return job["take"], job["camera"], plan.clamped
+
+
 def _frames(ctx: Context) -> dict:
     rig, params = ctx.rig, ctx.params.frames
     sync = ctx.results["sync"]["takes"]
@@ -411,17 +428,8 @@ def _frames(ctx: Context) -> dict:
     videos = ctx.results["probe"]["videos"]
     fps_out = ctx.fps_out()
     size = ctx.size_out()
-    undistorters = {
-        c: fr.Undistorter(
-            np.asarray(calibration[c]["K"]),
-            np.asarray(calibration[c]["dist"]),
-            calibration[c]["width"],
-            calibration[c]["height"],
-            size,
-        )
-        for c in rig.camera_ids
-    }
-    sequences = {}
+    sequences: dict[str, dict] = {}
+    jobs = []
     for take in rig.takes:
         offsets = {c: sync[take.id]["cameras"][c]["offset_s"] for c in rig.camera_ids}
         infos = {c: videos[f"takes/{take.id}/{c}"] for c in rig.camera_ids}
@@ -444,24 +452,22 @@ def _frames(ctx: Context) -> dict:
         num_samples = int(round(num_out / fps_out * 16000))
         audio = np.pad(audio[:num_samples], (0, max(0, num_samples - len(audio))))
         media.write_wav(sequence_dir / "audio.wav", audio, 16000)
-        clamped = {}
-        for camera in track(rig.camera_ids, f"frames: {take.id}"):
-            info = infos[camera]
-            raw = media.read_frames(rig.take_video(take.id, camera), info["width"], info["height"])
-            plan = fr.sample_plan(
-                num_out, fps_out, offsets[camera], info["fps"], len(raw), params.interpolation
-            )
-            clamped[camera] = plan.clamped
-            for index, image in enumerate(fr.resample(raw, plan)):
-                fr.write_jpeg(
-                    sequence_dir / "images" / camera / f"{index:05d}.jpg",
-                    undistorters[camera](image),
-                    params.jpeg_quality,
-                )
-        sequences[take.id] = {"num_frames": num_out, "clamped_frames": clamped}
+        sequences[take.id] = {"num_frames": num_out, "clamped_frames": {}}
+        for camera in rig.camera_ids:
+            jobs.append({
+                "take": take.id, "camera": camera, "video": str(rig.take_video(take.id, camera)),
+                "info": infos[camera], "calibration": calibration[camera], "size": list(size),
+                "num_out": num_out, "fps_out": fps_out, "offset_s": offsets[camera],
+                "interpolation": params.interpolation, "jpeg_quality": params.jpeg_quality,
+                "folder": str(sequence_dir / "images" / camera),
+            })  # fmt: skip
+    for take_id, camera, clamped in run_jobs(_frames_job, jobs, "frames", ctx.params.workers):
+        sequences[take_id]["clamped_frames"][camera] = clamped
+    for info in sequences.values():
+        info["clamped_frames"] = dict(sorted(info["clamped_frames"].items()))
     return {
         "fps": fps_out,
-        "image_size": list(size),
+        "image_size": list(size),  # [width, height] inside ingest; dataset.json stores [height, width]
         "interpolation": params.interpolation,
         "sequences": sequences,
     }
@@ -489,13 +495,38 @@ def _masks_exist(ctx: Context, result: dict) -> bool:
     return True
 
 
+def _masks_job(job: dict) -> tuple[str, str, str, float]:
+    """One camera of one take: a mask per written frame (plate differencing, else selfie segmentation)."""
+    folder = Path(job["folder"])
+    params = mk.MaskParams(**job["params"])
+    plate = None
+    segmenter = None
+    if job["plate"] is not None:
+        cal = job["calibration"]
+        raw_plate = fr.read_image(job["plate"])
+        plate = fr.Undistorter(
+            np.asarray(cal["K"]), np.asarray(cal["dist"]), cal["width"], cal["height"], tuple(job["size"])
+        )(raw_plate)
+    else:
+        segmenter = mk.SelfieSegmenter(params)
+    fractions = []
+    try:
+        for index in range(job["num_frames"]):
+            image = fr.read_image(folder / "images" / job["camera"] / f"{index:05d}.jpg")
+            mask = mk.plate_mask(image, plate, params) if plate is not None else segmenter(image)
+            fractions.append(float(mask.mean()))
+            mk.write_mask(folder / "masks" / job["camera"] / f"{index:05d}.png", mask)
+    finally:
+        if segmenter is not None:
+            segmenter.close()
+    method = "background plate" if plate is not None else "mediapipe selfie segmentation"
+    return job["take"], job["camera"], method, float(np.mean(fractions))
+
+
 def _masks(ctx: Context) -> dict:
     rig = ctx.rig
     frames = ctx.results["frames"]
     calibration = ctx.results["calibrate"]["cameras"]
-    size = tuple(frames["image_size"])
-    methods, coverage = {}, {}
-    plates = {}
     for camera in rig.camera_ids:
         path = rig.background_plate(camera)
         if path is None:
@@ -507,36 +538,28 @@ def _masks(ctx: Context) -> dict:
                 f"camera {camera}: background plate is {plate.shape[1]}x{plate.shape[0]}, the "
                 f"videos are {c['width']}x{c['height']}",
                 path=path,
-                fix="re-export the plate",
+                fix="re-export the plate at the video resolution",
             )
-        plates[camera] = fr.Undistorter(
-            np.asarray(c["K"]), np.asarray(c["dist"]), c["width"], c["height"], size
-        )(plate)
-    segmenter = None
-    try:
-        for take_id, info in frames["sequences"].items():
-            sequence_dir = ctx.sequence_dir(take_id)
-            clear_dir(sequence_dir / "masks")
-            coverage[take_id] = {}
-            for camera in track(rig.camera_ids, f"masks: {take_id}"):
-                fractions = []
-                for index in range(info["num_frames"]):
-                    image = fr.read_image(sequence_dir / "images" / camera / f"{index:05d}.jpg")
-                    if camera in plates:
-                        mask = mk.plate_mask(image, plates[camera], ctx.params.masks)
-                        methods[camera] = "background plate"
-                    else:
-                        if segmenter is None:
-                            segmenter = mk.SelfieSegmenter(ctx.params.masks)
-                        mask = segmenter(image)
-                        methods[camera] = "mediapipe selfie segmentation"
-                    fractions.append(float(mask.mean()))
-                    mk.write_mask(sequence_dir / "masks" / camera / f"{index:05d}.png", mask)
-                coverage[take_id][camera] = float(np.mean(fractions))
-    finally:
-        if segmenter is not None:
-            segmenter.close()
-    return {"method": methods, "foreground_fraction": coverage}
+    jobs = []
+    for take_id, info in frames["sequences"].items():
+        clear_dir(ctx.sequence_dir(take_id) / "masks")
+        for camera in rig.camera_ids:
+            plate = rig.background_plate(camera)
+            jobs.append({
+                "take": take_id, "camera": camera, "folder": str(ctx.sequence_dir(take_id)),
+                "num_frames": info["num_frames"], "plate": str(plate) if plate else None,
+                "calibration": calibration[camera], "size": frames["image_size"],
+                "params": dataclasses.asdict(ctx.params.masks),
+            })  # fmt: skip
+    methods: dict[str, str] = {}
+    coverage: dict[str, dict[str, float]] = {t: {} for t in frames["sequences"]}
+    for take_id, camera, method, fraction in run_jobs(_masks_job, jobs, "masks", ctx.params.workers):
+        methods[camera] = method
+        coverage[take_id][camera] = fraction
+    return {
+        "method": dict(sorted(methods.items())),
+        "foreground_fraction": {t: dict(sorted(v.items())) for t, v in coverage.items()},
+    }
 
 
 # ---------------------------------------------------------------- landmarks
@@ -548,30 +571,48 @@ def _landmarks_exist(ctx: Context, result: dict) -> bool:
     return all((ctx.sequence_dir(t) / "landmarks.npz").exists() for t in result["detection_rate"])
 
 
-def _landmarks(ctx: Context) -> dict:
+def _landmarks_job(job: dict) -> tuple[str, str, np.ndarray, np.ndarray]:
     from tracking.landmarks import detect_landmarks
 
+    folder = Path(job["folder"])
+    images = np.stack([fr.read_image(folder / f"{i:05d}.jpg") for i in range(job["num_frames"])])
+    points, detected = detect_landmarks(images)
+    return job["take"], job["camera"], points.astype(np.float32), detected.astype(bool)
+
+
+def _landmarks(ctx: Context) -> dict:
     frames = ctx.results["frames"]
-    rates = {}
+    jobs = [{"take": take_id, "camera": camera, "num_frames": info["num_frames"],
+             "folder": str(ctx.sequence_dir(take_id) / "images" / camera)}
+            for take_id, info in frames["sequences"].items() for camera in ctx.rig.camera_ids]  # fmt: skip
+    arrays: dict[str, dict[str, np.ndarray]] = {t: {} for t in frames["sequences"]}
+    rates: dict[str, dict[str, float]] = {t: {} for t in frames["sequences"]}
     processed = 0
-    for take_id, info in frames["sequences"].items():
-        sequence_dir = ctx.sequence_dir(take_id)
-        arrays = {}
-        rates[take_id] = {}
-        for camera in track(ctx.rig.camera_ids, f"landmarks: {take_id}"):
-            images = np.stack(
-                [
-                    fr.read_image(sequence_dir / "images" / camera / f"{i:05d}.jpg")
-                    for i in range(info["num_frames"])
-                ]
-            )
-            points, detected = detect_landmarks(images)
-            arrays[camera] = points.astype(np.float32)
-            arrays[f"{camera}_detected"] = detected.astype(bool)
-            rates[take_id][camera] = float(detected.mean())
-            processed += len(images)
-        save_npz(sequence_dir / "landmarks.npz", **arrays)
-    return {"detection_rate": rates, "num_frames": processed}
+    for take_id, camera, points, detected in run_jobs(_landmarks_job, jobs, "landmarks", ctx.params.workers):
+        arrays[take_id][camera] = points
+        arrays[take_id][f"{camera}_detected"] = detected
+        rates[take_id][camera] = float(detected.mean())
+        processed += len(detected)
+    for take_id, take_arrays in arrays.items():
+        save_npz(ctx.sequence_dir(take_id) / "landmarks.npz", **take_arrays)
+    return {"detection_rate": {t: dict(sorted(v.items())) for t, v in rates.items()}, "num_frames": processed}
+
+
+def run_jobs(function, jobs: list[dict], description: str, workers: int):
+    """Yield ``function(job)`` for every job, in a pool of ``workers`` spawned processes when > 1 and
+    there are enough jobs to pay for starting them (each imports cv2 / mediapipe: seconds)."""
+    if workers <= 1 or len(jobs) < 4 * workers:
+        for job in track(jobs, description):
+            yield function(job)
+        return
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # mediapipe and torch do not survive fork
+    with concurrent.futures.ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+        futures = [pool.submit(function, job) for job in jobs]
+        for future in track(concurrent.futures.as_completed(futures), description, total=len(futures)):
+            yield future.result()
 
 
 for _stage in (
@@ -582,6 +623,7 @@ for _stage in (
         _calibrate,
         _calibrate_inputs,
         lambda p: {"calibration": dataclasses.asdict(p.calibration), "sync": dataclasses.asdict(p.sync)},
+        report="calibration",
     ),
     Stage("frames", _frames, _frames_inputs, lambda p: dataclasses.asdict(p.frames), _frames_exist),
     Stage("masks", _masks, _masks_inputs, lambda p: dataclasses.asdict(p.masks), _masks_exist),

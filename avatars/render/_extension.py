@@ -33,7 +33,8 @@ def cache_dir() -> Path:
 
 
 def load_extension() -> Any | None:
-    """The compiled kernel's op namespace (``torch.ops.gsbench_rasterize``), or None (with the reason in ``build_error()``) if it cannot be built."""
+    """The compiled kernel's op namespace (``torch.ops.gsbench_rasterize``), or None if it cannot be
+    built (the reason is in ``build_error()``)."""
     with _lock:
         if "module" in _state:
             return _state["module"]

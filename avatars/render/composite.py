@@ -35,11 +35,20 @@ class AbsGradSink:
 
 class _CompositeCpp(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, means2d, conics, opacities, features, extents, depths, width, height, tile_size, sink, ext):
+    def forward(
+        ctx, means2d, conics, opacities, features, extents, depths, width, height, tile_size, sink, ext
+    ):
         out_features, final_T, n_iter, tile_offsets, gauss_ids = ext.rasterize_forward(
-            means2d.contiguous(), conics.contiguous(), opacities.contiguous(), features.contiguous(),
-            extents.contiguous(), depths.detach().contiguous(), width, height, tile_size,
-        )  # fmt: skip
+            means2d.contiguous(),
+            conics.contiguous(),
+            opacities.contiguous(),
+            features.contiguous(),
+            extents.contiguous(),
+            depths.detach().contiguous(),
+            width,
+            height,
+            tile_size,
+        )
         ctx.save_for_backward(
             means2d, conics, opacities, features, extents, tile_offsets, gauss_ids, final_T, n_iter
         )
@@ -49,20 +58,45 @@ class _CompositeCpp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_features, grad_alpha):
-        means2d, conics, opacities, features, extents, tile_offsets, gauss_ids, final_T, n_iter = ctx.saved_tensors
+        means2d, conics, opacities, features, extents, tile_offsets, gauss_ids, final_T, n_iter = (
+            ctx.saved_tensors
+        )
         width, height, tile_size, sink, ext = ctx.config
         if grad_features is None:
             grad_features = torch.zeros(final_T.shape + (features.shape[-1],), dtype=features.dtype)
         if grad_alpha is None:
             grad_alpha = torch.zeros_like(final_T)
         grads = ext.rasterize_backward(
-            means2d.contiguous(), conics.contiguous(), opacities.contiguous(), features.contiguous(),
-            extents.contiguous(), tile_offsets, gauss_ids, final_T, n_iter, grad_features.contiguous(), grad_alpha.contiguous(),
-            width, height, tile_size,
-        )  # fmt: skip
+            means2d.contiguous(),
+            conics.contiguous(),
+            opacities.contiguous(),
+            features.contiguous(),
+            extents.contiguous(),
+            tile_offsets,
+            gauss_ids,
+            final_T,
+            n_iter,
+            grad_features.contiguous(),
+            grad_alpha.contiguous(),
+            width,
+            height,
+            tile_size,
+        )
         if sink is not None:
             sink.set(grads[..., 6:8])
-        return grads[..., 0:2], grads[..., 2:5], grads[..., 5], grads[..., 8:], None, None, None, None, None, None, None
+        return (
+            grads[..., 0:2],
+            grads[..., 2:5],
+            grads[..., 5],
+            grads[..., 8:],
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
 
 
 def composite_cpp(
@@ -80,7 +114,17 @@ def composite_cpp(
 ) -> tuple[Tensor, Tensor]:
     """Fused C++/OpenMP compositing; returns features [C, H, W, K] and alpha [C, H, W]."""
     return _CompositeCpp.apply(
-        means2d, conics, opacities, features, extents.detach(), depths.detach(), width, height, tile_size, sink, ext
+        means2d,
+        conics,
+        opacities,
+        features,
+        extents.detach(),
+        depths.detach(),
+        width,
+        height,
+        tile_size,
+        sink,
+        ext,
     )
 
 

@@ -90,21 +90,49 @@ def rasterize(
     if features.dim() == 2:
         features = features.expand(C, N, features.shape[-1])
     if features.shape[:2] != (C, N):
-        raise InputError(f"features must be [N, D] or [C, N, D] with C={C}, N={N}, got {tuple(features.shape)}")
+        raise InputError(
+            f"features must be [N, D] or [C, N, D] with C={C}, N={N}, got {tuple(features.shape)}"
+        )
     if background is not None and background.dim() == 1:
         background = background.expand(C, background.shape[0])
     if backend == "auto":
         backend = "gsplat" if means.is_cuda else "cpu"
     if backend == "gsplat":
         return _rasterize_gsplat(
-            means, quats, scales, opacities, features, viewmats, Ks, width, height, background,
-            near_plane, far_plane, eps2d, rasterize_mode, tile_size,
-        )  # fmt: skip
+            means,
+            quats,
+            scales,
+            opacities,
+            features,
+            viewmats,
+            Ks,
+            width,
+            height,
+            background,
+            near_plane,
+            far_plane,
+            eps2d,
+            rasterize_mode,
+            tile_size,
+        )
     if means.is_cuda:
-        raise InputError("the CPU rasterizer got CUDA tensors", fix="move them to the CPU or use backend='gsplat'")
+        raise InputError(
+            "the CPU rasterizer got CUDA tensors", fix="move them to the CPU or use backend='gsplat'"
+        )
 
     projected = project_gaussians(
-        means, quats, scales, opacities, viewmats, Ks, width, height, near_plane, far_plane, eps2d, rasterize_mode
+        means,
+        quats,
+        scales,
+        opacities,
+        viewmats,
+        Ks,
+        width,
+        height,
+        near_plane,
+        far_plane,
+        eps2d,
+        rasterize_mode,
     )
     means2d = projected.means2d
     sink = None
@@ -121,15 +149,31 @@ def rasterize(
         ext = load_extension()
     if ext is not None:
         out, alpha = composite_cpp(
-            ext, means2d, projected.conics, projected.opacities, features_ext, projected.extents,
-            projected.depths, width, height, tile_size, sink,
-        )  # fmt: skip
+            ext,
+            means2d,
+            projected.conics,
+            projected.opacities,
+            features_ext,
+            projected.extents,
+            projected.depths,
+            width,
+            height,
+            tile_size,
+            sink,
+        )
         used = "cpu-cpp"
     else:
         out, alpha = composite_torch(
-            means2d, projected.conics, projected.opacities, features_ext, projected.extents,
-            projected.depths, width, height, tile_size,
-        )  # fmt: skip
+            means2d,
+            projected.conics,
+            projected.opacities,
+            features_ext,
+            projected.extents,
+            projected.depths,
+            width,
+            height,
+            tile_size,
+        )
         used = "cpu-torch"
     alpha = alpha[..., None]
     image, acc_depth = out[..., :-1], out[..., -1:]
@@ -149,23 +193,51 @@ def rasterize(
 
 
 def _rasterize_gsplat(
-    means, quats, scales, opacities, features, viewmats, Ks, width, height, background,
-    near_plane, far_plane, eps2d, rasterize_mode, tile_size,
-) -> RenderOutput:  # fmt: skip
+    means,
+    quats,
+    scales,
+    opacities,
+    features,
+    viewmats,
+    Ks,
+    width,
+    height,
+    background,
+    near_plane,
+    far_plane,
+    eps2d,
+    rasterize_mode,
+    tile_size,
+) -> RenderOutput:
     """Thin adapter to ``gsplat.rasterization`` (CUDA); same outputs as the CPU path."""
     try:
         import gsplat
     except ImportError as error:
         raise DependencyError(
-            "backend 'gsplat' needs the gsplat package and a CUDA GPU", fix="pip install gsplat, or use backend='cpu'"
+            "backend 'gsplat' needs the gsplat package and a CUDA GPU",
+            fix="pip install gsplat, or use backend='cpu'",
         ) from error
     if not means.is_cuda:
         raise InputError("backend 'gsplat' needs CUDA tensors", fix="move the tensors to a CUDA device")
     render, alpha, info = gsplat.rasterization(
-        means, quats, scales, opacities, features, viewmats, Ks, width, height,
-        near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, render_mode="RGB+ED",
-        rasterize_mode=rasterize_mode, tile_size=tile_size, packed=False, absgrad=True,
-    )  # fmt: skip
+        means,
+        quats,
+        scales,
+        opacities,
+        features,
+        viewmats,
+        Ks,
+        width,
+        height,
+        near_plane=near_plane,
+        far_plane=far_plane,
+        eps2d=eps2d,
+        render_mode="RGB+ED",
+        rasterize_mode=rasterize_mode,
+        tile_size=tile_size,
+        packed=False,
+        absgrad=True,
+    )
     image, depth = render[..., :-1], render[..., -1:]
     if background is not None:
         image = image + (1.0 - alpha) * background[:, None, None, :]

@@ -76,7 +76,9 @@ def rasterize_reference(
         blurred = cov2d + eps2d * torch.eye(2, **f64)
         opacity = opacities
         if rasterize_mode == "antialiased":
-            opacity = opacity * torch.sqrt(torch.clamp(torch.linalg.det(cov2d) / torch.linalg.det(blurred), min=0))
+            opacity = opacity * torch.sqrt(
+                torch.clamp(torch.linalg.det(cov2d) / torch.linalg.det(blurred), min=0)
+            )
         centers = torch.stack([fx * p[:, 0] / z + cx, fy * p[:, 1] / z + cy], -1)
         usable = (z > near_plane) & (z < far_plane) & (torch.linalg.det(blurred) > 0)
         conics = torch.linalg.inv(torch.where(usable[:, None, None], blurred, torch.eye(2, **f64)))

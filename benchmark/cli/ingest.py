@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import click
 
@@ -47,6 +48,12 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 )
 @click.option("--sync-min-confidence", type=float, default=None, help="GCC-PHAT confidence threshold (0..1).")
 @click.option("--split-seed", type=int, default=0, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Processes for frames/masks/landmarks (default: CPU count, at most 4).",
+)
 def ingest(
     session: str,
     out: str,
@@ -58,6 +65,7 @@ def ingest(
     interpolation: str,
     sync_min_confidence: float | None,
     split_seed: int,
+    workers: int | None,
 ) -> None:
     """Turn a raw rig SESSION into a dataset: probe, sync, calibrate, frames, masks, landmarks."""
     from capture_tools.frames import FrameParams
@@ -76,6 +84,7 @@ def ingest(
         ),
         sync=sync,
         split_seed=split_seed,
+        workers=workers if workers is not None else min(4, os.cpu_count() or 1),
     )
     summary = run_ingest(session, out, params, stages=parse_stages(stages), force=force)
     timing = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in summary.seconds.items())

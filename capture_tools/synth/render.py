@@ -1,23 +1,34 @@
-"""Ray-cast rendering of a FLAME-format head (open3d ``RaycastingScene``) into the rig's cameras.
+"""Rendering of a FLAME-format head into the rig's cameras: first hit of each raw pixel's ray, then shading.
 
-Per frame, the head posed at each camera's own sample time is placed in one scene (the copies
-are translated far apart and each camera's rays are translated with its copy), so one BVH build
-and one ``cast_rays`` call serve every camera. Rays go through the centres of the raw, distorted
-pixels (:meth:`SynthCamera.pixel_rays`), only inside the head's projected bounding box; the rest
-of the frame is the camera's background plate.
+Every camera samples the animation at its own frame time, so each take frame poses the head once per
+camera (``vertices [C, V, 3]``). The image of camera ``c`` is the first surface hit of the rays
+through the centres of its raw, distorted pixels (:meth:`SynthCamera.pixel_rays`); pixels without a
+hit show the camera's background plate. Two implementations of the first hit give the same
+:class:`PixelHits`:
+
+- :func:`raycast_hits`, the reference: open3d ``RaycastingScene`` over the C posed copies (translated
+  far apart, each camera's rays with its copy). Its BVH build (~1 us per triangle, ~24k triangles per
+  copy) dominates a frame, so it is only used to check the other one.
+- :func:`rasterize_hits`, used for the session: a z-buffer over each camera's *image plane* (pinhole,
+  undistorted coordinates x/z, y/z), sampled at exactly the rays' points. A triangle stays a
+  triangle on that plane, and the ray through a pixel hits the triangle iff the pixel's plane
+  point lies inside it, at the depth given by interpolating 1/z; candidate pixels come from the
+  triangle's bounding box in raw (distorted) pixels. So it finds the same hits as the ray caster up
+  to float rounding at shared edges, with barycentrics made perspective-correct (= the ray's).
 
 Shading (linear RGB): albedo from the head's UV texture (darkened by the expression's wrinkle
 maps, tinted per subject) times a studio light rig (key, fill, rim, sky ambient) with wrapped
 Lambert diffuse and Blinn-Phong specular whose strength depends on the region (skin, lips, eyes,
 teeth). Hits on back faces (seen through the open mouth) are shaded as the dark mouth cavity.
+All cameras of a frame are shaded in one vectorized float32 pass.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import cv2
 import numpy as np
-import open3d as o3d
 import scipy.sparse
 
 from capture_tools.synth.rig import SynthCamera
@@ -25,6 +36,10 @@ from capture_tools.synth.scene import remap_points
 from tracking.head_model import REGIONS, HeadModel
 
 _COPY_SPACING_M = 8.0
+# distorted edges bow by < 0.01 px over a triangle's extent at this lens strength; the pad keeps
+# every pixel whose ray can hit the triangle among its candidates
+_BBOX_PAD_PX = 0.05
+_LARGE_BOX_PX = 48
 
 # (direction the light comes from (world), linear RGB intensity)
 _LIGHTS = (
@@ -32,6 +47,8 @@ _LIGHTS = (
     (np.array([0.65, 0.1, 0.75]), np.array([0.42, 0.45, 0.5])),  # fill, right
     (np.array([0.0, 0.5, -0.85]), np.array([0.35, 0.35, 0.38])),  # rim, behind
 )
+_LIGHT_DIRECTIONS = np.stack([d / np.linalg.norm(d) for d, _ in _LIGHTS]).astype(np.float32)  # [3 lights, 3]
+_LIGHT_INTENSITIES = np.stack([i for _, i in _LIGHTS]).astype(np.float32)  # [3 lights, RGB]
 _AMBIENT_SKY = np.array([0.16, 0.17, 0.19], np.float32)
 _AMBIENT_GROUND = np.array([0.07, 0.06, 0.055], np.float32)
 
@@ -56,10 +73,23 @@ class CameraView:
     plate: np.ndarray  # [H, W, 3] float32 linear RGB (studio, before camera response)
 
 
-def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Unnormalized face normals [F, 3] (length = twice the area)."""
-    v0, v1, v2 = (vertices[faces[:, k]] for k in range(3))
-    return np.cross(v1 - v0, v2 - v0)
+@dataclasses.dataclass(frozen=True)
+class PixelHits:
+    """First surface hit of every pixel ray that hits the head, over C views of H x W pixels."""
+
+    pixel: np.ndarray  # [N] int64 flat index into [C, H, W], increasing
+    face: np.ndarray  # [N] int64 triangle index
+    bary: np.ndarray  # [N, 2] float32 (u, v): hit = (1 - u - v) corner0 + u corner1 + v corner2
+
+
+def face_normals(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unnormalized face normals [3, ..., F] (length = twice the area) of coordinate-major points
+    [3, ..., V]."""
+    v0, v1, v2 = (np.take(points, faces[:, k], axis=-1) for k in range(3))
+    e1, e2 = v1 - v0, v2 - v0
+    return np.stack(
+        [e1[1] * e2[2] - e1[2] * e2[1], e1[2] * e2[0] - e1[0] * e2[2], e1[0] * e2[1] - e1[1] * e2[0]]
+    )
 
 
 def vertex_face_incidence(faces: np.ndarray, num_vertices: int) -> scipy.sparse.csr_matrix:
@@ -71,34 +101,224 @@ def vertex_face_incidence(faces: np.ndarray, num_vertices: int) -> scipy.sparse.
     )
 
 
+def raycast_hits(
+    views: list[CameraView],
+    vertices: np.ndarray,  # [C, V, 3] world, copy c seen by view c
+    faces: np.ndarray,  # [F, 3]
+    face_subset: list[np.ndarray] | None = None,  # per view: the faces that can be hit (default all)
+    nthreads: int = 0,
+) -> PixelHits:
+    """Reference first hits: open3d ``RaycastingScene.cast_rays`` of every pixel ray of every view."""
+    import open3d as o3d
+
+    num_views = len(views)
+    height, width = views[0].directions.shape[:2]
+    scene = o3d.t.geometry.RaycastingScene()
+    rays = np.zeros((num_views, height * width, 6), np.float32)
+    subsets = face_subset or [np.arange(len(faces))] * num_views
+    for c, view in enumerate(views):
+        shift = np.array([_COPY_SPACING_M * c, 0.0, 0.0], np.float32)
+        scene.add_triangles(
+            o3d.core.Tensor(np.ascontiguousarray(vertices[c] + shift, np.float32)),
+            o3d.core.Tensor(np.ascontiguousarray(faces[subsets[c]], np.uint32)),
+        )
+        rays[c, :, :3] = view.origin + shift
+        rays[c, :, 3:] = view.directions.reshape(-1, 3)
+    result = scene.cast_rays(o3d.core.Tensor(rays.reshape(-1, 6)), nthreads=nthreads)
+    geometry = result["geometry_ids"].numpy().astype(np.int64)
+    primitive = result["primitive_ids"].numpy().astype(np.int64)
+    pixel = np.flatnonzero(primitive != o3d.t.geometry.RaycastingScene.INVALID_ID)
+    face = np.array([subsets[c][p] for c, p in zip(geometry[pixel], primitive[pixel], strict=True)], np.int64)
+    return PixelHits(pixel, face.reshape(-1), result["primitive_uvs"].numpy()[pixel].astype(np.float32))
+
+
+@dataclasses.dataclass(frozen=True)
+class _RasterViews:
+    """Per-view constants of :func:`rasterize_hits`, stacked over the C views (all H x W)."""
+
+    rotation: np.ndarray  # [C, 3, 3] world_to_cam rotation
+    translation: np.ndarray  # [C, 3]
+    focal: np.ndarray  # [C, 2] fx, fy
+    centre: np.ndarray  # [C, 2] cx, cy
+    radial: np.ndarray  # [C, 2] k1, k2
+    plane_x: np.ndarray  # [C*H*W] image-plane x/z of each raw pixel's ray
+    plane_y: np.ndarray  # [C*H*W]
+    height: int
+    width: int
+
+    @classmethod
+    def build(cls, views: list[CameraView]) -> _RasterViews:
+        cameras = [view.camera for view in views]
+        height, width = views[0].directions.shape[:2]
+        if any(view.directions.shape[:2] != (height, width) for view in views):
+            raise ValueError("rasterize_hits needs views of one image size")
+        if any(np.any(camera.dist[2:] != 0) or camera.K[0, 1] != 0 for camera in cameras):
+            raise ValueError("rasterize_hits models radial (k1, k2) distortion and zero skew only")
+        rotation = np.stack([camera.world_to_cam[:3, :3] for camera in cameras])
+        directions = np.stack([view.directions.reshape(-1, 3) for view in views]).astype(np.float64)
+        in_camera = np.einsum("cij,cnj->cni", rotation, directions)
+        return cls(
+            rotation=rotation.astype(np.float32),
+            translation=np.stack([camera.world_to_cam[:3, 3] for camera in cameras]).astype(np.float32),
+            focal=np.stack([camera.K[[0, 1], [0, 1]] for camera in cameras]).astype(np.float32),
+            centre=np.stack([camera.K[[0, 1], [2, 2]] for camera in cameras]).astype(np.float32),
+            radial=np.stack([camera.dist[:2] for camera in cameras]).astype(np.float32),
+            plane_x=(in_camera[..., 0] / in_camera[..., 2]).reshape(-1).astype(np.float32),
+            plane_y=(in_camera[..., 1] / in_camera[..., 2]).reshape(-1).astype(np.float32),
+            height=height,
+            width=width,
+        )
+
+
+def rasterize_hits(
+    raster: _RasterViews,
+    points: np.ndarray,  # [3, C, V] world, coordinate-major; copy c seen by view c
+    faces: np.ndarray,  # [F, 3]
+    view_index: np.ndarray,  # [M] the (view, face) pairs to draw: view of each
+    face_index: np.ndarray,  # [M] and its face
+) -> PixelHits:
+    """First hits of every pixel ray by z-buffering on each view's image plane (module docstring)."""
+    num_views, num_vertices = points.shape[1:]
+    height, width = raster.height, raster.width
+    # camera-frame coordinates, image-plane coordinates and inverse depth; [C, V] each
+    rotation, translation = raster.rotation, raster.translation
+    in_camera = [
+        rotation[:, i, 0:1] * points[0] + rotation[:, i, 1:2] * points[1] + rotation[:, i, 2:3] * points[2]
+        + translation[:, i : i + 1]
+        for i in range(3)
+    ]  # fmt: skip
+    inv_z = 1.0 / in_camera[2]
+    plane_x, plane_y = in_camera[0] * inv_z, in_camera[1] * inv_z
+    r2 = plane_x * plane_x + plane_y * plane_y
+    lens = 1.0 + r2 * (raster.radial[:, :1] + r2 * raster.radial[:, 1:])
+    pixel_u = (raster.focal[:, :1] * lens * plane_x + raster.centre[:, :1]).reshape(-1)
+    pixel_v = (raster.focal[:, 1:] * lens * plane_y + raster.centre[:, 1:]).reshape(-1)
+    plane_x, plane_y, inv_z = plane_x.reshape(-1), plane_y.reshape(-1), inv_z.reshape(-1)
+
+    # candidate pixels: integer pixel centres inside the triangle's (padded) raw-pixel bounding box;
+    # per-triangle arrays are [3 corners, M] so that each corner is a contiguous row
+    corners = faces.T.astype(np.int32)[:, face_index] + (view_index * num_vertices).astype(np.int32)
+    corner_u, corner_v = pixel_u[corners], pixel_v[corners]
+    x0 = np.ceil(np.minimum(np.minimum(corner_u[0], corner_u[1]), corner_u[2]) - _BBOX_PAD_PX)
+    x1 = np.floor(np.maximum(np.maximum(corner_u[0], corner_u[1]), corner_u[2]) + _BBOX_PAD_PX)
+    y0 = np.ceil(np.minimum(np.minimum(corner_v[0], corner_v[1]), corner_v[2]) - _BBOX_PAD_PX)
+    y1 = np.floor(np.maximum(np.maximum(corner_v[0], corner_v[1]), corner_v[2]) + _BBOX_PAD_PX)
+    x0, y0 = np.maximum(x0, 0).astype(np.int32), np.maximum(y0, 0).astype(np.int32)
+    size_x = np.maximum(np.minimum(x1, width - 1).astype(np.int32) - x0 + 1, 0)
+    size_y = np.maximum(np.minimum(y1, height - 1).astype(np.int32) - y0 + 1, 0)
+    drawn = np.flatnonzero((size_x > 0) & (size_y > 0))
+    # group triangles by box size so each group's candidates are one broadcast [n, size_x * size_y]
+    large = _LARGE_BOX_PX
+    box_key = np.minimum(size_x[drawn], large).astype(np.uint16) * (large + 1)
+    box_key += np.minimum(size_y[drawn], large).astype(np.uint16)
+    order = np.argsort(box_key, kind="stable")  # 16-bit keys: a radix sort
+    drawn, box_key = drawn[order], box_key[order]
+    corners = corners[:, drawn]
+    size_x, size_y = size_x[drawn], size_y[drawn]
+    base = (view_index[drawn].astype(np.int32) * height + y0[drawn]) * width + x0[drawn]
+    p0x, p0y = plane_x[corners[0]], plane_y[corners[0]]
+    e1x, e1y = plane_x[corners[1]] - p0x, plane_y[corners[1]] - p0y
+    e2x, e2y = plane_x[corners[2]] - p0x, plane_y[corners[2]] - p0y
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_det = 1.0 / (e1x * e2y - e1y * e2x)  # edge-on triangles (inf) cover no point
+    # screen-space barycentrics (b1, b2) = A (q - p0), A = inverse of [e1 e2]
+    a11, a12, a21, a22 = e2y * inv_det, -e2x * inv_det, -e1y * inv_det, e1x * inv_det
+    iz0 = inv_z[corners[0]]
+    diz1, diz2 = inv_z[corners[1]] - iz0, inv_z[corners[2]] - iz0
+
+    # one broadcast [n, box pixels] per group of equal box size; boxes of >= _LARGE_BOX_PX (never for
+    # a head at rig distance) one triangle at a time
+    groups = []
+    bounds = np.flatnonzero(np.diff(box_key.astype(np.int32), prepend=-1, append=-1))
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        if size_x[start] >= large or size_y[start] >= large:
+            groups += [(i, i + 1) for i in range(start, stop)]
+        else:
+            groups.append((start, stop))
+    frag_tri, frag_pixel, frag_b1, frag_b2 = [], [], [], []
+    for lo, hi in groups:
+        box_x, box_y = int(size_x[lo]), int(size_y[lo])
+        offsets = np.arange(box_y, dtype=np.int32)[:, None] * width + np.arange(box_x, dtype=np.int32)
+        pixel = base[lo:hi, None] + offsets.reshape(1, -1)  # [n, box]
+        dx = raster.plane_x[pixel] - p0x[lo:hi, None]
+        dy = raster.plane_y[pixel] - p0y[lo:hi, None]
+        b1 = a11[lo:hi, None] * dx + a12[lo:hi, None] * dy
+        b2 = a21[lo:hi, None] * dx + a22[lo:hi, None] * dy
+        inside = np.flatnonzero((np.minimum(b1, b2) >= 0) & (b1 + b2 <= 1))
+        frag_tri.append(inside // offsets.size + lo)
+        frag_pixel.append(pixel.ravel()[inside])
+        frag_b1.append(b1.ravel()[inside])
+        frag_b2.append(b2.ravel()[inside])
+    tri = np.concatenate(frag_tri)
+    pixel = np.concatenate(frag_pixel)
+    b1, b2 = np.concatenate(frag_b1), np.concatenate(frag_b2)
+    depth = iz0[tri] + b1 * diz1[tri] + b2 * diz2[tri]  # 1/z: larger is nearer
+
+    # z-buffer: scatter (a duplicate index keeps its last write), then rewrite the fragments nearer
+    # than what their pixel holds until none is; the buffer then holds each pixel's max 1/z
+    zbuffer = np.zeros(num_views * height * width, np.float32)
+    pending = np.arange(len(pixel))
+    while len(pending):
+        zbuffer[pixel[pending]] = depth[pending]
+        pending = pending[depth[pending] > zbuffer[pixel[pending]]]
+    winners = np.flatnonzero(depth == zbuffer[pixel])
+    owner = np.full(len(zbuffer), -1, np.int64)
+    owner[pixel[winners]] = winners
+    hit_pixel = np.flatnonzero(owner >= 0)
+    fragment = owner[hit_pixel]
+    tri = tri[fragment]
+    # perspective-correct barycentrics: b_i / z_i renormalized (sum b_i / z_i = 1/z at the hit)
+    iz_hit = zbuffer[hit_pixel]
+    u = b1[fragment] * (iz0[tri] + diz1[tri]) / iz_hit
+    v = b2[fragment] * (iz0[tri] + diz2[tri]) / iz_hit
+    bary = np.stack([u, v], axis=1).astype(np.float32)
+    return PixelHits(hit_pixel, face_index[drawn[tri]].astype(np.int64), bary)
+
+
 class HeadRenderer:
-    """Renders posed vertices of one head model into a set of camera views."""
+    """Renders posed vertices of one head model into a set of camera views (all of one image size)."""
 
     def __init__(self, head: HeadModel, views: list[CameraView], tint: np.ndarray | None = None):
         self.head = head
         self.views = views
         self.faces = np.ascontiguousarray(head.faces, np.int64)
+        height, width = views[0].directions.shape[:2]
         if head.texture is not None and head.uvs is not None and head.uv_faces is not None:
             texture = (head.texture.astype(np.float32) / 255.0) ** 2.2
-            self.corner_uvs = head.uvs[head.uv_faces].astype(np.float32)  # [F, 3, 2]
+            corner_uvs = head.uvs[head.uv_faces].astype(np.float32)  # [F, 3, 2]
         else:
             texture = np.full((4, 4, 3), 0.45, np.float32)
-            self.corner_uvs = np.zeros((len(self.faces), 3, 2), np.float32)
+            corner_uvs = np.zeros((len(self.faces), 3, 2), np.float32)
         if tint is not None:
             texture = texture * np.asarray(tint, np.float32)[None, None]
-        self.texture = np.ascontiguousarray(texture, np.float32)
-        self.wrinkles = [
-            (index, np.ascontiguousarray(head.wrinkle_maps[name], np.float32))
-            for index, name in enumerate(head.expr_names)
-            if name in head.wrinkle_maps
-        ]
+        self.wrinkle_expr = [index for index, name in enumerate(head.expr_names) if name in head.wrinkle_maps]
+        wrinkles = [np.asarray(head.wrinkle_maps[head.expr_names[i]], np.float32) for i in self.wrinkle_expr]
+        # albedo and wrinkle maps in one image (one bilinear lookup per pixel for all of them), area-
+        # averaged down to ~2 texels per image pixel across the head: a pixel covers several texels of
+        # the full map, so point-sampling it would alias (and miss the cache)
+        stack = np.concatenate([texture] + [wrinkle[..., None] for wrinkle in wrinkles], axis=2)
+        scale = min(1.0, 2.0 * max(height, width) / max(stack.shape[:2]))
+        if scale < 1.0:
+            size = (max(1, round(stack.shape[1] * scale)), max(1, round(stack.shape[0] * scale)))
+            stack = np.concatenate(
+                [cv2.resize(stack[..., i : i + 4], size, interpolation=cv2.INTER_AREA).reshape(*size[::-1], -1)
+                 for i in range(0, stack.shape[2], 4)], axis=2)  # fmt: skip
+        self.texture = np.ascontiguousarray(stack, np.float32)  # [rows, cols, 3 + wrinkles]
+        rows, cols = self.texture.shape[:2]
+        # texture-pixel coordinates (cv2.remap convention, v up) per coordinate, corner, face: [2, 3, F]
+        self.corner_texels = np.ascontiguousarray(
+            np.stack([corner_uvs[..., 0] * cols - 0.5, (1.0 - corner_uvs[..., 1]) * rows - 0.5]).transpose(
+                0, 2, 1
+            ),
+            np.float32,
+        )
         region_of_face = np.zeros(len(self.faces), np.int64)
         if head.vertex_regions is not None:
             region_of_face = np.asarray(head.vertex_regions, np.int64)[self.faces].max(axis=1)
         self.incidence = vertex_face_incidence(self.faces, head.num_vertices)
         # Back-facing skin/hair triangles of the back half of the head (rest pose z < 0, behind the
-        # ears) are never the first hit, whatever the camera: cull them per view to shrink the per-frame
-        # BVH. The front half keeps both sides: rays entering the open mouth may meet the cheeks' insides.
+        # ears) are never the first hit, whatever the camera: skip them per view. The front half keeps
+        # both sides: rays entering the open mouth may meet the cheeks' insides.
         behind = head.v_template[self.faces].mean(axis=1)[:, 2] < 0.0
         self.cullable = behind & np.isin(region_of_face, [REGIONS["skin"], REGIONS["scalp_hair"]])
         codes = max(REGIONS.values()) + 1
@@ -106,128 +326,94 @@ class HeadRenderer:
         spec[:] = _SPECULAR["skin"]
         for name, code in REGIONS.items():
             spec[code] = _SPECULAR.get(name, _SPECULAR["skin"])
-        self.face_specular = spec[region_of_face]  # [F, 2]
+        self.face_specular = np.ascontiguousarray(spec[region_of_face].T)  # [2, F] strength, shininess
+        self.raster = _RasterViews.build(views)
+        # world directions from the pixels towards their camera, [3, C*H*W]
+        self.to_camera = -np.concatenate([view.directions.reshape(-1, 3) for view in views]).T.astype(
+            np.float32
+        )
+        self.plates = np.stack([view.plate for view in views]).astype(np.float32)
+        self.origins = np.stack([view.origin for view in views]).astype(np.float32)  # [C, 3]
 
-    def _sample_texture(self, uv: np.ndarray) -> np.ndarray:
-        rows, cols = self.texture.shape[:2]
-        map_x = (uv[:, 0] * cols - 0.5).astype(np.float32)
-        map_y = ((1.0 - uv[:, 1]) * rows - 0.5).astype(np.float32)
-        albedo = remap_points(self.texture, map_x, map_y)
-        if self.wrinkles:
-            return albedo, (map_x, map_y)
-        return albedo, None
+    def _drawn_faces(self, points: np.ndarray, normals_f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(view [M], face [M]) pairs that can be a first hit: all but the culled back-half back faces."""
+        corner0 = np.take(points, self.faces[:, 0], axis=-1)  # [3, C, F]
+        towards = sum(normals_f[d] * (self.origins[:, d : d + 1] - corner0[d]) for d in range(3))
+        return np.nonzero(~self.cullable[None] | (towards > 0))
+
+    def hits(self, vertices: np.ndarray, method: str = "raster") -> PixelHits:
+        """First hits of every view's pixel rays on posed ``vertices`` [C, V, 3]; ``method`` "raster"
+        (:func:`rasterize_hits`) or the reference "raycast" (:func:`raycast_hits`)."""
+        points = np.ascontiguousarray(np.asarray(vertices, np.float32).transpose(2, 0, 1))
+        return self._hits(points, face_normals(points, self.faces), method)
+
+    def _hits(self, points: np.ndarray, normals_f: np.ndarray, method: str) -> PixelHits:
+        view_index, face_index = self._drawn_faces(points, normals_f)
+        if method == "raycast":
+            subsets = [face_index[view_index == c] for c in range(len(self.views))]
+            return raycast_hits(self.views, points.transpose(1, 2, 0), self.faces, subsets)
+        if method != "raster":
+            raise ValueError(f"unknown hit method {method!r} (raster or raycast)")
+        return rasterize_hits(self.raster, points, self.faces, view_index, face_index)
 
     def render(
-        self, vertices: np.ndarray, expr: np.ndarray | None = None, nthreads: int = 0
+        self, vertices: np.ndarray, expr: np.ndarray | None = None, method: str = "raster"
     ) -> tuple[np.ndarray, np.ndarray]:
         """Linear RGB images [C, H, W, 3] and head masks [C, H, W] for posed ``vertices`` [C, V, 3]
         (copy c seen by view c; ``expr`` [C, E] drives the wrinkle maps)."""
-        num_views = len(self.views)
-        scene = o3d.t.geometry.RaycastingScene()
-        shifts = np.zeros((num_views, 3), np.float32)
-        shifts[:, 0] = _COPY_SPACING_M * np.arange(num_views)
-        ray_chunks, boxes, kept_faces, normals = [], [], [], []
-        for c, view in enumerate(self.views):
-            normals_f = face_normals(vertices[c], self.faces)
-            towards = np.einsum("fd,fd->f", normals_f, view.origin[None] - vertices[c][self.faces[:, 0]])
-            keep = np.nonzero(~self.cullable | (towards > 0))[0]
-            kept_faces.append(keep)
-            normals.append(normals_f)
-            scene.add_triangles(
-                o3d.core.Tensor(np.ascontiguousarray(vertices[c] + shifts[c], np.float32)),
-                o3d.core.Tensor(self.faces[keep].astype(np.uint32)),
-            )
-            box = self._bbox(view.camera, vertices[c])
-            boxes.append(box)
-            x0, y0, x1, y1 = box
-            dirs = view.directions[y0:y1, x0:x1].reshape(-1, 3)
-            origins = np.broadcast_to((view.origin + shifts[c]).astype(np.float32), dirs.shape)
-            ray_chunks.append(np.concatenate([origins, dirs], axis=1))
-        rays = np.concatenate(ray_chunks, axis=0).astype(np.float32)
-        result = scene.cast_rays(o3d.core.Tensor(rays), nthreads=nthreads)
-        prim = result["primitive_ids"].numpy().astype(np.int64)
-        bary = result["primitive_uvs"].numpy()
-        hit = prim != o3d.t.geometry.RaycastingScene.INVALID_ID
-
-        images = np.stack([view.plate for view in self.views]).copy()
+        points = np.ascontiguousarray(np.asarray(vertices, np.float32).transpose(2, 0, 1))  # [3, C, V]
+        normals_f = face_normals(points, self.faces)  # [3, C, F]
+        hits = self._hits(points, normals_f, method)
+        images = self.plates.copy()
         masks = np.zeros(images.shape[:3], bool)
-        start = 0
-        for c in range(num_views):
-            x0, y0, x1, y1 = boxes[c]
-            count = (y1 - y0) * (x1 - x0)
-            sel = slice(start, start + count)
-            start += count
-            chunk_hit = hit[sel]
-            if not np.any(chunk_hit):
-                continue
-            faces_hit = kept_faces[c][prim[sel][chunk_hit]]
-            colour = self._shade(
-                vertices[c],
-                normals[c],
-                faces_hit,
-                bary[sel][chunk_hit],
-                rays[sel][chunk_hit, 3:],
-                None if expr is None else expr[c],
-            )
-            region = np.zeros(count, bool)
-            region[chunk_hit] = True
-            region = region.reshape(y1 - y0, x1 - x0)
-            block = images[c, y0:y1, x0:x1]
-            block[region] = colour
-            masks[c, y0:y1, x0:x1] = region
+        if len(hits.pixel):
+            images.reshape(-1, 3)[hits.pixel] = self._shade(normals_f, hits, expr).T
+            masks.reshape(-1)[hits.pixel] = True
         return images, masks
 
-    def _bbox(self, camera: SynthCamera, vertices: np.ndarray) -> tuple[int, int, int, int]:
-        """Pixel box (x0, y0, x1, y1) around the projected head (with distortion), padded."""
-        # subsample the vertices: the box only needs to be conservative after padding
-        pixels = camera.project(vertices[:: max(1, len(vertices) // 2000)])
-        pad = 0.04 * max(camera.width, camera.height) + 2
-        x0 = int(np.clip(np.floor(pixels[:, 0].min() - pad), 0, camera.width))
-        x1 = int(np.clip(np.ceil(pixels[:, 0].max() + pad), 0, camera.width))
-        y0 = int(np.clip(np.floor(pixels[:, 1].min() - pad), 0, camera.height))
-        y1 = int(np.clip(np.ceil(pixels[:, 1].max() + pad), 0, camera.height))
-        return x0, y0, max(x0, x1), max(y0, y1)
-
-    def _shade(
-        self,
-        vertices: np.ndarray,
-        normals_f: np.ndarray,
-        faces_hit: np.ndarray,
-        bary: np.ndarray,
-        directions: np.ndarray,
-        expr: np.ndarray | None,
-    ) -> np.ndarray:
-        weights = np.concatenate([1.0 - bary.sum(1, keepdims=True), bary], axis=1)  # (w0, w1, w2)
-        corner_ids = self.faces[faces_hit]  # [N, 3]
-        normals_v = self.incidence @ normals_f  # area-weighted vertex normals
-        normals_v /= np.linalg.norm(normals_v, axis=1, keepdims=True) + 1e-12
-        normal = np.einsum("nk,nkd->nd", weights, normals_v[corner_ids])
-        normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-12
-        view_dir = -directions / (np.linalg.norm(directions, axis=1, keepdims=True) + 1e-12)
-        uv = np.einsum("nk,nkd->nd", weights, self.corner_uvs[faces_hit])
-        albedo, maps = self._sample_texture(uv)
-        if maps is not None and expr is not None:
-            darkening = np.zeros(len(uv), np.float32)
-            for index, wrinkle in self.wrinkles:
-                if index < len(expr) and expr[index] > 0:
-                    sampled = remap_points(wrinkle, maps[0], maps[1])
-                    darkening += float(expr[index]) * sampled
-            albedo = albedo * (1.0 - np.clip(darkening, 0.0, 0.9))[:, None]
-        back = np.einsum("nd,nd->n", normal, view_dir) < 0
-        normal[back] = -normal[back]
-        up = normal[:, 1:2]
-        colour = albedo * (_AMBIENT_SKY * (0.5 + 0.5 * up) + _AMBIENT_GROUND * (0.5 - 0.5 * up))
-        spec_strength, shininess = self.face_specular[faces_hit, 0:1], self.face_specular[faces_hit, 1:2]
-        for light_dir, intensity in _LIGHTS:
-            direction = (light_dir / np.linalg.norm(light_dir)).astype(np.float32)
-            lambert = np.clip((normal @ direction + 0.25) / 1.25, 0.0, None)[:, None]  # wrapped diffuse
-            half = direction[None] + view_dir
-            half /= np.linalg.norm(half, axis=1, keepdims=True) + 1e-12
-            specular = (
-                spec_strength * np.clip(np.einsum("nd,nd->n", normal, half), 0, None)[:, None] ** shininess
-            )
-            colour += intensity.astype(np.float32) * (albedo * lambert + specular * (lambert > 0))
-        colour[back] = 0.3 * albedo[back] * _AMBIENT_SKY / _AMBIENT_SKY.mean()  # inside: unlit
+    def _shade(self, normals_f: np.ndarray, hits: PixelHits, expr: np.ndarray | None) -> np.ndarray:
+        """Linear RGB [3, N] of the hits, given the views' face normals [3, C, F] (coordinate-major
+        throughout: per-component rows keep numpy's loops long)."""
+        num_views, num_faces = normals_f.shape[1:]
+        num_vertices = self.incidence.shape[0]
+        view = hits.pixel // (self.raster.height * self.raster.width)
+        u, v = hits.bary[:, 0], hits.bary[:, 1]
+        weights = (1.0 - u - v, u, v)
+        # area-weighted vertex normals of every view at once: rows (component, view), columns vertices
+        normals_v = np.asarray(self.incidence @ normals_f.reshape(3 * num_views, num_faces).T).T
+        normals_v = normals_v.reshape(3, num_views * num_vertices)
+        normals_v /= np.sqrt(normals_v[0] ** 2 + normals_v[1] ** 2 + normals_v[2] ** 2) + 1e-12
+        corners = [view * num_vertices + self.faces[hits.face, k] for k in range(3)]
+        normal = sum(w * normals_v[:, corner] for w, corner in zip(weights, corners, strict=True))
+        normal /= np.sqrt(normal[0] ** 2 + normal[1] ** 2 + normal[2] ** 2) + 1e-12
+        to_camera = self.to_camera[:, hits.pixel]  # [3, N] unit
+        texel = sum(w * self.corner_texels[:, k, hits.face] for k, w in enumerate(weights))  # [2, N]
+        sampled = remap_points(self.texture, texel[0], texel[1]).T  # [3 + wrinkles, N]
+        albedo = sampled[:3]
+        if self.wrinkle_expr and expr is not None:
+            coefficients = np.clip(np.asarray(expr, np.float32)[:, self.wrinkle_expr], 0.0, None)  # [C, W]
+            darkening = (sampled[3:] * coefficients.T[:, view]).sum(0)
+            albedo = albedo * (1.0 - np.clip(darkening, 0.0, 0.9))
+        facing = normal[0] * to_camera[0] + normal[1] * to_camera[1] + normal[2] * to_camera[2]
+        up = normal[1]
+        sky, ground = _AMBIENT_SKY[:, None], _AMBIENT_GROUND[:, None]
+        light = 0.5 * (sky + ground) + 0.5 * (sky - ground) * up  # [3, N] ambient
+        specular = np.zeros_like(albedo)
+        strength, shininess = self.face_specular[:, hits.face]
+        for direction, intensity in zip(_LIGHT_DIRECTIONS, _LIGHT_INTENSITIES, strict=True):
+            n_dot_l = direction[0] * normal[0] + direction[1] * normal[1] + direction[2] * normal[2]
+            lambert = np.maximum((n_dot_l + 0.25) / 1.25, 0.0)  # wrapped diffuse
+            # Blinn-Phong: n.h = (n.l + n.e) / |l + e| for unit l, e
+            l_dot_e = direction[0] * to_camera[0] + direction[1] * to_camera[1] + direction[2] * to_camera[2]
+            n_dot_h = np.maximum((n_dot_l + facing) / np.sqrt(np.maximum(2.0 + 2.0 * l_dot_e, 1e-12)), 1e-12)
+            highlight = np.where(lambert > 0, strength * np.exp(shininess * np.log(n_dot_h)), 0.0)
+            light += intensity[:, None] * lambert
+            specular += intensity[:, None] * highlight
+        colour = albedo * light + specular
+        back = facing < 0
+        colour[:, back] = (
+            0.3 * albedo[:, back] * (_AMBIENT_SKY / _AMBIENT_SKY.mean())[:, None]
+        )  # inside: unlit
         return colour.astype(np.float32)
 
 

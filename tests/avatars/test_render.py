@@ -39,7 +39,11 @@ def random_scene(
     for c in range(cameras):
         angle = 0.15 * (c - (cameras - 1) / 2)
         viewmats[c, :3, :3] = torch.tensor(
-            [[math.cos(angle), 0.0, math.sin(angle)], [0.0, 1.0, 0.0], [-math.sin(angle), 0.0, math.cos(angle)]]
+            [
+                [math.cos(angle), 0.0, math.sin(angle)],
+                [0.0, 1.0, 0.0],
+                [-math.sin(angle), 0.0, math.cos(angle)],
+            ]
         )
         viewmats[c, :3, 3] = torch.tensor([0.05 * c, -0.03 * c, 3.0 + 0.2 * c])
     Ks = torch.tensor([[40.0, 0.0, width / 2], [0.0, 42.0, height / 2 + 0.3], [0.0, 0.0, 1.0]]).repeat(
@@ -124,14 +128,27 @@ def _triple(out):
 
 
 def _gradcheck_tiny_scene(backend: str, mode: str, fast_mode: bool) -> bool:
-    params, w, h = random_scene(n=5, cameras=2, dim=2, width=12, height=10, seed=11, dtype=torch.float64,
-                                log_scale=-2.0)  # fmt: skip
+    params, w, h = random_scene(
+        n=5, cameras=2, dim=2, width=12, height=10, seed=11, dtype=torch.float64, log_scale=-2.0
+    )
     viewmats, Ks = params[5], params[6]
     background = torch.tensor([0.3, 0.6], dtype=torch.float64)
 
     def render(means, quats, scales, opacities, features):
-        out = rasterize(means, quats, scales, opacities, features, viewmats, Ks, w, h, background=background,
-                        backend=backend, rasterize_mode=mode)  # fmt: skip
+        out = rasterize(
+            means,
+            quats,
+            scales,
+            opacities,
+            features,
+            viewmats,
+            Ks,
+            w,
+            h,
+            background=background,
+            backend=backend,
+            rasterize_mode=mode,
+        )
         return out.features, out.alpha, out.depth
 
     inputs = tuple(p.clone().requires_grad_(True) for p in params[:5])
@@ -174,10 +191,15 @@ def test_means2d_grad_and_absgrad():
 def test_projection_isotropic_gaussian_at_centre():
     focal, z, sigma = 50.0, 2.0, 0.01
     p = project_gaussians(
-        torch.tensor([[0.0, 0.0, z]]), torch.tensor([[1.0, 0.0, 0.0, 0.0]]), torch.full((1, 3), sigma),
-        torch.tensor([0.5]), torch.eye(4)[None],
-        torch.tensor([[[focal, 0.0, 16.0], [0.0, focal, 12.0], [0.0, 0.0, 1.0]]]), 32, 24,
-    )  # fmt: skip
+        torch.tensor([[0.0, 0.0, z]]),
+        torch.tensor([[1.0, 0.0, 0.0, 0.0]]),
+        torch.full((1, 3), sigma),
+        torch.tensor([0.5]),
+        torch.eye(4)[None],
+        torch.tensor([[[focal, 0.0, 16.0], [0.0, focal, 12.0], [0.0, 0.0, 1.0]]]),
+        32,
+        24,
+    )
     variance = (focal * sigma / z) ** 2 + 0.3  # Eq. 5 with the 0.3 px² dilation
     assert torch.allclose(p.means2d, torch.tensor([[[16.0, 12.0]]]))
     assert torch.allclose(p.conics, torch.tensor([[[1 / variance, 0.0, 1 / variance]]]), rtol=1e-5)

@@ -75,7 +75,7 @@ def test_sync_matches_the_true_offsets(dataset, session):
 def test_calibration_matches_the_true_rig(dataset, session):
     out, _ = dataset
     truth = session[1]["cameras"]
-    result = report(out, "calibrate")
+    result = report(out, "calibration")
     assert result["rms_px"] < 0.35
     poses = {c: np.asarray(v["world_to_cam"]) for c, v in result["cameras"].items()}
     for camera, true in truth.items():

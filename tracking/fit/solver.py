@@ -17,6 +17,13 @@ Stages: (0) per-frame rigid initialisation by triangulating the 68 landmarks and
 template (Umeyama); (1a) rigid pose; (1b) all parameters on the 68 iBUG landmarks of the model's
 embedding; (2) embed every one of MediaPipe's 478 points on the subject's mesh from confident
 frames (triangulate, closest surface point, median in the canonical mesh) and refit everything.
+
+To scale to thousands of frames the stages run twice: (a) the subject pass fits the shape β and the
+478-point embedding on ``shape_frames`` frames spread evenly over all sequences (each frame on its
+own, no temporal terms); (b) the frame pass fits every frame's parameters with β and the embedding
+fixed, in batches of whole sequences (``chunk_frames``) so the temporal terms stay exact, starting
+from the stage-0 rigid pose. The energy is a per-frame mean, so a batch's minimiser does not depend
+on how the frames are grouped.
 """
 
 from __future__ import annotations
@@ -441,14 +448,23 @@ def embed_mediapipe_points(
     neutral = posed_vertices(head_model, {"shape": params["shape"], "rotation": np.zeros((1, 3))})[0]
     max_rms = config.embedding_max_rms_px / problem.pixel_scale.numpy()
     canonical = np.full((len(frames), NUM_MEDIAPIPE_LANDMARKS, 3), np.nan)
-    for row, frame in enumerate(frames):
-        points, rms, count = triangulate(
-            obs.points[:, frame],
-            detected[:, frame].astype(np.float64),
-            obs.intrinsics,
-            obs.world_to_cam,
-            robust_scale_px=float(np.median(max_rms)),
-        )
+    num_cams = obs.points.shape[0]
+    # one triangulation call for all frames (points are independent)
+    all_points, all_rms, all_count = triangulate(
+        obs.points[:, frames].reshape(num_cams, -1, 2),
+        detected[:, frames].reshape(num_cams, -1).astype(np.float64),
+        obs.intrinsics,
+        obs.world_to_cam,
+        robust_scale_px=float(np.median(max_rms)),
+    )
+    grid = (len(frames), NUM_MEDIAPIPE_LANDMARKS)
+    all_points, all_rms, all_count = (
+        all_points.reshape(*grid, 3),
+        all_rms.reshape(grid),
+        all_count.reshape(grid),
+    )
+    for row in range(len(frames)):
+        points, rms, count = all_points[row], all_rms[row], all_count[row]
         ok = (count >= config.embedding_min_cameras) & (rms < float(np.median(max_rms)))
         if not ok.any():
             continue
@@ -609,6 +625,8 @@ def _fit_subject(
     )
     sub_term68.set_weights(sub_term68.visibility(variables) * np.isfinite(sub_targets68).all(-1))
     stage1 = ("expr", "jaw_pose", "neck_pose", "rotation", "translation")
+    # stage 2 may keep stage 1's jaw (MediaPipe's inner-lip points can be biased on some heads)
+    dense_keys = tuple(key for key in (*stage1, "eyes_pose") if config.dense_jaw or key != "jaw_pose")
     stages["subject_landmarks68"] = _minimize(
         sub_problem,
         sub_term68,
@@ -644,7 +662,7 @@ def _fit_subject(
             sub_problem,
             sub_term478,
             variables,
-            ("shape", *stage1, "eyes_pose"),
+            ("shape", *dense_keys),
             config.dense_iterations,
             f"{tag}shape, 478 landmarks ({len(subset)} frames)",
         )
@@ -712,7 +730,7 @@ def _fit_subject(
                     chunk,
                     term478,
                     variables,
-                    (*stage1, "eyes_pose"),
+                    dense_keys,
                     config.frame_dense_iterations,
                     f"{progress}: 478 landmarks",
                 ),
