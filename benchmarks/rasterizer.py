@@ -60,8 +60,11 @@ def rss_bytes() -> int:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def run_case(case: int, backend: str, repeats: int) -> dict:
+def run_case(case: int, backend: str, repeats: int, threads: int) -> dict:
     import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
 
     from avatars.render import rasterize
 
@@ -88,13 +91,14 @@ def run_case(case: int, backend: str, repeats: int) -> dict:
     for name, fn in (("forward", forward), ("fwd+bwd", forward_backward)):
         out = fn()  # warm-up (and, for "cpu", the one-time JIT build / load)
         sync()
-        times = []
+        times, cpu_times = [], []
         for _ in range(repeats):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             fn()
             sync()
             times.append(time.perf_counter() - start)
-        timings[name] = statistics.median(times)
+            cpu_times.append(time.process_time() - cpu_start)
+        timings[name] = (statistics.median(times), min(times), statistics.median(cpu_times))
     peak = (
         torch.cuda.max_memory_allocated()
         if device == "cuda"
@@ -105,8 +109,8 @@ def run_case(case: int, backend: str, repeats: int) -> dict:
         "size": size,
         "n": n,
         "backend": out.backend,
-        "forward_ms": 1e3 * timings["forward"],
-        "fwd_bwd_ms": 1e3 * timings["fwd+bwd"],
+        "forward_ms": [1e3 * t for t in timings["forward"]],
+        "fwd_bwd_ms": [1e3 * t for t in timings["fwd+bwd"]],
         "peak_mb": peak / 2**20,
         "visible": visible,
         "threads": torch.get_num_threads(),
@@ -120,11 +124,12 @@ def main() -> None:
     parser.add_argument("--backend", action="append", help="cpu (default), cpu-torch, gsplat; repeatable")
     parser.add_argument("--cases", default="0,1,2", help="comma-separated indices into " + str(CASES))
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch/OpenMP threads (0: torch's default)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         case, backend = args.child.split(":")
-        print(json.dumps(run_case(int(case), backend, args.repeats)))
+        print(json.dumps(run_case(int(case), backend, args.repeats, args.threads)))
         return
     backends = args.backend or ["cpu"]
     try:
@@ -137,14 +142,20 @@ def main() -> None:
     except ImportError:
         pass
     load = os.getloadavg()
-    print(f"# {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    header = f"{'image':>8} {'N':>7} {'backend':>10} {'forward':>10} {'fwd+bwd':>10} {'peak mem':>10}"
+    threads = args.threads or "default"
+    print(
+        f"# {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, threads {threads}"
+    )
+    print("# times: median / min wall over the repeats, and [median CPU time of this process]; on a shared")
+    print("# machine the wall time includes waiting for the cores, the CPU time does not")
+    header = f"{'image':>8} {'N':>7} {'backend':>10} {'forward':>28} {'fwd+bwd':>28} {'peak mem':>9}"
     header += f" {'visible':>8}"
     print(header)
     for case in (int(c) for c in args.cases.split(",")):
         for backend in backends:
             result = subprocess.run(
-                [sys.executable, __file__, "--child", f"{case}:{backend}", "--repeats", str(args.repeats)],
+                [sys.executable, __file__, "--child", f"{case}:{backend}", "--repeats", str(args.repeats)]
+                + ["--threads", str(args.threads)],
                 capture_output=True,
                 text=True,
             )
@@ -152,9 +163,12 @@ def main() -> None:
                 print(f"{CASES[case]} {backend}: failed\n{result.stderr[-2000:]}")
                 continue
             r = json.loads(result.stdout.strip().splitlines()[-1])
+            fwd, both = r["forward_ms"], r["fwd_bwd_ms"]
             print(
-                f"{r['size']:>4}x{r['size']:<4} {r['n']:>7} {r['backend']:>10} {r['forward_ms']:>8.1f}ms "
-                f"{r['fwd_bwd_ms']:>8.1f}ms {r['peak_mb']:>8.0f}MB {r['visible']:>8}"
+                f"{r['size']:>4}x{r['size']:<4} {r['n']:>7} {r['backend']:>10} "
+                f"{fwd[0]:>7.1f} /{fwd[1]:>7.1f} [{fwd[2]:>7.1f}] ms "
+                f"{both[0]:>7.1f} /{both[1]:>7.1f} [{both[2]:>7.1f}] ms "
+                f"{r['peak_mb']:>7.0f}MB {r['visible']:>8}"
             )
 
 

@@ -2,8 +2,9 @@
 
 1. generation time of a preset (goal for ``default``: <= 3 min on a 2-core machine);
 2. MediaPipe FaceMesh detection rate on the cameras within +-45 deg of the frontal one (goal >= 95 %);
-3. audio-video agreement in the frontal camera: lip closures seen by FaceMesh (inner-lip gap) vs
-   the bilabial closures of the phoneme timeline, within one frame.
+3. audio-video agreement in the frontal camera: lip closures seen by FaceMesh in the frontal mp4
+   (inner-lip gap / mouth width below a threshold) vs the bilabial closures (m b p) of the phoneme
+   timeline, within one frame: precision and recall (:func:`lip_closure_scores`).
 
 Usage: ``python benchmarks/synth.py [--preset default] [--out DIR] [--skip-generate] [--seed 0]``
 """
@@ -48,6 +49,49 @@ def _facemesh_track(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             width = np.linalg.norm(points[_LEFT_CORNER] - points[_RIGHT_CORNER])
             gap[k] = np.linalg.norm(points[_UPPER_INNER] - points[_LOWER_INNER]) / max(width, 1e-6)
     return detected, gap
+
+
+def lip_closure_scores(
+    closed: np.ndarray,  # [T] bool: the detector sees closed lips in frame k
+    times: np.ndarray,  # [T] master time of each frame (s)
+    phonemes: dict,  # ground_truth/takes/<take>/phonemes.json
+    fps: float,
+) -> dict[str, float | int | dict[str, int]]:
+    """Closed-lip frames vs the bilabial closures of the phoneme timeline, within one frame.
+
+    true positive frame: a closed frame during speech (not in a silence) within one frame of a
+    bilabial closure; precision = true positives / closed frames during speech. A bilabial closure is
+    recalled when some frame within one frame of it is closed; recall = recalled / closures. f/v
+    (lower lip against the upper teeth, lips apart) are not closures: a closed frame there counts as a
+    false positive, and the false positives are also tallied by the phoneme under them.
+    """
+    windows = [(a - 1.0 / fps, b + 1.0 / fps) for a, b in phonemes["bilabial_closures_s"]]
+    near = np.zeros(len(times), bool)
+    closures, recalled = 0, 0
+    for a, b in windows:
+        inside = (times >= a) & (times <= b)
+        if not np.any(inside):  # outside the video
+            continue
+        near |= inside
+        closures += 1
+        recalled += bool(np.any(closed & inside))
+    speech = np.zeros(len(times), bool)
+    under = np.full(len(times), "", object)
+    for p in phonemes["phonemes"]:
+        during = (times >= p["start_s"]) & (times < p["end_s"])
+        under[during] = p["phoneme"]
+        if p["kind"] != "silence":
+            speech |= during
+    false_by_phoneme: dict[str, int] = {}
+    for symbol in under[closed & speech & ~near]:
+        false_by_phoneme[symbol] = false_by_phoneme.get(symbol, 0) + 1
+    return {
+        "closed_speech_frames": int(np.sum(closed & speech)),
+        "true_positive_frames": int(np.sum(closed & speech & near)),
+        "closures": closures,
+        "recalled": recalled,
+        "false_by_phoneme": false_by_phoneme,
+    }
 
 
 def _angle_to_frontal(cameras: dict, camera_id: str, frontal: str) -> float:
@@ -96,7 +140,8 @@ def main() -> None:
 
     detections, total = 0, 0
     per_camera: dict[str, list[int]] = {c: [0, 0] for c in near}
-    recalls, explained, closure_frames = [], 0, 0
+    lips = {"closed_speech_frames": 0, "true_positive_frames": 0, "closures": 0, "recalled": 0}
+    false_by_phoneme: dict[str, int] = {}
     for take in session["takes"]:
         phonemes = json.loads((gt / "takes" / take / "phonemes.json").read_text())
         for camera_id in near:
@@ -110,18 +155,11 @@ def main() -> None:
                 continue
             times = np.arange(len(frames)) / fps + cameras[camera_id]["time_offset_s"]
             closed = detected & (gap < args.closure_threshold)
-            windows = [(a - 1.0 / fps, b + 1.0 / fps) for a, b in phonemes["bilabial_closures_s"]]
-            for a, b in windows:
-                inside = (times >= a) & (times <= b)
-                if np.any(inside):  # closures shorter than the frame gap cannot be seen
-                    recalls.append(bool(np.any(closed & inside)))
-            speech = np.zeros(len(frames), bool)
-            for p in phonemes["phonemes"]:
-                if p["kind"] != "silence":
-                    speech |= (times >= p["start_s"]) & (times < p["end_s"])
-            for k in np.nonzero(closed & speech)[0]:
-                closure_frames += 1
-                explained += any(a <= times[k] <= b for a, b in windows)
+            scores = lip_closure_scores(closed, times, phonemes, fps)
+            for key in lips:
+                lips[key] += scores[key]
+            for symbol, count in scores["false_by_phoneme"].items():
+                false_by_phoneme[symbol] = false_by_phoneme.get(symbol, 0) + count
 
     rate = detections / max(total, 1)
     print(
@@ -133,11 +171,19 @@ def main() -> None:
             f"  {camera_id} ({cameras[camera_id]['azimuth_deg']:+.0f} az, "
             f"{cameras[camera_id]['elevation_deg']:+.0f} el): {100 * hit / max(count, 1):.1f} %"
         )
+    precision = lips["true_positive_frames"] / max(lips["closed_speech_frames"], 1)
+    recall = lips["recalled"] / max(lips["closures"], 1)
     print(
-        f"lip sync, frontal {frontal}: {100 * np.mean(recalls) if recalls else float('nan'):.1f} % of "
-        f"{len(recalls)} bilabial closures have a closed-lip frame within one frame; "
-        f"{100 * explained / max(closure_frames, 1):.1f} % of {closure_frames} closed-lip frames during "
-        f"speech lie within one frame of a bilabial closure (threshold gap/width < {args.closure_threshold})"
+        f"lip closures, frontal {frontal} video (FaceMesh inner-lip gap / mouth width < "
+        f"{args.closure_threshold}) vs bilabial closures (m b p) of the phoneme timeline, within one frame: "
+        f"precision {100 * precision:.1f} % ({lips['true_positive_frames']}/{lips['closed_speech_frames']} "
+        f"closed frames during speech), recall {100 * recall:.1f} % ({lips['recalled']}/{lips['closures']} "
+        f"closures)"
+    )
+    worst = sorted(false_by_phoneme.items(), key=lambda item: -item[1])
+    print(
+        "  closed frames away from a bilabial, by phoneme: "
+        + (", ".join(f"{s} {n}" for s, n in worst) or "none")
     )
 
 

@@ -18,7 +18,7 @@ import weakref
 import torch
 from torch import Tensor
 
-from avatars.render.projection import ALPHA_MAX, ALPHA_THRESHOLD, TRANSMITTANCE_MIN
+from avatars.render.projection import ALPHA_MAX, ALPHA_THRESHOLD, TRANSMITTANCE_MIN, Projected
 
 
 class AbsGradSink:
@@ -126,6 +126,60 @@ def composite_cpp(
         sink,
         ext,
     )
+
+
+class _ProjectCpp(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, means, quats, scales, opacities, viewmats, Ks, width, height, near, far, eps2d, aa, ext):
+        outs = ext.project_forward(
+            means, quats, scales, opacities, viewmats, Ks, width, height, near, far, eps2d, aa
+        )
+        means2d, conics, depths, opacities_eff, extents, radii, compensations = outs
+        ctx.save_for_backward(means, quats, scales, opacities, viewmats, Ks, radii)
+        ctx.config = (width, height, near, far, eps2d, aa, ext)
+        ctx.mark_non_differentiable(extents, radii, compensations)
+        return means2d, conics, depths, opacities_eff, extents, radii, compensations
+
+    @staticmethod
+    def backward(ctx, v_means2d, v_conics, v_depths, v_opacities_eff, *_):
+        means, quats, scales, opacities, viewmats, Ks, radii = ctx.saved_tensors
+        width, height, near, far, eps2d, aa, ext = ctx.config
+        C, N = radii.shape
+        zeros = lambda *shape: torch.zeros(C, N, *shape, dtype=means.dtype)  # noqa: E731
+        v_means, v_quats, v_scales, v_opacities = ext.project_backward(
+            means, quats, scales, opacities, viewmats, Ks, width, height, near, far, eps2d, aa, radii,
+            zeros(2) if v_means2d is None else v_means2d,
+            zeros(3) if v_conics is None else v_conics,
+            zeros() if v_depths is None else v_depths,
+            zeros() if v_opacities_eff is None else v_opacities_eff,
+        )  # fmt: skip
+        return v_means, v_quats, v_scales, v_opacities, None, None, None, None, None, None, None, None, None
+
+
+def project_cpp(
+    ext,
+    means,
+    quats,
+    scales,
+    opacities,
+    viewmats,
+    Ks,
+    width,
+    height,
+    near_plane,
+    far_plane,
+    eps2d,
+    rasterize_mode,
+) -> Projected:
+    """The C++ twin of ``projection.project_gaussians`` (same outputs; no gradient to viewmats / Ks)."""
+    if rasterize_mode not in ("classic", "antialiased"):
+        raise ValueError(f"rasterize_mode must be 'classic' or 'antialiased', got {rasterize_mode!r}")
+    outs = _ProjectCpp.apply(
+        means, quats, scales, opacities, viewmats, Ks, width, height, float(near_plane), float(far_plane),
+        float(eps2d), rasterize_mode == "antialiased", ext,
+    )  # fmt: skip
+    means2d, conics, depths, opacities_eff, extents, radii, compensations = outs
+    return Projected(means2d, conics, depths, opacities_eff, extents, radii, compensations)
 
 
 def bin_tiles(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from avatars.render.composite import AbsGradSink, composite_cpp, composite_torch
+from avatars.render.composite import AbsGradSink, composite_cpp, composite_torch, project_cpp
 from avatars.render.projection import project_gaussians
 from gsbench.errors import DependencyError, InputError
 
@@ -120,20 +120,21 @@ def rasterize(
             "the CPU rasterizer got CUDA tensors", fix="move them to the CPU or use backend='gsplat'"
         )
 
-    projected = project_gaussians(
-        means,
-        quats,
-        scales,
-        opacities,
-        viewmats,
-        Ks,
-        width,
-        height,
-        near_plane,
-        far_plane,
-        eps2d,
-        rasterize_mode,
-    )
+    ext = None
+    if backend == "cpu":
+        from avatars.render._extension import load_extension
+
+        ext = load_extension()
+    if ext is not None and not (viewmats.requires_grad or Ks.requires_grad):
+        projected = project_cpp(
+            ext, means, quats, scales, opacities, viewmats, Ks, width, height, near_plane, far_plane, eps2d,
+            rasterize_mode,
+        )  # fmt: skip
+    else:  # pure torch (autograd also reaches viewmats and Ks)
+        projected = project_gaussians(
+            means, quats, scales, opacities, viewmats, Ks, width, height, near_plane, far_plane, eps2d,
+            rasterize_mode,
+        )  # fmt: skip
     means2d = projected.means2d
     sink = None
     if means2d.requires_grad:
@@ -142,11 +143,6 @@ def rasterize(
     # Depth is composited as one more feature channel, giving the expected depth in the same pass.
     features_ext = torch.cat([features, projected.depths[..., None].to(features.dtype)], dim=-1)
 
-    ext = None
-    if backend == "cpu":
-        from avatars.render._extension import load_extension
-
-        ext = load_extension()
     if ext is not None:
         out, alpha = composite_cpp(
             ext,

@@ -2,8 +2,9 @@
 
 Same equations as :class:`tracking.flame.FlameLayer` (smplx ``lbs``), specialised to a fixed
 ``shape``: the shape blend and its joint regression are computed once, the expression blend's
-effect on the joints is a precomputed [J, 3, E] matrix, and skinning is elementwise instead of
-V small 4x4 matmuls. ``FlameLayer`` stays the reference; a test checks the two agree.
+effect on the joints is a precomputed [J, 3, E] matrix, and skinning blends the J transforms per
+vertex with one [12, J] x [J, V] matmul, then applies them elementwise (coordinate-major) instead
+of V small 4x4 matmuls. ``FlameLayer`` stays the reference; a test checks the two agree.
 """
 
 from __future__ import annotations
@@ -46,11 +47,6 @@ class SubjectPoser:
             head.posedirs.reshape(-1, num_v, 3).transpose(0, 2, 1).reshape(-1, 3 * num_v).astype(np.float32)
             if np.any(head.posedirs) else None
         )  # fmt: skip
-        # per joint: (vertex indices it influences, their weights)
-        self.influence = [
-            (np.nonzero(column)[0], column[np.nonzero(column)[0]].astype(np.float32))
-            for column in head.lbs_weights.T
-        ]
         self.dense_weights = head.lbs_weights.T.astype(np.float32)  # [J, V]
         self.parents = head.parents
         self.faces = head.faces
@@ -67,6 +63,19 @@ class SubjectPoser:
         eyes_pose: np.ndarray,  # [B, 6]
         translation: np.ndarray,  # [B, 3]
     ) -> tuple[np.ndarray, np.ndarray]:
+        points, landmarks = self.pose_points(expr, rotation, neck_pose, jaw_pose, eyes_pose, translation)
+        return np.ascontiguousarray(points.transpose(0, 2, 1)), landmarks
+
+    def pose_points(
+        self,
+        expr: np.ndarray,  # [B, E'] E' <= E
+        rotation: np.ndarray,  # [B, 3]
+        neck_pose: np.ndarray,  # [B, 3]
+        jaw_pose: np.ndarray,  # [B, 3]
+        eyes_pose: np.ndarray,  # [B, 6]
+        translation: np.ndarray,  # [B, 3]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Coordinate-major vertices [B, 3, V] float32 and landmarks [B, 68, 3] float32."""
         batch = len(rotation)
         full_expr = np.zeros((batch, self.num_expr))
         full_expr[:, : expr.shape[1]] = expr
@@ -97,20 +106,18 @@ class SubjectPoser:
             chain.append(chain[self.parents[j]] @ local[:, j])
         transforms = np.stack(chain, axis=1)  # [B, J, 4, 4]
         transforms[:, :, :3, 3] -= np.einsum("bjkl,bjl->bjk", transforms[:, :, :3, :3], joints)
-        # skinning, joint by joint over the vertices each joint influences (weights are sparse)
-        transforms = transforms.astype(np.float32)
-        vertices_t = np.zeros_like(v_posed)  # [B, 3, V]
-        for j, (index, weight) in enumerate(self.influence):
-            if len(index) == 0:
-                continue
-            dense = len(index) > num_v // 2
-            points = v_posed if dense else v_posed[:, :, index]
-            moved = transforms[:, j, :3, :3] @ points + transforms[:, j, :3, 3:4]
-            if dense:
-                vertices_t += self.dense_weights[j] * moved
-            else:
-                vertices_t[:, :, index] += weight * moved
+        # skinning: each vertex's blended transform sum_j w_vj G_j, entry by entry, [B, 12, V]
+        blended = (
+            transforms[:, :, :3, :].reshape(batch, num_j, 12).transpose(0, 2, 1).reshape(batch * 12, num_j)
+        ).astype(np.float32) @ self.dense_weights
+        blended = blended.reshape(batch, 12, num_v)
+        vertices_t = np.empty_like(v_posed)  # [B, 3, V]
+        for k in range(3):
+            row = blended[:, 4 * k : 4 * k + 4]
+            vertices_t[:, k] = (
+                row[:, 0] * v_posed[:, 0] + row[:, 1] * v_posed[:, 1] + row[:, 2] * v_posed[:, 2] + row[:, 3]
+            )
         vertices_t += translation[:, :, None].astype(np.float32)
-        vertices = np.ascontiguousarray(vertices_t.transpose(0, 2, 1))
-        landmarks = np.einsum("blkd,lk->bld", vertices[:, self.lmk_faces], self.lmk_bary)
-        return vertices.astype(np.float32), landmarks.astype(np.float32)
+        corners = vertices_t[:, :, self.lmk_faces]  # [B, 3, 68, 3]
+        landmarks = np.einsum("bdlk,lk->bld", corners, self.lmk_bary)
+        return vertices_t, landmarks.astype(np.float32)

@@ -141,8 +141,7 @@ class _RasterViews:
     focal: np.ndarray  # [C, 2] fx, fy
     centre: np.ndarray  # [C, 2] cx, cy
     radial: np.ndarray  # [C, 2] k1, k2
-    plane_x: np.ndarray  # [C*H*W] image-plane x/z of each raw pixel's ray
-    plane_y: np.ndarray  # [C*H*W]
+    plane: np.ndarray  # [2, C*H*W] image-plane x/z, y/z of each raw pixel's ray
     height: int
     width: int
 
@@ -163,8 +162,7 @@ class _RasterViews:
             focal=np.stack([camera.K[[0, 1], [0, 1]] for camera in cameras]).astype(np.float32),
             centre=np.stack([camera.K[[0, 1], [2, 2]] for camera in cameras]).astype(np.float32),
             radial=np.stack([camera.dist[:2] for camera in cameras]).astype(np.float32),
-            plane_x=(in_camera[..., 0] / in_camera[..., 2]).reshape(-1).astype(np.float32),
-            plane_y=(in_camera[..., 1] / in_camera[..., 2]).reshape(-1).astype(np.float32),
+            plane=(in_camera[..., :2] / in_camera[..., 2:]).reshape(-1, 2).T.astype(np.float32).copy(),
             height=height,
             width=width,
         )
@@ -197,8 +195,9 @@ def rasterize_hits(
 
     # candidate pixels: integer pixel centres inside the triangle's (padded) raw-pixel bounding box;
     # per-triangle arrays are [3 corners, M] so that each corner is a contiguous row
-    corners = faces.T.astype(np.int32)[:, face_index] + (view_index * num_vertices).astype(np.int32)
-    corner_u, corner_v = pixel_u[corners], pixel_v[corners]
+    corners = np.take(faces.T.astype(np.int32), face_index, axis=1)
+    corners += (view_index * num_vertices).astype(np.int32)
+    corner_u, corner_v = np.take(pixel_u, corners), np.take(pixel_v, corners)
     x0 = np.ceil(np.minimum(np.minimum(corner_u[0], corner_u[1]), corner_u[2]) - _BBOX_PAD_PX)
     x1 = np.floor(np.maximum(np.maximum(corner_u[0], corner_u[1]), corner_u[2]) + _BBOX_PAD_PX)
     y0 = np.ceil(np.minimum(np.minimum(corner_v[0], corner_v[1]), corner_v[2]) - _BBOX_PAD_PX)
@@ -206,25 +205,29 @@ def rasterize_hits(
     x0, y0 = np.maximum(x0, 0).astype(np.int32), np.maximum(y0, 0).astype(np.int32)
     size_x = np.maximum(np.minimum(x1, width - 1).astype(np.int32) - x0 + 1, 0)
     size_y = np.maximum(np.minimum(y1, height - 1).astype(np.int32) - y0 + 1, 0)
-    drawn = np.flatnonzero((size_x > 0) & (size_y > 0))
+    drawn = np.flatnonzero((size_x > 0) & (size_y > 0)).astype(np.int32)
     # group triangles by box size so each group's candidates are one broadcast [n, size_x * size_y]
     large = _LARGE_BOX_PX
-    box_key = np.minimum(size_x[drawn], large).astype(np.uint16) * (large + 1)
-    box_key += np.minimum(size_y[drawn], large).astype(np.uint16)
+    box_key = np.minimum(np.take(size_x, drawn), large).astype(np.uint16) * (large + 1)
+    box_key += np.minimum(np.take(size_y, drawn), large).astype(np.uint16)
     order = np.argsort(box_key, kind="stable")  # 16-bit keys: a radix sort
-    drawn, box_key = drawn[order], box_key[order]
-    corners = corners[:, drawn]
-    size_x, size_y = size_x[drawn], size_y[drawn]
-    base = (view_index[drawn].astype(np.int32) * height + y0[drawn]) * width + x0[drawn]
-    p0x, p0y = plane_x[corners[0]], plane_y[corners[0]]
-    e1x, e1y = plane_x[corners[1]] - p0x, plane_y[corners[1]] - p0y
-    e2x, e2y = plane_x[corners[2]] - p0x, plane_y[corners[2]] - p0y
+    drawn, box_key = np.take(drawn, order), np.take(box_key, order)
+    corners = np.take(corners, drawn, axis=1)
+    size_x, size_y = np.take(size_x, drawn), np.take(size_y, drawn)
+    base = (np.take(view_index, drawn).astype(np.int32) * height + np.take(y0, drawn)) * width
+    base += np.take(x0, drawn)
+    corner_x, corner_y, corner_iz = (
+        np.take(plane_x, corners),
+        np.take(plane_y, corners),
+        np.take(inv_z, corners),
+    )
+    e1x, e1y = corner_x[1] - corner_x[0], corner_y[1] - corner_y[0]
+    e2x, e2y = corner_x[2] - corner_x[0], corner_y[2] - corner_y[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         inv_det = 1.0 / (e1x * e2y - e1y * e2x)  # edge-on triangles (inf) cover no point
-    # screen-space barycentrics (b1, b2) = A (q - p0), A = inverse of [e1 e2]
+    # screen-space barycentrics (b1, b2) = A (q - p0), A = inverse of [e1 e2]; 1/z is affine in them
+    p0x, p0y = corner_x[0], corner_y[0]
     a11, a12, a21, a22 = e2y * inv_det, -e2x * inv_det, -e1y * inv_det, e1x * inv_det
-    iz0 = inv_z[corners[0]]
-    diz1, diz2 = inv_z[corners[1]] - iz0, inv_z[corners[2]] - iz0
 
     # one broadcast [n, box pixels] per group of equal box size; boxes of >= _LARGE_BOX_PX (never for
     # a head at rig distance) one triangle at a time
@@ -238,41 +241,45 @@ def rasterize_hits(
     frag_tri, frag_pixel, frag_b1, frag_b2 = [], [], [], []
     for lo, hi in groups:
         box_x, box_y = int(size_x[lo]), int(size_y[lo])
+        # [box pixel, triangle]: the triangle axis is the long, inner one
         offsets = np.arange(box_y, dtype=np.int32)[:, None] * width + np.arange(box_x, dtype=np.int32)
-        pixel = base[lo:hi, None] + offsets.reshape(1, -1)  # [n, box]
-        dx = raster.plane_x[pixel] - p0x[lo:hi, None]
-        dy = raster.plane_y[pixel] - p0y[lo:hi, None]
-        b1 = a11[lo:hi, None] * dx + a12[lo:hi, None] * dy
-        b2 = a21[lo:hi, None] * dx + a22[lo:hi, None] * dy
+        pixel = (offsets.reshape(-1, 1) + base[None, lo:hi]).ravel()
+        plane = np.take(raster.plane, pixel, axis=1).reshape(2, offsets.size, hi - lo)
+        dx = plane[0] - p0x[lo:hi]
+        dy = plane[1] - p0y[lo:hi]
+        b1 = a11[lo:hi] * dx + a12[lo:hi] * dy
+        b2 = a21[lo:hi] * dx + a22[lo:hi] * dy
         inside = np.flatnonzero((np.minimum(b1, b2) >= 0) & (b1 + b2 <= 1))
-        frag_tri.append(inside // offsets.size + lo)
-        frag_pixel.append(pixel.ravel()[inside])
-        frag_b1.append(b1.ravel()[inside])
-        frag_b2.append(b2.ravel()[inside])
+        frag_tri.append((inside % (hi - lo) + lo).astype(np.int32))
+        frag_pixel.append(np.take(pixel, inside))
+        frag_b1.append(np.take(b1, inside))
+        frag_b2.append(np.take(b2, inside))
     tri = np.concatenate(frag_tri)
     pixel = np.concatenate(frag_pixel)
     b1, b2 = np.concatenate(frag_b1), np.concatenate(frag_b2)
-    depth = iz0[tri] + b1 * diz1[tri] + b2 * diz2[tri]  # 1/z: larger is nearer
+    iz = np.take(corner_iz, tri, axis=1)  # [3, fragments]
+    depth = iz[0] + b1 * (iz[1] - iz[0]) + b2 * (iz[2] - iz[0])  # 1/z at the point: larger is nearer
 
     # z-buffer: scatter (a duplicate index keeps its last write), then rewrite the fragments nearer
     # than what their pixel holds until none is; the buffer then holds each pixel's max 1/z
     zbuffer = np.zeros(num_views * height * width, np.float32)
-    pending = np.arange(len(pixel))
+    zbuffer[pixel] = depth
+    pending = np.flatnonzero(depth > np.take(zbuffer, pixel))
     while len(pending):
-        zbuffer[pixel[pending]] = depth[pending]
-        pending = pending[depth[pending] > zbuffer[pixel[pending]]]
-    winners = np.flatnonzero(depth == zbuffer[pixel])
-    owner = np.full(len(zbuffer), -1, np.int64)
-    owner[pixel[winners]] = winners
+        zbuffer[np.take(pixel, pending)] = np.take(depth, pending)
+        pending = pending[np.take(depth, pending) > np.take(zbuffer, np.take(pixel, pending))]
+    winners = np.flatnonzero(depth == np.take(zbuffer, pixel))
+    owner = np.full(len(zbuffer), -1, np.int32)
+    owner[np.take(pixel, winners)] = winners
     hit_pixel = np.flatnonzero(owner >= 0)
-    fragment = owner[hit_pixel]
-    tri = tri[fragment]
+    fragment = np.take(owner, hit_pixel)
     # perspective-correct barycentrics: b_i / z_i renormalized (sum b_i / z_i = 1/z at the hit)
-    iz_hit = zbuffer[hit_pixel]
-    u = b1[fragment] * (iz0[tri] + diz1[tri]) / iz_hit
-    v = b2[fragment] * (iz0[tri] + diz2[tri]) / iz_hit
-    bary = np.stack([u, v], axis=1).astype(np.float32)
-    return PixelHits(hit_pixel, face_index[drawn[tri]].astype(np.int64), bary)
+    iz_hit = np.take(zbuffer, hit_pixel)
+    iz = np.take(iz, fragment, axis=1)
+    u = np.take(b1, fragment) * iz[1] / iz_hit
+    v = np.take(b2, fragment) * iz[2] / iz_hit
+    face = np.take(face_index, np.take(drawn, np.take(tri, fragment))).astype(np.int64)
+    return PixelHits(hit_pixel, face, np.stack([u, v], axis=1).astype(np.float32))
 
 
 class HeadRenderer:
@@ -293,25 +300,24 @@ class HeadRenderer:
             texture = texture * np.asarray(tint, np.float32)[None, None]
         self.wrinkle_expr = [index for index, name in enumerate(head.expr_names) if name in head.wrinkle_maps]
         wrinkles = [np.asarray(head.wrinkle_maps[head.expr_names[i]], np.float32) for i in self.wrinkle_expr]
-        # albedo and wrinkle maps in one image (one bilinear lookup per pixel for all of them), area-
-        # averaged down to ~2 texels per image pixel across the head: a pixel covers several texels of
-        # the full map, so point-sampling it would alias (and miss the cache)
+        # albedo and wrinkle maps, area-averaged down to ~2 texels per image pixel across the head (a
+        # pixel covers several texels of the full map: point-sampling it would alias and miss the
+        # cache), stored 8-bit (albedo sRGB-encoded, decoded after the lookup) in images of <= 4
+        # channels, cv2.remap's fast path
         stack = np.concatenate([texture] + [wrinkle[..., None] for wrinkle in wrinkles], axis=2)
         scale = min(1.0, 2.0 * max(height, width) / max(stack.shape[:2]))
+        size = (max(1, round(stack.shape[1] * scale)), max(1, round(stack.shape[0] * scale)))
+        chunks = [stack[..., i : i + 4] for i in range(0, stack.shape[2], 4)]
         if scale < 1.0:
-            size = (max(1, round(stack.shape[1] * scale)), max(1, round(stack.shape[0] * scale)))
-            stack = np.concatenate(
-                [cv2.resize(stack[..., i : i + 4], size, interpolation=cv2.INTER_AREA).reshape(*size[::-1], -1)
-                 for i in range(0, stack.shape[2], 4)], axis=2)  # fmt: skip
-        self.texture = np.ascontiguousarray(stack, np.float32)  # [rows, cols, 3 + wrinkles]
-        rows, cols = self.texture.shape[:2]
-        # texture-pixel coordinates (cv2.remap convention, v up) per coordinate, corner, face: [2, 3, F]
-        self.corner_texels = np.ascontiguousarray(
-            np.stack([corner_uvs[..., 0] * cols - 0.5, (1.0 - corner_uvs[..., 1]) * rows - 0.5]).transpose(
-                0, 2, 1
-            ),
-            np.float32,
-        )
+            chunks = [cv2.resize(chunk, size, interpolation=cv2.INTER_AREA) for chunk in chunks]
+        stack = np.concatenate([chunk.reshape(size[1], size[0], -1) for chunk in chunks], axis=2)
+        stack[..., :3] = np.clip(stack[..., :3], 0.0, 1.0) ** (1 / 2.2)
+        stack = np.round(255.0 * np.clip(stack, 0.0, 1.0)).astype(np.uint8)
+        self.texture = [np.ascontiguousarray(stack[..., i : i + 4]) for i in range(0, stack.shape[2], 4)]
+        self.decode_albedo = ((np.arange(256) / 255.0) ** 2.2).astype(np.float32)
+        rows, cols = size[1], size[0]
+        # texture-pixel coordinates (cv2.remap convention, v up) of each face's corners [F, 3, 2]
+        texels = np.stack([corner_uvs[..., 0] * cols - 0.5, (1.0 - corner_uvs[..., 1]) * rows - 0.5], axis=-1)
         region_of_face = np.zeros(len(self.faces), np.int64)
         if head.vertex_regions is not None:
             region_of_face = np.asarray(head.vertex_regions, np.int64)[self.faces].max(axis=1)
@@ -326,7 +332,13 @@ class HeadRenderer:
         spec[:] = _SPECULAR["skin"]
         for name, code in REGIONS.items():
             spec[code] = _SPECULAR.get(name, _SPECULAR["skin"])
-        self.face_specular = np.ascontiguousarray(spec[region_of_face].T)  # [2, F] strength, shininess
+        # per face, [8, F]: corner 0's texel, corner 1's and 2's texel minus corner 0's (the texel is
+        # affine in the hit's barycentrics), specular strength and shininess
+        self.face_table = np.ascontiguousarray(
+            np.concatenate(
+                [texels[:, 0].T, (texels[:, 1] - texels[:, 0]).T, (texels[:, 2] - texels[:, 0]).T,
+                 spec[region_of_face].T]), np.float32)  # fmt: skip
+        self.faces_t = np.ascontiguousarray(self.faces.T, np.int32)  # [3, F]
         self.raster = _RasterViews.build(views)
         # world directions from the pixels towards their camera, [3, C*H*W]
         self.to_camera = -np.concatenate([view.directions.reshape(-1, 3) for view in views]).T.astype(
@@ -376,30 +388,35 @@ class HeadRenderer:
         throughout: per-component rows keep numpy's loops long)."""
         num_views, num_faces = normals_f.shape[1:]
         num_vertices = self.incidence.shape[0]
-        view = hits.pixel // (self.raster.height * self.raster.width)
-        u, v = hits.bary[:, 0], hits.bary[:, 1]
+        view = (hits.pixel // (self.raster.height * self.raster.width)).astype(np.int32)
+        u, v = hits.bary.T
         weights = (1.0 - u - v, u, v)
         # area-weighted vertex normals of every view at once: rows (component, view), columns vertices
         normals_v = np.asarray(self.incidence @ normals_f.reshape(3 * num_views, num_faces).T).T
         normals_v = normals_v.reshape(3, num_views * num_vertices)
         normals_v /= np.sqrt(normals_v[0] ** 2 + normals_v[1] ** 2 + normals_v[2] ** 2) + 1e-12
-        corners = [view * num_vertices + self.faces[hits.face, k] for k in range(3)]
-        normal = sum(w * normals_v[:, corner] for w, corner in zip(weights, corners, strict=True))
+        corners = np.take(self.faces_t, hits.face, axis=1) + view * num_vertices  # [3, N]
+        normal = sum(
+            w * np.take(normals_v, corner, axis=1) for w, corner in zip(weights, corners, strict=True)
+        )
         normal /= np.sqrt(normal[0] ** 2 + normal[1] ** 2 + normal[2] ** 2) + 1e-12
-        to_camera = self.to_camera[:, hits.pixel]  # [3, N] unit
-        texel = sum(w * self.corner_texels[:, k, hits.face] for k, w in enumerate(weights))  # [2, N]
-        sampled = remap_points(self.texture, texel[0], texel[1]).T  # [3 + wrinkles, N]
-        albedo = sampled[:3]
+        to_camera = np.take(self.to_camera, hits.pixel, axis=1)  # [3, N] unit
+        face_table = np.take(self.face_table, hits.face, axis=1)  # [8, N]
+        texel = face_table[0:2] + u * face_table[2:4] + v * face_table[4:6]  # [2, N]
+        sampled = np.concatenate(
+            [remap_points(image, texel[0], texel[1]).reshape(len(u), -1) for image in self.texture], axis=1
+        ).T  # [3 + wrinkles, N] uint8
+        albedo = np.take(self.decode_albedo, sampled[:3])
         if self.wrinkle_expr and expr is not None:
             coefficients = np.clip(np.asarray(expr, np.float32)[:, self.wrinkle_expr], 0.0, None)  # [C, W]
-            darkening = (sampled[3:] * coefficients.T[:, view]).sum(0)
+            darkening = (sampled[3:] * np.take(coefficients.T / 255.0, view, axis=1)).sum(0)
             albedo = albedo * (1.0 - np.clip(darkening, 0.0, 0.9))
         facing = normal[0] * to_camera[0] + normal[1] * to_camera[1] + normal[2] * to_camera[2]
         up = normal[1]
         sky, ground = _AMBIENT_SKY[:, None], _AMBIENT_GROUND[:, None]
         light = 0.5 * (sky + ground) + 0.5 * (sky - ground) * up  # [3, N] ambient
         specular = np.zeros_like(albedo)
-        strength, shininess = self.face_specular[:, hits.face]
+        strength, shininess = face_table[6], face_table[7]
         for direction, intensity in zip(_LIGHT_DIRECTIONS, _LIGHT_INTENSITIES, strict=True):
             n_dot_l = direction[0] * normal[0] + direction[1] * normal[1] + direction[2] * normal[2]
             lambert = np.maximum((n_dot_l + 0.25) / 1.25, 0.0)  # wrapped diffuse
@@ -424,13 +441,32 @@ _SRGB_LUT = _SRGB_LUT.astype(np.float32)
 _SHOT_LUT = np.sqrt(_LINEAR * 0.0004).astype(np.float32) * 255.0 * np.gradient(_SRGB_LUT / 255.0, _LINEAR)
 
 
-def camera_response(linear: np.ndarray, camera: SynthCamera, rng: np.random.Generator | None) -> np.ndarray:
+class SensorNoise:
+    """Standard-normal noise images for one camera's frames: windows, at a random offset per frame, of a
+    bank of ``bank_frames`` images' worth of draws. Fresh draws would cost more than the rest of the
+    camera response; a window shifts the bank by a random number of samples (not a whole row or
+    image), so consecutive frames' noise is not visibly the same pattern."""
+
+    def __init__(self, rng: np.random.Generator, shape: tuple[int, ...], bank_frames: int = 4):
+        self.rng = rng
+        self.shape = shape
+        self.size = int(np.prod(shape))
+        self.bank = rng.standard_normal(bank_frames * self.size, dtype=np.float32)
+
+    def draw(self) -> np.ndarray:
+        offset = int(self.rng.integers(0, len(self.bank) - self.size + 1))
+        return self.bank[offset : offset + self.size].reshape(self.shape)
+
+
+def camera_response(linear: np.ndarray, camera: SynthCamera, noise: np.ndarray | None) -> np.ndarray:
     """Sensor + ISP: exposure, white balance, sRGB encoding (4096-entry table), shot noise (carried
-    through the encoding's slope) and read noise, 8-bit [..., 3]. ``rng=None``: noise-free."""
-    exposed = linear * (camera.exposure * camera.white_balance.astype(np.float32))
-    index = np.clip((exposed * _LUT_SIZE).astype(np.int32), 0, _LUT_SIZE - 1)
-    encoded = _SRGB_LUT[index]
-    if rng is not None:
-        sigma = np.sqrt(_SHOT_LUT[index] ** 2 + np.float32(camera.noise_std) ** 2)
-        encoded += sigma * rng.standard_normal(encoded.shape, dtype=np.float32)
-    return np.clip(encoded + 0.5, 0, 255).astype(np.uint8)
+    through the encoding's slope) and read noise, 8-bit [..., 3]. ``noise``: standard-normal draws of
+    the image's shape (:class:`SensorNoise`); None: noise-free."""
+    gain = (camera.exposure * camera.white_balance * _LUT_SIZE).astype(np.float32)
+    index = np.clip(linear * gain, 0, _LUT_SIZE - 1).astype(np.int32)
+    encoded = np.take(_SRGB_LUT, index)
+    if noise is not None:
+        sigma = np.sqrt(_SHOT_LUT**2 + np.float32(camera.noise_std) ** 2)
+        encoded += np.take(sigma, index) * noise
+    encoded += 0.5
+    return np.clip(encoded, 0, 255, out=encoded).astype(np.uint8)

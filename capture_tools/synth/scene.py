@@ -161,9 +161,12 @@ class BoardRenderer:
     the squares_x side, y along squares_y (OpenCV's CharucoBoard object points), z into the board
     (the printed side faces -z)."""
 
-    def __init__(self, spec: BoardSpec, pixels_per_m: float = 2500.0):
+    def __init__(
+        self, spec: BoardSpec, pixels_per_m: float = 2500.0, filtered_pixels_per_m: float | None = None
+    ):
+        """``filtered_pixels_per_m``: area-average the printed texture down to this density (about the
+        density of image pixels on the board), so that one bilinear lookup per pixel is antialiased."""
         self.spec = spec
-        self.pixels_per_m = pixels_per_m
         size = (
             int(spec.squares_x * spec.square_length_m * pixels_per_m),
             int(spec.squares_y * spec.square_length_m * pixels_per_m),
@@ -171,7 +174,19 @@ class BoardRenderer:
         printed = spec.cv_board().generateImage(size, marginSize=0, borderBits=1)
         margin = int(spec.margin_m * pixels_per_m)
         image = cv2.copyMakeBorder(printed, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=255)
-        self.texture = ((image.astype(np.float32) / 255.0) ** 2.2 * 0.85 + 0.02)[..., None].repeat(3, axis=2)
+        texture = (image.astype(np.float32) / 255.0) ** 2.2 * 0.85 + 0.02
+        factor = int(pixels_per_m // filtered_pixels_per_m) if filtered_pixels_per_m else 1
+        if factor > 1:
+            # a whole factor (the white backing grown by < factor texels right and below) keeps texel
+            # centres on the same board points
+            rows, cols = -(-texture.shape[0] // factor) * factor, -(-texture.shape[1] // factor) * factor
+            texture = np.pad(
+                texture, ((0, rows - texture.shape[0]), (0, cols - texture.shape[1])), mode="edge"
+            )
+            texture = texture.reshape(rows // factor, factor, cols // factor, factor).mean(axis=(1, 3))
+            pixels_per_m, margin = pixels_per_m / factor, margin / factor
+        self.texture = np.ascontiguousarray(texture[..., None].repeat(3, axis=2))
+        self.pixels_per_m = pixels_per_m
         self.margin_px = margin
 
     def shade(

@@ -192,7 +192,7 @@ def _camera_mic(
 
 
 def _render_take(job: dict[str, Any]) -> dict[str, Any]:
-    from capture_tools.synth.render import HeadRenderer, camera_response
+    from capture_tools.synth.render import HeadRenderer, SensorNoise, camera_response
 
     context: _Context = _WORKER_STATE["context"]
     head = _worker_head()
@@ -228,11 +228,14 @@ def _render_take(job: dict[str, Any]) -> dict[str, Any]:
 
     renderer = HeadRenderer(head, views, tint=subject.tint)
     frames = np.zeros((len(cameras), num_frames, preset.height, preset.width, 3), np.uint8)
-    noise_rngs = [_rng(context.seed, _KEY_TAKE, job["index"], 1000 + c) for c in range(len(cameras))]
+    noise = [
+        SensorNoise(_rng(context.seed, _KEY_TAKE, job["index"], 1000 + c), views[c].plate.shape)
+        for c in range(len(cameras))
+    ]
     for k in range(num_frames):
-        linear, _ = renderer.render(vertices[:, k], expr[:, k], nthreads=context.threads)
+        linear, _ = renderer.render(vertices[:, k], expr[:, k])
         for c, camera in enumerate(cameras):
-            frames[c, k] = camera_response(linear[c], camera, noise_rngs[c])
+            frames[c, k] = camera_response(linear[c], camera, noise[c].draw())
 
     take_dir = context.out / "takes" / take_id
     take_dir.mkdir(parents=True, exist_ok=True)
@@ -270,13 +273,14 @@ def _render_take(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _render_calibration(job: dict[str, Any]) -> dict[str, Any]:
-    from capture_tools.synth.render import camera_response
+    from capture_tools.synth.render import SensorNoise, camera_response
 
     context: _Context = _WORKER_STATE["context"]
     preset, cameras = context.preset, context.cameras
     views = _views(context)
     rng = _rng(context.seed, _KEY_CALIBRATION)
-    board = BoardRenderer(preset.board)
+    # texture pre-filtered to about one texel per image pixel on the board: one antialiased lookup per pixel
+    board = BoardRenderer(preset.board, filtered_pixels_per_m=preset.width / preset.field_of_view_m)
     pose = board_trajectory(rng, preset.board, preset.calibration_duration_s)
     num_frames = int(round(preset.calibration_duration_s * preset.fps))
     num_samples = int(round(num_frames / preset.fps * SAMPLE_RATE))
@@ -291,21 +295,16 @@ def _render_calibration(job: dict[str, Any]) -> dict[str, Any]:
     out_dir = context.out / "calibration"
     out_dir.mkdir(parents=True, exist_ok=True)
     poses = {}
-    subpixels = ((-0.25, -0.25), (0.25, -0.25), (-0.25, 0.25), (0.25, 0.25))  # 2x2 supersampling
     for c, (camera, view) in enumerate(zip(cameras, views, strict=True)):
-        sub_directions = [camera.pixel_rays(offset)[1] for offset in subpixels]
-        noise_rng = _rng(context.seed, _KEY_CALIBRATION, 1000 + c)
+        noise = SensorNoise(_rng(context.seed, _KEY_CALIBRATION, 1000 + c), view.plate.shape)
         times = np.arange(num_frames) / preset.fps + camera.time_offset_s
         frames = np.zeros((num_frames, preset.height, preset.width, 3), np.uint8)
         camera_poses = np.zeros((num_frames, 4, 4))
         for k, t in enumerate(times):
             board_to_world = pose(float(t))
             camera_poses[k] = board_to_world
-            linear = np.zeros_like(view.plate)
-            for directions in sub_directions:
-                colour, hit = board.shade(board_to_world, view.origin, directions)
-                linear += np.where(hit[..., None], colour, view.plate) / len(sub_directions)
-            frames[k] = camera_response(linear, camera, noise_rng)
+            colour, hit = board.shade(board_to_world, view.origin, view.directions)
+            frames[k] = camera_response(np.where(hit[..., None], colour, view.plate), camera, noise.draw())
         poses[camera.id] = camera_poses
         mic = _camera_mic(claps, camera, num_samples, _rng(context.seed, _KEY_CALIBRATION, 2000 + c))
         media.write_video(out_dir / f"{camera.id}.mp4", frames, preset.fps, mic, threads=context.threads)

@@ -28,6 +28,7 @@ namespace {
 constexpr double kAlphaThreshold = 1.0 / 255.0;
 constexpr double kAlphaMax = 0.99;
 constexpr double kTransmittanceMin = 1e-4;
+constexpr double kFovMargin = 0.3;  // as projection.FOV_MARGIN
 // Grad slots per entry before the features: mean x, mean y, conic a, b, c, opacity, |mean x|, |mean y|.
 constexpr int kGeomSlots = 8;
 
@@ -330,7 +331,317 @@ void check_inputs(const at::Tensor& means2d, const at::Tensor& conics, const at:
   TORCH_CHECK(means2d.size(1) < INT32_MAX, "too many Gaussians");
 }
 
+
+// ---------------------------------------------------------------------------------------------------
+// Projection (3DGS Eqs. 4-6, EWA): the same arithmetic as projection.py, fused with its analytic
+// backward, so a training step does not pay ~100 small torch ops on N-element tensors.
+
+struct Camera {
+  double R[3][3], t[3], fx, fy, cx, cy;
+};
+
+inline Camera camera_of(const double* viewmat, const double* K) {
+  Camera cam;
+  for (int i = 0; i < 3; ++i) {
+    for (int j = 0; j < 3; ++j) cam.R[i][j] = viewmat[4 * i + j];
+    cam.t[i] = viewmat[4 * i + 3];
+  }
+  cam.fx = K[0]; cam.fy = K[4]; cam.cx = K[2]; cam.cy = K[5];
+  return cam;
+}
+
+inline void quat_to_rot(const double q[4], double R[3][3]) {
+  const double w = q[0], x = q[1], y = q[2], z = q[3];
+  R[0][0] = 1 - 2 * (y * y + z * z); R[0][1] = 2 * (x * y - w * z); R[0][2] = 2 * (x * z + w * y);
+  R[1][0] = 2 * (x * y + w * z); R[1][1] = 1 - 2 * (x * x + z * z); R[1][2] = 2 * (y * z - w * x);
+  R[2][0] = 2 * (x * z - w * y); R[2][1] = 2 * (y * z + w * x); R[2][2] = 1 - 2 * (x * x + y * y);
+}
+
+// Everything the forward computes for one (camera, Gaussian), kept for the backward.
+struct ProjState {
+  double q[4], qnorm, Rq[3][3], M[3][3], Sigma_c[3][3], p[3], J[2][3], cov[2][2];
+  double det, det_orig, comp, ux, uy;
+  bool clamped_x, clamped_y, valid;
+};
+
+inline void project_one(const Camera& cam, const double* mean, const double* quat, const double* scale, double near,
+                        double far, double eps2d, int width, int height, ProjState& st) {
+  st.qnorm = std::sqrt(quat[0] * quat[0] + quat[1] * quat[1] + quat[2] * quat[2] + quat[3] * quat[3]);
+  const double inv = st.qnorm > 0 ? 1.0 / st.qnorm : 0.0;
+  for (int i = 0; i < 4; ++i) st.q[i] = quat[i] * inv;
+  quat_to_rot(st.q, st.Rq);
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) st.M[i][j] = st.Rq[i][j] * scale[j];
+  double Sigma[3][3], RS[3][3];
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) {
+      double acc = 0;
+      for (int k = 0; k < 3; ++k) acc += st.M[i][k] * st.M[j][k];
+      Sigma[i][j] = acc;
+    }
+  for (int i = 0; i < 3; ++i) {
+    st.p[i] = cam.t[i];
+    for (int k = 0; k < 3; ++k) st.p[i] += cam.R[i][k] * mean[k];
+  }
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) {
+      double acc = 0;
+      for (int k = 0; k < 3; ++k) acc += cam.R[i][k] * Sigma[k][j];
+      RS[i][j] = acc;
+    }
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) {
+      double acc = 0;
+      for (int k = 0; k < 3; ++k) acc += RS[i][k] * cam.R[j][k];
+      st.Sigma_c[i][j] = acc;
+    }
+  const double x = st.p[0], y = st.p[1], z = st.p[2];
+  st.valid = z > near && z < far;
+  const double zs = st.valid ? z : 1.0;
+  const double tan_x = 0.5 * width / cam.fx, tan_y = 0.5 * height / cam.fy;
+  const double lxp = (width - cam.cx) / cam.fx + kFovMargin * tan_x, lxn = cam.cx / cam.fx + kFovMargin * tan_x;
+  const double lyp = (height - cam.cy) / cam.fy + kFovMargin * tan_y, lyn = cam.cy / cam.fy + kFovMargin * tan_y;
+  const double rx = x / zs, ry = y / zs;
+  st.clamped_x = rx < -lxn || rx > lxp;
+  st.clamped_y = ry < -lyn || ry > lyp;
+  st.ux = std::min(std::max(rx, -lxn), lxp);
+  st.uy = std::min(std::max(ry, -lyn), lyp);
+  st.J[0][0] = cam.fx / zs; st.J[0][1] = 0; st.J[0][2] = -cam.fx * st.ux / zs;
+  st.J[1][0] = 0; st.J[1][1] = cam.fy / zs; st.J[1][2] = -cam.fy * st.uy / zs;
+  double JS[2][3];
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 3; ++j) {
+      double acc = 0;
+      for (int k = 0; k < 3; ++k) acc += st.J[i][k] * st.Sigma_c[k][j];
+      JS[i][j] = acc;
+    }
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 2; ++j) {
+      double acc = 0;
+      for (int k = 0; k < 3; ++k) acc += JS[i][k] * st.J[j][k];
+      st.cov[i][j] = acc;
+    }
+  const double a0 = st.cov[0][0], b = 0.5 * (st.cov[0][1] + st.cov[1][0]), c0 = st.cov[1][1];
+  st.det_orig = a0 * c0 - b * b;
+  st.det = (a0 + eps2d) * (c0 + eps2d) - b * b;
+  st.valid = st.valid && st.det > 0;
+  st.comp = st.det > 0 ? std::sqrt(std::max(st.det_orig / st.det, 0.0)) : 0.0;
+}
+
+template <typename scalar_t>
+std::vector<at::Tensor> project_forward_impl(const at::Tensor& means, const at::Tensor& quats, const at::Tensor& scales,
+                                             const at::Tensor& opacities, const at::Tensor& viewmats,
+                                             const at::Tensor& Ks, int64_t width, int64_t height, double near,
+                                             double far, double eps2d, bool antialiased) {
+  const int64_t N = means.size(0), C = viewmats.size(0);
+  auto opts = means.options();
+  auto means2d = at::zeros({C, N, 2}, opts), conics = at::zeros({C, N, 3}, opts);
+  auto depths = at::zeros({C, N}, opts), opac_eff = at::zeros({C, N}, opts);
+  auto extents = at::zeros({C, N, 2}, opts), comps = at::zeros({C, N}, opts);
+  auto radii = at::zeros({C, N}, opts.dtype(at::kInt));
+  const scalar_t *m = means.data_ptr<scalar_t>(), *q = quats.data_ptr<scalar_t>(), *s = scales.data_ptr<scalar_t>();
+  const scalar_t* o = opacities.data_ptr<scalar_t>();
+  auto vm = viewmats.to(at::kDouble).contiguous(), kk = Ks.to(at::kDouble).contiguous();
+  const double *vmp = vm.data_ptr<double>(), *kp = kk.data_ptr<double>();
+  scalar_t *m2 = means2d.data_ptr<scalar_t>(), *co = conics.data_ptr<scalar_t>(), *de = depths.data_ptr<scalar_t>();
+  scalar_t *oe = opac_eff.data_ptr<scalar_t>(), *ex = extents.data_ptr<scalar_t>(), *cp = comps.data_ptr<scalar_t>();
+  int32_t* ra = radii.data_ptr<int32_t>();
+#pragma omp parallel for schedule(static) num_threads(N * C < 20000 ? 1 : at::get_num_threads())
+  for (int64_t job = 0; job < C * N; ++job) {
+    const int64_t c = job / N, n = job % N;
+    const Camera cam = camera_of(vmp + 16 * c, kp + 9 * c);
+    double mean[3], quat[4], scale[3];
+    for (int i = 0; i < 3; ++i) { mean[i] = m[3 * n + i]; scale[i] = s[3 * n + i]; }
+    for (int i = 0; i < 4; ++i) quat[i] = q[4 * n + i];
+    ProjState st;
+    project_one(cam, mean, quat, scale, near, far, eps2d, (int)width, (int)height, st);
+    const double z = st.p[2], zs = st.valid ? z : 1.0;
+    de[job] = (scalar_t)z;
+    const double comp = antialiased ? st.comp : 1.0;
+    cp[job] = (scalar_t)comp;
+    const double op = o[n] * comp;
+    oe[job] = (scalar_t)op;
+    const double a = st.cov[0][0] + eps2d, b = 0.5 * (st.cov[0][1] + st.cov[1][0]), cc = st.cov[1][1] + eps2d;
+    const double det = st.valid ? st.det : 1.0;
+    co[3 * job] = (scalar_t)(cc / det); co[3 * job + 1] = (scalar_t)(-b / det); co[3 * job + 2] = (scalar_t)(a / det);
+    const double u = cam.fx * st.p[0] / zs + cam.cx, v = cam.fy * st.p[1] / zs + cam.cy;
+    m2[2 * job] = (scalar_t)u; m2[2 * job + 1] = (scalar_t)v;
+    // Same visibility rule as projection.py, on the values as stored (scalar_t).
+    const double op_s = (double)oe[job];
+    if (!st.valid || !(op_s >= kAlphaThreshold) || !std::isfinite(u) || !std::isfinite(v)) continue;
+    const double sigma_radius = std::sqrt(2.0 * std::log(std::max(op_s / kAlphaThreshold, 1.0)));
+    const double ext_x = sigma_radius * std::sqrt(std::max(a, 0.0)), ext_y = sigma_radius * std::sqrt(std::max(cc, 0.0));
+    if (!(u + ext_x > 0 && u - ext_x < width && v + ext_y > 0 && v - ext_y < height)) continue;
+    ex[2 * job] = (scalar_t)ext_x; ex[2 * job + 1] = (scalar_t)ext_y;
+    ra[job] = std::max(1, (int32_t)std::ceil(std::max(ext_x, ext_y)));
+  }
+  return {means2d, conics, depths, opac_eff, extents, radii, comps};
+}
+
+template <typename scalar_t>
+std::vector<at::Tensor> project_backward_impl(const at::Tensor& means, const at::Tensor& quats,
+                                              const at::Tensor& scales, const at::Tensor& opacities,
+                                              const at::Tensor& viewmats, const at::Tensor& Ks, int64_t width,
+                                              int64_t height, double near, double far, double eps2d, bool antialiased,
+                                              const at::Tensor& radii, const at::Tensor& v_means2d,
+                                              const at::Tensor& v_conics, const at::Tensor& v_depths,
+                                              const at::Tensor& v_opac_eff) {
+  const int64_t N = means.size(0), C = viewmats.size(0);
+  auto opts = means.options().dtype(at::kDouble);
+  // Per (camera, Gaussian) gradients, summed over cameras at the end (no races).
+  auto g = at::zeros({C, N, 14}, opts);
+  const scalar_t *m = means.data_ptr<scalar_t>(), *q = quats.data_ptr<scalar_t>(), *s = scales.data_ptr<scalar_t>();
+  const scalar_t* o = opacities.data_ptr<scalar_t>();
+  auto vm = viewmats.to(at::kDouble).contiguous(), kk = Ks.to(at::kDouble).contiguous();
+  const double *vmp = vm.data_ptr<double>(), *kp = kk.data_ptr<double>();
+  const int32_t* ra = radii.data_ptr<int32_t>();
+  const scalar_t *vm2 = v_means2d.data_ptr<scalar_t>(), *vco = v_conics.data_ptr<scalar_t>();
+  const scalar_t *vde = v_depths.data_ptr<scalar_t>(), *voe = v_opac_eff.data_ptr<scalar_t>();
+  double* gp = g.data_ptr<double>();
+#pragma omp parallel for schedule(static) num_threads(N * C < 20000 ? 1 : at::get_num_threads())
+  for (int64_t job = 0; job < C * N; ++job) {
+    if (ra[job] <= 0) continue;  // culled: no pixel saw it
+    const int64_t c = job / N, n = job % N;
+    const Camera cam = camera_of(vmp + 16 * c, kp + 9 * c);
+    double mean[3], quat[4], scale[3];
+    for (int i = 0; i < 3; ++i) { mean[i] = m[3 * n + i]; scale[i] = s[3 * n + i]; }
+    for (int i = 0; i < 4; ++i) quat[i] = q[4 * n + i];
+    ProjState st;
+    project_one(cam, mean, quat, scale, near, far, eps2d, (int)width, (int)height, st);
+    double* out = gp + 14 * job;  // mean 3, quat 4, scale 3, opacity 1
+    const double x = st.p[0], y = st.p[1], z = st.p[2];
+    const double a = st.cov[0][0] + eps2d, b = 0.5 * (st.cov[0][1] + st.cov[1][0]), cc = st.cov[1][1] + eps2d;
+    const double det = st.det;
+    // conic = inverse of the blurred covariance: v_cov = -Ci V Ci with V the symmetric upstream.
+    const double Ci[2][2] = {{cc / det, -b / det}, {-b / det, a / det}};
+    const double V[2][2] = {{(double)vco[3 * job], 0.5 * vco[3 * job + 1]}, {0.5 * vco[3 * job + 1], (double)vco[3 * job + 2]}};
+    double G[2][2];
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 2; ++j) {
+        double acc = 0;
+        for (int k = 0; k < 2; ++k)
+          for (int l = 0; l < 2; ++l) acc += Ci[i][k] * V[k][l] * Ci[l][j];
+        G[i][j] = -acc;
+      }
+    const double v_op_eff = voe[job];
+    const double comp = antialiased ? st.comp : 1.0;
+    out[10] = v_op_eff * comp;
+    if (antialiased && st.comp > 1e-12) {
+      // comp = sqrt(det_orig / det_blur); d det / d cov = adjugate (entries as independent).
+      const double v_comp = v_op_eff * o[n];
+      const double v_r = v_comp * 0.5 / st.comp;
+      const double a0 = st.cov[0][0], c0 = st.cov[1][1];
+      const double dorig[2][2] = {{c0, -b}, {-b, a0}}, dblur[2][2] = {{cc, -b}, {-b, a}};
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 2; ++j)
+          G[i][j] += v_r * (dorig[i][j] * det - st.det_orig * dblur[i][j]) / (det * det);
+    }
+    // cov = J Sigma_c J^T: v_Sigma_c = J^T G J, v_J = 2 G J Sigma_c.
+    double v_Sc[3][3], GJ[2][3], v_J[2][3];
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 3; ++j) GJ[i][j] = G[i][0] * st.J[0][j] + G[i][1] * st.J[1][j];
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) v_Sc[i][j] = st.J[0][i] * GJ[0][j] + st.J[1][i] * GJ[1][j];
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 3; ++j) {
+        double acc = 0;
+        for (int k = 0; k < 3; ++k) acc += GJ[i][k] * st.Sigma_c[k][j];
+        v_J[i][j] = 2 * acc;
+      }
+    // Camera-space point: means2d, depth and J depend on it.
+    const double fx = cam.fx, fy = cam.fy;
+    const double vu = vm2[2 * job], vv = vm2[2 * job + 1];
+    double v_p[3] = {vu * fx / z, vv * fy / z, (double)vde[job] - vu * fx * x / (z * z) - vv * fy * y / (z * z)};
+    v_p[2] += -v_J[0][0] * fx / (z * z) - v_J[1][1] * fy / (z * z);
+    v_p[2] += v_J[0][2] * fx * st.ux / (z * z) + v_J[1][2] * fy * st.uy / (z * z);
+    if (!st.clamped_x) {
+      v_p[0] += -v_J[0][2] * fx / (z * z);
+      v_p[2] += v_J[0][2] * fx * x / (z * z * z);
+    }
+    if (!st.clamped_y) {
+      v_p[1] += -v_J[1][2] * fy / (z * z);
+      v_p[2] += v_J[1][2] * fy * y / (z * z * z);
+    }
+    for (int k = 0; k < 3; ++k) out[k] = cam.R[0][k] * v_p[0] + cam.R[1][k] * v_p[1] + cam.R[2][k] * v_p[2];
+    // Sigma_c = R Sigma R^T: v_Sigma = R^T v_Sigma_c R; Sigma = M M^T: v_M = 2 v_Sigma M.
+    double tmp[3][3], v_S[3][3], v_M[3][3];
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) {
+        double acc = 0;
+        for (int k = 0; k < 3; ++k) acc += v_Sc[i][k] * cam.R[k][j];
+        tmp[i][j] = acc;
+      }
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) {
+        double acc = 0;
+        for (int k = 0; k < 3; ++k) acc += cam.R[k][i] * tmp[k][j];
+        v_S[i][j] = acc;
+      }
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) {
+        double acc = 0;
+        for (int k = 0; k < 3; ++k) acc += (v_S[i][k] + v_S[k][i]) * st.M[k][j];
+        v_M[i][j] = acc;
+      }
+    double v_R[3][3];
+    for (int j = 0; j < 3; ++j) {
+      double acc = 0;
+      for (int i = 0; i < 3; ++i) {
+        v_R[i][j] = v_M[i][j] * scale[j];
+        acc += v_M[i][j] * st.Rq[i][j];
+      }
+      out[7 + j] = acc;
+    }
+    const double w = st.q[0], qx = st.q[1], qy = st.q[2], qz = st.q[3];
+    const double dw[3][3] = {{0, -2 * qz, 2 * qy}, {2 * qz, 0, -2 * qx}, {-2 * qy, 2 * qx, 0}};
+    const double dx[3][3] = {{0, 2 * qy, 2 * qz}, {2 * qy, -4 * qx, -2 * w}, {2 * qz, 2 * w, -4 * qx}};
+    const double dy[3][3] = {{-4 * qy, 2 * qx, 2 * w}, {2 * qx, 0, 2 * qz}, {-2 * w, 2 * qz, -4 * qy}};
+    const double dz[3][3] = {{-4 * qz, -2 * w, 2 * qx}, {2 * w, -4 * qz, 2 * qy}, {2 * qx, 2 * qy, 0}};
+    double v_q[4] = {0, 0, 0, 0};
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) {
+        v_q[0] += v_R[i][j] * dw[i][j];
+        v_q[1] += v_R[i][j] * dx[i][j];
+        v_q[2] += v_R[i][j] * dy[i][j];
+        v_q[3] += v_R[i][j] * dz[i][j];
+      }
+    const double dot = v_q[0] * st.q[0] + v_q[1] * st.q[1] + v_q[2] * st.q[2] + v_q[3] * st.q[3];
+    for (int k = 0; k < 4; ++k) out[3 + k] = (v_q[k] - st.q[k] * dot) / st.qnorm;
+  }
+  auto total = g.sum(0);
+  return {total.slice(1, 0, 3).to(means.scalar_type()), total.slice(1, 3, 7).to(means.scalar_type()),
+          total.slice(1, 7, 10).to(means.scalar_type()), total.select(1, 10).to(means.scalar_type())};
+}
+
 }  // namespace
+
+std::vector<at::Tensor> project_forward(at::Tensor means, at::Tensor quats, at::Tensor scales, at::Tensor opacities,
+                                        at::Tensor viewmats, at::Tensor Ks, int64_t width, int64_t height, double near,
+                                        double far, double eps2d, bool antialiased) {
+  std::vector<at::Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "project_forward", [&] {
+    out = project_forward_impl<scalar_t>(means.contiguous(), quats.contiguous(), scales.contiguous(),
+                                         opacities.contiguous(), viewmats, Ks, width, height, near, far, eps2d,
+                                         antialiased);
+  });
+  return out;
+}
+
+std::vector<at::Tensor> project_backward(at::Tensor means, at::Tensor quats, at::Tensor scales, at::Tensor opacities,
+                                         at::Tensor viewmats, at::Tensor Ks, int64_t width, int64_t height,
+                                         double near, double far, double eps2d, bool antialiased, at::Tensor radii,
+                                         at::Tensor v_means2d, at::Tensor v_conics, at::Tensor v_depths,
+                                         at::Tensor v_opac_eff) {
+  std::vector<at::Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "project_backward", [&] {
+    out = project_backward_impl<scalar_t>(means.contiguous(), quats.contiguous(), scales.contiguous(),
+                                          opacities.contiguous(), viewmats, Ks, width, height, near, far, eps2d,
+                                          antialiased, radii.contiguous(), v_means2d.contiguous(),
+                                          v_conics.contiguous(), v_depths.contiguous(), v_opac_eff.contiguous());
+  });
+  return out;
+}
+
 
 // Returns features [C, H, W, K], final transmittance [C, H, W], n_iter [C, H, W] (int32: how far each
 // pixel walked its tile list), tile_offsets [C * tiles + 1], gauss_ids [E].
@@ -380,4 +691,6 @@ at::Tensor rasterize_backward(at::Tensor means2d, at::Tensor conics, at::Tensor 
 TORCH_LIBRARY(gsbench_rasterize, m) {
   m.def("rasterize_forward", &rasterize_forward);
   m.def("rasterize_backward", &rasterize_backward);
+  m.def("project_forward", &project_forward);
+  m.def("project_backward", &project_backward);
 }
