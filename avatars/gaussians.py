@@ -18,6 +18,7 @@ reset, are removed; every ``reset_every`` steps opacities are clamped to 2 x ``p
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -590,8 +591,6 @@ def fit_gaussians(
     on_checkpoint=None,
 ) -> FitResult:
     """Fit ``model`` to V posed images: one random view per step, L1 loss, Adam, densification."""
-    import time
-
     views, height, width = images.shape[:3]
     gen = torch.Generator().manual_seed(config.seed)
     centres = -(viewmats[:, :3, :3].transpose(-1, -2) @ viewmats[:, :3, 3:])[..., 0]

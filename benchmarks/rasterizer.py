@@ -9,6 +9,9 @@ minus the RSS after building the scene) belongs to that case alone. Times are me
 ``--repeats`` runs after one warm-up. The scene is a slab of random Gaussians filling the view with
 ~20 splat-pixel overlaps per pixel (the density of the prototype measurements in
 shared/notes/environment.md). On a CUDA machine, gsplat's figures are printed beside ours.
+
+On a machine shared with other work, OpenMP threads spin while waiting for a descheduled peer: compare
+``--threads 1`` and ``OMP_WAIT_POLICY=PASSIVE`` runs, and read the load average printed on top.
 """
 
 from __future__ import annotations

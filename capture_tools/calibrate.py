@@ -47,6 +47,7 @@ class CalibrationParams:
     static_px: float = 0.3  # median corner motion between frames below which the board counts as held still
     refine_with_bundle_adjustment: bool = True
     refine_intrinsics: bool = True  # free K and distortion in the joint bundle adjustment
+    max_rms_px: float = 2.0  # per-camera reprojection RMS above which the calibration has failed
 
 
 @dataclass
@@ -450,6 +451,8 @@ def bundle_adjust(
         views_used[camera] += 1
         for point in image.points2D:
             projected = cam.img_from_cam(pose * reconstruction.points3D[point.point3D_id].xyz)
+            if projected is None:  # behind the camera: a view whose pose diverged; not counted
+                continue
             squared[camera].extend(np.square(projected - point.xy).tolist())
     refined = {}
     rig_out = reconstruction.rig(1)
@@ -542,7 +545,8 @@ def calibrate_rig(
         )
     initial = {c: p.copy() for c, p in cam_from_ref.items()}
     initial_focal = {c: float(cal.K[0, 0]) for c, cal in calibrations.items()}
-    cam_from_ref = bundle_adjust(
+    fixed = tuple(c for c, v in views_by_camera.items() if len(v) < params.min_views_full_model)
+    refined = bundle_adjust(
         calibrations,
         views_by_camera,
         cam_from_ref,
@@ -552,8 +556,43 @@ def calibrate_rig(
         refine=params.refine_with_bundle_adjustment,
         refine_intrinsics=params.refine_intrinsics,
         refine_principal_point=min(len(v) for v in views_by_camera.values()) >= params.min_views_full_model,
-        fixed_intrinsics=tuple(c for c, v in views_by_camera.items() if len(v) < params.min_views_full_model),
+        fixed_intrinsics=fixed,
     )
+    intrinsics_refinement = "joint" if params.refine_intrinsics else "per camera (cv2)"
+    worst = max(calibrations, key=lambda c: calibrations[c].rms_px)
+    if params.refine_intrinsics and calibrations[worst].rms_px > params.max_rms_px:
+        # Free intrinsics can wander off when few board poses are shared (principal point and
+        # distortion weakly constrained): fall back to the restricted per-camera model (centred
+        # principal point, fx = fy, k1 only) held fixed, and refine the poses only.
+        diverged = f"{worst}: {calibrations[worst].rms_px:.2f} px"
+        board_poses = {}
+        for camera, views in views_by_camera.items():
+            cal = calibrations[camera]
+            restricted = dataclasses.replace(params, min_views_full_model=10**9)
+            cal.K, cal.dist, cal.intrinsics_rms_px, board_poses[camera] = calibrate_intrinsics(
+                views, cal.width, cal.height, restricted
+            )
+        cam_from_ref = initial_extrinsics(board_poses, frontal)
+        refined = bundle_adjust(
+            calibrations,
+            views_by_camera,
+            cam_from_ref,
+            board_poses,
+            frontal,
+            board,
+            refine=params.refine_with_bundle_adjustment,
+            refine_intrinsics=False,
+        )
+        worst = max(calibrations, key=lambda c: calibrations[c].rms_px)
+        intrinsics_refinement = f"restricted per-camera model, fixed (joint refinement diverged: {diverged})"
+    if calibrations[worst].rms_px > params.max_rms_px:
+        raise StageError(
+            f"camera {worst}: calibration did not converge (reprojection RMS "
+            f"{calibrations[worst].rms_px:.1f} px > {params.max_rms_px} px)",
+            path=video_paths[worst],
+            fix="record more board poses seen by several cameras at once (tilted, at several distances)",
+        )
+    cam_from_ref = refined
     ref_from_world = rig_world_from_ref(cam_from_ref, frontal)
     for camera, cal in calibrations.items():
         cal.world_to_cam = cam_from_ref[camera] @ ref_from_world
@@ -570,6 +609,7 @@ def calibrate_rig(
         "world_frame": "origin: least-squares intersection of the optical axes; x = x_frontal, "
         "y = -y_frontal (up), z = -z_frontal (towards the frontal camera)",
         "distortion_model": "OpenCV k1, k2, p1, p2 (k3 fixed at 0; COLMAP OPENCV model)",
+        "intrinsics_refinement": intrinsics_refinement,
     }
     return calibrations, diagnostics
 

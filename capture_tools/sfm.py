@@ -88,7 +88,8 @@ def sfm_calibrate(
                 projected = model.img_from_cam(
                     image.cam_from_world() * reconstruction.points3D[point.point3D_id].xyz
                 )
-                squared[camera].append(float(np.sum(np.square(projected - point.xy))))
+                if projected is not None:  # None: behind the camera
+                    squared[camera].append(float(np.sum(np.square(projected - point.xy))))
     missing = [c for c, p in poses.items() if not p]
     if missing:
         raise StageError(

@@ -9,6 +9,7 @@ caller falls back to the pure-torch compositor and records that in ``RenderOutpu
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import platform
 import threading
@@ -39,6 +40,10 @@ def load_extension() -> Any | None:
         if "module" in _state:
             return _state["module"]
         module: Any | None = None
+        # torch warns that no CUDA runtime exists when cpp_extension is imported: irrelevant for a CPU build.
+        cpp_logger = logging.getLogger("torch.utils.cpp_extension")
+        previous_level = cpp_logger.level
+        cpp_logger.setLevel(logging.ERROR)
         try:
             from torch.utils.cpp_extension import load
 
@@ -62,6 +67,8 @@ def load_extension() -> Any | None:
                 "C++ rasterizer unavailable, using the pure-torch CPU compositor "
                 f"(slower): {str(_state['error']).splitlines()[0]}"
             )
+        finally:
+            cpp_logger.setLevel(previous_level)
         _state["module"] = module
         return module
 

@@ -5,10 +5,12 @@ return the composited features [C, H, W, K] and alpha [C, H, W], with the same r
 ``projection.py`` for the constants): depth order per tile, alpha < 1/255 skipped, alpha clamped at
 0.99, compositing stops before T would reach 1e-4.
 
-Measured on the 2-core development machine (``benchmarks/rasterizer.py``, 256x256, 20k Gaussians, fwd+bwd):
-the C++ kernel is several times faster than the torch "pairs" version, which lists every
-(pixel, splat) overlap, computes transmittance by a segmented cumulative sum of log(1 - alpha) and
-accumulates with ``index_add``; the latter is kept as the fallback when no compiler is available.
+Choice by measurement (``benchmarks/rasterizer.py --threads 1``, 256x256, 20k Gaussians, forward +
+backward, CPU time of one thread on the shared 2-core machine): the C++ kernel (projection and compositing
+fused with their analytic backward) 165 ms and 31 MB peak; the torch "pairs" version (every
+(pixel, splat) overlap of a tile listed, transmittance by a segmented cumulative sum of log(1 - alpha),
+``index_add`` accumulation, autograd backward) 1615 ms and 1.1 GB. So "cpu" is the C++ kernel; the torch
+version is kept as the fallback when no compiler is available and as a second implementation in tests.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """3DGS projection of 3D Gaussians to screen-space 2D Gaussians (EWA splatting), in torch autograd.
 
-This is O(N) per camera, so it stays in torch: autograd gives its backward for free and the fused
-per-pixel compositing (the O(pixels x Gaussians-per-tile) part) lives in the C++ kernel.
+The C++ backend has a fused twin of this function with an analytic backward (``csrc/rasterize_cpu.cpp``,
+``project_forward`` / ``project_backward``): ~100 small torch ops per step cost more than the O(N) math.
+This torch version serves the "cpu-torch" backend and calls whose viewmats / Ks need gradients.
 
 Conventions follow gsplat's ``fully_fused_projection``: OpenCV cameras (x right, y down, z forward),
 ``world_to_cam`` view matrices, pixel ``j`` spans ``[j, j + 1)`` so its centre is ``j + 0.5``,

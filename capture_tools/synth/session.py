@@ -220,22 +220,23 @@ def _render_take(job: dict[str, Any]) -> dict[str, Any]:
     frame_times = np.arange(num_frames) / preset.fps
     master_params = performance.flame_params(frame_times)
     camera_times = frame_times[None, :] + np.array([c.time_offset_s for c in cameras])[:, None]  # [C, T]
-    params = performance.flame_params(camera_times.reshape(-1))
-    vertices, landmarks3d = SubjectPoser(head, subject.shape)(**params)
-    vertices = vertices.reshape(len(cameras), num_frames, -1, 3)
-    landmarks3d = landmarks3d.reshape(len(cameras), num_frames, 68, 3)
-    expr = params["expr"].reshape(len(cameras), num_frames, -1)
-
+    params = performance.flame_params(camera_times.T.reshape(-1))  # frame-major: [T * C, ...]
+    poser = SubjectPoser(head, subject.shape)
     renderer = HeadRenderer(head, views, tint=subject.tint)
     frames = np.zeros((len(cameras), num_frames, preset.height, preset.width, 3), np.uint8)
+    landmarks3d = np.zeros((num_frames, len(cameras), 68, 3), np.float32)
     noise = [
         SensorNoise(_rng(context.seed, _KEY_TAKE, job["index"], 1000 + c), views[c].plate.shape)
         for c in range(len(cameras))
     ]
     for k in range(num_frames):
-        linear, _ = renderer.render(vertices[:, k], expr[:, k])
+        # the head at every camera's own time of frame k
+        at_k = {name: value[k * len(cameras) : (k + 1) * len(cameras)] for name, value in params.items()}
+        points, landmarks3d[k] = poser.pose_points(**at_k)
+        linear, _ = renderer.render(points.transpose(0, 2, 1), at_k["expr"])
         for c, camera in enumerate(cameras):
             frames[c, k] = camera_response(linear[c], camera, noise[c].draw())
+    landmarks3d = landmarks3d.transpose(1, 0, 2, 3)  # [C, T, 68, 3]
 
     take_dir = context.out / "takes" / take_id
     take_dir.mkdir(parents=True, exist_ok=True)

@@ -169,6 +169,18 @@ def test_gradcheck_float64_full_jacobian(backend):
     assert _gradcheck_tiny_scene(backend, "classic", fast_mode=False)
 
 
+def test_camera_gradients_use_the_torch_projection():
+    params, w, h = random_scene(n=40, cameras=2, seed=41)
+    grads = []
+    for camera_grad in (False, True):
+        leaves = [p.clone().requires_grad_(i < 5 or camera_grad) for i, p in enumerate(params)]
+        rasterize(*leaves, w, h, backend="cpu").features.sum().backward()
+        grads.append(leaves)
+    assert grads[1][5].grad is not None and grads[1][5].grad.abs().max() > 0
+    for a, b in zip(grads[0][:5], grads[1][:5], strict=True):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-5 * b.grad.abs().max())
+
+
 def test_means2d_grad_and_absgrad():
     params, w, h = random_scene(n=80, cameras=2, seed=13)
     leaves = [p.clone().requires_grad_(i < 5) for i, p in enumerate(params)]
@@ -288,6 +300,32 @@ def test_cpu_falls_back_to_torch_when_the_extension_cannot_build(monkeypatch):
     monkeypatch.setattr(extension, "load_extension", lambda: None)
     params, w, h = random_scene(n=20, cameras=1)
     assert rasterize(*params, w, h, backend="cpu").backend == "cpu-torch"
+
+
+def test_failed_build_falls_back_and_says_why(tmp_path):
+    """A real failed build (no working compiler) in a fresh process: torch runs, the reason is kept."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from avatars.render import rasterize\n"
+        "from avatars.render._extension import build_error\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "means = torch.rand(9, 3, generator=g) + torch.tensor([0, 0, 2.0])\n"
+        "out = rasterize(means, torch.randn(9, 4, generator=g), torch.full((9, 3), 0.05),\n"
+        "    torch.full((9,), 0.5), torch.rand(9, 3, generator=g), torch.eye(4)[None],\n"
+        "    torch.tensor([[[20.0, 0, 8], [0, 20, 8], [0, 0, 1]]]), 16, 16, backend='cpu')\n"
+        "print(out.backend, '|', build_error())\n"
+    )
+    env = dict(os.environ, GSBENCH_CACHE=str(tmp_path), CXX="/bin/false", GSBENCH_QUIET="1")
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    backend, reason = result.stdout.strip().split(" | ", 1)
+    assert backend == "cpu-torch" and "/bin/false" in reason
 
 
 def test_unknown_backend_and_wrong_feature_shape_raise():
