@@ -91,6 +91,7 @@ class Stage:
     params: Callable[[IngestParams], Any]
     outputs_exist: Callable[[Context, dict], bool] = lambda ctx, result: True
     report: str | None = None  # reports/<report>.json; default: the stage name
+    needs_dataset_files: bool = False  # dataset.json/cameras.json are written before it runs
 
     @property
     def report_name(self) -> str:
@@ -110,18 +111,9 @@ def stage_names() -> list[str]:
     return list(_STAGES)
 
 
-TRACK_STAGE_MODULE = "tracking.ingest_stage"  # registers "track" on import, when the tracking issue adds it
-
-
 def _load_builtin_stages() -> None:
     if "probe" not in _STAGES:
-        import importlib
-        import importlib.util
-
-        from capture_tools import stages  # noqa: F401  (registers the built-in stages)
-
-        if importlib.util.find_spec(TRACK_STAGE_MODULE) is not None:
-            importlib.import_module(TRACK_STAGE_MODULE)
+        from capture_tools import stages  # noqa: F401  (registers the built-in stages, track included)
 
 
 def _digest(obj: Any) -> str:
@@ -244,6 +236,8 @@ def ingest(
                     log(f"[dim]{name}: up to date[/dim]")
             continue
         state.drop(name)
+        if stage.needs_dataset_files:
+            write_dataset_files(ctx, state)
         log(f"[bold]{name}[/bold]: running")
         started = time.perf_counter()
         result = stage.run(ctx)

@@ -598,6 +598,36 @@ def _landmarks(ctx: Context) -> dict:
     return {"detection_rate": {t: dict(sorted(v.items())) for t, v in rates.items()}, "num_frames": processed}
 
 
+def _track_inputs(ctx: Context) -> dict:
+    return {
+        "landmarks": need(ctx, "landmarks"),
+        "calibrate": need(ctx, "calibrate"),
+        "frames": need(ctx, "frames"),
+        "split_seed": ctx.params.split_seed,
+    }
+
+
+def _track(ctx: Context) -> dict:
+    """Multi-view FLAME tracking of every subject (tracking.fit.track_dataset) on the dataset so far."""
+    from tracking.fit import track_dataset
+
+    report = track_dataset(ctx.out)
+    return {
+        "head_model": report["head_model"],
+        "head_model_sha256": report["head_model_sha256"],
+        "median_reprojection_px": {
+            subject: entry["reprojection"]["median_px"]
+            for subject, entry in sorted(report["subjects"].items())
+            if "reprojection" in entry
+        },
+        "sequences": sorted(report["sequences"]),
+    }
+
+
+def _track_exist(ctx: Context, result: dict) -> bool:
+    return all((ctx.sequence_dir(seq) / "flame.npz").is_file() for seq in result.get("sequences", []))
+
+
 def run_jobs(function, jobs: list[dict], description: str, workers: int):
     """Yield ``function(job)`` for every job, in a pool of ``workers`` spawned processes when > 1 and
     there are enough jobs to pay for starting them (each imports cv2 / mediapipe: seconds)."""
@@ -628,5 +658,14 @@ for _stage in (
     Stage("frames", _frames, _frames_inputs, lambda p: dataclasses.asdict(p.frames), _frames_exist),
     Stage("masks", _masks, _masks_inputs, lambda p: dataclasses.asdict(p.masks), _masks_exist),
     Stage("landmarks", _landmarks, _landmarks_inputs, lambda p: {}, _landmarks_exist),
+    Stage(
+        "track",
+        _track,
+        _track_inputs,
+        lambda p: {},
+        _track_exist,
+        report="track_stage",
+        needs_dataset_files=True,
+    ),
 ):
     register_stage(_stage)

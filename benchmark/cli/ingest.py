@@ -1,4 +1,4 @@
-"""``gsbench ingest SESSION -o DATASET``: sync, calibrate, frames, masks, landmarks (capture_tools.ingest)."""
+"""``gsbench ingest SESSION -o DATASET``: sync, calibrate, frames, masks, landmarks, FLAME tracking."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def ingest(
     split_seed: int,
     workers: int | None,
 ) -> None:
-    """Turn a raw rig SESSION into a dataset: probe, sync, calibrate, frames, masks, landmarks."""
+    """Turn a raw rig SESSION into a dataset: probe, sync, calibrate, frames, masks, landmarks, track."""
     from capture_tools.frames import FrameParams
     from capture_tools.ingest import IngestParams, parse_stages
     from capture_tools.ingest import ingest as run_ingest
