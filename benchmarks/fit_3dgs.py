@@ -15,15 +15,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
 import torch
-
-# Scripts in benchmarks/ are named after the packages they measure (tracking.py, ...): keep this
-# folder off sys.path so ``import tracking`` / ``import avatars`` find the packages.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
 LIGHT_DIR_WORLD = np.array([0.3, -0.45, -1.0])  # light travelling down-left-backward onto the face
 BACKGROUND = (0.55, 0.58, 0.62)

@@ -13,16 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-# run as a script, this folder is sys.path[0] and its tracking.py would shadow the tracking package
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 from tracking.head import build_default_head  # noqa: E402
 from tracking.head.cache import load_or_build_default_head  # noqa: E402

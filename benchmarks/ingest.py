@@ -24,12 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-# Running as a script puts benchmarks/ first on sys.path, where benchmarks/tracking.py would shadow the
-# tracking package: look packages up from the repository root instead.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
-
 TARGETS = {
     "sync_median_frames": 0.1,
     "sync_max_frames": 0.25,

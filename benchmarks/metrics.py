@@ -18,12 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-# the script's folder holds benchmarks/tracking.py, which would shadow the ``tracking`` package
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
 import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
 import torch  # noqa: E402
 
 ALL = ("psnr", "ssim", "lpips", "lmd", "lse")

@@ -26,10 +26,6 @@ import subprocess
 import sys
 import time
 
-# Scripts in benchmarks/ are named after the packages they measure (tracking.py, ...): keep this
-# folder off sys.path so ``import tracking`` / ``import avatars`` find the packages.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
 CASES = [(128, 5_000), (256, 20_000), (512, 50_000)]
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 from capture_tools.synth import generate_session  # noqa: E402
 from capture_tools.synth.media import read_video_frames  # noqa: E402

@@ -193,6 +193,8 @@ def test_fit_static_head_from_16_views_reaches_30_db():
     script = _load_fit_script()
     images, viewmats, Ks, points = script.head_views(96)
     model = GaussianModel.from_points(points, torch.full_like(points, 0.5), sh_degree=2)
-    result = fit_gaussians(model, images, viewmats, Ks, torch.tensor(script.BACKGROUND), FitConfig(steps=1000))
+    result = fit_gaussians(
+        model, images, viewmats, Ks, torch.tensor(script.BACKGROUND), FitConfig(steps=1000)
+    )
     assert result.backend == "cpu-cpp"
     assert result.history[-1]["psnr"] >= 30.0

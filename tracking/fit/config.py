@@ -49,7 +49,7 @@ class TrackingConfig:
     tolerance_change: float = 1e-9  # L-BFGS stops when the energy changes less (reference px^2)
     dense: bool = True  # stage 2: all 478 MediaPipe points embedded on the mesh
     # stage 2 keeps the jaw of stage 1: on the rendered tiny session refitting it on the 478 points
-    # (biased inner-lip detections) doubled the jaw error, 0.98 -> 2.04 deg (benchmarks/tracking.py)
+    # (biased inner-lip detections) doubled the jaw error, 0.98 -> 2.04 deg (benchmarks/track_accuracy.py)
     dense_jaw: bool = False
     # stage-2 embedding of the MediaPipe points
     embedding_frames: int = 48

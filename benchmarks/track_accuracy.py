@@ -1,6 +1,6 @@
 """Tracking accuracy and speed on a synthetic session, against its ground_truth/.
 
-    .venv/bin/python benchmarks/tracking.py SESSION DATASET [--no-track] [--stages] [--set KEY=VALUE]
+    .venv/bin/python benchmarks/track_accuracy.py SESSION DATASET [--no-track] [--stages] [--set KEY=VALUE]
 
 SESSION is the `gsbench synth` output (with ground_truth/), DATASET its `gsbench ingest` output.
 Runs `track_dataset` (timed) unless --no-track, then prints per subject and overall:
@@ -23,14 +23,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-# this file is named like the `tracking` package: keep its folder off the import path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from tracking.fit import TrackingConfig, fit_subject, track_dataset  # noqa: E402
 from tracking.fit.dataset_io import read_dataset, read_landmarks  # noqa: E402
