@@ -31,7 +31,7 @@ def synth_dataset(tmp_path_factory):
 
 def test_ingest_of_synth_tiny_validates_and_syncs(synth_dataset):
     session, out = synth_dataset
-    dataset = load_dataset(out, check_files=False)  # flame.npz comes with the tracking stage
+    dataset = load_dataset(out)  # every file of the layout, flame.npz from the track stage included
     truth = json.loads((session / "ground_truth" / "cameras.json").read_text())
     assert set(dataset.camera_ids) == set(truth)
     sync = json.loads((out / "reports" / "sync.json").read_text())["result"]["takes"]
@@ -44,6 +44,9 @@ def test_ingest_of_synth_tiny_validates_and_syncs(synth_dataset):
     for seq in dataset.sequences:
         landmarks = np.load(out / "sequences" / seq / "landmarks.npz")
         assert landmarks[f"{dataset.frontal_camera}_detected"].mean() > 0.8  # the synthetic head is a face
+        with np.load(out / "sequences" / seq / "flame.npz") as flame:
+            assert flame["jaw_pose"].shape == (dataset.sequences[seq].num_frames, 3)
+            assert np.isfinite(flame["expr"]).all()
 
 
 def test_calibration_of_synth_tiny_converges(synth_dataset):
