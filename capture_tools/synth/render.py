@@ -253,9 +253,9 @@ def rasterize_hits(
         plane = np.take(raster.plane, pixel, axis=1).reshape(2, offsets.size, hi - lo)
         dx = plane[0] - p0x[lo:hi]
         dy = plane[1] - p0y[lo:hi]
-        b1 = a11[lo:hi] * dx + a12[lo:hi] * dy
-        b2 = a21[lo:hi] * dx + a22[lo:hi] * dy
-        with np.errstate(invalid="ignore"):  # edge-on triangles: inf - inf
+        with np.errstate(invalid="ignore"):  # edge-on triangles (inf coefficients): NaN, never inside
+            b1 = a11[lo:hi] * dx + a12[lo:hi] * dy
+            b2 = a21[lo:hi] * dx + a22[lo:hi] * dy
             inside = np.flatnonzero((np.minimum(b1, b2) >= 0) & (b1 + b2 <= 1))
         frag_tri.append((inside % (hi - lo) + lo).astype(np.int32))
         frag_pixel.append(np.take(pixel, inside))
