@@ -26,12 +26,14 @@ fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 
+# test: pytest + ruff; ray: the Ray executor, whose test runs a local Ray instance.
+EXTRAS="test,ray"
 stamp="$VENV/.gsbench-setup-stamp"
-want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
+want="$( (cat pyproject.toml; echo "$EXTRAS") | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "installing gsbench and its dependencies into $VENV (first time: a few minutes)" >&2
   log="$VENV/pip-install.log"
-  if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e ".[test]" >"$log" 2>&1; then
+  if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e ".[$EXTRAS]" >"$log" 2>&1; then
     tail -n 30 "$log" >&2
     echo "pip install failed; full log: $log" >&2
     exit 1
