@@ -22,7 +22,6 @@ the end of every run in which the frames stage is up to date. Ingest never reads
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import shutil
@@ -42,7 +41,7 @@ from capture_tools.rig import RigSpec, load_rig
 from capture_tools.sync import SyncParams
 from gsbench import __version__
 from gsbench.errors import InputError, StageError
-from gsbench.io import sha256_file, write_json
+from gsbench.io import json_default, sha256_file, write_json
 from gsbench.progress import log
 
 SCHEMA_VERSION = 1
@@ -117,20 +116,8 @@ def _load_builtin_stages() -> None:
 
 
 def _digest(obj: Any) -> str:
-    text = json.dumps(obj, sort_keys=True, default=_json_default, separators=(",", ":"))
+    text = json.dumps(obj, sort_keys=True, default=json_default, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    if dataclasses.is_dataclass(obj):
-        return dataclasses.asdict(obj)
-    raise TypeError(type(obj).__name__)
 
 
 class _State:
@@ -252,7 +239,7 @@ def ingest(
                 "gsbench_version": __version__,
             },
         )
-        ctx.results[name] = json.loads(json.dumps(result, default=_json_default))
+        ctx.results[name] = json.loads(json.dumps(result, default=json_default))
         state.records[name] = {
             "key": key,
             "result_sha256": _digest(result),

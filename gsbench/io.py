@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -46,18 +47,21 @@ def write_text(path: str | Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """``json.dumps(default=...)`` for numpy arrays/scalars, paths and dataclasses."""
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, Path):
         return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
 def write_json(path: str | Path, obj: Any, indent: int = 2) -> None:
-    write_text(path, json.dumps(obj, indent=indent, default=_json_default, allow_nan=True) + "\n")
+    write_text(path, json.dumps(obj, indent=indent, default=json_default, allow_nan=True) + "\n")
 
 
 def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
