@@ -328,8 +328,8 @@ def resolve_perceptual_terms(weights: Any) -> dict[str, str]:
         else:
             try:
                 status, _, why = weights.status(name)
-            except WeightsError as error:  # e.g. the name is not registered at all
-                status, why = "missing", str(error)
+            except WeightsError:  # the name is not registered: gsbench has no such network yet
+                status, why = "missing", f"{name} is not in the weight registry (no network definition yet)"
             if status == "ok":
                 reason = (
                     f"{name} is registered but gsbench has no network definition for it yet; "
