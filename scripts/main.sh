@@ -9,7 +9,12 @@ OUT="${1:-out}"
 PRESET="${GSBENCH_PRESET:-default}"
 BUDGET="${GSBENCH_BUDGET:-quick}"
 gsbench=.venv/bin/gsbench
-$gsbench synth "$OUT/session" --preset "$PRESET"
+# synth is deterministic (same seed, same bytes) but takes minutes: keep a finished session.
+if [ -f "$OUT/session/rig.yaml" ] && [ -d "$OUT/session/ground_truth" ]; then
+  echo "synth: $OUT/session exists, kept (delete it to regenerate)" >&2
+else
+  $gsbench synth "$OUT/session" --preset "$PRESET"
+fi
 $gsbench ingest "$OUT/session" -o "$OUT/dataset"
 $gsbench run --method all --data "$OUT/dataset" --runs "$OUT/runs" --budget "$BUDGET"
 $gsbench leaderboard publish --runs "$OUT/runs" --out "$OUT/leaderboards"
