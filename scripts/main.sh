@@ -9,8 +9,9 @@ OUT="${1:-out}"
 PRESET="${GSBENCH_PRESET:-default}"
 BUDGET="${GSBENCH_BUDGET:-quick}"
 gsbench=.venv/bin/gsbench
-# synth is deterministic (same seed, same bytes) but takes minutes: keep a finished session.
-if [ -f "$OUT/session/rig.yaml" ] && [ -d "$OUT/session/ground_truth" ]; then
+# synth is deterministic (same seed, same bytes) but takes minutes: keep a finished session
+# (delete OUT/session to regenerate, e.g. with another GSBENCH_PRESET).
+if [ -f "$OUT/session/ground_truth/session.json" ]; then  # written last by synth
   echo "synth: $OUT/session exists, kept (delete it to regenerate)" >&2
 else
   $gsbench synth "$OUT/session" --preset "$PRESET"
