@@ -17,5 +17,8 @@ else
   $gsbench synth "$OUT/session" --preset "$PRESET"
 fi
 $gsbench ingest "$OUT/session" -o "$OUT/dataset"
-$gsbench run --method all --data "$OUT/dataset" --runs "$OUT/runs" --budget "$BUDGET"
+# a failed job is recorded in its results.json and shown on the leaderboard; exit non-zero after publishing
+run_status=0
+$gsbench run --method all --data "$OUT/dataset" --runs "$OUT/runs" --budget "$BUDGET" || run_status=$?
 $gsbench leaderboard publish --runs "$OUT/runs" --out "$OUT/leaderboards"
+exit "$run_status"
