@@ -30,10 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 from typing import Any
-
-from gsbench.errors import ConfigError
 
 SCHEMA = "gsbench.results"
 SCHEMA_VERSION = 1
@@ -140,35 +137,3 @@ def mean_metrics(per_sequence: dict[str, dict[str, dict]], frames: dict[str, int
         }
     return means
 
-
-def load_results(path: str | Path) -> dict[str, Any]:
-    """Read and check one results.json (schema and the keys the leaderboards need)."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(
-            f"cannot read results ({error})", path=path, fix="re-run the job with `gsbench run --force`"
-        ) from error
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise ConfigError(f"not a {SCHEMA} file", path=path, fix="re-run the job with `gsbench run --force`")
-    if data.get("schema_version") != SCHEMA_VERSION:
-        raise ConfigError(
-            f"results schema_version {data.get('schema_version')} is not {SCHEMA_VERSION}",
-            path=path,
-            fix="re-run the job with this gsbench (`gsbench run --force`)",
-        )
-    for key in ("status", "dataset", "protocol", "method", "subject", "metrics"):
-        if key not in data:
-            raise ConfigError(
-                f"results lack {key!r}", path=path, fix="re-run the job with `gsbench run --force`"
-            )
-    return data
-
-
-def find_results(runs_dir: str | Path) -> list[Path]:
-    """Every ``<runs>/<dataset>/<protocol>/<method>/<subject>/results.json``, sorted."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        return []
-    return sorted(runs_dir.glob("*/*/*/*/results.json"))
