@@ -28,51 +28,13 @@ sequence's number of frames, i.e. the mean over all test frames.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
+from gsbench.metric_table import METRICS, MetricInfo, metric_info  # noqa: F401 (re-exported)
+
 SCHEMA = "gsbench.results"
 SCHEMA_VERSION = 1
-
-
-@dataclasses.dataclass(frozen=True)
-class MetricInfo:
-    name: str
-    direction: str  # "higher" | "lower"
-    label: str
-    sync: bool = False  # computed from the video + audio alone (no ground-truth frames needed)
-
-    @property
-    def arrow(self) -> str:
-        return "↑" if self.direction == "higher" else "↓"
-
-
-METRICS: dict[str, MetricInfo] = {
-    m.name: m
-    for m in (
-        MetricInfo("psnr", "higher", "PSNR (dB)"),
-        MetricInfo("psnr_masked", "higher", "PSNR head (dB)"),
-        MetricInfo("ssim", "higher", "SSIM"),
-        MetricInfo("ssim_masked", "higher", "SSIM head"),
-        MetricInfo("lpips", "lower", "LPIPS"),
-        MetricInfo("lpips_masked", "lower", "LPIPS head"),
-        MetricInfo("lmd", "lower", "LMD mouth (px)"),
-        MetricInfo("lmd_face", "lower", "LMD face (px)"),
-        MetricInfo("lse_d", "lower", "LSE-D", sync=True),
-        MetricInfo("lse_c", "higher", "LSE-C", sync=True),
-    )
-}
-
-
-def metric_info(name: str) -> MetricInfo:
-    """Direction of a metric; unknown names (a metric added later) default to 'higher' and say so."""
-    if name in METRICS:
-        return METRICS[name]
-    base = name.removesuffix("_masked")
-    if base in METRICS:
-        return dataclasses.replace(METRICS[base], name=name, label=f"{METRICS[base].label} head")
-    return MetricInfo(name, "higher", f"{name} (direction unknown)")
 
 
 def metric_entry(result: Any) -> dict[str, Any]:
@@ -136,4 +98,3 @@ def mean_metrics(per_sequence: dict[str, dict[str, dict]], frames: dict[str, int
             "details": {"weighting": "frames", "num_frames": total},
         }
     return means
-

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from gsbench.errors import ConfigError
 from gsbench.io import sha256_file, write_bytes, write_text
+from gsbench.metric_table import METRICS, metric_info
 
 SCHEMA_VERSION = 1
 RESULTS_SCHEMA = ("gsbench.results", 1)  # what benchmark.runner writes (see benchmark/results.py)
@@ -39,36 +40,6 @@ LEADERBOARD_METRICS = (
 )
 RANK_BY = {"mono-front": "psnr", "multiview": "psnr", "cross-id": "lse_c"}
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
-
-
-@dataclasses.dataclass(frozen=True)
-class MetricInfo:
-    label: str
-    direction: str  # "higher" | "lower" is better
-
-    @property
-    def arrow(self) -> str:
-        return "↑" if self.direction == "higher" else "↓"
-
-
-# The leaderboards read result files only (DESIGN.md: they import nothing of benchmark/); the directions
-# match benchmark.results.METRICS and each results.json entry's "direction".
-METRICS: dict[str, MetricInfo] = {
-    "psnr": MetricInfo("PSNR (dB)", "higher"),
-    "psnr_masked": MetricInfo("PSNR head (dB)", "higher"),
-    "ssim": MetricInfo("SSIM", "higher"),
-    "ssim_masked": MetricInfo("SSIM head", "higher"),
-    "lpips": MetricInfo("LPIPS", "lower"),
-    "lpips_masked": MetricInfo("LPIPS head", "lower"),
-    "lmd": MetricInfo("LMD mouth (px)", "lower"),
-    "lmd_face": MetricInfo("LMD face (px)", "lower"),
-    "lse_d": MetricInfo("LSE-D", "lower"),
-    "lse_c": MetricInfo("LSE-C", "higher"),
-}
-
-
-def metric_info(name: str) -> MetricInfo:
-    return METRICS[name]
 
 
 def metric_column(name: str) -> str:

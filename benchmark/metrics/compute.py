@@ -10,20 +10,12 @@ import numpy as np
 
 from benchmark.metrics import image, lmd, lpips_metric, syncnet
 from gsbench.errors import InputError, WeightsError
+from gsbench.metric_table import metric_info
 
 ALL_METRICS = ("psnr", "ssim", "lpips", "lmd", "lse_d", "lse_c")
 MASKED_METRICS = ("psnr_masked", "ssim_masked", "lpips_masked")
 HIGHER_IS_BETTER = {
-    "psnr": True,
-    "ssim": True,
-    "lpips": False,
-    "lmd": False,
-    "lmd_face": False,
-    "lse_d": False,
-    "lse_c": True,
-    "psnr_masked": True,
-    "ssim_masked": True,
-    "lpips_masked": False,
+    name: metric_info(name).higher_is_better for name in (*ALL_METRICS, "lmd_face", *MASKED_METRICS)
 }
 
 
