@@ -16,20 +16,39 @@ import click
 from gsbench import __version__
 from gsbench.errors import GsbenchError
 
-# name -> "module:attribute" of a click command or group
-COMMANDS: dict[str, str] = {
-    "doctor": "benchmark.cli.doctor:doctor",
-    "export": "benchmark.cli.export:export",
-    "head": "benchmark.cli.head:head",
-    "ingest": "benchmark.cli.ingest:ingest",
-    "leaderboard": "benchmark.cli.leaderboard:leaderboard",
-    "methods": "benchmark.cli.methods:methods",
-    "run": "benchmark.cli.run:run",
-    "metrics": "benchmark.cli.metrics:metrics",
-    "synth": "benchmark.cli.synth:synth",
-    "track": "benchmark.cli.track:track",
-    "weights": "benchmark.cli.weights:weights",
+# name -> ("module:attribute" of a click command or group, its one-line help for ``gsbench --help``).
+# The short help lives here so that listing the commands imports none of them; a test checks that it
+# matches each command's own docstring.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "doctor": (
+        "benchmark.cli.doctor:doctor",
+        "Report every missing piece (package, binary, library, weight file).",
+    ),
+    "export": (
+        "benchmark.cli.export:export",
+        "Export a tracked dataset for other tools (GaussianAvatars/VHAP layout).",
+    ),
+    "head": ("benchmark.cli.head:head", "The FLAME-format default head model (gsbench-head)."),
+    "ingest": (
+        "benchmark.cli.ingest:ingest",
+        "Raw rig session -> dataset: sync, calibrate, frames, masks, landmarks, FLAME.",
+    ),
+    "leaderboard": ("benchmark.cli.leaderboard:leaderboard", "Leaderboards generated from results files."),
+    "methods": ("benchmark.cli.methods:methods", "List every method, its protocols and pretrained networks."),
+    "metrics": (
+        "benchmark.cli.metrics:metrics",
+        "Score PRED against GT (videos or frame folders) with every metric.",
+    ),
+    "run": ("benchmark.cli.run:run", "Train + render + score methods on a dataset's protocols."),
+    "synth": ("benchmark.cli.synth:synth", "Generate a synthetic 16-camera rig session with ground truth."),
+    "track": ("benchmark.cli.track:track", "Fit FLAME to a dataset's landmarks (sequences/*/flame.npz)."),
+    "weights": ("benchmark.cli.weights:weights", "Pretrained networks: list, register, verify."),
 }
+
+
+def load_command(name: str) -> click.Command:
+    module_name, attribute = COMMANDS[name][0].split(":")
+    return getattr(importlib.import_module(module_name), attribute)
 
 
 class LazyGroup(click.Group):
@@ -37,11 +56,11 @@ class LazyGroup(click.Group):
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module_name, attribute = target.split(":")
-        return getattr(importlib.import_module(module_name), attribute)
+        return load_command(cmd_name) if cmd_name in COMMANDS else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
