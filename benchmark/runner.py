@@ -67,6 +67,9 @@ class RunOptions:
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     force: bool = False
     videos: bool = True  # write the mp4s and comparison images
+    # the SyncNet behind LSE-D/LSE-C: the official ``syncnet-v2`` or one trained here
+    # (``syncnet-gsbench-<sha8>``, from ``gsbench weights train-syncnet``); never substituted
+    syncnet: str = "syncnet-v2"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +87,7 @@ class Job:
     run_dir: str
     force: bool = False
     videos: bool = True
+    syncnet: str = "syncnet-v2"
     num_cpus: float = 1.0
     num_gpus: float = 0.0
 
@@ -189,6 +193,7 @@ def plan_jobs(data: str | Path, runs_dir: str | Path, options: RunOptions) -> Pl
                         ),
                         force=options.force,
                         videos=options.videos,
+                        syncnet=options.syncnet,
                         num_cpus=float(cls.cpus_per_job),
                         num_gpus=float(cls.gpus_per_job) if device.startswith("cuda") else 0.0,
                     )
@@ -235,6 +240,7 @@ def job_config(job: Job, method_config: dict[str, Any]) -> dict[str, Any]:
         "seed": job.seed,
         "method_config": method_config,
         "compositing": COMPOSITING,
+        "syncnet": job.syncnet,
         "gsbench_version": __version__,
     }
 
@@ -331,7 +337,7 @@ def run_job(job: Job) -> JobOutcome:
             job.device,
         )
         method_cls = get_method(job.method)
-        method = method_cls(seed=job.seed, device=job.device, weights=_weight_registry())
+        method = method_cls(seed=job.seed, device=job.device, weights=_weight_registry(job.syncnet))
         config = job_config(job, method.config(job.budget))
         config_hash = canonical_hash(config)
         state.update(config=config, config_hash=config_hash, method_cls=method_cls)
@@ -354,10 +360,10 @@ def run_job(job: Job) -> JobOutcome:
         handler.close()
 
 
-def _weight_registry() -> Any:
+def _weight_registry(syncnet: str = "syncnet-v2") -> Any:
     from benchmark.weights import WeightRegistry
 
-    return WeightRegistry()
+    return WeightRegistry(syncnet=syncnet)
 
 
 def _base_document(job: Job, state: dict[str, Any]) -> dict[str, Any]:
@@ -521,9 +527,10 @@ def _score_sequence(
             request.audio,
             request.fps,
             gt_landmarks=dataset.load_landmarks(item.sequence, camera),
+            syncnet=job.syncnet,
         )
     else:
-        metrics = compute_sequence_metrics(pred, None, None, request.audio, request.fps)
+        metrics = compute_sequence_metrics(pred, None, None, request.audio, request.fps, syncnet=job.syncnet)
     for name, entry in metrics.items():
         if entry.get("weight_id"):
             weights[name] = entry["weight_id"]
@@ -555,16 +562,18 @@ def compute_sequence_metrics(
     audio: np.ndarray,
     fps: float,
     gt_landmarks: tuple[np.ndarray, np.ndarray] | None = None,
+    syncnet: str = "syncnet-v2",
 ) -> dict[str, dict[str, Any]]:
     """Score one composited sequence with ``benchmark.metrics.compute_metrics`` (the one implementation).
 
     ``gt is None`` (cross-id): only LSE-D/LSE-C are computed; the image metrics are recorded as
     ``skipped`` (no ground truth of the driven subject exists). ``gt_landmarks``: the dataset's
     tracked landmarks of the evaluation camera, so LMD uses the same detector output as tracking.
+    ``syncnet``: the registered SyncNet for LSE-D/LSE-C (missing weights make them ``missing``).
     """
     from benchmark.metrics import compute_metrics
 
-    registry = _weight_registry()
+    registry = _weight_registry(syncnet)
     if gt is None:
         # Only the sync metrics are requested, which read pred and audio alone; compute_metrics checks
         # gt's shape, so pred stands in for it and no image metric is computed from it.

@@ -55,8 +55,27 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--force", is_flag=True, help="Redo jobs whose results are already there.")
 @click.option("--no-videos", is_flag=True, help="Skip the mp4s and comparison images (metrics only).")
+@click.option(
+    "--syncnet",
+    default="syncnet-v2",
+    show_default=True,
+    help="SyncNet for LSE-D/LSE-C: syncnet-v2 (official) or a syncnet-gsbench-<sha8> trained here "
+    "(gsbench weights train-syncnet). Missing weights make LSE 'missing', never substituted.",
+)
 def run(
-    methods, data, protocols, subjects, budget, runs_dir, executor, address, seed, device, force, no_videos
+    methods,
+    data,
+    protocols,
+    subjects,
+    budget,
+    runs_dir,
+    executor,
+    address,
+    seed,
+    device,
+    force,
+    no_videos,
+    syncnet,
 ):
     """Train + render + score; exits non-zero if any job failed (the others still run)."""
     from rich.console import Console
@@ -65,6 +84,9 @@ def run(
     from benchmark.executors import make_executor
     from benchmark.runner import RunOptions, outcome_rows, run_benchmark
 
+    from benchmark.weights import WeightRegistry
+
+    WeightRegistry().spec(syncnet)  # an unknown name fails here, before any job starts
     options = RunOptions(
         methods=methods,
         protocols=_split(protocols),
@@ -74,6 +96,7 @@ def run(
         device=device,
         force=force,
         videos=not no_videos,
+        syncnet=syncnet,
     )
     summary = run_benchmark(data, runs_dir, options, executor=make_executor(executor, address))
     console = Console()

@@ -189,3 +189,44 @@ def test_selection_without_jobs_is_an_error(tiny_dataset_master, tmp_path):
         plan_jobs(tiny_dataset_master, tmp_path, RunOptions(methods="retrieval", protocols=("multiview",)))
     with pytest.raises(ConfigError, match="unknown subject"):
         plan_jobs(tiny_dataset_master, tmp_path, RunOptions(methods="retrieval", subjects=("s09",)))
+
+
+def test_run_scores_lse_with_a_syncnet_trained_here(tiny_dataset_master, tmp_path, monkeypatch):
+    """`--syncnet syncnet-gsbench-<sha8>`: LSE-D/LSE-C come from our trained SyncNet, named in the
+    results (weight id, config); an unknown name fails before any job; a missing one is 'missing'."""
+    weights = tmp_path / "weights"
+    assert (
+        _cli(
+            ["--quiet", "weights", "train-syncnet", str(tiny_dataset_master), "--steps", "2"]
+            + ["--batch-size", "4", "--width", "0.0625", "--out", str(weights)]
+        )
+        == 0
+    )
+    (path,) = sorted(weights.glob("syncnet-gsbench-*.pt"))
+    monkeypatch.setenv("GSBENCH_WEIGHTS", str(weights))
+    runs = tmp_path / "runs"
+    argv = [
+        "--quiet",
+        "run",
+        "--method",
+        "retrieval",
+        "--data",
+        str(tiny_dataset_master),
+        "--runs",
+        str(runs),
+    ]
+    argv += ["--budget", "smoke", "--protocol", "mono-front", "--subject", "s01", "--no-videos"]
+    assert _cli(argv + ["--syncnet", path.stem]) == 0
+    results = _results(runs, "mono-front", "retrieval", "s01")
+    for name in ("lse_d", "lse_c"):
+        entry = results["metrics"][name]
+        assert entry["status"] == "ok" and math.isfinite(entry["value"]), entry
+        assert path.stem[len("syncnet-gsbench-") :] in entry["weight_id"]
+    job = runs / "tiny" / "mono-front" / "retrieval" / "s01"
+    assert json.loads((job / "config.json").read_text())["syncnet"] == path.stem
+
+    assert _cli(argv + ["--force", "--syncnet", "syncnet-gsbench-00000000"]) == 0
+    entry = _results(runs, "mono-front", "retrieval", "s01")["metrics"]["lse_d"]
+    assert entry["status"] == "missing" and "syncnet-gsbench-00000000" in entry["reason"]
+
+    assert _cli(argv + ["--syncnet", "no-such-net"]) != 0
