@@ -61,6 +61,16 @@ def status() -> None:
     console.print("searched: " + ", ".join(str(p) for p in registry.search_paths))
 
 
+@weights.command("find")
+@click.argument("name")
+def find(name: str) -> None:
+    """Print the verified file of NAME and its id; exit non-zero (with the reason) when it is missing."""
+    from benchmark.weights import WeightRegistry
+
+    resolved = WeightRegistry().find(name)
+    click.echo(f"{resolved.path}\t{resolved.weight_id}")
+
+
 @weights.command("add")
 @click.argument("name")
 @click.argument("file", type=click.Path(path_type=Path))

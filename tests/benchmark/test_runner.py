@@ -204,6 +204,8 @@ def test_run_scores_lse_with_a_syncnet_trained_here(tiny_dataset_master, tmp_pat
     )
     (path,) = sorted(weights.glob("syncnet-gsbench-*.pt"))
     monkeypatch.setenv("GSBENCH_WEIGHTS", str(weights))
+    assert _cli(["weights", "find", path.stem]) == 0  # what scripts/main.sh asks before training one
+    assert _cli(["weights", "find", "syncnet-gsbench-00000000"]) != 0
     runs = tmp_path / "runs"
     argv = [
         "--quiet",
