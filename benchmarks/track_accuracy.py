@@ -1,6 +1,7 @@
 """Tracking accuracy and speed on a synthetic session, against its ground_truth/.
 
-    .venv/bin/python benchmarks/track_accuracy.py SESSION DATASET [--no-track] [--stages] [--set KEY=VALUE]
+    .venv/bin/python benchmarks/track_accuracy.py SESSION DATASET [--no-track] [--stages] [--floor]
+        [--set KEY=VALUE]
 
 SESSION is the `gsbench synth` output (with ground_truth/), DATASET its `gsbench ingest` output.
 Runs `track_dataset` (timed) unless --no-track, then prints per subject and overall:
@@ -15,6 +16,10 @@ Runs `track_dataset` (timed) unless --no-track, then prints per subject and over
 - wall and CPU seconds of the whole `track` stage.
 
 --stages also fits each subject with stage 1 only (68 landmarks) to show what stage 2 buys.
+--floor prints what MediaPipe's own error allows, per subject: the median distance from the
+detected points to (a) the true mesh's 68 iBUG landmarks (model embedding) projected by the true
+cameras, (b) each point triangulated per frame from all cameras that detect it (true cameras): no
+model with one 3D point per landmark and frame reprojects closer, in the median, than (b).
 Targets (issue 5, default preset): < 1.5 px, < 2 mm, < 1.5 deg, <= 300 s on 2 cores.
 """
 
@@ -30,10 +35,11 @@ import numpy as np
 
 from tracking.fit import TrackingConfig, fit_subject, track_dataset  # noqa: E402
 from tracking.fit.dataset_io import read_dataset, read_landmarks  # noqa: E402
-from tracking.fit.geometry import camera_centres, umeyama  # noqa: E402
+from tracking.fit.geometry import camera_centres, project_np, triangulate, umeyama  # noqa: E402
 from tracking.fit.model import posed_vertices  # noqa: E402
 from tracking.fit.solver import FRAME_KEYS, Observations  # noqa: E402
 from tracking.head_model import REGIONS  # noqa: E402
+from tracking.landmarks import MEDIAPIPE_TO_IBUG68  # noqa: E402
 
 FACE_REGIONS = ("skin", "lips", "eyes", "eyebrows")
 
@@ -95,6 +101,49 @@ def evaluate(session: Path, dataset: Path, model, params_by_sequence: dict[str, 
     return {"alignment_scale": scale, "sequences": rows}
 
 
+def landmark_floor(session: Path, info, model, sequences: list[str]) -> dict:
+    """Median reprojection floors from MediaPipe's own error (see --floor), in dataset pixels."""
+    gt_cameras = json.loads((session / "ground_truth" / "cameras.json").read_text())
+    # the dataset's images are undistorted with the raw K kept, so the true K projects into them
+    intrinsics = np.array([gt_cameras[c]["K"] for c in info.camera_ids], np.float64)
+    world_to_cam = np.array([gt_cameras[c]["world_to_cam"] for c in info.camera_ids], np.float64)
+    centres = camera_centres(world_to_cam)
+    fps = float(info.meta["fps"])
+    faces = model.faces[model.lmk_faces_idx]  # [68, 3]
+    ibug, free = [], []
+    for sequence in sequences:
+        points = read_landmarks(info, sequence).points  # [C, T, 478, 2]
+        num_cams, num_frames = points.shape[:2]
+        with np.load(session / "ground_truth" / "takes" / sequence / "flame.npz") as data:
+            truth = ground_truth_at({key: data[key] for key in data.files}, np.arange(num_frames) / fps)
+        corners = posed_vertices(model, truth)[:, faces]  # [T, 68, 3, 3]
+        landmarks = (corners * model.lmk_bary_coords[None, :, :, None]).sum(2)
+        normal = np.cross(corners[:, :, 1] - corners[:, :, 0], corners[:, :, 2] - corners[:, :, 0])
+        for c in range(num_cams):
+            to_camera = centres[c] - landmarks
+            facing = (normal * to_camera).sum(-1) > 0.25 * np.linalg.norm(normal, axis=-1) * np.linalg.norm(
+                to_camera, axis=-1
+            )  # the fit's visibility >= 1 (cos >= 0.25); gsbench-head normals point outward
+            error = np.linalg.norm(
+                project_np(landmarks, intrinsics[c], world_to_cam[c]) - points[c][:, MEDIAPIPE_TO_IBUG68],
+                axis=-1,
+            )
+            ibug.append(error[facing & np.isfinite(error)])
+        detected = np.isfinite(points).all(-1).reshape(num_cams, -1)
+        triangulated, _, _ = triangulate(
+            points.reshape(num_cams, -1, 2), detected.astype(np.float64), intrinsics, world_to_cam
+        )
+        for c in range(num_cams):
+            error = np.linalg.norm(
+                project_np(triangulated, intrinsics[c], world_to_cam[c]) - points[c].reshape(-1, 2), axis=-1
+            )
+            free.append(error[detected[c] & np.isfinite(error)])
+    return {
+        "ibug68_true_mesh_median_px": float(np.median(np.concatenate(ibug))),
+        "free_triangulation_median_px": float(np.median(np.concatenate(free))),
+    }
+
+
 def load_fitted(dataset: Path, sequences) -> dict[str, dict]:
     out = {}
     for sequence in sequences:
@@ -121,6 +170,9 @@ def main() -> None:
     parser.add_argument("dataset", type=Path)
     parser.add_argument("--no-track", action="store_true", help="evaluate the existing flame.npz files")
     parser.add_argument("--stages", action="store_true", help="also evaluate stage 1 alone")
+    parser.add_argument(
+        "--floor", action="store_true", help="print MediaPipe's own error (reads ground truth)"
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -163,6 +215,14 @@ def main() -> None:
     summarize("stage 1+2", final)
     medians = [e["reprojection"]["median_px"] for e in report["subjects"].values()]
     print(f"OVERALL median reprojection (worst subject) {max(medians):.3f} px (target < 1.5)")
+    if args.floor:
+        for subject, names in sorted(info.subject_sequences().items()):
+            floor = landmark_floor(args.session, info, model, [s for s in names if s in sequences])
+            print(
+                f"{subject} floor: MediaPipe->iBUG68 vs the true mesh's 68 landmarks (facing views) "
+                f"{floor['ibug68_true_mesh_median_px']:.3f} px; 478 points triangulated per frame "
+                f"(true cameras) {floor['free_triangulation_median_px']:.3f} px median"
+            )
     if args.stages:
         for subject, names in info.subject_sequences().items():
             names = [s for s in names if s in sequences]

@@ -26,7 +26,11 @@ class TrackingConfig:
     visibility_cos_min: float = 0.0  # landmark weight ramps from 0 at this cos(normal, view)...
     visibility_cos_full: float = 0.25  # ...to 1 here
     # priors (per frame, squared parameter units)
-    shape_prior: float = 1e-3
+    # shape: MediaPipe's error on a face is mostly a fixed bias per point, which frames and cameras do
+    # not average out, so the prior counts ~160 independent observations (≈ 478 points / 3) of
+    # ~2 px noise against N(0, 0.5²) shapes: 2² / (160 · 0.5²) = 0.1. At 1e-3 the shape absorbed the
+    # bias (|β| 4.0-4.2 vs. 2.0-2.1 true) and the face vertex error doubled (tracking/fit/__init__.py)
+    shape_prior: float = 0.1
     expr_prior: float = 1e-3
     neck_prior: float = 3.0
     jaw_prior: float = 1e-2
