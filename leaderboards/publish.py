@@ -338,6 +338,28 @@ def _shown_metrics(board: Board) -> list[str]:
     return shown or [RANK_BY.get(board.protocol, "psnr")]
 
 
+def _weights_line(rows: list[dict[str, str]]) -> str:
+    """Which pretrained networks produced which metrics (from the rows' ``weight_ids``), saying so when a
+    SyncNet is one trained here: its LSE figures compare methods on this board, not with papers' LSE."""
+    used: dict[str, set[str]] = {}
+    for row in rows:
+        for item in filter(None, (row.get("weight_ids") or "").split(";")):
+            metric, _, weight_id = item.partition("=")
+            used.setdefault(weight_id.split(":")[0], set()).add(metric)
+    if not used:
+        return ""
+    notes = []
+    for name, metrics in sorted(used.items()):
+        note = f"{', '.join(sorted(metrics))}: `{name}`"
+        if name.startswith("syncnet-gsbench-"):
+            note += (
+                " (our SyncNet, trained on this dataset by `gsbench weights train-syncnet`;"
+                " not the official syncnet_v2)"
+            )
+        notes.append(note)
+    return "Weights: " + "; ".join(notes) + "."
+
+
 def render_markdown(board: Board, reference: bool = True) -> str:
     """The leaderboard as markdown: ranked means, per-subject rows, then paper-reported rows."""
     metrics = _shown_metrics(board)
@@ -354,6 +376,9 @@ def render_markdown(board: Board, reference: bool = True) -> str:
     compositing = _joined(r["compositing"] for r in board.rows)
     if compositing:
         parts += [f"Compositing (all methods): `{compositing}`", ""]
+    weights = _weights_line(board.rows)
+    if weights:
+        parts += [weights, ""]
     header = [
         "rank",
         "method",

@@ -89,6 +89,16 @@ def test_rank_direction_oracle_and_means(tmp_path):
     assert "lpips ↓" in COLUMNS and "psnr ↑" in COLUMNS
     markdown = board.markdown_path.read_text()
     assert "cheat (oracle)" in markdown and "Paper-reported reference" in markdown
+    assert "Weights: lpips: `lpips-alexnet`." in markdown
+
+
+def test_markdown_names_a_syncnet_trained_here(tmp_path):
+    from leaderboards.publish import _weights_line
+
+    rows = [{"weight_ids": "lse_c=syncnet-gsbench-76c3e1d7:76c3;lse_d=syncnet-gsbench-76c3e1d7:76c3"}, {}]
+    line = _weights_line(rows)
+    assert line.startswith("Weights: lse_c, lse_d: `syncnet-gsbench-76c3e1d7` (our SyncNet")
+    assert "not the official syncnet_v2" in line
 
 
 def test_publish_twice_is_identical_and_merging_keeps_rows(tmp_path):
