@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import sys
 import tempfile
 import time
@@ -94,6 +96,13 @@ def lip_closure_scores(
     }
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and of its finished children (worker processes, ffmpeg):
+    what the generation costs, independent of the machine's load (unlike its wall time)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _angle_to_frontal(cameras: dict, camera_id: str, frontal: str) -> float:
     def centre(c):
         world_to_cam = np.asarray(c["world_to_cam"])
@@ -122,13 +131,17 @@ def main() -> None:
 
     out = args.out or Path(tempfile.mkdtemp(prefix="gsbench-synth-bench-")) / "session"
     if not args.skip_generate:
+        load = os.getloadavg()[0]
+        cpu_started = _cpu_seconds()
         started = time.perf_counter()
         summary = generate_session(out, preset=args.preset, seed=args.seed, workers=args.workers)
         seconds = time.perf_counter() - started
+        cpu = _cpu_seconds() - cpu_started
         print(
             f"generation ({args.preset}, seed {args.seed}, {len(summary.takes)} takes x "
             f"{len(summary.cameras)} cameras, {summary.num_frames} camera frames): {seconds:.1f} s "
-            f"(goal for default: <= 180 s)"
+            f"(goal for default: <= 180 s); {cpu:.1f} CPU-s in all processes (workers, ffmpeg), "
+            f"load average {load:.1f} at the start on {os.cpu_count()} CPUs"
         )
 
     gt = out / "ground_truth"

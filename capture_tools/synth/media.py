@@ -38,10 +38,13 @@ def write_video(
     count, height, width, _ = frames.shape
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="gsbench-synth-") as workdir, atomic_path(path) as tmp:
+        # frames through a file, not stdin: subprocess feeds a pipe 512 bytes per system call
+        raw = Path(workdir) / "frames.rgb"
+        frames.tofile(raw)
         command = [
             ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{fps:g}",
-            "-i", "pipe:0",
+            "-i", str(raw),
         ]  # fmt: skip
         if audio is not None:
             wav = Path(workdir) / "mic.wav"
@@ -52,11 +55,13 @@ def write_video(
             "-pix_fmt", "yuv420p", "-threads", str(threads), "-g", str(max(1, int(round(fps)))),
         ]  # fmt: skip
         if audio is not None:
-            command += ["-map", "1:a:0", "-c:a", "aac", "-b:a", "128k", "-ar", str(sample_rate)]
+            # the fast AAC coder: ~4x less CPU than the default two-loop search, same bitrate
+            command += ["-map", "1:a:0", "-c:a", "aac", "-aac_coder", "fast", "-b:a", "128k",
+                        "-ar", str(sample_rate)]  # fmt: skip
         command += ["-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
                     "-flags:a", "+bitexact", "-movflags", "+faststart", "-f", "mp4", str(tmp)]  # fmt: skip
         try:
-            result = subprocess.run(command, input=frames.tobytes(), capture_output=True, check=False)
+            result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, check=False)
         except OSError as error:
             raise DependencyError(f"cannot run ffmpeg ({error})", fix="apt-get install ffmpeg") from None
         if result.returncode != 0:

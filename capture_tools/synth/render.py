@@ -16,6 +16,10 @@ hit show the camera's background plate. Two implementations of the first hit giv
   triangle's bounding box in raw (distorted) pixels. So it finds the same hits as the ray caster up
   to float rounding at shared edges, with barycentrics made perspective-correct (= the ray's).
 
+Both hits and shading also exist as a compiled kernel (``csrc/synth_render.cpp``, built on first use by
+:mod:`capture_tools.synth._kernel`) doing the same float32 operations pixel by pixel; the numpy code
+here is its reference and the fallback without a C++ compiler (``HeadRenderer(backend=...)``).
+
 Shading (linear RGB): albedo from the head's UV texture (darkened by the expression's wrinkle
 maps, tinted per subject) times a studio light rig (key, fill, rim, sky ambient) with wrapped
 Lambert diffuse and Blinn-Phong specular whose strength depends on the region (skin, lips, eyes,
@@ -31,6 +35,7 @@ import cv2
 import numpy as np
 import scipy.sparse
 
+from capture_tools.synth._kernel import load_kernel, pointer
 from capture_tools.synth.rig import SynthCamera
 from capture_tools.synth.scene import remap_points
 from tracking.head_model import REGIONS, HeadModel
@@ -51,6 +56,10 @@ _LIGHT_DIRECTIONS = np.stack([d / np.linalg.norm(d) for d, _ in _LIGHTS]).astype
 _LIGHT_INTENSITIES = np.stack([i for _, i in _LIGHTS]).astype(np.float32)  # [3 lights, RGB]
 _AMBIENT_SKY = np.array([0.16, 0.17, 0.19], np.float32)
 _AMBIENT_GROUND = np.array([0.07, 0.06, 0.055], np.float32)
+# as HeadRenderer._shade computes them, for the kernel
+_AMBIENT_BASE = 0.5 * (_AMBIENT_SKY + _AMBIENT_GROUND)
+_AMBIENT_SLOPE = 0.5 * (_AMBIENT_SKY - _AMBIENT_GROUND)
+_CAVITY_TINT = _AMBIENT_SKY / _AMBIENT_SKY.mean()
 
 # region -> (specular strength, shininess)
 _SPECULAR = {
@@ -289,10 +298,30 @@ def rasterize_hits(
     return PixelHits(hit_pixel, face, np.stack([u, v], axis=1).astype(np.float32))
 
 
-class HeadRenderer:
-    """Renders posed vertices of one head model into a set of camera views (all of one image size)."""
+def _select_kernel(backend: str):
+    """The compiled kernel for ``backend`` "auto" (if it builds) or "compiled" (required); None: numpy."""
+    if backend not in ("auto", "compiled", "numpy"):
+        raise ValueError(f"unknown synth render backend {backend!r} (auto, compiled or numpy)")
+    kernel = None if backend == "numpy" else load_kernel()
+    if kernel is None and backend == "compiled":
+        raise RuntimeError("the synth C++ kernel could not be built (see the log)")
+    return kernel
 
-    def __init__(self, head: HeadModel, views: list[CameraView], tint: np.ndarray | None = None):
+
+class HeadRenderer:
+    """Renders posed vertices of one head model into a set of camera views (all of one image size).
+
+    ``backend``: "auto" (the compiled kernel when it builds, else numpy), "compiled" or "numpy"."""
+
+    def __init__(
+        self,
+        head: HeadModel,
+        views: list[CameraView],
+        tint: np.ndarray | None = None,
+        backend: str = "auto",
+    ):
+        self.kernel = _select_kernel(backend)
+        self._scratch: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.head = head
         self.views = views
         self.faces = np.ascontiguousarray(head.faces, np.int64)
@@ -320,6 +349,7 @@ class HeadRenderer:
         stack = np.concatenate([chunk.reshape(size[1], size[0], -1) for chunk in chunks], axis=2)
         stack[..., :3] = np.clip(stack[..., :3], 0.0, 1.0) ** (1 / 2.2)
         stack = np.round(255.0 * np.clip(stack, 0.0, 1.0)).astype(np.uint8)
+        self.texture_stack = np.ascontiguousarray(stack)  # [rows, cols, 3 + wrinkles] for the kernel
         self.texture = [np.ascontiguousarray(stack[..., i : i + 4]) for i in range(0, stack.shape[2], 4)]
         self.decode_albedo = ((np.arange(256) / 255.0) ** 2.2).astype(np.float32)
         rows, cols = size[1], size[0]
@@ -334,6 +364,7 @@ class HeadRenderer:
         # both sides: rays entering the open mouth may meet the cheeks' insides.
         behind = head.v_template[self.faces].mean(axis=1)[:, 2] < 0.0
         self.cullable = behind & np.isin(region_of_face, [REGIONS["skin"], REGIONS["scalp_hair"]])
+        self.cullable_u8 = self.cullable.astype(np.uint8)
         codes = max(REGIONS.values()) + 1
         spec = np.zeros((codes, 2), np.float32)
         spec[:] = _SPECULAR["skin"]
@@ -348,8 +379,8 @@ class HeadRenderer:
         self.faces_t = np.ascontiguousarray(self.faces.T, np.int32)  # [3, F]
         self.raster = _RasterViews.build(views)
         # world directions from the pixels towards their camera, [3, C*H*W]
-        self.to_camera = -np.concatenate([view.directions.reshape(-1, 3) for view in views]).T.astype(
-            np.float32
+        self.to_camera = np.ascontiguousarray(
+            -np.concatenate([view.directions.reshape(-1, 3) for view in views]).T, np.float32
         )
         self.plates = np.stack([view.plate for view in views]).astype(np.float32)
         self.origins = np.stack([view.origin for view in views]).astype(np.float32)  # [C, 3]
@@ -362,9 +393,72 @@ class HeadRenderer:
 
     def hits(self, vertices: np.ndarray, method: str = "raster") -> PixelHits:
         """First hits of every view's pixel rays on posed ``vertices`` [C, V, 3]; ``method`` "raster"
-        (:func:`rasterize_hits`) or the reference "raycast" (:func:`raycast_hits`)."""
+        (:func:`rasterize_hits` or the compiled kernel) or the reference "raycast" (:func:`raycast_hits`)."""
         points = np.ascontiguousarray(np.asarray(vertices, np.float32).transpose(2, 0, 1))
+        if method == "raster" and self.kernel is not None:
+            _, pixel_face, pixel_bary = self._kernel_hits(points)
+            pixel = np.flatnonzero(pixel_face >= 0)
+            return PixelHits(pixel, pixel_face[pixel].astype(np.int64), pixel_bary[pixel])
         return self._hits(points, face_normals(points, self.faces), method)
+
+    def _kernel_hits(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Compiled :func:`rasterize_hits` of coordinate-major ``points`` [3, C, V]: face normals
+        [3, C, F], each pixel's hit face [C*H*W] (-1: none) and its barycentrics [C*H*W, 2]."""
+        raster = self.raster
+        num_views, num_vertices = points.shape[1:]
+        normals_f, pixel_face, pixel_bary = self._scratch_for(num_views)
+        f32 = np.float32
+        self.kernel.gs_rasterize(
+            num_views, num_vertices, len(self.faces), raster.height, raster.width,
+            pointer(points, f32), pointer(self.faces_t, np.int32), pointer(self.cullable_u8, np.uint8),
+            pointer(self.origins, f32), pointer(raster.rotation, f32), pointer(raster.translation, f32),
+            pointer(raster.focal, f32), pointer(raster.centre, f32), pointer(raster.radial, f32),
+            pointer(raster.plane, f32), pointer(normals_f, f32, True), pointer(pixel_face, np.int32, True),
+            pointer(pixel_bary, f32, True),
+        )  # fmt: skip
+        return normals_f, pixel_face, pixel_bary
+
+    def _scratch_for(self, num_views: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(normals_f [3, C, F], pixel_face [C*H*W], pixel_bary [C*H*W, 2]) reused from frame to frame
+        (fresh arrays this large cost page faults every frame)."""
+        if self._scratch is None or self._scratch[0].shape[1] != num_views:
+            num_pixels = num_views * self.raster.height * self.raster.width
+            self._scratch = (
+                np.empty((3, num_views, len(self.faces)), np.float32),
+                np.empty(num_pixels, np.int32),
+                np.empty((num_pixels, 2), np.float32),
+            )
+        return self._scratch
+
+    def _wrinkle_weights(self, expr: np.ndarray | None) -> np.ndarray | None:
+        """[C, wrinkles] clipped expression coefficients / 255 as :meth:`_shade` weighs the wrinkle maps."""
+        if not self.wrinkle_expr or expr is None:
+            return None
+        coefficients = np.clip(np.asarray(expr, np.float32)[:, self.wrinkle_expr], 0.0, None)
+        return np.ascontiguousarray(coefficients / 255.0)
+
+    def _kernel_shade(
+        self,
+        normals_f: np.ndarray,  # [3, C, F]
+        pixel_face: np.ndarray,  # [C*H*W]
+        pixel_bary: np.ndarray,  # [C*H*W, 2]
+        expr: np.ndarray | None,  # [C, E]
+        images: np.ndarray,  # [C, H, W, 3] float32, shaded in place where pixel_face >= 0
+    ) -> None:
+        """Compiled :meth:`_shade`, writing the hit pixels' colours into ``images``."""
+        num_views, num_faces = normals_f.shape[1:]
+        raster, rows, cols, channels = self.raster, *self.texture_stack.shape
+        weights = self._wrinkle_weights(expr)
+        f32 = np.float32
+        self.kernel.gs_shade(
+            num_views, self.incidence.shape[0], num_faces, raster.height, raster.width,
+            pointer(normals_f, f32), pointer(self.faces_t, np.int32), pointer(pixel_face, np.int32),
+            pointer(pixel_bary, f32), pointer(self.to_camera, f32), pointer(self.face_table, f32),
+            pointer(self.texture_stack, np.uint8), rows, cols, channels,
+            pointer(self.decode_albedo, f32), pointer(weights, f32), len(_LIGHT_DIRECTIONS),
+            pointer(_LIGHT_DIRECTIONS, f32), pointer(_LIGHT_INTENSITIES, f32), pointer(_AMBIENT_BASE, f32),
+            pointer(_AMBIENT_SLOPE, f32), pointer(_CAVITY_TINT, f32), pointer(images, f32, True),
+        )  # fmt: skip
 
     def _hits(self, points: np.ndarray, normals_f: np.ndarray, method: str) -> PixelHits:
         view_index, face_index = self._drawn_faces(points, normals_f)
@@ -376,14 +470,27 @@ class HeadRenderer:
         return rasterize_hits(self.raster, points, self.faces, view_index, face_index)
 
     def render(
-        self, vertices: np.ndarray, expr: np.ndarray | None = None, method: str = "raster"
+        self,
+        vertices: np.ndarray,
+        expr: np.ndarray | None = None,
+        method: str = "raster",
+        out: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Linear RGB images [C, H, W, 3] and head masks [C, H, W] for posed ``vertices`` [C, V, 3]
-        (copy c seen by view c; ``expr`` [C, E] drives the wrinkle maps)."""
+        (copy c seen by view c; ``expr`` [C, E] drives the wrinkle maps). ``out``: a float32
+        [C, H, W, 3] array to write the images into (returned as the images)."""
         points = np.ascontiguousarray(np.asarray(vertices, np.float32).transpose(2, 0, 1))  # [3, C, V]
+        if out is None:
+            images = self.plates.copy()
+        else:
+            images = out
+            np.copyto(images, self.plates)
+        if method == "raster" and self.kernel is not None:
+            normals_f, pixel_face, pixel_bary = self._kernel_hits(points)
+            self._kernel_shade(normals_f, pixel_face, pixel_bary, expr, images)
+            return images, (pixel_face >= 0).reshape(images.shape[:3])
         normals_f = face_normals(points, self.faces)  # [3, C, F]
         hits = self._hits(points, normals_f, method)
-        images = self.plates.copy()
         masks = np.zeros(images.shape[:3], bool)
         if len(hits.pixel):
             images.reshape(-1, 3)[hits.pixel] = self._shade(normals_f, hits, expr).T
@@ -419,9 +526,7 @@ class HeadRenderer:
             darkening = (sampled[3:] * np.take(coefficients.T / 255.0, view, axis=1)).sum(0)
             albedo = albedo * (1.0 - np.clip(darkening, 0.0, 0.9))
         facing = normal[0] * to_camera[0] + normal[1] * to_camera[1] + normal[2] * to_camera[2]
-        up = normal[1]
-        sky, ground = _AMBIENT_SKY[:, None], _AMBIENT_GROUND[:, None]
-        light = 0.5 * (sky + ground) + 0.5 * (sky - ground) * up  # [3, N] ambient
+        light = _AMBIENT_BASE[:, None] + _AMBIENT_SLOPE[:, None] * normal[1]  # [3, N] sky/ground ambient
         specular = np.zeros_like(albedo)
         strength, shininess = face_table[6], face_table[7]
         for direction, intensity in zip(_LIGHT_DIRECTIONS, _LIGHT_INTENSITIES, strict=True):
@@ -435,9 +540,7 @@ class HeadRenderer:
             specular += intensity[:, None] * highlight
         colour = albedo * light + specular
         back = facing < 0
-        colour[:, back] = (
-            0.3 * albedo[:, back] * (_AMBIENT_SKY / _AMBIENT_SKY.mean())[:, None]
-        )  # inside: unlit
+        colour[:, back] = 0.3 * albedo[:, back] * _CAVITY_TINT[:, None]  # inside: unlit
         return colour.astype(np.float32)
 
 
@@ -465,15 +568,32 @@ class SensorNoise:
         return self.bank[offset : offset + self.size].reshape(self.shape)
 
 
-def camera_response(linear: np.ndarray, camera: SynthCamera, noise: np.ndarray | None) -> np.ndarray:
+def camera_response(
+    linear: np.ndarray, camera: SynthCamera, noise: np.ndarray | None, backend: str = "auto"
+) -> np.ndarray:
     """Sensor + ISP: exposure, white balance, sRGB encoding (4096-entry table), shot noise (carried
     through the encoding's slope) and read noise, 8-bit [..., 3]. ``noise``: standard-normal draws of
-    the image's shape (:class:`SensorNoise`); None: noise-free."""
+    the image's shape (:class:`SensorNoise`); None: noise-free. ``backend`` as :class:`HeadRenderer`'s
+    (the compiled kernel takes float32 input; other dtypes use numpy)."""
     gain = (camera.exposure * camera.white_balance * _LUT_SIZE).astype(np.float32)
+    sigma = None if noise is None else np.sqrt(_SHOT_LUT**2 + np.float32(camera.noise_std) ** 2)
+    kernel = _select_kernel(backend) if linear.dtype == np.float32 else None
+    if kernel is not None:
+        linear = np.ascontiguousarray(linear)
+        if noise is not None:
+            noise = np.ascontiguousarray(noise, np.float32)
+            if noise.shape != linear.shape:
+                raise ValueError(f"noise {noise.shape} and image {linear.shape} differ in shape")
+        out = np.empty(linear.shape, np.uint8)
+        kernel.gs_camera_response(
+            linear.size // 3, pointer(linear, np.float32), pointer(gain, np.float32),
+            pointer(_SRGB_LUT, np.float32), pointer(sigma, np.float32), pointer(noise, np.float32),
+            _LUT_SIZE, pointer(out, np.uint8, True),
+        )  # fmt: skip
+        return out
     index = np.clip(linear * gain, 0, _LUT_SIZE - 1).astype(np.int32)
     encoded = np.take(_SRGB_LUT, index)
     if noise is not None:
-        sigma = np.sqrt(_SHOT_LUT**2 + np.float32(camera.noise_std) ** 2)
         encoded += np.take(sigma, index) * noise
     encoded += 0.5
     return np.clip(encoded, 0, 255, out=encoded).astype(np.uint8)

@@ -33,6 +33,7 @@ import numpy as np
 import yaml
 
 from capture_tools.synth import media
+from capture_tools.synth._kernel import load_kernel
 from capture_tools.synth.motion import ExpressionMap, Performance, PerformanceStyle
 from capture_tools.synth.posing import SubjectPoser
 from capture_tools.synth.presets import SynthPreset, get_preset
@@ -222,18 +223,22 @@ def _render_take(job: dict[str, Any]) -> dict[str, Any]:
     camera_times = frame_times[None, :] + np.array([c.time_offset_s for c in cameras])[:, None]  # [C, T]
     params = performance.flame_params(camera_times.T.reshape(-1))  # frame-major: [T * C, ...]
     poser = SubjectPoser(head, subject.shape)
-    renderer = HeadRenderer(head, views, tint=subject.tint)
+    # one renderer per subject and worker (its texture pyramid and tables take ~0.5 s to build)
+    renderer = _WORKER_STATE.get(f"renderer {subject.id}")
+    if renderer is None:
+        renderer = _WORKER_STATE[f"renderer {subject.id}"] = HeadRenderer(head, views, tint=subject.tint)
     frames = np.zeros((len(cameras), num_frames, preset.height, preset.width, 3), np.uint8)
     landmarks3d = np.zeros((num_frames, len(cameras), 68, 3), np.float32)
     noise = [
         SensorNoise(_rng(context.seed, _KEY_TAKE, job["index"], 1000 + c), views[c].plate.shape)
         for c in range(len(cameras))
     ]
+    linear = np.empty((len(cameras), preset.height, preset.width, 3), np.float32)
     for k in range(num_frames):
         # the head at every camera's own time of frame k
         at_k = {name: value[k * len(cameras) : (k + 1) * len(cameras)] for name, value in params.items()}
         points, landmarks3d[k] = poser.pose_points(**at_k)
-        linear, _ = renderer.render(points.transpose(0, 2, 1), at_k["expr"])
+        renderer.render(points.transpose(0, 2, 1), at_k["expr"], out=linear)
         for c, camera in enumerate(cameras):
             frames[c, k] = camera_response(linear[c], camera, noise[c].draw())
     landmarks3d = landmarks3d.transpose(1, 0, 2, 3)  # [C, T, 68, 3]
@@ -400,10 +405,14 @@ def generate_session(
                 }
             )
             takes.append({"id": take_id, "subject": subject.id})
-    jobs.sort(key=lambda job: job["kind"] != "take")  # the long calibration job last but one worker frees up
+    # the calibration job is the longest: start it first so that the takes fill the other workers meanwhile
+    jobs.sort(key=lambda job: job["kind"] != "calibration")
+    load_kernel()  # build the renderer's C++ kernel (first use) once here, not in every worker
 
     workers = workers if workers is not None else min(len(jobs), os.cpu_count() or 1, 4)
-    threads = 1 if workers > 1 else max(1, os.cpu_count() or 1)
+    # one x264 thread whatever the worker count: more threads change the bitstream (x264's settings SEI,
+    # frame-threaded motion search), and the same seed must give the same bytes
+    threads = 1
     context = _Context(out, seed, preset, cameras, plates, {s.id: s for s in subjects}, head, threads)
     results: list[dict[str, Any]] = []
     if workers <= 1:

@@ -247,8 +247,9 @@ _MICRO = dataclasses.replace(
 
 
 def test_same_seed_same_bytes(tmp_path):
+    """Same seed, same files, whether rendered in this process or by a pool of worker processes."""
     first = generate_session(tmp_path / "a", preset=_MICRO, seed=7, workers=1)
-    second = generate_session(tmp_path / "b", preset=_MICRO, seed=7, workers=1)
+    second = generate_session(tmp_path / "b", preset=_MICRO, seed=7, workers=2)
     files_a = sorted(p.relative_to(first.root) for p in first.root.rglob("*") if p.is_file())
     files_b = sorted(p.relative_to(second.root) for p in second.root.rglob("*") if p.is_file())
     assert files_a == files_b

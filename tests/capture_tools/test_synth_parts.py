@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from capture_tools.synth.motion import ExpressionMap, Performance, PerformanceStyle
@@ -122,39 +123,60 @@ def test_pixel_rays_invert_the_lens_distortion():
         assert np.abs(pixels - np.stack([u, v], -1).reshape(-1, 2)).max() < 1e-4
 
 
-def test_rasterized_hits_equal_open3d_ray_casting():
-    """The session's z-buffer on the image planes finds the same first hits as open3d's ray caster
-    over all faces (no culling) of a head with the jaw open, through distorted lenses."""
+@pytest.fixture(scope="module")
+def posed_heads():
+    """(head, views, vertices [C, V, 3], expr [C, E]): a head with the jaw closed to wide open (mouth
+    interior and teeth) seen by 6 distorted 96 x 96 cameras of the rig (both rows and the sides)."""
     from capture_tools.synth.posing import SubjectPoser
-    from capture_tools.synth.render import CameraView, HeadRenderer, raycast_hits
+    from capture_tools.synth.render import CameraView
     from tracking.head import build_default_head
 
     head = build_default_head(seed=0)
     cameras, _ = build_rig(np.random.default_rng(2), 16, 96, 96, 25.0)
-    cameras = cameras[::3]  # both rows and the sides
+    cameras = cameras[::3]
+    rng = np.random.default_rng(0)
     views = []
     for camera in cameras:
         origin, directions = camera.pixel_rays()
-        views.append(
-            CameraView(camera, origin, directions.astype(np.float32), np.zeros((96, 96, 3), np.float32))
-        )
-    rng = np.random.default_rng(0)
+        plate = rng.random((96, 96, 3)).astype(np.float32)
+        views.append(CameraView(camera, origin, directions.astype(np.float32), plate))
     count = len(cameras)
     zeros = np.zeros((count, 3))
     jaw = np.zeros((count, 3))
-    jaw[:, 0] = np.linspace(0.0, 0.3, count)  # closed to wide open: mouth interior and teeth
+    jaw[:, 0] = np.linspace(0.0, 0.3, count)
     _, neutral = SubjectPoser(head, np.zeros(head.num_shape))(
         np.zeros((1, head.num_expr)), zeros[:1], zeros[:1], zeros[:1], np.zeros((1, 6)), zeros[:1]
     )
+    expr = rng.normal(0, 0.3, (count, head.num_expr))  # about half the wrinkle maps active per view
     vertices, _ = SubjectPoser(head, rng.normal(0, 0.5, head.num_shape))(
-        rng.normal(0, 0.3, (count, head.num_expr)),
+        expr,
         rng.normal(0, 0.05, (count, 3)),
         zeros,
         jaw,
         np.zeros((count, 6)),
         np.repeat(-neutral[0].mean(0, keepdims=True), count, 0),
     )
-    renderer = HeadRenderer(head, views)
+    return head, views, vertices, expr
+
+
+def _compiled_or_skip():
+    from capture_tools.synth._kernel import load_kernel
+
+    if load_kernel() is None:
+        pytest.skip("the synth C++ kernel cannot be built here (no compiler)")
+
+
+@pytest.mark.parametrize("backend", ["compiled", "numpy"])
+def test_rasterized_hits_equal_open3d_ray_casting(posed_heads, backend):
+    """The session's z-buffer on the image planes (compiled kernel and numpy reference) finds the same
+    first hits as open3d's ray caster over all faces (no culling), through distorted lenses."""
+    from capture_tools.synth.render import HeadRenderer, raycast_hits
+
+    if backend == "compiled":
+        _compiled_or_skip()
+    head, views, vertices, _ = posed_heads
+    count = len(views)
+    renderer = HeadRenderer(head, views, backend=backend)
     fast = renderer.hits(vertices)
     reference = raycast_hits(views, vertices, renderer.faces)
     fast_face = np.full(count * 96 * 96, -1)
@@ -173,3 +195,43 @@ def test_rasterized_hits_equal_open3d_ray_casting():
     # a few micrometres of rounding, ~1e-3 of a 1.5 mm triangle
     error = np.abs(fast_bary - ref_bary).max(1)
     assert np.median(error) < 1e-3 and np.percentile(error, 99) < 1e-2
+
+
+def test_compiled_kernel_equals_numpy_renderer(posed_heads):
+    """The C++ kernel does the numpy renderer's float32 operations pixel by pixel: identical hits
+    (faces and barycentrics), images equal up to the last bits of exp/log (the texture lookups, which
+    replicate cv2.remap's fixed-point bilinear, are exact: one 8-bit step would show as > 1e-6)."""
+    from capture_tools.synth.render import HeadRenderer
+
+    _compiled_or_skip()
+    head, views, vertices, expr = posed_heads
+    tint = np.array([1.0, 0.9, 0.8])
+    compiled = HeadRenderer(head, views, tint=tint, backend="compiled")
+    reference = HeadRenderer(head, views, tint=tint, backend="numpy")
+    fast, slow = compiled.hits(vertices), reference.hits(vertices)
+    assert len(slow.pixel) > 0.2 * len(views) * 96 * 96
+    np.testing.assert_array_equal(fast.pixel, slow.pixel)
+    np.testing.assert_array_equal(fast.face, slow.face)
+    np.testing.assert_array_equal(fast.bary, slow.bary)
+    for expression in (expr, None):
+        images, masks = compiled.render(vertices, expression)
+        expected, expected_masks = reference.render(vertices, expression)
+        np.testing.assert_array_equal(masks, expected_masks)
+        assert np.abs(images - expected).max() < 1e-6
+        assert np.array_equal(images[~masks], expected[~masks])  # the plates, untouched
+
+
+def test_compiled_camera_response_equals_numpy():
+    from capture_tools.synth.render import SensorNoise, camera_response
+
+    _compiled_or_skip()
+    cameras, _ = build_rig(np.random.default_rng(0), 3, 40, 30, 25.0)
+    rng = np.random.default_rng(1)
+    linear = (rng.random((30, 40, 3)) * 1.3 - 0.1).astype(np.float32)  # beyond both ends of the table
+    for camera in cameras:
+        noise = SensorNoise(np.random.default_rng(2), linear.shape).draw()
+        for draws in (noise, None):
+            np.testing.assert_array_equal(
+                camera_response(linear, camera, draws, backend="compiled"),
+                camera_response(linear, camera, draws, backend="numpy"),
+            )
