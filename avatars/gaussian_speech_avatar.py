@@ -11,8 +11,9 @@ A GaussianAvatars rig (:mod:`avatars.rigged`) plus the four additions of the pap
   FLAME expression code psi, a learned per-Gaussian latent z_i and the viewing direction v, replacing SH.
 * **Losses** (Eq. 6): ``L_rgb`` (0.8 L1 + 0.2 D-SSIM, as GaussianAvatars) and GaussianAvatars' position
   and scaling regularizers always; the ArcFace global (Eqs. 1-3) and VGG patch (Eq. 4) perceptual terms
-  only when their pretrained weights are registered, else skipped with a logged note; the wrinkle term
-  (Eq. 5) with the offline default detector, a Hessian ridge filter (see :func:`ridge_features`).
+  (:mod:`avatars.perceptual`) only when their pretrained weights are registered (``benchmark.weights``:
+  ``arcface-iresnet100``, ``vgg16-imagenet``), else skipped with a logged "missing, skipped" note; the
+  wrinkle term (Eq. 5) with the offline default detector, a Hessian ridge filter (see :func:`ridge_features`).
 
 Hyper-parameters the paper leaves open take GaussianAvatars' defaults (named where used) or are marked
 "assumption". The CPU budgets shorten GaussianAvatars' 600k-iteration schedule; every interval is scaled
@@ -31,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from avatars.perceptual import global_perceptual_loss, patch_perceptual_loss
 from avatars.render import rasterize
 from avatars.rigged import MeshBinding, RiggedGaussians
 from gsbench.errors import InputError, WeightsError
@@ -49,6 +51,14 @@ class AvatarConfig:
     color_hidden: int = 64  # assumption: width of the two-layer colour MLP (paper: "lightweight")
     condition_on_jaw: bool = True  # assumption: psi = [expr, jaw_pose]; our mouth opens by the jaw joint
     top_k: int = 25_000  # paper, Sec. 4.1
+    # Our addition (not in either paper): start each Gaussian's colour at the mean colour of the training
+    # pixels its centre projects to where it is visible (3DGS starts from the SfM points' colours;
+    # GaussianAvatars from random colours and 600k steps). With a few thousand CPU steps, Adam at the
+    # papers' feature learning rate (2.5e-3 per step) cannot move colours far from their start, so the
+    # start matters; see ``initial_colors``. The colour MLP is warm-started to reproduce those colours.
+    init_colors_from_images: bool = True
+    color_init_images: int = 32  # training images projected for it
+    color_warmup_steps: int = 100  # Adam steps fitting the colour MLP + latents to them
     # Schedule (GaussianAvatars: 600k its, densify every 2k from 10k to 600k, opacity reset every 60k).
     iterations: int = 600_000
     densify_from: int = 10_000
@@ -247,11 +257,15 @@ def ssim(img1: Tensor, img2: Tensor, window_size: int = 11, sigma: float = 1.5) 
     y = img2.permute(2, 0, 1)[None]
     channels = x.shape[1]
     g = _gaussian_window(window_size, sigma, x.dtype)
-    window = (g[:, None] @ g[None, :]).expand(channels, 1, window_size, window_size).contiguous()
+    # The 2D Gaussian window is separable: two 1D passes with zero padding give exactly the 2D
+    # zero-padded convolution of 3DGS, at 2k instead of k² multiplies per pixel.
+    window_y = g.view(1, 1, -1, 1).expand(channels, 1, window_size, 1).contiguous()
+    window_x = g.view(1, 1, 1, -1).expand(channels, 1, 1, window_size).contiguous()
     pad = window_size // 2
 
     def blur(t: Tensor) -> Tensor:
-        return F.conv2d(t, window, padding=pad, groups=channels)
+        t = F.conv2d(t, window_y, padding=(pad, 0), groups=channels)
+        return F.conv2d(t, window_x, padding=(0, pad), groups=channels)
 
     mu_x, mu_y = blur(x), blur(y)
     sigma_x = blur(x * x) - mu_x**2
@@ -315,31 +329,48 @@ def wrinkle_loss(pred: Tensor, target: Tensor, mask: Tensor | None, sigmas: tupl
 
 
 PERCEPTUAL_WEIGHTS = {"global": "arcface-iresnet100", "patch": "vgg16-imagenet"}
-"""Weight-registry names the perceptual terms would use (``benchmark.weights``)."""
+"""Weight-registry names of the networks the perceptual terms use (``benchmark.weights``)."""
 
 
-def resolve_perceptual_terms(weights: Any) -> dict[str, str]:
-    """Status of the global (ArcFace) and patch (VGG) terms: ``{term: reason}`` of the disabled ones,
-    each also logged. ``weights`` is a ``benchmark.weights.WeightRegistry`` or None."""
-    disabled = {}
-    for term, name in PERCEPTUAL_WEIGHTS.items():
+@dataclasses.dataclass
+class PerceptualTerms:
+    """The perceptual loss networks that were found (``networks``: term -> frozen module), the weight ids
+    they came from, and the terms that are off with the reason (``disabled``: term -> reason)."""
+
+    networks: dict[str, torch.nn.Module] = dataclasses.field(default_factory=dict)
+    weight_ids: dict[str, str] = dataclasses.field(default_factory=dict)
+    disabled: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def load_perceptual_terms(weights: Any, names: dict[str, str] | None = None) -> PerceptualTerms:
+    """Load the global (ArcFace) and patch (VGG) loss networks from ``weights`` (a
+    ``benchmark.weights.WeightRegistry`` or None; ``names`` overrides :data:`PERCEPTUAL_WEIGHTS`). A term
+    whose file is missing or invalid is disabled and its reason logged: "missing, skipped"; nothing is
+    downloaded or replaced."""
+    terms = PerceptualTerms()
+    for term, name in {**PERCEPTUAL_WEIGHTS, **(names or {})}.items():
         if weights is None:
             reason = f"no weight registry given; {term} perceptual loss ({name}) skipped"
         else:
             try:
-                status, _, why = weights.status(name)
-            except WeightsError:  # the name is not registered: gsbench has no such network yet
-                status, why = "missing", f"{name} is not in the weight registry (no network definition yet)"
-            if status == "ok":
-                reason = (
-                    f"{name} is registered but gsbench has no network definition for it yet; "
-                    f"{term} perceptual loss skipped"
-                )
+                network, resolved = weights.load_network(name)
+            except WeightsError as error:
+                state = "invalid" if weights.candidates(name) else "missing"
+                reason = f"{term} perceptual loss skipped, {name} {state}: {str(error).splitlines()[0]}"
             else:
-                reason = f"{term} perceptual loss skipped: {why.splitlines()[0] if why else status}"
-        disabled[term] = reason
+                terms.networks[term] = network
+                terms.weight_ids[term] = resolved.weight_id
+                log(f"{term} perceptual loss uses {resolved.weight_id}")
+                continue
+        terms.disabled[term] = reason
         log(reason)
-    return disabled
+    return terms
+
+
+def resolve_perceptual_terms(weights: Any) -> dict[str, str]:
+    """``{term: reason}`` of the perceptual terms that cannot run with ``weights`` (see
+    :func:`load_perceptual_terms`)."""
+    return load_perceptual_terms(weights).disabled
 
 
 # --- fitting ---------------------------------------------------------------------------------------------
@@ -379,10 +410,83 @@ def scene_extent(world_to_cam: Tensor) -> float:
     return float(1.1 * (centres - centres.mean(0)).norm(dim=1).max().clamp(min=1e-3))
 
 
-def make_optimizer(avatar: GaussianSpeechAvatar, config: AvatarConfig) -> torch.optim.Adam:
+def initial_colors(avatar: GaussianSpeechAvatar, data: FitData, num_images: int) -> tuple[Tensor, Tensor]:
+    """([N, 3] mean training colour of each Gaussian, [N] bool: seen in at least one image).
+
+    On ``num_images`` training images spread evenly over the list, the avatar is rendered once with
+    every Gaussian opaque and at half its size; a Gaussian counts as seen in an image when its centre
+    projects inside the image and the head mask and its camera depth is within its own largest world scale
+    of the rendered (expected) depth at that pixel, i.e. it is on the visible surface, not behind it (an
+    assumption that holds when Gaussians start at triangle size, as here). Its colour is the mean of the
+    pixels it was seen at.
+    """
+    rig = avatar.rig
+    n = rig.num_gaussians
+    total = torch.zeros(n, 3)
+    count = torch.zeros(n)
+    picks = torch.linspace(0, data.images.shape[0] - 1, min(num_images, data.images.shape[0])).round().long()
+    with torch.no_grad():
+        for i in picks.unique().tolist():
+            frame, camera = int(data.frame_index[i]), int(data.camera_index[i])
+            world = rig.world(data.vertices[frame])
+            out = rasterize(
+                world.means, world.quats, 0.5 * world.scales, torch.full((n,), 0.99), torch.zeros(n, 1),
+                data.world_to_cam[camera][None], data.Ks[camera][None], data.width, data.height,
+            )  # fmt: skip
+            target, mask = data.target(i)
+            xy = out.means2d[0].round().long()
+            inside = (xy[:, 0] >= 0) & (xy[:, 0] < data.width) & (xy[:, 1] >= 0) & (xy[:, 1] < data.height)
+            inside &= out.radii[0] > 0
+            x = xy[:, 0].clamp(0, data.width - 1)
+            y = xy[:, 1].clamp(0, data.height - 1)
+            surface = out.depth[0, y, x, 0]
+            on_surface = (out.depths[0] - surface).abs() < world.scales.max(dim=1).values
+            seen = inside & mask[y, x] & on_surface
+            total[seen] += target[y[seen], x[seen]]
+            count[seen] += 1
+    seen = count > 0
+    colors = torch.full((n, 3), 0.5)
+    colors[seen] = total[seen] / count[seen, None]
+    if seen.any():
+        colors[~seen] = colors[seen].mean(0)  # never seen (e.g. mouth interior when closed): mean colour
+    return colors, seen
+
+
+def warm_start_colors(
+    avatar: GaussianSpeechAvatar, data: FitData, colors: Tensor, steps: int
+) -> float | None:
+    """Set the per-Gaussian colours to ``colors`` [N, 3]: directly (logits) without the colour MLP; with it,
+    ``steps`` Adam steps fitting the MLP and latents to them (mean expression condition, view from the mean
+    training camera), so that the photometric fit starts from the projected colours. Returns the final
+    mean squared colour error of that fit (None without the MLP)."""
+    rig = avatar.rig
+    if avatar.color_mlp is None:
+        with torch.no_grad():
+            rig.params["rgb"].copy_(torch.logit(colors.clamp(0.02, 0.98)))
+        return None
+    condition = data.conditions.mean(0)
+    centres = -torch.einsum("cji,cj->ci", data.world_to_cam[:, :3, :3], data.world_to_cam[:, :3, 3])
+    with torch.no_grad():
+        means = rig.world(data.vertices[0]).means
+    view = F.normalize(means - centres.mean(0), dim=-1) @ data.head_rotations[0]
+    params = [rig.params["latent"], *avatar.color_mlp.parameters()]
+    optimizer = torch.optim.Adam(params, lr=2e-2)  # assumption: a fast fit; the real schedule follows
+    for _ in range(steps):
+        loss = (avatar.color_mlp(condition, rig.params["latent"], view) - colors).square().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return float(loss.detach()) if steps else None
+
+
+def make_optimizer(
+    avatar: GaussianSpeechAvatar, config: AvatarConfig, extent: float = 1.0
+) -> torch.optim.Adam:
+    """Adam with GaussianAvatars' per-parameter groups; the position rate is scaled by the scene
+    ``extent`` as GaussianAvatars' ``position_lr_init * spatial_lr_scale`` (= cameras_extent)."""
     params = avatar.rig.params
     groups = [
-        {"params": [params["xyz"]], "lr": config.lr_position, "name": "xyz"},
+        {"params": [params["xyz"]], "lr": config.lr_position * extent, "name": "xyz"},
         {"params": [params["scale"]], "lr": config.lr_scale, "name": "scale"},
         {"params": [params["rotation"]], "lr": config.lr_rotation, "name": "rotation"},
         {"params": [params["opacity"]], "lr": config.lr_opacity, "name": "opacity"},
@@ -397,10 +501,12 @@ def make_optimizer(avatar: GaussianSpeechAvatar, config: AvatarConfig) -> torch.
     return torch.optim.Adam(groups, lr=0.0, eps=1e-15)  # eps 1e-15 as 3DGS
 
 
-def position_lr(config: AvatarConfig, step: int) -> float:
-    """3DGS ``get_expon_lr_func``: log-linear from lr_position to lr_position_final over the run."""
+def position_lr(config: AvatarConfig, step: int, extent: float = 1.0) -> float:
+    """3DGS ``get_expon_lr_func``: log-linear from lr_position to lr_position_final over the run, times
+    the scene extent (GaussianAvatars' spatial_lr_scale)."""
     t = min(max(step / max(config.iterations, 1), 0.0), 1.0)
-    return math.exp((1 - t) * math.log(config.lr_position) + t * math.log(config.lr_position_final))
+    lr = math.exp((1 - t) * math.log(config.lr_position) + t * math.log(config.lr_position_final))
+    return lr * extent
 
 
 @dataclasses.dataclass
@@ -409,6 +515,7 @@ class FitLog:
     rgb_losses: list[float] = dataclasses.field(default_factory=list)
     events: list[str] = dataclasses.field(default_factory=list)
     disabled_terms: dict[str, str] = dataclasses.field(default_factory=dict)
+    weight_ids: dict[str, str] = dataclasses.field(default_factory=dict)  # perceptual term -> weight id
     backend: str = ""
 
 
@@ -427,10 +534,20 @@ def fit_avatar(
 
     ``canonical_vertices`` [V, 3] is the mesh the volume score is measured on (default: frame 0).
     """
-    fit_log = FitLog(disabled_terms=resolve_perceptual_terms(weights))
+    perceptual = load_perceptual_terms(weights)
+    fit_log = FitLog(disabled_terms=perceptual.disabled, weight_ids=perceptual.weight_ids)
     generator = torch.Generator().manual_seed(seed)
-    optimizer = make_optimizer(avatar, config)
     extent = scene_extent(data.world_to_cam)
+    if config.init_colors_from_images:
+        colors, seen = initial_colors(avatar, data, config.color_init_images)
+        residual = warm_start_colors(avatar, data, colors, config.color_warmup_steps)
+        fit_log.events.append(
+            f"colours initialised from {min(config.color_init_images, data.images.shape[0])} training images "
+            f"({int(seen.sum())} of {seen.numel()} Gaussians seen"
+            + ("" if residual is None else f"; colour MLP warm-start mse {residual:.4f}")
+            + ")"
+        )
+    optimizer = make_optimizer(avatar, config, extent)
     canonical = canonical_vertices if canonical_vertices is not None else data.vertices[0]
     rig = avatar.rig
     grad_accum = torch.zeros(rig.num_gaussians)
@@ -442,7 +559,7 @@ def fit_avatar(
     for step in range(1, config.iterations + 1):
         for group in optimizer.param_groups:
             if group["name"] == "xyz":
-                group["lr"] = position_lr(config, step)
+                group["lr"] = position_lr(config, step, extent)
         if cursor == num_images:
             order, cursor = torch.randperm(num_images, generator=generator), 0
         i = int(order[cursor])
@@ -461,6 +578,20 @@ def fit_avatar(
         loss = rgb + config.lambda_xyz * position_reg + config.lambda_scale * scale_reg
         if config.lambda_wrinkle > 0:
             loss = loss + config.lambda_wrinkle * wrinkle_loss(pred, target, mask, config.wrinkle_sigmas)
+        if "global" in perceptual.networks:  # Eqs. 1-3
+            loss = loss + config.lambda_global * global_perceptual_loss(
+                perceptual.networks["global"], pred, target, mask
+            )
+        if "patch" in perceptual.networks:  # Eq. 4
+            loss = loss + config.lambda_patch * patch_perceptual_loss(
+                perceptual.networks["patch"],
+                pred,
+                target,
+                mask,
+                config.num_patches,
+                config.patch_size,
+                generator,
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         fit_log.losses.append(float(loss.detach()))

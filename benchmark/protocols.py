@@ -135,13 +135,13 @@ class TrainView:
         self._check(sequence)
         return self._dataset.load_audio(sequence)
 
-    def load_images(self, sequence: str, camera: str) -> np.ndarray:
+    def load_images(self, sequence: str, camera: str, frames: list[int] | None = None) -> np.ndarray:
         self._check(sequence, camera)
-        return self._dataset.load_images(sequence, camera)
+        return self._dataset.load_images(sequence, camera, frames)
 
-    def load_masks(self, sequence: str, camera: str) -> np.ndarray:
+    def load_masks(self, sequence: str, camera: str, frames: list[int] | None = None) -> np.ndarray:
         self._check(sequence, camera)
-        return self._dataset.load_masks(sequence, camera)
+        return self._dataset.load_masks(sequence, camera, frames)
 
     def load_landmarks(self, sequence: str, camera: str) -> tuple[np.ndarray, np.ndarray]:
         self._check(sequence, camera)

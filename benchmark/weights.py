@@ -25,6 +25,18 @@ Checksums. Only files whose real source is known are registered:
   are ours, not the official network: the name says so, the sidecar ``.json`` records the dataset, seed
   and schedule, and every metric computed with one carries that name in its weight id.
 
+* ``vgg16-imagenet`` / ``vgg19-imagenet``: torchvision's ImageNet VGG16 / VGG19 (IMAGENET1K_V1,
+  ``vgg16-397923af.pth`` / ``vgg19-dcbb9e9d.pth``), the backbone of GaussianSpeech's patch perceptual loss
+  (Eq. 4). As for AlexNet, torchvision's 8-hex file-name prefix is checked; only ``features.*`` is used.
+* ``arcface-iresnet100`` / ``arcface-iresnet50``: ArcFace backbones of insightface's ``arcface_torch`` model
+  zoo (``ms1mv3_arcface_r100_fp16/backbone.pth`` / ``..._r50_fp16/backbone.pth``), for GaussianSpeech's
+  global perceptual loss (Eqs. 1-3). insightface distributes them through share links and publishes no
+  checksum: they are **user-supplied**. The registry accepts a file only if every key and shape of our
+  IResNet definition (``avatars.perceptual.IResNet``) is in it, and the id records its sha256.
+
+Entries with a ``network`` are loaded by :meth:`WeightRegistry.load_network`, which builds the architecture
+(torchvision VGG features, our IResNet) and loads the registered state dict into it; nothing is downloaded.
+
 Placeholders for audio encoders (wav2vec 2.0, HuBERT, DeepSpeech) are added when their methods land and
 their files' sources are pinned; none is registered before then.
 """
@@ -32,6 +44,7 @@ their files' sources are pinned; none is registered before then.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -56,6 +69,7 @@ class WeightSpec:
     sha256_prefix: str | None = None  # published prefix (torchvision file names) where only that is known
     origin: str = "official"  # "official" (the authors' file) or "ours" (trained by gsbench)
     checksum_note: str = ""
+    network: str = ""  # architecture load_network builds for it (a key of NETWORKS), "" = none
 
     def check_digest(self, digest: str) -> str | None:
         """None when ``digest`` matches what is registered, else the reason it does not."""
@@ -95,6 +109,127 @@ REGISTRY: dict[str, WeightSpec] = {
         checksum_note="no published checksum; accepted only if every state-dict key and shape matches",
     ),
 }
+
+ARCFACE_ZOO = "https://github.com/deepinsight/insightface/tree/master/recognition/arcface_torch#model-zoo"
+USER_SUPPLIED = (
+    "user-supplied: the source publishes no checksum; accepted only if every key and shape matches"
+)
+
+REGISTRY.update(
+    {
+        "vgg16-imagenet": WeightSpec(
+            name="vgg16-imagenet",
+            filename="vgg16-397923af.pth",
+            url="https://download.pytorch.org/models/vgg16-397923af.pth",
+            description="torchvision ImageNet VGG16 (IMAGENET1K_V1): GaussianSpeech patch perceptual loss",
+            sha256_prefix="397923af",
+            checksum_note="full sha256 unpublished; torchvision's 8-hex file-name prefix is checked",
+            network="vgg16",
+        ),
+        "vgg19-imagenet": WeightSpec(
+            name="vgg19-imagenet",
+            filename="vgg19-dcbb9e9d.pth",
+            url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+            description="torchvision ImageNet VGG19 (IMAGENET1K_V1): alternative patch-loss backbone",
+            sha256_prefix="dcbb9e9d",
+            checksum_note="full sha256 unpublished; torchvision's 8-hex file-name prefix is checked",
+            network="vgg19",
+        ),
+        "arcface-iresnet100": WeightSpec(
+            name="arcface-iresnet100",
+            filename="ms1mv3_arcface_r100_fp16.pth",
+            url=ARCFACE_ZOO,
+            description="ArcFace IResNet-100 (insightface arcface_torch, MS1MV3; its backbone.pth): "
+            "GaussianSpeech global perceptual loss",
+            checksum_note=USER_SUPPLIED,
+            network="iresnet100",
+        ),
+        "arcface-iresnet50": WeightSpec(
+            name="arcface-iresnet50",
+            filename="ms1mv3_arcface_r50_fp16.pth",
+            url=ARCFACE_ZOO,
+            description="ArcFace IResNet-50 (insightface arcface_torch, MS1MV3; its backbone.pth)",
+            checksum_note=USER_SUPPLIED,
+            network="iresnet50",
+        ),
+    }
+)
+
+
+def _read_state_dict(path: Path) -> dict:
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a weights problem
+        raise WeightsError(
+            f"cannot read as a torch state dict ({exc})", path=path, fix="pass the original file"
+        ) from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise WeightsError("not a state dict", path=path, fix="pass the original file")
+    return {key.removeprefix("module."): value for key, value in state.items()}
+
+
+def _network_module(network: str):
+    """The architecture of ``network`` with its parameters on the meta device (shapes only, no memory)."""
+    import torch
+
+    with torch.device("meta"):
+        return _new_network(network)
+
+
+def _new_network(network: str):
+    from avatars.perceptual import IResNet, VGGFeatures
+
+    if network.startswith("iresnet"):
+        return IResNet(int(network.removeprefix("iresnet")))
+    return VGGFeatures(network)
+
+
+def _expected_shapes(network: str) -> dict[str, tuple[int, ...]]:
+    """Keys and shapes a file of ``network`` must hold (BatchNorm ``num_batches_tracked`` counters aside)."""
+    state = _network_module(network).state_dict()  # VGGFeatures: torchvision's ``features.*`` keys
+    return {k: tuple(v.shape) for k, v in state.items() if not k.endswith("num_batches_tracked")}
+
+
+def check_network_state_dict(path: Path, network: str) -> str | None:
+    """None if ``path`` holds every key of ``network`` with the right shape, else the first problem."""
+    try:
+        state = _read_state_dict(Path(path))
+    except WeightsError as error:
+        return str(error)
+    for key, shape in _expected_shapes(network).items():
+        if key not in state:
+            return f"not a {network} state dict: missing key {key}"
+        if tuple(state[key].shape) != shape:
+            return f"not a {network} state dict: {key} has shape {tuple(state[key].shape)}, expected {shape}"
+    return None
+
+
+def build_network(path: Path, network: str):
+    """Build ``network`` (torchvision VGG features or our ArcFace IResNet) on the CPU and load the state
+    dict in ``path`` into it; returned frozen (eval mode, no gradients)."""
+    import torch
+
+    from avatars.perceptual import frozen
+
+    state = _read_state_dict(Path(path))
+    module = _new_network(network)
+    wanted = module.state_dict()
+    tensors = {k: state[k].to(torch.float32) for k in wanted if k in state}
+    missing = [k for k in wanted if k not in tensors and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise WeightsError(
+            f"not a {network} state dict: missing {missing[:3]}", path=path, fix="pass the original file"
+        )
+    module.load_state_dict(tensors, strict=False)
+    return frozen(module)
+
+
+NETWORKS = ("vgg16", "vgg19", "iresnet50", "iresnet100", "iresnet18", "iresnet34")
+"""Architectures ``WeightSpec.network`` may name (iresnet18/34 for sites registering smaller ArcFaces)."""
 
 STRUCTURE_CHECKS: dict[str, Callable[[Path], str | None]] = {
     "lpips-alexnet": _check_lpips_alexnet,
@@ -217,11 +352,27 @@ class WeightRegistry:
         except WeightsError as error:
             return ("invalid" if self.candidates(name) else "missing"), None, str(error)
 
+    def load_network(self, name: str):
+        """(the network built from ``name``'s verified file, frozen, on the CPU; its ResolvedWeight).
+
+        Raises WeightsError when the file is missing or invalid (never downloads or substitutes one), or
+        when ``name`` has no network definition."""
+        spec = self.spec(name)
+        if spec.network not in NETWORKS:
+            raise WeightsError(
+                f"{name!r} has no network definition to load into",
+                fix=f"load_network serves the entries with a network: {', '.join(NETWORKS)}",
+            )
+        resolved = self.find(name)
+        return build_network(resolved.path, spec.network), resolved
+
     def _verify(self, spec: WeightSpec, path: Path) -> str | None:
         digest = self._verified.get(path) or sha256_file(path)
         reason = spec.check_digest(digest)
         if reason is None:
             structure = STRUCTURE_CHECKS.get(spec.name) or (_check_syncnet if spec.origin == "ours" else None)
+            if spec.network:
+                structure = functools.partial(check_network_state_dict, network=spec.network)
             if structure is not None:
                 reason = structure(path)
         if reason is None:

@@ -9,14 +9,17 @@ default`` then ``gsbench ingest S -o DATA``). For each variant (``full``, ``no-c
 the frontal one (train sequences), renders the test sequences from the frontal camera driven by their
 tracked FLAME expressions, composites as the harness does, and prints: train time, PSNR / SSIM / LPIPS (if
 its weights are registered) / LMD (full frame and head mask), the number of Gaussians and the render speed
-at the dataset's resolution on the CPU (FLAME forward + rasterization per frame, one camera). Timings are
-wall clock on a shared machine: noisy.
+at the dataset's resolution on the CPU (FLAME forward + rasterization per frame, one camera), and where the
+error is (head, holes inside the mask, spill outside it). Timings are wall clock on a shared machine, noisy;
+``train_cpu_s`` (process CPU time) is what training costs with ``--threads 1`` on an idle core. ``--out``
+keeps each variant's checkpoint and a ground truth | composite | error | mask/alpha PNG per test sequence.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,6 +29,58 @@ VARIANTS = {
     "no-color-mlp": {"use_color_mlp": False},
     "no-mouth-subdivision": {"mouth_subdivision": False},
 }
+
+
+REGIONS = {
+    "head (mask, alpha > 0.5)": lambda mask, alpha: mask & (alpha > 0.5),
+    "holes (mask, alpha <= 0.5)": lambda mask, alpha: mask & (alpha <= 0.5),
+    "spill (outside mask, alpha > 0.02)": lambda mask, alpha: ~mask & (alpha > 0.02),
+    "all": lambda mask, alpha: np.ones_like(mask),
+}
+
+
+def iterations_overrides(budget: str, iterations: int) -> dict:
+    """The budget's schedule shrunk or stretched to ``iterations`` steps (densification at the same
+    fractions of the run)."""
+    from avatars.methods.gaussian_avatars import BUDGET_CONFIGS
+
+    avatar = BUDGET_CONFIGS[budget].avatar
+    scale = iterations / avatar.iterations
+    return {
+        "iterations": iterations,
+        "densify_from": max(1, round(avatar.densify_from * scale)),
+        "densify_until": max(1, round(avatar.densify_until * scale)),
+        "densify_interval": max(1, round(avatar.densify_interval * scale)),
+    }
+
+
+def psnr_of(squared_error: float, values: int) -> float:
+    return float(-10 * np.log10(max(squared_error / max(values, 1), 1e-12)))
+
+
+def add_region_errors(regions, pred, gt, mask, alpha) -> None:
+    """Accumulate (sum of squared error over RGB values, number of RGB values) per REGIONS entry."""
+    squared = ((pred - gt) ** 2).sum(-1)
+    for name, select in REGIONS.items():
+        where = select(mask, alpha)
+        entry = regions.setdefault(name, [0.0, 0])
+        entry[0] += float(squared[where].sum())
+        entry[1] += int(where.sum()) * 3
+
+
+def write_comparison(path, gt, pred, mask, alpha) -> None:
+    """Middle frame: ground truth | composite | |error| x 4 | mask (red) and alpha (green)."""
+    import imageio.v3 as iio
+
+    from gsbench.io import atomic_path
+
+    t = len(gt) // 2
+    error = np.clip(4 * np.abs(pred[t] - gt[t]).mean(-1, keepdims=True), 0, 1).repeat(3, -1)
+    overlay = np.stack([mask[t].astype(np.float32), alpha[t], np.zeros_like(alpha[t])], -1)
+    row = np.concatenate([gt[t], pred[t], error, overlay], axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, (row * 255).round().astype(np.uint8), extension=".png")
 
 
 def main() -> int:
@@ -38,6 +93,12 @@ def main() -> int:
     parser.add_argument("--subject", default=None, help="default: the dataset's first subject")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch intra-op threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="folder for each variant's checkpoint and ground truth | composite | error | mask/alpha PNGs",
+    )
+    parser.add_argument("--iterations", type=int, default=None, help="override the budget's step count")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -52,13 +113,20 @@ def main() -> int:
     weights = WeightRegistry()
     rows = []
     for variant in args.variants.split(","):
-        method = GaussianAvatarsMethod(seed=args.seed, weights=weights, overrides=VARIANTS[variant])
+        overrides = dict(VARIANTS[variant])
+        if args.iterations is not None:
+            overrides.update(iterations_overrides(args.budget, args.iterations))
+        method = GaussianAvatarsMethod(seed=args.seed, weights=weights, overrides=overrides)
         view = TrainView(dataset, "multiview", subject)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         stats = method.train(view, args.budget, None)
         train_s = time.perf_counter() - start
+        train_cpu_s = time.process_time() - start_cpu
+        if args.out:
+            method.save(Path(args.out) / variant / "checkpoint")
         scores: dict[str, list[tuple[float, int]]] = {}
         render_s, frames = 0.0, 0
+        regions: dict[str, list[float]] = {}
         for item in eval_items(dataset, "multiview", subject, oracle=True):
             request = item.request
             start = time.perf_counter()
@@ -69,6 +137,11 @@ def main() -> int:
             gt = dataset.load_images(item.sequence, camera).astype(np.float32) / 255.0
             mask = dataset.load_masks(item.sequence, camera)
             pred = composite(output.rgb, output.alpha, gt, mask)
+            add_region_errors(regions, pred, gt, mask, output.alpha)
+            if args.out:
+                write_comparison(
+                    Path(args.out) / variant / f"{item.sequence}.png", gt, pred, mask, output.alpha
+                )
             result = compute_metrics(
                 pred,
                 gt,
@@ -81,9 +154,7 @@ def main() -> int:
                 value = metric.value if metric.status == "ok" else None
                 scores.setdefault(name, []).append((value, request.num_frames))
                 if metric.status != "ok" and variant == args.variants.split(",")[0]:
-                    print(
-                        f"  {name}: {metric.status} ({(metric.reason or '').splitlines()[:1]})"
-                    )
+                    print(f"  {name}: {metric.status} ({(metric.reason or '').splitlines()[:1]})")
         means = {}
         for name, values in scores.items():
             ok = [(v, n) for v, n in values if v is not None]
@@ -92,6 +163,7 @@ def main() -> int:
             (
                 variant,
                 train_s,
+                train_cpu_s,
                 stats.num_gaussians,
                 frames / render_s if render_s else None,
                 means,
@@ -100,9 +172,17 @@ def main() -> int:
             )
         )
         print(
-            f"{variant}: trained {train_s:.0f} s, {stats.num_gaussians} Gaussians, "
-            f"rgb loss {stats.extra.get('rgb_loss_first'):.4f} -> {stats.extra.get('rgb_loss_last'):.4f}"
+            f"{variant}: trained {train_s:.0f} s wall, {train_cpu_s:.0f} s CPU, "
+            f"{stats.num_gaussians} Gaussians, rgb loss {stats.extra.get('rgb_loss_first'):.4f} -> "
+            f"{stats.extra.get('rgb_loss_last'):.4f}"
         )
+        total = regions.pop("all")
+        for name, (squared, pixels) in regions.items():
+            print(
+                f"  {name}: {100 * pixels / total[1]:.1f}% of pixels, {100 * squared / total[0]:.1f}% of the "
+                f"squared error; PSNR {psnr_of(total[0], total[1]):.2f} dB, "
+                f"{psnr_of(total[0] - squared, total[1]):.2f} dB without this region's error"
+            )
 
     height, width = dataset.image_size
     print(
@@ -112,6 +192,7 @@ def main() -> int:
     header = [
         "variant",
         "train_s",
+        "train_cpu_s",
         "#gaussians",
         "render_fps",
         "psnr",
@@ -126,10 +207,11 @@ def main() -> int:
     def fmt(value, digits=3):
         return "missing" if value is None else f"{value:.{digits}f}"
 
-    for variant, train_s, n, fps, means, _, _ in rows:
+    for variant, train_s, train_cpu_s, n, fps, means, _, _ in rows:
         cells = [
             variant,
             f"{train_s:.0f}",
+            f"{train_cpu_s:.0f}",
             str(n),
             fmt(fps, 2),
             fmt(means.get("psnr"), 2),

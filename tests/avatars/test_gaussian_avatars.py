@@ -17,6 +17,7 @@ from avatars.gaussian_speech_avatar import (
     GaussianSpeechAvatar,
     build_binding,
     fit_avatar,
+    initial_colors,
     mouth_faces,
     resolve_perceptual_terms,
     ridge_features,
@@ -194,10 +195,8 @@ def multiview_data(head, num_frames: int = 4, num_cameras: int = 4, size: int = 
     }
 
 
-def test_smoke_fit_lowers_the_photometric_loss():
-    head = support.sphere_head()
-    raw = multiview_data(head)
-    data = FitData(
+def fit_data(raw) -> FitData:
+    return FitData(
         vertices=raw["vertices"],
         conditions=torch.tensor(np.concatenate([raw["expr"], raw["jaw_pose"]], 1)),
         head_rotations=torch.eye(3).repeat(len(raw["expr"]), 1, 1),
@@ -208,7 +207,13 @@ def test_smoke_fit_lowers_the_photometric_loss():
         frame_index=torch.tensor(raw["frame_index"]),
         camera_index=torch.tensor(raw["camera_index"]),
     )
+
+
+def test_smoke_fit_lowers_the_photometric_loss():
+    head = support.sphere_head()
+    data = fit_data(multiview_data(head))
     config = AvatarConfig(
+        init_colors_from_images=False,  # start grey: the fit alone must lower the loss
         iterations=64,
         densify_from=16,
         densify_until=50,
@@ -224,6 +229,59 @@ def test_smoke_fit_lowers_the_photometric_loss():
     assert any("split" in e for e in fit_log.events)
     assert avatar.num_gaussians <= 700
     avatar.rig.check_binding()
+
+
+@pytest.mark.parametrize("use_color_mlp", [False, True])
+def test_colours_initialised_from_the_images_start_the_fit_lower(use_color_mlp):
+    head = support.sphere_head()
+    data = fit_data(multiview_data(head))
+    binding = build_binding(head.faces, head.num_vertices, head.vertex_regions, False)
+    first = {}
+    for init in (False, True):
+        config = AvatarConfig(
+            use_color_mlp=use_color_mlp,
+            init_colors_from_images=init,
+            iterations=8,
+            densify_from=10**9,
+            opacity_reset_interval=10**9,
+            top_k=10**6,
+        )
+        avatar = GaussianSpeechAvatar(binding, data.conditions.shape[1], config, seed=0)
+        first[init] = float(np.mean(fit_avatar(avatar, data, config, seed=0).rgb_losses[:4]))
+    assert first[True] < 0.8 * first[False], first
+
+
+def test_initial_colors_are_the_pixel_colours_of_visible_gaussians():
+    head = support.sphere_head()
+    data = fit_data(multiview_data(head, num_frames=1, num_cameras=2))
+    data.images[:] = torch.tensor([200, 40, 90], dtype=torch.uint8)  # one colour wherever the head is
+    binding = build_binding(head.faces, head.num_vertices, head.vertex_regions, False)
+    avatar = GaussianSpeechAvatar(binding, data.conditions.shape[1], AvatarConfig(use_color_mlp=False))
+    colors, seen = initial_colors(avatar, data, num_images=2)
+    assert 0.2 < float(seen.float().mean()) < 1.0  # the back of the head faces away from both cameras
+    expected = torch.tensor([200, 40, 90]) / 255.0
+    assert torch.allclose(colors, expected.expand_as(colors), atol=1e-5)
+
+
+def test_ssim_separable_window_equals_the_2d_window():
+    import torch.nn.functional as F
+
+    generator = torch.Generator().manual_seed(1)
+    a, b = torch.rand(2, 24, 20, 3, generator=generator)
+    x, y = a.permute(2, 0, 1)[None], b.permute(2, 0, 1)[None]
+    coords = torch.arange(11, dtype=torch.float32) - 5
+    g = torch.exp(-(coords**2) / (2 * 1.5**2))
+    g = g / g.sum()
+    window = (g[:, None] @ g[None, :]).expand(3, 1, 11, 11)
+
+    def blur(t):
+        return F.conv2d(t, window, padding=5, groups=3)
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x, var_y, cov = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2, blur(x * y) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    reference = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    assert float(ssim(a, b)) == pytest.approx(float(reference.mean()), abs=1e-6)
 
 
 class TinyTrainView:
@@ -245,13 +303,15 @@ class TinyTrainView:
     def num_frames(self, sequence):
         return self._num_frames
 
-    def load_images(self, sequence, camera):
+    def load_images(self, sequence, camera, frames=None):
         index = [i for i, c in enumerate(self._raw["camera_index"]) if c == int(camera[3:])]
-        return self._raw["images"][index]
+        images = self._raw["images"][index]
+        return images if frames is None else images[list(frames)]
 
-    def load_masks(self, sequence, camera):
+    def load_masks(self, sequence, camera, frames=None):
         index = [i for i, c in enumerate(self._raw["camera_index"]) if c == int(camera[3:])]
-        return self._raw["masks"][index]
+        masks = self._raw["masks"][index]
+        return masks if frames is None else masks[list(frames)]
 
     def load_flame(self, sequence):
         t = self._num_frames
