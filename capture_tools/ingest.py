@@ -64,6 +64,23 @@ class Context:
     params: IngestParams
     results: dict[str, dict] = field(default_factory=dict)  # stage -> its current result
     file_hashes: dict[tuple, str] = field(default_factory=dict)  # (path, size, mtime_ns) -> sha256
+    _executor: Any = field(default=None, repr=False)
+
+    def executor(self) -> Any:
+        """The pool of ``params.workers`` spawned processes that every stage of this run shares: a
+        worker pays for its imports (cv2, mediapipe: seconds) once, not once per stage."""
+        if self._executor is None:
+            import concurrent.futures
+            import multiprocessing
+
+            context = multiprocessing.get_context("spawn")  # mediapipe and torch do not survive fork
+            self._executor = concurrent.futures.ProcessPoolExecutor(self.params.workers, mp_context=context)
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(cancel_futures=True)
+            self._executor = None
 
     @property
     def reports(self) -> Path:
@@ -189,6 +206,14 @@ def ingest(
         )
     out.mkdir(parents=True, exist_ok=True)
     ctx = Context(rig=rig, out=out, params=params)
+    try:
+        return _run_stages(ctx, stages, force)
+    finally:
+        ctx.close()
+
+
+def _run_stages(ctx: Context, stages: list[str] | None, force: bool) -> IngestSummary:
+    out, params = ctx.out, ctx.params
     state = _State(out)
     selected = list(_STAGES) if stages is None else stages
     ran, skipped, seconds = [], [], {}

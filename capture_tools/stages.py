@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 from collections import Counter
 from pathlib import Path
@@ -14,6 +15,7 @@ from capture_tools import masks as mk
 from capture_tools import media
 from capture_tools import sync as sy
 from capture_tools.ingest import Context, Stage, clear_dir, hash_inputs, need, register_stage
+from capture_tools.rig import RigSpec
 from gsbench.errors import MediaError, StageError
 from gsbench.io import save_npz
 from gsbench.progress import track
@@ -50,7 +52,9 @@ def _probe(ctx: Context) -> dict:
     if rig.calibration is not None:
         for camera in rig.camera_ids:
             jobs.append((f"calibration/{camera}", rig.calibration_video(camera), camera, "calibration"))
-    for key, path, camera, where in track(jobs, "probe: videos"):
+
+    def probe_one(job: tuple) -> media.VideoInfo:
+        _, path, camera, where = job
         if not path.exists():
             raise MediaError(
                 f"camera {camera}, {where}: video file is missing",
@@ -58,9 +62,14 @@ def _probe(ctx: Context) -> dict:
                 fix="copy the file into the session, or remove the camera/take from rig.yaml",
             )
         try:
-            info = media.probe_video(path)
+            return media.probe_video(path)
         except MediaError as error:
             raise MediaError(f"camera {camera}, {where}: {error}") from error
+
+    # ffmpeg does the work: threads keep `workers` probes running (results and errors in job order).
+    with concurrent.futures.ThreadPoolExecutor(max(1, ctx.params.workers)) as pool:
+        infos = list(track(pool.map(probe_one, jobs), "probe: videos", total=len(jobs)))
+    for (key, path, camera, where), info in zip(jobs, infos, strict=True):
         if abs(info.fps - rig.fps) > 1e-3 * rig.fps:
             raise MediaError(
                 f"camera {camera}, {where}: frame rate {info.fps:g} fps differs from rig.yaml's "
@@ -113,55 +122,73 @@ def _sync_inputs(ctx: Context) -> dict:
 
 
 def _sync(ctx: Context) -> dict:
-    rig, params = ctx.rig, ctx.params.sync
+    rig = ctx.rig
     videos = ctx.results["probe"]["videos"]
-    fs = 16000
+    jobs = [
+        {
+            "rig": rig,
+            "params": ctx.params.sync,
+            "take": take.id,
+            "videos": {c: videos[f"takes/{take.id}/{c}"] for c in rig.camera_ids},
+            "plot": take.id == rig.takes[0].id,
+        }
+        for take in rig.takes
+    ]
     out: dict[str, dict] = {}
     plot_data = {}
-    for take in track(rig.takes, "sync: takes"):
-        master = media.read_audio(rig.take_audio(take.id), fs)
-        cameras: dict[str, dict] = {}
-        no_audio = []
-        for camera in rig.camera_ids:
-            info = videos[f"takes/{take.id}/{camera}"]
-            path = rig.take_video(take.id, camera)
-            if not info["has_audio"]:
-                no_audio.append(camera)
-                continue
-            result = sy.gcc_phat(media.read_audio(path, fs), master, fs, params)
-            sy.require_confidence(result, params, f"camera {camera}, take {take.id}", str(path))
-            cameras[camera] = {
-                "offset_s": result.offset_s,
-                "offset_frames": result.offset_s * info["fps"],
-                "method": "audio",
-                "confidence": result.confidence,
-                "peak": result.peak,
-            }
-            if take.id == rig.takes[0].id:
-                plot_data[camera] = (result.lags_s, result.correlation)
-        if no_audio:
-            _visual_sync(ctx, take.id, no_audio, cameras, master, fs)
-        out[take.id] = {
-            "audio_duration_s": len(master) / fs,
-            "cameras": {c: cameras[c] for c in rig.camera_ids},
-        }
+    for take_id, take_result, take_plot in run_jobs(ctx, _sync_job, jobs, "sync: takes"):
+        out[take_id] = take_result
+        plot_data.update(take_plot)
+    out = {take.id: out[take.id] for take in rig.takes}
     _plot_sync(ctx, plot_data, out)
     return {"takes": out, "convention": "offset_s = master time of the camera's frame 0"}
 
 
+def _sync_job(job: dict) -> tuple[str, dict, dict]:
+    """One take: GCC-PHAT of every camera-mic track against the master, visual events for the rest."""
+    rig, params, take_id, videos = job["rig"], job["params"], job["take"], job["videos"]
+    fs = 16000
+    master = media.read_audio(rig.take_audio(take_id), fs)
+    with_audio = [c for c in rig.camera_ids if videos[c]["has_audio"]]
+    no_audio = [c for c in rig.camera_ids if not videos[c]["has_audio"]]
+    tracks = media.read_audio_many([rig.take_video(take_id, c) for c in with_audio], fs)
+    master_spectra: dict[int, np.ndarray] = {}
+    cameras: dict[str, dict] = {}
+    plot_data = {}
+    for camera, track_audio in zip(with_audio, tracks, strict=True):
+        path = rig.take_video(take_id, camera)
+        result = sy.gcc_phat(track_audio, master, fs, params, master_spectra)
+        sy.require_confidence(result, params, f"camera {camera}, take {take_id}", str(path))
+        cameras[camera] = {
+            "offset_s": result.offset_s,
+            "offset_frames": result.offset_s * videos[camera]["fps"],
+            "method": "audio",
+            "confidence": result.confidence,
+            "peak": result.peak,
+        }
+        if job["plot"]:
+            plot_data[camera] = (result.lags_s, result.correlation)
+    if no_audio:
+        _visual_sync(rig, params, videos, take_id, no_audio, cameras, master, fs)
+    take_result = {
+        "audio_duration_s": len(master) / fs,
+        "cameras": {c: cameras[c] for c in rig.camera_ids},
+    }
+    return take_id, take_result, plot_data
+
+
 def _visual_sync(
-    ctx: Context,
+    rig: RigSpec,
+    params: sy.SyncParams,
+    videos: dict[str, dict],
     take_id: str,
     cameras_without_audio: list[str],
     cameras: dict[str, dict],
     master: np.ndarray,
     fs: int,
 ) -> None:
-    rig, params = ctx.rig, ctx.params.sync
-    videos = ctx.results["probe"]["videos"]
-
     def event(camera: str) -> sy.VisualEvent | None:
-        info = videos[f"takes/{take_id}/{camera}"]
+        info = videos[camera]
         frames = media.read_frames(rig.take_video(take_id, camera), info["width"], info["height"])
         return sy.find_visual_event(sy.frame_brightness(frames), info["fps"], params)
 
@@ -184,7 +211,7 @@ def _visual_sync(
         offset = master_event - found.time_s
         cameras[camera] = {
             "offset_s": offset,
-            "offset_frames": offset * videos[f"takes/{take_id}/{camera}"]["fps"],
+            "offset_frames": offset * videos[camera]["fps"],
             "method": "visual",
             "confidence": float(min(1.0, found.snr / (4 * params.min_event_snr))),
             "event_step": found.step,
@@ -193,6 +220,8 @@ def _visual_sync(
 
 
 def _plot_sync(ctx: Context, plot_data: dict, takes: dict) -> None:
+    """Two panels (few axes keep matplotlib's tick layout cheap): the GCC-PHAT correlation around the
+    peak of every camera of the first take, stacked and scaled to its peak, and the offsets per take."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -201,24 +230,19 @@ def _plot_sync(ctx: Context, plot_data: dict, takes: dict) -> None:
     from gsbench.io import atomic_path
 
     cameras = ctx.rig.camera_ids
-    columns = 4
-    rows = max(1, int(np.ceil(len(cameras) / columns))) + 1
-    figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 2.2 * rows), squeeze=False)
-    for index, camera in enumerate(cameras):
-        axis = axes[index // columns][index % columns]
+    figure, (peaks, offsets) = plt.subplots(1, 2, figsize=(11, 0.3 * len(cameras) + 2.5))
+    for row, camera in enumerate(cameras):
         if camera in plot_data:
             lags, corr = plot_data[camera]
-            axis.plot(np.asarray(lags) * 1000, corr, lw=0.8)
-        axis.set_title(f"{camera} (take {ctx.rig.takes[0].id})", fontsize=8)
-        axis.set_xlabel("lag (ms)", fontsize=7)
-        axis.tick_params(labelsize=6)
-    for index in range(len(cameras), (rows - 1) * columns):
-        axes[index // columns][index % columns].axis("off")
-    bottom = plt.subplot2grid((rows, columns), (rows - 1, 0), colspan=columns, fig=figure)
-    for column in range(columns):
-        axes[rows - 1][column].axis("off")
+            corr = np.asarray(corr, np.float64)
+            scale = float(np.abs(corr).max()) or 1.0
+            peaks.plot(np.asarray(lags) * 1000, row - 0.8 * corr / scale, lw=0.8)  # y axis runs down
+    peaks.set_yticks(range(len(cameras)), cameras, fontsize=7)
+    peaks.invert_yaxis()
+    peaks.set_xlabel("lag (ms)", fontsize=8)
+    peaks.set_title(f"GCC-PHAT correlation around the peak (take {ctx.rig.takes[0].id})", fontsize=9)
     for take_id, take in takes.items():
-        bottom.plot(
+        offsets.plot(
             range(len(cameras)),
             [take["cameras"][c]["offset_frames"] for c in cameras],
             "o-",
@@ -226,10 +250,10 @@ def _plot_sync(ctx: Context, plot_data: dict, takes: dict) -> None:
             lw=0.5,
             label=take_id,
         )
-    bottom.set_xticks(range(len(cameras)), cameras, fontsize=6, rotation=90)
-    bottom.set_ylabel("offset (frames)", fontsize=7)
-    figure.suptitle("GCC-PHAT correlation around the peak, and offsets per take", fontsize=9)
-    figure.tight_layout()
+    offsets.set_xticks(range(len(cameras)), cameras, fontsize=6, rotation=90)
+    offsets.set_ylabel("offset (frames)", fontsize=8)
+    offsets.set_title("offset per camera, one line per take", fontsize=9)
+    figure.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.92, wspace=0.2)
     with atomic_path(ctx.reports / "sync.png") as tmp:
         figure.savefig(tmp, dpi=100)
     plt.close(figure)
@@ -461,7 +485,7 @@ def _frames(ctx: Context) -> dict:
                 "interpolation": params.interpolation, "jpeg_quality": params.jpeg_quality,
                 "folder": str(sequence_dir / "images" / camera),
             })  # fmt: skip
-    for take_id, camera, clamped in run_jobs(_frames_job, jobs, "frames", ctx.params.workers):
+    for take_id, camera, clamped in run_jobs(ctx, _frames_job, jobs, "frames"):
         sequences[take_id]["clamped_frames"][camera] = clamped
     for info in sequences.values():
         info["clamped_frames"] = dict(sorted(info["clamped_frames"].items()))
@@ -553,7 +577,7 @@ def _masks(ctx: Context) -> dict:
             })  # fmt: skip
     methods: dict[str, str] = {}
     coverage: dict[str, dict[str, float]] = {t: {} for t in frames["sequences"]}
-    for take_id, camera, method, fraction in run_jobs(_masks_job, jobs, "masks", ctx.params.workers):
+    for take_id, camera, method, fraction in run_jobs(ctx, _masks_job, jobs, "masks"):
         methods[camera] = method
         coverage[take_id][camera] = fraction
     return {
@@ -588,7 +612,7 @@ def _landmarks(ctx: Context) -> dict:
     arrays: dict[str, dict[str, np.ndarray]] = {t: {} for t in frames["sequences"]}
     rates: dict[str, dict[str, float]] = {t: {} for t in frames["sequences"]}
     processed = 0
-    for take_id, camera, points, detected in run_jobs(_landmarks_job, jobs, "landmarks", ctx.params.workers):
+    for take_id, camera, points, detected in run_jobs(ctx, _landmarks_job, jobs, "landmarks"):
         arrays[take_id][camera] = points
         arrays[take_id][f"{camera}_detected"] = detected
         rates[take_id][camera] = float(detected.mean())
@@ -628,21 +652,22 @@ def _track_exist(ctx: Context, result: dict) -> bool:
     return all((ctx.sequence_dir(seq) / "flame.npz").is_file() for seq in result.get("sequences", []))
 
 
-def run_jobs(function, jobs: list[dict], description: str, workers: int):
-    """Yield ``function(job)`` for every job, in a pool of ``workers`` spawned processes when > 1 and
-    there are enough jobs to pay for starting them (each imports cv2 / mediapipe: seconds)."""
+def run_jobs(ctx: Context, function, jobs: list[dict], description: str):
+    """Yield ``function(job)`` for every job, in order, in the run's process pool when
+    ``params.workers > 1`` and there are enough jobs to pay for starting it (:meth:`Context.executor`).
+    The first failing job (in order) raises; the jobs not started yet are cancelled."""
+    workers = ctx.params.workers
     if workers <= 1 or len(jobs) < 4 * workers:
         for job in track(jobs, description):
             yield function(job)
         return
-    import concurrent.futures
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")  # mediapipe and torch do not survive fork
-    with concurrent.futures.ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
-        futures = [pool.submit(function, job) for job in jobs]
-        for future in track(concurrent.futures.as_completed(futures), description, total=len(futures)):
+    futures = [ctx.executor().submit(function, job) for job in jobs]
+    try:
+        for future in track(futures, description):
             yield future.result()
+    finally:
+        for future in futures:
+            future.cancel()
 
 
 for _stage in (

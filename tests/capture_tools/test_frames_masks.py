@@ -68,3 +68,20 @@ def test_plate_mask_recovers_a_disc():
     mask = plate_mask(noisy, plate)
     iou = (mask & (truth > 0)).sum() / (mask | (truth > 0)).sum()
     assert iou > 0.95
+
+
+def test_landmark_wire_parse_equals_attribute_access():
+    from mediapipe.framework.formats import landmark_pb2
+
+    from tracking.landmarks import _normalized_xy
+
+    rng = np.random.default_rng(5)
+    landmarks = landmark_pb2.NormalizedLandmarkList()
+    for x, y, z in rng.uniform(-0.2, 1.2, (478, 3)):
+        landmarks.landmark.add(x=x, y=y, z=z)
+    expected = np.array([(lm.x, lm.y) for lm in landmarks.landmark], np.float32)
+    assert np.array_equal(_normalized_xy(landmarks), expected)
+    landmarks.landmark[7].visibility = 0.9  # another wire layout: the attribute path
+    landmarks.landmark[9].x = 0.0
+    expected = np.array([(lm.x, lm.y) for lm in landmarks.landmark], np.float32)
+    assert np.array_equal(_normalized_xy(landmarks), expected)

@@ -283,3 +283,21 @@ def test_session_without_calibration_needs_a_baseline_for_sfm(broken, capsys):
     message = cli_error(capsys, root, out)
     assert "key 'baseline'" in message and "structure from motion" in message
     assert json.loads((out / "reports/sync.json").read_text())  # sync (unchanged inputs) kept its output
+
+
+def test_worker_pool_keeps_job_order_and_raises_the_first_failure(tmp_path):
+    from capture_tools.ingest import Context
+    from capture_tools.stages import run_jobs
+
+    # builtins pickle by name, so the spawned workers import nothing of the test
+    ctx = Context(rig=None, out=tmp_path, params=IngestParams(workers=2))
+    try:
+        jobs = [{str(k): k for k in range(n)} for n in range(12)]
+        assert list(run_jobs(ctx, len, jobs, "test")) == list(range(12))
+        executor = ctx.executor()
+        assert list(run_jobs(ctx, sorted, jobs[:9], "test")) == [sorted(job) for job in jobs[:9]]
+        assert ctx.executor() is executor  # one pool per ingest run, shared by the stages
+        with pytest.raises(TypeError):
+            list(run_jobs(ctx, int, [{}] * 10, "test"))  # int(dict) fails in the worker
+    finally:
+        ctx.close()

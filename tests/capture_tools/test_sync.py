@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from capture_tools.sync import SyncParams, find_visual_event, gcc_phat, require_confidence
+from capture_tools.sync import (
+    SyncParams,
+    band_limited_correlation,
+    find_visual_event,
+    gcc_phat,
+    require_confidence,
+)
 from gsbench.errors import StageError
 
 FS = 16000
@@ -57,3 +63,18 @@ def test_visual_event_sub_frame_crossing():
 def test_no_visual_event_in_flat_video():
     brightness = 50 + np.random.default_rng(3).normal(0, 0.5, 60)
     assert find_visual_event(brightness, 25.0) is None
+
+
+def test_band_limited_correlation_equals_the_direct_inverse_dft():
+    rng = np.random.default_rng(4)
+    n_fft = 4096
+    cross = np.fft.rfft(rng.normal(size=n_fft))
+    cross[:40] = 0.0  # out-of-band bins are zero in gcc_phat
+    lags = 17.0 + np.arange(-32, 33) / 16
+    bins = np.arange(len(cross))
+    weights = np.where((bins == 0) | (bins == n_fft // 2), 1.0, 2.0) / n_fft
+    direct = (np.exp(2j * np.pi * np.outer(lags, bins) / n_fft) @ (weights * cross)).real
+    fast = band_limited_correlation(cross, n_fft, lags[0], 1 / 16, len(lags))
+    assert np.allclose(fast, direct, rtol=0, atol=1e-12 * np.abs(direct).max())
+    # at integer lags it is the plain inverse FFT
+    assert np.allclose(fast[::16], np.fft.irfft(cross, n_fft)[15:20], atol=1e-12)
