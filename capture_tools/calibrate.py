@@ -6,8 +6,10 @@
    hold becomes one view with corners averaged over its frames and holds overlapping in time share a
    board pose, which makes pairing immune to sub-frame offsets. A board in constant motion falls back
    to per-frame pairing of frames whose times agree within ``max_pair_mismatch_frames``.
-3. Per camera: intrinsics ``K`` and OpenCV distortion ``(k1, k2, p1, p2)`` (``k3`` fixed at 0) with
-   ``cv2.calibrateCamera`` (Zhang's method + Levenberg-Marquardt), and a board pose per view (PnP).
+3. Per camera: intrinsics ``K`` and radial distortion ``(k1, k2)`` (``p1 = p2 = k3 = 0``: with a ~20°
+   field of view, decentering distortion is indistinguishable from a principal-point shift and only
+   trades with it) with ``cv2.calibrateCamera`` (Zhang's method + Levenberg-Marquardt, started from the
+   restricted model), and a board pose per view (planar PnP, IPPE).
 4. Extrinsics initialised from the board poses: ``cam_from_ref = cam_from_board · (ref_from_board)⁻¹``
    averaged over the views both cameras share (chained through other cameras when needed).
 5. Joint refinement with pycolmap's bundle adjustment over all cameras and board poses, using COLMAP 4's
@@ -15,8 +17,8 @@
    ``rig_from_world`` is the board pose, and each camera is a rig *sensor* whose ``sensor_from_rig`` is
    its extrinsic relative to the reference (frontal) camera. Board points are constant, so the metric
    scale comes from the board's square size and there is no gauge freedom. Intrinsics (COLMAP's
-   ``OPENCV`` model: fx, fy, cx, cy, k1, k2, p1, p2) are refined jointly: every board pose seen by
-   several cameras constrains all of them, which single-camera calibration cannot do.
+   ``RADIAL`` model: f, cx, cy, k1, k2, with each camera's aspect ratio fy/fx held at its step-3 value
+   by stretching its u coordinates) are refined jointly with the poses.
 6. World frame: origin at the point closest (least squares) to all optical axes (the rig's look-at
    point, where the head sits); axes from the frontal camera turned to a y-up, head-facing-+z frame:
    ``x = x_frontal, y = -y_frontal, z = -z_frontal`` (the frontal camera looks along -z, FLAME/OpenGL
@@ -106,11 +108,17 @@ def make_board(spec: BoardSpec) -> cv2.aruco.CharucoBoard:
 
 
 def detect_board(
-    frames: np.ndarray, board: cv2.aruco.CharucoBoard, times_s: np.ndarray, min_corners: int
+    frames: np.ndarray,
+    board: cv2.aruco.CharucoBoard,
+    times_s: np.ndarray,
+    min_corners: int,
+    saddle_sigma_px: float = 1.3,
 ) -> list[BoardView]:
     """ChArUco corners in each RGB frame ``[T,H,W,3]`` (``times_s[t]``: frame t on the common clock).
 
-    Views get ``slot = -1``; :func:`assign_slots` pairs them across cameras."""
+    Corners: OpenCV's ChArUco interpolation and ``cornerSubPix``, then :func:`refine_saddle_points`
+    (``saddle_sigma_px``); corners the saddle refinement rejects are dropped. Views get ``slot = -1``;
+    :func:`assign_slots` pairs them across cameras."""
     parameters = cv2.aruco.DetectorParameters()
     charuco_parameters = cv2.aruco.CharucoParameters()
     charuco_parameters.minMarkers = 2
@@ -136,9 +144,17 @@ def detect_board(
         ]
         window = max(1, int(round(0.15 * float(np.median(sides))))) if sides else upsample
         corners = cv2.cornerSubPix(gray, corners.astype(np.float32), (window, window), (-1, -1), criteria)
-        corners = (corners.astype(np.float64) + 0.5) / upsample - 0.5  # pixel centres at integers
-        object_points, image_points = board.matchImagePoints(corners.astype(np.float32), ids)
-        image_points = corners.reshape(-1, 2)  # matchImagePoints keeps the order; keep float64 precision
+        corners = (
+            corners.astype(np.float64).reshape(-1, 2) + 0.5
+        ) / upsample - 0.5  # pixel centres at integers
+        corners, kept = refine_saddle_points(
+            cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), corners, saddle_sigma_px
+        )
+        corners, ids = corners[kept], ids[kept]
+        if len(ids) < min_corners:
+            continue
+        object_points, _ = board.matchImagePoints(corners.astype(np.float32), ids)
+        image_points = corners  # matchImagePoints keeps the order; keep float64 precision
         views.append(
             BoardView(
                 slot=-1,
@@ -151,6 +167,56 @@ def detect_board(
     return views
 
 
+def refine_saddle_points(
+    gray: np.ndarray,
+    points: np.ndarray,
+    sigma_px: float = 1.3,
+    max_shift_px: float = 0.75,
+    iterations: int = 5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Chessboard corners ``points [N,2]`` (pixel centres at integers) moved to the saddle point of the
+    Gaussian-smoothed image (``sigma_px``), and a mask ``[N]`` of the corners kept.
+
+    An X-junction is a saddle of the intensity, and its smoothed image stays point-symmetric about the
+    corner under any blur, gamma or foreshortening, so the saddle is an unbiased corner estimate (the
+    saddle-point refinement of e.g. Chen & Zhang 2005, "X-corner detection"). ``cornerSubPix`` is not:
+    the marker edges inside its window pull it (on the synthetic rig: median error 0.11 px vs 0.044 px,
+    p95 0.31 vs 0.12 px). Each iteration fits ``I = a x² + b xy + c y² + d x + e y + f`` to the 3x3
+    pixels around the current estimate and jumps to the stationary point. A corner is dropped when the
+    fit is not a saddle (``4ac - b² >= 0``), leaves the image, or ends more than ``max_shift_px`` from
+    its start (a corner of a steeply foreshortened or half-visible square). OpenCV has no such refiner
+    for ChArUco corners (``findChessboardCornersSB`` refines only plain, fully visible chessboards).
+    """
+    smooth = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), sigma_px)
+    height, width = smooth.shape
+    dy, dx = np.mgrid[-1:2, -1:2]
+    design = np.stack(
+        [dx.ravel() ** 2, dx.ravel() * dy.ravel(), dy.ravel() ** 2, dx.ravel(), dy.ravel(), np.ones(9)], 1
+    )
+    solve = np.linalg.pinv(design.astype(np.float64))  # [6,9] least squares on the 3x3 patch
+    estimate = np.asarray(points, np.float64).reshape(-1, 2).copy()
+    kept = np.isfinite(estimate).all(axis=1)
+    for _ in range(iterations):
+        centre = np.round(np.nan_to_num(estimate)).astype(np.int64)
+        kept &= (
+            (centre[:, 0] >= 1)
+            & (centre[:, 1] >= 1)
+            & (centre[:, 0] < width - 1)
+            & (centre[:, 1] < height - 1)
+        )
+        centre[~kept] = 1
+        patch = smooth[centre[:, 1, None] + dy.ravel(), centre[:, 0, None] + dx.ravel()].astype(np.float64)
+        a, b, c, d, e, _ = (patch @ solve.T).T
+        det = 4 * a * c - b * b
+        kept &= det < 0
+        safe = np.where(det < 0, det, -1.0)
+        offset = np.stack([(-2 * c * d + b * e) / safe, (b * d - 2 * a * e) / safe], axis=1)  # -H⁻¹ [d, e]
+        kept &= np.abs(offset).max(axis=1) <= 1.5
+        estimate = centre + offset
+    kept &= np.linalg.norm(estimate - points, axis=1) <= max_shift_px
+    return estimate, kept
+
+
 def _static_runs(views: list[BoardView], fps: float, static_px: float) -> list[list[BoardView]]:
     """Runs of consecutive frames in which the board does not move (corners within ``static_px``)."""
     runs: list[list[BoardView]] = []
@@ -160,9 +226,10 @@ def _static_runs(views: list[BoardView], fps: float, static_px: float) -> list[l
             previous = current[-1]
             common, i_prev, i_cur = np.intersect1d(previous.corner_ids, view.corner_ids, return_indices=True)
             consecutive = abs(view.time_s - previous.time_s) < 1.5 / fps
+            # median, not max: one noisy corner of a steeply tilted board must not split a hold
             moved = (
-                np.abs(previous.image_points[i_prev] - view.image_points[i_cur]).max()
-                if len(common)
+                np.median(np.linalg.norm(previous.image_points[i_prev] - view.image_points[i_cur], axis=1))
+                if len(common) >= 4
                 else np.inf
             )
             if consecutive and moved < static_px:
@@ -200,7 +267,7 @@ def assign_slots(
     fps: float,
     static_px: float = 0.3,
     max_pair_mismatch_frames: float = 0.05,
-    max_single_views: int = 30,
+    max_single_views: int = 200,
 ) -> tuple[dict[str, list[BoardView]], dict[str, int]]:
     """Give every view a ``slot`` (same slot = same board pose, seen by several cameras at once).
 
@@ -267,30 +334,36 @@ def calibrate_intrinsics(
     chosen = views
     if len(views) > params.max_views:
         chosen = [views[i] for i in np.linspace(0, len(views) - 1, params.max_views).round().astype(int)]
-    # With few views the principal point, aspect ratio and tangential terms are not observable
-    # (a narrow field of view confounds them with the board poses): hold them at the usual priors.
-    flags = cv2.CALIB_FIX_K3
-    if len(chosen) < params.min_views_full_model:
-        flags |= (
-            cv2.CALIB_FIX_PRINCIPAL_POINT
-            | cv2.CALIB_FIX_ASPECT_RATIO
-            | cv2.CALIB_ZERO_TANGENT_DIST
-            | cv2.CALIB_FIX_K2
-        )
-    K_init = np.array([[1.0, 0.0, (width - 1) / 2], [0.0, 1.0, (height - 1) / 2], [0.0, 0.0, 1.0]])
     object_points = [v.object_points.astype(np.float32) for v in chosen]
     image_points = [v.image_points.astype(np.float32) for v in chosen]
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 1e-8)  # bundle adjustment refines
-    rms, K, dist, _, _ = cv2.calibrateCamera(
-        object_points, image_points, (width, height), K_init, None, flags=flags, criteria=criteria
+    # The module's lens model is radial (k1, k2). First the restricted model (centred principal point,
+    # fx = fy, k1 only): with a narrow field of view Zhang's closed-form start of the full model can
+    # land Levenberg-Marquardt in a wrong minimum (measured: 3.5 px RMS, focal 40 % off), the
+    # restricted one cannot. With few views the full model is not observable: keep the restricted one.
+    restricted = (
+        cv2.CALIB_FIX_K3
+        | cv2.CALIB_ZERO_TANGENT_DIST
+        | cv2.CALIB_FIX_PRINCIPAL_POINT
+        | cv2.CALIB_FIX_ASPECT_RATIO
+        | cv2.CALIB_FIX_K2
     )
+    K_init = np.array([[1.0, 0.0, (width - 1) / 2], [0.0, 1.0, (height - 1) / 2], [0.0, 0.0, 1.0]])
+    rms, K, dist, _, _ = cv2.calibrateCamera(
+        object_points, image_points, (width, height), K_init, None, flags=restricted, criteria=criteria
+    )
+    if len(chosen) >= params.min_views_full_model:
+        full = cv2.CALIB_FIX_K3 | cv2.CALIB_ZERO_TANGENT_DIST | cv2.CALIB_USE_INTRINSIC_GUESS
+        rms, K, dist, _, _ = cv2.calibrateCamera(
+            object_points, image_points, (width, height), K, dist, flags=full, criteria=criteria
+        )
     dist = dist.ravel()[:5].astype(np.float64)
     poses = {}
     for view in views:  # every view gets a pose (for extrinsics), not only those used for intrinsics
-        ok, rvec, tvec = cv2.solvePnP(
-            view.object_points, view.image_points, K, dist, flags=cv2.SOLVEPNP_ITERATIVE
+        ok, rvec, tvec = cv2.solvePnP(  # IPPE: the planar solver, no flipped-plane local minimum
+            view.object_points, view.image_points, K, dist, flags=cv2.SOLVEPNP_IPPE
         )
-        if ok:
+        if ok and np.isfinite(rvec).all() and np.isfinite(tvec).all() and float(np.ravel(tvec)[2]) > 0:
             poses[view.slot] = _to_matrix(rvec, tvec)
     return K, dist, float(rms), poses
 
@@ -355,17 +428,21 @@ def bundle_adjust(
     reconstruction = pycolmap.Reconstruction()
     rig = pycolmap.Rig(rig_id=1)
     cameras.sort(key=lambda c: c != reference)  # COLMAP wants the rig's reference sensor first
+    # COLMAP's RADIAL model (f, cx, cy, k1, k2) has one focal length; each camera's aspect ratio
+    # fy / fx stays at its per-camera estimate by stretching that camera's u coordinates by it:
+    # u' = aspect · u = fy·x + aspect·cx, an exact RADIAL camera with f = fy and cx' = aspect·cx.
+    aspect = {c: calibrations[c].K[1, 1] / calibrations[c].K[0, 0] for c in cameras}
+    stretch = {c: np.array([aspect[c], 1.0]) for c in cameras}
     for camera in cameras:
         cal = calibrations[camera]
-        fx, fy, cx, cy = cal.K[0, 0], cal.K[1, 1], cal.K[0, 2], cal.K[1, 2]
-        k1, k2, p1, p2, _ = cal.dist
+        k1, k2 = cal.dist[:2]
         reconstruction.add_camera(
             pycolmap.Camera(
-                model="OPENCV",
+                model="RADIAL",
                 width=cal.width,
                 height=cal.height,
                 camera_id=camera_index[camera],
-                params=[fx, fy, cx, cy, k1, k2, p1, p2],
+                params=[cal.K[1, 1], aspect[camera] * cal.K[0, 2], cal.K[1, 2], k1, k2],
             )
         )
         sensor = pycolmap.sensor_t(type=pycolmap.SensorType.CAMERA, id=camera_index[camera])
@@ -401,7 +478,7 @@ def bundle_adjust(
         for camera, view in by_slot[slot]:
             image = pycolmap.Image(
                 name=f"{camera}/{slot:06d}",
-                keypoints=view.image_points,
+                keypoints=view.image_points * stretch[camera],
                 camera_id=camera_index[camera],
                 image_id=image_id,
             )
@@ -453,7 +530,7 @@ def bundle_adjust(
             projected = cam.img_from_cam(pose * reconstruction.points3D[point.point3D_id].xyz)
             if projected is None:  # behind the camera: a view whose pose diverged; not counted
                 continue
-            squared[camera].extend(np.square(projected - point.xy).tolist())
+            squared[camera].extend(np.square((projected - point.xy) / stretch[camera]).tolist())
     refined = {}
     rig_out = reconstruction.rig(1)
     for camera in cameras:
@@ -465,9 +542,10 @@ def bundle_adjust(
                 pycolmap.sensor_t(type=pycolmap.SensorType.CAMERA, id=camera_index[camera])
             ).matrix()
             refined[camera] = matrix
-        fx, fy, cx, cy, k1, k2, p1, p2 = reconstruction.cameras[camera_index[camera]].params
-        calibrations[camera].K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
-        calibrations[camera].dist = np.array([k1, k2, p1, p2, 0.0])
+        focal, cx_stretched, cy, k1, k2 = reconstruction.cameras[camera_index[camera]].params
+        fx, cx = focal / aspect[camera], cx_stretched / aspect[camera]
+        calibrations[camera].K = np.array([[fx, 0.0, cx], [0.0, focal, cy], [0.0, 0.0, 1.0]])
+        calibrations[camera].dist = np.array([k1, k2, 0.0, 0.0, 0.0])
         calibrations[camera].rms_px = (
             float(np.sqrt(2 * np.mean(squared[camera]))) if squared[camera] else np.nan
         )
@@ -608,7 +686,7 @@ def calibrate_rig(
         },
         "world_frame": "origin: least-squares intersection of the optical axes; x = x_frontal, "
         "y = -y_frontal (up), z = -z_frontal (towards the frontal camera)",
-        "distortion_model": "OpenCV k1, k2, p1, p2 (k3 fixed at 0; COLMAP OPENCV model)",
+        "distortion_model": "radial k1, k2 (p1 = p2 = k3 = 0; COLMAP RADIAL model, aspect fixed per camera)",
         "intrinsics_refinement": intrinsics_refinement,
     }
     return calibrations, diagnostics
