@@ -184,7 +184,13 @@ class RiggedGaussians(torch.nn.Module):
     them alike. ``binding [N]`` is each Gaussian's triangle.
     """
 
-    def __init__(self, binding: MeshBinding, gaussians_per_face: int = 1, init_opacity: float = 0.1):
+    def __init__(
+        self,
+        binding: MeshBinding,
+        gaussians_per_face: int = 1,
+        init_opacity: float = 0.1,
+        init_scale: float = 1.0,
+    ):
         super().__init__()
         self.mesh = binding
         num = binding.num_faces * gaussians_per_face
@@ -192,7 +198,7 @@ class RiggedGaussians(torch.nn.Module):
         self.params = torch.nn.ParameterDict(
             {
                 "xyz": torch.nn.Parameter(torch.zeros(num, 3)),
-                "scale": torch.nn.Parameter(torch.zeros(num, 3)),
+                "scale": torch.nn.Parameter(torch.full((num, 3), math.log(init_scale))),
                 "rotation": torch.nn.Parameter(torch.tensor([1.0, 0.0, 0.0, 0.0]).repeat(num, 1)),
                 "opacity": torch.nn.Parameter(inverse_sigmoid(init_opacity).repeat(num)),
             }

@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/gaussian_avatars.py --data DATA            # full avatar + ablations, quick
     .venv/bin/python benchmarks/gaussian_avatars.py --data DATA --variants full --budget smoke
+    .venv/bin/python benchmarks/gaussian_avatars.py --data DATA --variants full --iterations 250 \
+        --threads 1 --set lambda_alpha=0.5 --set init_scale=0.5     # a short run with config overrides
 
 DATA is a dataset written by ``gsbench ingest`` (the default synthetic one: ``gsbench synth S --preset
 default`` then ``gsbench ingest S -o DATA``). For each variant (``full``, ``no-color-mlp``,
@@ -54,6 +56,23 @@ def iterations_overrides(budget: str, iterations: int) -> dict:
     }
 
 
+def parse_settings(items: list[str]) -> dict:
+    """``["lambda_alpha=0.5", ...]`` -> AvatarConfig overrides, each value cast to the field's type."""
+    import dataclasses
+
+    from avatars.gaussian_speech_avatar import AvatarConfig
+
+    fields = {f.name: type(getattr(AvatarConfig(), f.name)) for f in dataclasses.fields(AvatarConfig)}
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in fields or fields[name] not in (bool, int, float):
+            raise SystemExit(f"--set {item!r}: expected NAME=VALUE, NAME a numeric/bool AvatarConfig field")
+        cast = fields[name]
+        out[name] = value.lower() in ("1", "true", "yes") if cast is bool else cast(value)
+    return out
+
+
 def psnr_of(squared_error: float, values: int) -> float:
     return float(-10 * np.log10(max(squared_error / max(values, 1), 1e-12)))
 
@@ -99,7 +118,15 @@ def main() -> int:
         help="folder for each variant's checkpoint and ground truth | composite | error | mask/alpha PNGs",
     )
     parser.add_argument("--iterations", type=int, default=None, help="override the budget's step count")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override an AvatarConfig field for every variant, e.g. --set lambda_alpha=0.5 (repeatable)",
+    )
     args = parser.parse_args()
+    settings = parse_settings(args.set)
     torch.set_num_threads(args.threads)
 
     from avatars.methods.gaussian_avatars import GaussianAvatarsMethod
@@ -113,7 +140,7 @@ def main() -> int:
     weights = WeightRegistry()
     rows = []
     for variant in args.variants.split(","):
-        overrides = dict(VARIANTS[variant])
+        overrides = {**settings, **VARIANTS[variant]}
         if args.iterations is not None:
             overrides.update(iterations_overrides(args.budget, args.iterations))
         method = GaussianAvatarsMethod(seed=args.seed, weights=weights, overrides=overrides)
@@ -188,6 +215,7 @@ def main() -> int:
     print(
         f"\ngaussian-avatars (oracle), multiview, budget {args.budget}, dataset {dataset.name} "
         f"({width}x{height}), subject {subject}, {args.threads} threads"
+        + (f", settings {settings}" if settings else "")
     )
     header = [
         "variant",

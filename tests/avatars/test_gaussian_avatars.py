@@ -21,6 +21,7 @@ from avatars.gaussian_speech_avatar import (
     mouth_faces,
     resolve_perceptual_terms,
     ridge_features,
+    silhouette_loss,
     ssim,
     subdivide_faces,
 )
@@ -249,6 +250,62 @@ def test_colours_initialised_from_the_images_start_the_fit_lower(use_color_mlp):
         avatar = GaussianSpeechAvatar(binding, data.conditions.shape[1], config, seed=0)
         first[init] = float(np.mean(fit_avatar(avatar, data, config, seed=0).rgb_losses[:4]))
     assert first[True] < 0.8 * first[False], first
+
+
+def test_silhouette_loss_pushes_opacity_down_outside_the_mask_and_up_inside():
+    head = support.sphere_head()
+    data = fit_data(multiview_data(head, num_frames=1, num_cameras=1))
+    binding = build_binding(head.faces, head.num_vertices, head.vertex_regions, False)
+    avatar = GaussianSpeechAvatar(binding, data.conditions.shape[1], AvatarConfig(use_color_mlp=False))
+    out = avatar.render(
+        data.vertices[0], data.conditions[0], data.head_rotations[0], data.world_to_cam[0], data.Ks[0],
+        SIZE, SIZE,
+    )  # fmt: skip
+    alpha = out.alpha[0]
+    drawn = out.radii[0] > 0
+    x = out.means2d[0, :, 0].detach()
+    grads = {}
+    for name, columns in (("none", slice(0, 0)), ("all", slice(0, SIZE)), ("left", slice(0, SIZE // 2))):
+        mask = torch.zeros(SIZE, SIZE, dtype=torch.bool)
+        mask[:, columns] = True
+        (grads[name],) = torch.autograd.grad(
+            silhouette_loss(alpha, mask), avatar.rig.params["opacity"], retain_graph=True
+        )
+    assert drawn.sum() > 50
+    assert (grads["none"][drawn] > 0).all()  # empty mask: gradient descent lowers every opacity
+    assert (grads["all"][drawn] < 0).all()  # full mask: raises every one (alpha < 1 at opacity 0.1)
+    left, right = drawn & (x < SIZE // 2 - 4), drawn & (x > SIZE // 2 + 4)
+    assert grads["left"][right].mean() > 0 > grads["left"][left].mean()
+
+
+def test_silhouette_term_reduces_the_opacity_spilled_outside_the_mask():
+    head = support.sphere_head()
+    data = fit_data(multiview_data(head, num_frames=2, num_cameras=2))
+    binding = build_binding(head.faces, head.num_vertices, head.vertex_regions, False)
+    spill = {}
+    for lambda_alpha in (0.0, 1.0):
+        config = AvatarConfig(
+            use_color_mlp=False,
+            init_scale=2.0,  # start with a halo around the head
+            lambda_alpha=lambda_alpha,
+            iterations=24,
+            densify_from=10**9,
+            opacity_reset_interval=10**9,
+            top_k=10**6,
+        )
+        avatar = GaussianSpeechAvatar(binding, data.conditions.shape[1], config, seed=0)
+        fit_avatar(avatar, data, config, seed=0)
+        with torch.no_grad():
+            outside = []
+            for i in range(data.images.shape[0]):
+                frame, camera = int(data.frame_index[i]), int(data.camera_index[i])
+                out = avatar.render(
+                    data.vertices[frame], data.conditions[frame], data.head_rotations[frame],
+                    data.world_to_cam[camera], data.Ks[camera], SIZE, SIZE,
+                )  # fmt: skip
+                outside.append(out.alpha[0, ..., 0][~data.masks[i]].sum())
+        spill[lambda_alpha] = float(sum(outside))
+    assert spill[1.0] < 0.85 * spill[0.0], spill
 
 
 def test_initial_colors_are_the_pixel_colours_of_visible_gaussians():
