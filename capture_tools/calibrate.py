@@ -243,21 +243,23 @@ def _static_runs(views: list[BoardView], fps: float, static_px: float) -> list[l
 
 
 def _average_run(run: list[BoardView]) -> BoardView:
-    """One view per hold: corners seen in every frame of the run, per-corner median over the frames."""
-    common = run[0].corner_ids
-    for view in run[1:]:
-        common = np.intersect1d(common, view.corner_ids)
-
-    def rows(view: BoardView) -> np.ndarray:
-        index = {int(corner): row for row, corner in enumerate(view.corner_ids)}
-        return np.array([index[int(corner)] for corner in common], np.int64)
-
-    image_points = np.median([view.image_points[rows(view)] for view in run], axis=0)
+    """One view per hold: corners seen in at least half of the run's frames, each the median over the
+    frames that saw it (in small images a corner can flicker in and out of detection during a hold;
+    keeping only the corners seen in every frame can leave too few)."""
+    ids, seen = np.unique(np.concatenate([view.corner_ids for view in run]), return_counts=True)
+    common = ids[2 * seen >= len(run)]
+    image_points, object_points = [], []
+    for corner in common:
+        rows = [
+            (view, np.flatnonzero(view.corner_ids == corner)[0]) for view in run if corner in view.corner_ids
+        ]
+        image_points.append(np.median([view.image_points[row] for view, row in rows], axis=0))
+        object_points.append(rows[0][0].object_points[rows[0][1]])
     return BoardView(
         slot=-1,
         time_s=float(np.mean([v.time_s for v in run])),
-        object_points=run[0].object_points[rows(run[0])],
-        image_points=image_points,
+        object_points=np.array(object_points).reshape(-1, 3),
+        image_points=np.array(image_points).reshape(-1, 2),
         corner_ids=common,
     )
 
@@ -268,6 +270,7 @@ def assign_slots(
     static_px: float = 0.3,
     max_pair_mismatch_frames: float = 0.05,
     max_single_views: int = 200,
+    min_corners: int = 6,
 ) -> tuple[dict[str, list[BoardView]], dict[str, int]]:
     """Give every view a ``slot`` (same slot = same board pose, seen by several cameras at once).
 
@@ -277,7 +280,8 @@ def assign_slots(
     * Other frames pair across cameras when their times agree within ``max_pair_mismatch_frames``
       (simultaneous or hardware-triggered cameras); the rest stay single-camera views with a slot of
       their own: they constrain that camera's intrinsics, not the extrinsics. At most
-      ``max_single_views`` evenly spaced non-hold frames are kept per camera.
+      ``max_single_views`` evenly spaced non-hold frames are kept per camera. A hold whose averaged
+      view has fewer than ``min_corners`` corners is dropped.
 
     Returns the slotted views and counts per kind.
     """
@@ -286,7 +290,9 @@ def assign_slots(
     intervals = []  # (start, end, camera, hold view)
     for camera, camera_runs in runs.items():
         for run in camera_runs:
-            intervals.append((run[0].time_s, run[-1].time_s, camera, _average_run(run)))
+            hold = _average_run(run)
+            if len(hold.corner_ids) >= min_corners:
+                intervals.append((run[0].time_s, run[-1].time_s, camera, hold))
     intervals.sort(key=lambda item: item[0])
     slot, slot_end = -1, -np.inf
     for start, end, camera, view in intervals:

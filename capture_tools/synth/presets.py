@@ -38,7 +38,7 @@ PRESETS: dict[str, SynthPreset] = {
                         takes_per_subject=2, take_duration_s=(1.5, 1.5), calibration_duration_s=3.0,
                         board=_TINY_BOARD),
     "default": SynthPreset("default", num_cameras=16, width=256, height=256, fps=25.0, num_subjects=2,
-                           takes_per_subject=12, take_duration_s=(2.0, 2.4), calibration_duration_s=8.0,
+                           takes_per_subject=12, take_duration_s=(2.0, 2.4), calibration_duration_s=12.0,
                            board=_BOARD),
     "full": SynthPreset("full", num_cameras=16, width=512, height=512, fps=25.0, num_subjects=3,
                         takes_per_subject=20, take_duration_s=(2.5, 5.0), calibration_duration_s=16.0,

@@ -287,7 +287,9 @@ def _render_calibration(job: dict[str, Any]) -> dict[str, Any]:
     rng = _rng(context.seed, _KEY_CALIBRATION)
     # texture pre-filtered to about one texel per image pixel on the board: one antialiased lookup per pixel
     board = BoardRenderer(preset.board, filtered_pixels_per_m=preset.width / preset.field_of_view_m)
-    pose = board_trajectory(rng, preset.board, preset.calibration_duration_s)
+    pose = board_trajectory(
+        rng, preset.board, preset.calibration_duration_s, [c.azimuth_deg for c in cameras]
+    )
     num_frames = int(round(preset.calibration_duration_s * preset.fps))
     num_samples = int(round(num_frames / preset.fps * SAMPLE_RATE))
     # master-time "claps" so the calibration videos can be synchronized by audio as well
