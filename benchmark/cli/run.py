@@ -83,7 +83,6 @@ def run(
 
     from benchmark.executors import make_executor
     from benchmark.runner import RunOptions, outcome_rows, run_benchmark
-
     from benchmark.weights import WeightRegistry
 
     WeightRegistry().spec(syncnet)  # an unknown name fails here, before any job starts
