@@ -345,7 +345,9 @@ def _calibrate(ctx: Context) -> dict:
         times = np.arange(len(frames)) / info["fps"] + offsets[camera]
         views[camera] = cal.detect_board(frames, board, times, params.min_corners)
         sizes[camera] = (info["width"], info["height"])
-    slotted, counts = cal.assign_slots(views, rig.fps, params.static_px, params.max_pair_mismatch_frames)
+    slotted, counts = cal.assign_slots(
+        views, rig.fps, params.static_px, params.max_pair_mismatch_frames, min_corners=params.min_corners
+    )
     paths = {c: str(rig.calibration_video(c)) for c in rig.camera_ids}
     calibrations, diagnostics = cal.calibrate_rig(
         slotted, sizes, rig.calibration.board, rig.frontal_camera, params, paths
