@@ -16,13 +16,7 @@ from avatars.perceptual import (
     sample_patches,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_iresnet_has_arcface_torch_layout_and_stage_shapes():
