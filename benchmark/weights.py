@@ -115,26 +115,24 @@ USER_SUPPLIED = (
     "user-supplied: the source publishes no checksum; accepted only if every key and shape matches"
 )
 
+
+def _torchvision_vgg(network: str, sha8: str, use: str) -> WeightSpec:
+    """A torchvision ImageNet VGG (IMAGENET1K_V1) checkpoint, checked by its file-name sha256 prefix."""
+    return WeightSpec(
+        name=f"{network}-imagenet",
+        filename=f"{network}-{sha8}.pth",
+        url=f"https://download.pytorch.org/models/{network}-{sha8}.pth",
+        description=f"torchvision ImageNet {network.upper()} (IMAGENET1K_V1): {use}",
+        sha256_prefix=sha8,
+        checksum_note="full sha256 unpublished; torchvision's 8-hex file-name prefix is checked",
+        network=network,
+    )
+
+
 REGISTRY.update(
     {
-        "vgg16-imagenet": WeightSpec(
-            name="vgg16-imagenet",
-            filename="vgg16-397923af.pth",
-            url="https://download.pytorch.org/models/vgg16-397923af.pth",
-            description="torchvision ImageNet VGG16 (IMAGENET1K_V1): GaussianSpeech patch perceptual loss",
-            sha256_prefix="397923af",
-            checksum_note="full sha256 unpublished; torchvision's 8-hex file-name prefix is checked",
-            network="vgg16",
-        ),
-        "vgg19-imagenet": WeightSpec(
-            name="vgg19-imagenet",
-            filename="vgg19-dcbb9e9d.pth",
-            url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
-            description="torchvision ImageNet VGG19 (IMAGENET1K_V1): alternative patch-loss backbone",
-            sha256_prefix="dcbb9e9d",
-            checksum_note="full sha256 unpublished; torchvision's 8-hex file-name prefix is checked",
-            network="vgg19",
-        ),
+        "vgg16-imagenet": _torchvision_vgg("vgg16", "397923af", "GaussianSpeech patch perceptual loss"),
+        "vgg19-imagenet": _torchvision_vgg("vgg19", "dcbb9e9d", "alternative patch-loss backbone"),
         "arcface-iresnet100": WeightSpec(
             name="arcface-iresnet100",
             filename="ms1mv3_arcface_r100_fp16.pth",
