@@ -53,11 +53,16 @@ class SelfieSegmenter:
     def __init__(self, params: MaskParams = MaskParams()):
         import mediapipe as mp
 
+        from gsbench.native_log import quiet_native_stderr
+
         self.params = params
-        self.model = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        self._quiet = quiet_native_stderr
+        with quiet_native_stderr():
+            self.model = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
-        result = self.model.process(np.ascontiguousarray(frame))
+        with self._quiet():  # the first call builds the graph and logs its routine warnings
+            result = self.model.process(np.ascontiguousarray(frame))
         if result.segmentation_mask is None:
             return np.zeros(frame.shape[:2], bool)
         return result.segmentation_mask > self.params.segmentation_threshold
