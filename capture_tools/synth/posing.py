@@ -54,16 +54,9 @@ class SubjectPoser:
         self.lmk_bary = head.lmk_bary_coords.astype(np.float32)  # [68, 3]
         self.num_expr = head.num_expr
 
-    def __call__(
-        self,
-        expr: np.ndarray,  # [B, E'] E' <= E
-        rotation: np.ndarray,  # [B, 3]
-        neck_pose: np.ndarray,  # [B, 3]
-        jaw_pose: np.ndarray,  # [B, 3]
-        eyes_pose: np.ndarray,  # [B, 6]
-        translation: np.ndarray,  # [B, 3]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        points, landmarks = self.pose_points(expr, rotation, neck_pose, jaw_pose, eyes_pose, translation)
+    def __call__(self, *args: np.ndarray, **kwargs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Vertices [B, V, 3] and landmarks [B, 68, 3] float32; the arguments of :meth:`pose_points`."""
+        points, landmarks = self.pose_points(*args, **kwargs)
         return np.ascontiguousarray(points.transpose(0, 2, 1)), landmarks
 
     def pose_points(

@@ -1,9 +1,15 @@
-"""Fixtures shared by the avatar tests."""
+"""Fixtures shared by the avatar tests; makes the test data module beside this file (avatar_support)
+importable."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
+import avatar_support as support
 import numpy as np
 import pytest
 import torch
@@ -18,18 +17,6 @@ from avatars.rigged import (
     triangle_frames,
 )
 from gsbench.errors import InputError
-
-
-def load_support():
-    path = Path(__file__).with_name("test_gaussian_avatars_support.py")
-    spec = importlib.util.spec_from_file_location("gaussian_avatars_support", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-support = load_support()
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
