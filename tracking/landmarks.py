@@ -30,6 +30,7 @@ vertices, so LMD on this subset is comparable across our methods but not numeric
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import numpy as np
 
@@ -144,6 +145,8 @@ def detect_landmarks(
     """
     import mediapipe as mp
 
+    from gsbench.native_log import quiet_native_stderr
+
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be [T,H,W,3] uint8 RGB, got {frames.shape} {frames.dtype}")
@@ -152,6 +155,7 @@ def detect_landmarks(
     detected = np.zeros(num, bool)
     scale = np.array([width, height], np.float32)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(quiet_native_stderr())  # MediaPipe's start-up warnings, per graph
         mesh = stack.enter_context(
             mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=static_image_mode,
@@ -195,3 +199,85 @@ def _normalized_xy(landmark_list) -> np.ndarray:
             y = records[:, 8:12].copy().view("<f4")[:, 0]
             return np.stack([x, y], axis=1).astype(np.float32)
     return np.array([(lm.x, lm.y) for lm in landmark_list.landmark], np.float32).reshape(-1, 2)
+
+
+def mediapipe_embedding_path() -> Path:
+    """The shipped MediaPipe embedding of ``gsbench-head`` (built by scripts/build_mediapipe_embedding.py)."""
+    return Path(__file__).parent / "head" / "gsbench_head_mediapipe_embedding.json"
+
+
+def _faces_digest(head_model) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(head_model.faces, np.int64).tobytes()).hexdigest()
+
+
+def save_mediapipe_embedding(
+    path: str | Path, head_model, faces_idx: np.ndarray, bary_coords: np.ndarray, **provenance
+) -> None:
+    """Write a fixed MediaPipe embedding (faces [478], barycentrics [478, 3]) of ``head_model`` as JSON,
+    with the hash of the model's triangles that :func:`load_mediapipe_embedding` checks."""
+    from gsbench.io import write_json
+
+    write_json(
+        Path(path),
+        {
+            "format": "gsbench-mediapipe-embedding",
+            "version": 1,
+            "head_model": head_model.name,
+            "faces_sha256": _faces_digest(head_model),
+            "num_vertices": head_model.num_vertices,
+            **provenance,
+            "landmark_indices": list(range(NUM_MEDIAPIPE_LANDMARKS)),
+            "lmk_face_idx": np.asarray(faces_idx, np.int64).tolist(),
+            "lmk_b_coords": np.round(np.asarray(bary_coords, np.float64), 6).tolist(),
+        },
+    )
+
+
+def load_mediapipe_embedding(
+    head_model, path: str | Path | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Fixed (face index [478], barycentrics [478, 3]) of every MediaPipe point on ``head_model``.
+
+    Like FLAME's ``mediapipe_landmark_embedding.npz`` (same key names), but for all 478 points. With
+    ``path`` None: the shipped file when ``head_model`` is ``gsbench-head``, else None (no fixed
+    embedding known; the tracker then embeds the points per subject). A file that does not match the
+    model's triangles raises :class:`InputError`.
+    """
+    import json
+
+    from gsbench.errors import InputError
+
+    if path is None:
+        if head_model.name != "gsbench-head":
+            return None
+        path = mediapipe_embedding_path()
+    path = Path(path)
+    fix = "regenerate it with `.venv/bin/python scripts/build_mediapipe_embedding.py`"
+    try:
+        data = json.loads(path.read_text())
+        faces = np.asarray(data["lmk_face_idx"], np.int64)
+        bary = np.asarray(data["lmk_b_coords"], np.float64)
+        digest = str(data["faces_sha256"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(f"cannot read the MediaPipe embedding ({error})", path=path, fix=fix) from None
+    if digest != _faces_digest(head_model):
+        raise InputError(f"built for other triangles than {head_model.name}'s", path=path, fix=fix)
+    if faces.shape != (NUM_MEDIAPIPE_LANDMARKS,) or bary.shape != (NUM_MEDIAPIPE_LANDMARKS, 3):
+        raise InputError(f"expected 478 points, got {faces.shape} / {bary.shape}", path=path, fix=fix)
+    if faces.min() < 0 or faces.max() >= len(head_model.faces) or not np.isfinite(bary).all():
+        raise InputError("face index out of range or non-finite barycentrics", path=path, fix=fix)
+    return faces, bary / bary.sum(1, keepdims=True)
+
+
+def mediapipe_embedding_noise(path: str | Path | None = None) -> np.ndarray | None:
+    """[478] per-point median reprojection error (pixels) recorded in a fixed embedding file by its
+    build (``median_residual_px``; NaN where unknown), or None when the file has none."""
+    import json
+
+    data = json.loads(Path(path or mediapipe_embedding_path()).read_text())
+    values = data.get("median_residual_px")
+    if values is None or len(values) != NUM_MEDIAPIPE_LANDMARKS:
+        return None
+    return np.array([np.nan if v is None else float(v) for v in values])

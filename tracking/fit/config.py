@@ -55,7 +55,21 @@ class TrackingConfig:
     # stage 2 keeps the jaw of stage 1: on the rendered tiny session refitting it on the 478 points
     # (biased inner-lip detections) doubled the jaw error, 0.98 -> 2.04 deg (benchmarks/track_accuracy.py)
     dense_jaw: bool = False
-    # stage-2 embedding of the MediaPipe points
+    # where the MediaPipe points sit on the mesh: "auto" = the model's fixed embedding when it has one
+    # (gsbench-head ships one, tracking/landmarks.py load_mediapipe_embedding), else found per subject;
+    # "fixed" = the fixed one or an error; "subject" = found per subject from tracked frames (stage 2)
+    mediapipe_embedding: str = "auto"
+    # a fixed embedding file (JSON, the format of tracking/head/gsbench_head_mediapipe_embedding.json,
+    # e.g. for real FLAME); empty: the model's shipped one
+    mediapipe_embedding_file: str = ""
+    # with a fixed embedding, stage 1 fits MediaPipe's 68 iBUG points where MediaPipe puts them (the
+    # fixed embedding) rather than at the model's own iBUG landmarks, which lie ~3 px away from them
+    landmarks68_from_embedding: bool = True
+    # with a fixed embedding that records each point's build residual σ_p: weight the point by
+    # min(1, (median σ / σ_p)²), so that points FaceMesh places inconsistently across views count less.
+    # Off: on the default session it changed no figure beyond noise (tracking/fit/__init__.py)
+    point_noise_weights: bool = False
+    # per-subject embedding (mediapipe_embedding "subject", or "auto" without a fixed one)
     embedding_frames: int = 48
     embedding_min_cameras: int = 3
     embedding_max_rms_px: float = 4.0  # reference pixels, triangulation RMS

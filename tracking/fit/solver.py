@@ -14,9 +14,13 @@ scale from camera pixels to reference pixels, ρ a robust kernel (Geman-McClure 
 w_ctl = detected · visible (the landmark's face turned toward the camera).
 
 Stages: (0) per-frame rigid initialisation by triangulating the 68 landmarks and aligning the
-template (Umeyama); (1a) rigid pose; (1b) all parameters on the 68 iBUG landmarks of the model's
-embedding; (2) embed every one of MediaPipe's 478 points on the subject's mesh from confident
-frames (triangulate, closest surface point, median in the canonical mesh) and refit everything.
+template (Umeyama); (1a) rigid pose; (1b) all parameters on the 68 iBUG landmarks; (2) all
+parameters but the jaw on all 478 MediaPipe points. Where the points sit on the mesh: the head
+model's fixed MediaPipe embedding when it has one (gsbench-head ships one, measured on our own
+renders by scripts/build_mediapipe_embedding.py; then stage 1 uses its 68 iBUG points too, which is
+where MediaPipe puts them), else the model's iBUG-68 embedding in stage 1 and, for stage 2, each
+point embedded on the subject's mesh from confident frames (triangulate, closest surface point,
+median in the canonical mesh).
 
 To scale to thousands of frames the stages run twice: (a) the subject pass fits the shape β and the
 478-point embedding on ``shape_frames`` frames spread evenly over all sequences (each frame on its
@@ -36,7 +40,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from gsbench.errors import StageError
+from gsbench.errors import ConfigError, StageError
 from gsbench.progress import make_progress
 from tracking.fit.config import TrackingConfig
 from tracking.fit.geometry import (
@@ -55,7 +59,12 @@ from tracking.fit.model import (
     posed_vertices,
 )
 from tracking.head_model import REGIONS, HeadModel
-from tracking.landmarks import MEDIAPIPE_TO_IBUG68, NUM_MEDIAPIPE_LANDMARKS
+from tracking.landmarks import (
+    MEDIAPIPE_TO_IBUG68,
+    NUM_MEDIAPIPE_LANDMARKS,
+    load_mediapipe_embedding,
+    mediapipe_embedding_noise,
+)
 
 FRAME_KEYS = ("expr", "jaw_pose", "neck_pose", "eyes_pose", "rotation", "translation")
 _TRANSLATION_UNIT = 0.1  # translation is optimised in decimetres: a unit moves landmarks as far as a radian
@@ -168,8 +177,10 @@ class _LandmarkTerm:
         targets: np.ndarray,  # [C, B, L, 2] camera pixels, NaN where not detected
         weights: np.ndarray,  # [C, B, L]
         flame: SubsetFlame | None = None,  # reused across chunks of frames of one subject
+        point_weights: np.ndarray | None = None,  # [L] per-landmark factor on every weight
     ):
         self.problem = problem
+        self.point_weights = point_weights
         self.landmarks = landmarks
         self.flame = flame or SubsetFlame(
             problem.head_model, landmarks.vertex_ids, problem.num_shape, problem.num_expr, problem.dtype
@@ -185,6 +196,8 @@ class _LandmarkTerm:
         self.set_weights(weights * observed)
 
     def set_weights(self, weights: np.ndarray) -> None:
+        if self.point_weights is not None:
+            weights = weights * self.point_weights
         self.weights = torch.as_tensor(weights, dtype=self.problem.dtype)  # [C, B, L]
         self.weight_sum = self.weights.sum().clamp_min(1e-12)
 
@@ -406,7 +419,8 @@ def _initial_rigid_pose(problem: _Problem, term68: _LandmarkTerm, init: dict[str
     return float(np.median(scales)) if scales else float("nan")
 
 
-def _allowed_faces(head_model: HeadModel) -> np.ndarray:
+def embedding_allowed_faces(head_model: HeadModel) -> np.ndarray:
+    """[F] faces a MediaPipe point may be embedded on: not inside the mouth, on the hair or the neck."""
     if head_model.vertex_regions is None:
         return np.ones(len(head_model.faces), bool)
     excluded = np.isin(head_model.vertex_regions, [REGIONS[name] for name in _EMBEDDING_EXCLUDED_REGIONS])
@@ -441,7 +455,7 @@ def embed_mediapipe_points(
         else confident
     )
     faces = head_model.faces
-    allowed = _allowed_faces(head_model)
+    allowed = embedding_allowed_faces(head_model)
     posed = posed_vertices(
         head_model, {"shape": params["shape"], **{key: params[key][frames] for key in FRAME_KEYS}}
     )
@@ -513,6 +527,29 @@ def fit_subject(
         return _fit_subject(head_model, obs, config, label, log)
     finally:
         torch.set_num_threads(threads)
+
+
+def fixed_mediapipe_embedding(
+    head_model: HeadModel, config: TrackingConfig
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The fixed MediaPipe embedding (faces [478], bary [478, 3]) the config asks for, or None.
+
+    Raises :class:`ConfigError` for an unknown ``mediapipe_embedding`` or "fixed" without one, and
+    :class:`InputError` for a file that is unreadable or belongs to another mesh.
+    """
+    if config.mediapipe_embedding not in ("auto", "fixed", "subject"):
+        raise ConfigError(
+            f"unknown mediapipe_embedding {config.mediapipe_embedding!r}", fix="use auto, fixed or subject"
+        )
+    if config.mediapipe_embedding == "subject":
+        return None
+    fixed = load_mediapipe_embedding(head_model, config.mediapipe_embedding_file or None)
+    if fixed is None and config.mediapipe_embedding == "fixed":
+        raise ConfigError(
+            f"head model {head_model.name!r} has no fixed MediaPipe embedding",
+            fix="set mediapipe_embedding_file, or mediapipe_embedding to auto or subject",
+        )
+    return fixed
 
 
 def _subset(obs: Observations, frames: np.ndarray, independent: bool) -> Observations:
@@ -588,12 +625,27 @@ def _fit_subject(
     stages: dict[str, dict] = {}
     tag = f"{label}: " if label else ""
 
-    landmarks68 = EmbeddedLandmarks(head_model.faces, head_model.lmk_faces_idx, head_model.lmk_bary_coords)
+    fixed = fixed_mediapipe_embedding(head_model, config)
+    point_weights = np.ones(NUM_MEDIAPIPE_LANDMARKS)
+    if fixed is not None and config.point_noise_weights:
+        noise = mediapipe_embedding_noise(config.mediapipe_embedding_file or None)
+        if noise is not None:
+            reference = float(np.nanmedian(noise))
+            point_weights = np.minimum(1.0, (reference / np.nan_to_num(noise, nan=reference)) ** 2)
+    if fixed is not None and config.landmarks68_from_embedding:
+        landmarks68 = EmbeddedLandmarks(
+            head_model.faces, fixed[0][MEDIAPIPE_TO_IBUG68], fixed[1][MEDIAPIPE_TO_IBUG68]
+        )
+    else:
+        landmarks68 = EmbeddedLandmarks(
+            head_model.faces, head_model.lmk_faces_idx, head_model.lmk_bary_coords
+        )
     flame68 = SubsetFlame(
         head_model, landmarks68.vertex_ids, problem.num_shape, problem.num_expr, problem.dtype
     )
     targets68 = obs.points[:, :, MEDIAPIPE_TO_IBUG68]
-    term68 = _LandmarkTerm(problem, landmarks68, targets68, np.ones(targets68.shape[:3]), flame68)
+    weights68 = point_weights[MEDIAPIPE_TO_IBUG68]
+    term68 = _LandmarkTerm(problem, landmarks68, targets68, np.ones(targets68.shape[:3]), flame68, weights68)
     started = time.perf_counter()
     world_scale = _initial_rigid_pose(problem, term68, init)
     stages["init"] = {
@@ -610,7 +662,7 @@ def _fit_subject(
     sub_problem.normal_sign = problem.normal_sign
     sub_targets68 = sub_obs.points[:, :, MEDIAPIPE_TO_IBUG68]
     sub_term68 = _LandmarkTerm(
-        sub_problem, landmarks68, sub_targets68, np.ones(sub_targets68.shape[:3]), flame68
+        sub_problem, landmarks68, sub_targets68, np.ones(sub_targets68.shape[:3]), flame68, weights68
     )
     variables = sub_problem.variables(
         {key: value if key == "shape" else value[subset] for key, value in init.items()}
@@ -640,21 +692,29 @@ def _fit_subject(
     embed_faces = np.zeros(NUM_MEDIAPIPE_LANDMARKS, np.int64)
     embed_bary = np.full((NUM_MEDIAPIPE_LANDMARKS, 3), 1.0 / 3.0)
     embed_valid = np.zeros(NUM_MEDIAPIPE_LANDMARKS, bool)
-    embed_faces[MEDIAPIPE_TO_IBUG68] = head_model.lmk_faces_idx
-    embed_bary[MEDIAPIPE_TO_IBUG68] = head_model.lmk_bary_coords
+    embed_faces[MEDIAPIPE_TO_IBUG68] = landmarks68.faces_idx
+    embed_bary[MEDIAPIPE_TO_IBUG68] = landmarks68.bary
     embed_valid[MEDIAPIPE_TO_IBUG68] = True
     dense = flame478 = None
     if config.dense:
         started = time.perf_counter()
-        params = _export(sub_problem, variables)
-        embed_faces, embed_bary, embed_valid, embed_stats = embed_mediapipe_points(sub_problem, params, log)
+        if fixed is not None:
+            embed_faces, embed_bary = fixed
+            embed_valid = np.ones(NUM_MEDIAPIPE_LANDMARKS, bool)
+            embed_stats = {"source": "fixed", "num_embedded": NUM_MEDIAPIPE_LANDMARKS}
+        else:
+            params = _export(sub_problem, variables)
+            embed_faces, embed_bary, embed_valid, embed_stats = embed_mediapipe_points(
+                sub_problem, params, log
+            )
+            embed_stats["source"] = "subject"
         stages["embedding"] = {"seconds": round(time.perf_counter() - started, 3), **embed_stats}
         dense = EmbeddedLandmarks(head_model.faces, embed_faces, embed_bary)
         flame478 = SubsetFlame(
             head_model, dense.vertex_ids, problem.num_shape, problem.num_expr, problem.dtype
         )
         sub_term478 = _LandmarkTerm(
-            sub_problem, dense, sub_obs.points, np.ones(sub_obs.points.shape[:3]), flame478
+            sub_problem, dense, sub_obs.points, np.ones(sub_obs.points.shape[:3]), flame478, point_weights
         )
         visibility = sub_term478.visibility(variables) * embed_valid[None, None, :]
         sub_term478.set_weights(visibility * np.isfinite(sub_obs.points).all(-1))
@@ -690,7 +750,7 @@ def _fit_subject(
         variables["shape"].requires_grad_(False)
         chunk_targets68 = chunk_obs.points[:, :, MEDIAPIPE_TO_IBUG68]
         chunk_term68 = _LandmarkTerm(
-            chunk, landmarks68, chunk_targets68, np.ones(chunk_targets68.shape[:3]), flame68
+            chunk, landmarks68, chunk_targets68, np.ones(chunk_targets68.shape[:3]), flame68, weights68
         )
         _merge_stage(
             frame_stages["rigid"],
@@ -720,7 +780,7 @@ def _fit_subject(
         final_term = chunk_term68
         if config.dense:
             term478 = _LandmarkTerm(
-                chunk, dense, chunk_obs.points, np.ones(chunk_obs.points.shape[:3]), flame478
+                chunk, dense, chunk_obs.points, np.ones(chunk_obs.points.shape[:3]), flame478, point_weights
             )
             chunk_visibility = term478.visibility(variables) * embed_valid[None, None, :]
             term478.set_weights(chunk_visibility * np.isfinite(chunk_obs.points).all(-1))

@@ -33,8 +33,16 @@ from gsbench.progress import log as progress_log
 from tracking.fit.config import TrackingConfig
 from tracking.fit.dataset_io import DatasetInfo, read_dataset, read_landmarks
 from tracking.fit.report import write_error_plot, write_overlay
-from tracking.fit.solver import FRAME_KEYS, FitResult, Observations, fit_subject, residual_statistics
+from tracking.fit.solver import (
+    FRAME_KEYS,
+    FitResult,
+    Observations,
+    fit_subject,
+    fixed_mediapipe_embedding,
+    residual_statistics,
+)
 from tracking.head_model import HeadModel
+from tracking.landmarks import mediapipe_embedding_path
 
 REPORT_SCHEMA_VERSION = 1
 DEFAULT_CONFIG = TrackingConfig()
@@ -78,6 +86,9 @@ def _subject_inputs_hash(
     digest = hashlib.sha256()
     digest.update(json.dumps(config.to_json(), sort_keys=True).encode())
     digest.update(model_id.encode())
+    if config.mediapipe_embedding != "subject":
+        embedding = Path(config.mediapipe_embedding_file or mediapipe_embedding_path())
+        digest.update(sha256_file(embedding).encode() if embedding.is_file() else b"missing")
     digest.update(sha256_file(info.root / "cameras.json").encode())
     digest.update(json.dumps(info.camera_ids).encode())
     for sequence in sequences:
@@ -114,6 +125,7 @@ def track_dataset(
     info = read_dataset(dataset_dir)
     model = resolve_head_model(head_model, landmark_embedding)
     model_id = head_model_fingerprint(model)
+    fixed_mediapipe_embedding(model, config)  # a bad embedding setting fails here, before any fitting
     report_path = info.root / "reports" / "tracking.json"
     figures = info.root / "reports" / "tracking"
     previous = _read_previous(report_path)
