@@ -1,9 +1,27 @@
 """Structure-from-motion calibration fallback (pycolmap) for sessions without a calibration take.
 
-Images: a few synchronized instants of the first take, every camera (one folder per camera, so COLMAP
-gives each camera one set of intrinsics: ``CameraMode.PER_FOLDER``, ``OPENCV`` model). SIFT features on
-the CPU, exhaustive matching, incremental mapping; the static studio behind the subject carries most
-matches. Each camera's pose is the mean over its registered instants (the rig does not move).
+Images: the same few synchronized instants of the first take in every camera. The subject moves between
+instants, so a scene point is only consistent within one instant: each instant is reconstructed on its
+own (SIFT features on the CPU, exhaustive matching of its cameras, incremental mapping), the instants'
+reconstructions are brought onto the one that registered most cameras by the similarity that best maps
+their camera centres (:func:`pycolmap.estimate_sim3d`, without centres that miss badly), and each
+camera's pose is the mean over the instants that registered it (the rig does not move), leaving out
+instants more than ``max_pose_deviation_deg`` from the camera's medoid pose.
+
+Intrinsics: narrow lenses on small images leave COLMAP's self-calibration ill-posed from its default
+focal guess (1.2 x the image size; the synthetic rig's lenses are ~2.7 x), and the mapper then registers
+few cameras with focal lengths off by tens of percent. So the mapper runs with fixed pinhole intrinsics
+(one focal length for all cameras, principal point at the image centre, no distortion): the focal
+length is the candidate (:attr:`SfmParams.focal_factors`) whose reconstruction registers the most
+cameras, refined to the median of the per-camera focal lengths that a bundle adjustment then finds.
+Each instant's reconstruction is finally bundle-adjusted with per-camera focal lengths free. The principal
+point and the distortion are *not* estimated: on the default synthetic rig (256 px views, ~21 deg field of
+view) refining the principal point or OPENCV's four distortion terms diverged (principal points tens of
+pixels off: a principal-point shift is nearly the same image motion as a small camera rotation when the
+field of view is narrow), and refining k1 alone raised the median rotation error. So each camera's
+principal-point offset shows up as a rotation error of about offset / focal (up to ~0.9 deg on that rig,
+whose principal points are up to 11 px off centre): issue 4's 0.5 deg target for the worst camera is out
+of reach of this fallback; benchmarks/ingest.py prints the measured figure.
 
 Scale: SfM is up to a similarity; ``baseline`` in rig.yaml (the measured distance between two camera
 centres) fixes the metric scale. The world frame is then the one of the ChArUco path
@@ -12,6 +30,7 @@ centres) fixes the metric scale. The world frame is then the one of the ChArUco 
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -23,14 +42,176 @@ from capture_tools.rig import BaselineSpec
 from gsbench.errors import ConfigError, StageError
 
 
+@dataclasses.dataclass(frozen=True)
+class SfmParams:
+    focal_factors: tuple[float, ...] = (1.5, 2.0, 2.75, 3.5)  # focal candidates, x max(width, height)
+    peak_threshold: float = 0.002  # SIFT; COLMAP's 0.0067 finds ~200 features on a 256 px view
+    init_min_num_inliers: int = 30  # COLMAP: 100, more than a pair of these views shares
+    abs_pose_min_num_inliers: int = 12  # COLMAP: 30
+    init_min_tri_angle_deg: float = 8.0  # COLMAP: 16; neighbouring cameras are ~20 deg apart
+    max_runtime_s: int = 120  # per mapping run: a hopeless focal candidate must not stall ingest
+    max_pose_deviation_deg: float = 1.0  # a camera's pose at one instant vs its medoid over instants
+    seed: int = 0
+
+
+def _mapper_options(params: SfmParams):
+    import pycolmap
+
+    options = pycolmap.IncrementalPipelineOptions()
+    options.random_seed = params.seed
+    options.num_threads = 1  # with the seed, the same bytes every run (threads reorder RANSAC and BA)
+    options.mapper.num_threads = 1
+    options.mapper.random_seed = params.seed
+    options.triangulation.random_seed = params.seed
+    options.multiple_models = False
+    options.max_runtime_seconds = params.max_runtime_s
+    options.ba_refine_focal_length = False
+    options.ba_refine_extra_params = False
+    options.mapper.abs_pose_refine_focal_length = False
+    options.mapper.abs_pose_refine_extra_params = False
+    options.mapper.init_min_num_inliers = params.init_min_num_inliers
+    options.mapper.abs_pose_min_num_inliers = params.abs_pose_min_num_inliers
+    options.mapper.init_min_tri_angle = params.init_min_tri_angle_deg
+    return options
+
+
+class _Instant:
+    """Features and matches of the cameras' views at one instant (one COLMAP database)."""
+
+    def __init__(self, work: Path, views: dict[str, np.ndarray], params: SfmParams):
+        import pycolmap
+
+        self.work, self.params = work, params
+        self.image_root = work / "images"
+        self.image_root.mkdir(parents=True)
+        for camera, view in views.items():
+            cv2.imwrite(str(self.image_root / f"{camera}.png"), cv2.cvtColor(view, cv2.COLOR_RGB2BGR))
+        self.database = work / "database.db"
+        height, width = next(iter(views.values())).shape[:2]
+        self.size = (width, height)
+        reader = pycolmap.ImageReaderOptions()
+        reader.camera_model = "SIMPLE_PINHOLE"
+        reader.camera_params = f"{max(width, height)},{width / 2},{height / 2}"  # replaced by map()
+        extraction = pycolmap.FeatureExtractionOptions()
+        extraction.sift.peak_threshold = params.peak_threshold
+        extraction.num_threads = 1
+        pycolmap.extract_features(
+            self.database,
+            self.image_root,
+            camera_mode=pycolmap.CameraMode.PER_IMAGE,
+            reader_options=reader,
+            extraction_options=extraction,
+            device=pycolmap.Device.cpu,
+        )
+        matching = pycolmap.FeatureMatchingOptions()
+        matching.num_threads = 1
+        verification = pycolmap.TwoViewGeometryOptions()
+        verification.ransac.random_seed = params.seed
+        pycolmap.match_exhaustive(
+            self.database,
+            matching_options=matching,
+            verification_options=verification,
+            device=pycolmap.Device.cpu,
+        )
+        self.runs = 0
+
+    def map(self, focal_px: float):
+        """Largest reconstruction with every camera at ``focal_px`` (fixed), then per-camera focal
+        lengths refined by a global bundle adjustment (Cauchy loss); None when nothing registers."""
+        import pycolmap
+
+        width, height = self.size
+        database = pycolmap.Database.open(self.database)
+        try:
+            for camera in database.read_all_cameras():
+                camera.params = [focal_px, width / 2, height / 2]
+                database.update_camera(camera)
+        finally:
+            database.close()
+        self.runs += 1
+        out = self.work / f"sparse{self.runs}"
+        out.mkdir()
+        reconstructions = pycolmap.incremental_mapping(
+            self.database, self.image_root, out, _mapper_options(self.params)
+        )
+        if not reconstructions:
+            return None
+        reconstruction = max(reconstructions.values(), key=lambda r: r.num_reg_images())
+        adjustment = pycolmap.BundleAdjustmentOptions()
+        adjustment.print_summary = False
+        adjustment.refine_focal_length = True
+        adjustment.refine_principal_point = False
+        adjustment.refine_extra_params = False
+        adjustment.ceres.loss_function_type = pycolmap.LossFunctionType.CAUCHY
+        adjustment.ceres.solver_options.num_threads = 1
+        pycolmap.bundle_adjustment(reconstruction, adjustment)
+        return reconstruction
+
+
+def _cameras_of(reconstruction) -> dict[str, dict]:
+    """Per registered camera: ``cam_from_world [4,4]``, focal length, centre, squared residuals."""
+    out = {}
+    for image in reconstruction.images.values():
+        if not image.has_pose:
+            continue
+        model = reconstruction.cameras[image.camera_id]
+        cam_from_world = np.eye(4)
+        cam_from_world[:3, :] = image.cam_from_world().matrix()
+        squared = []
+        for point in image.points2D:
+            if point.has_point3D():
+                projected = model.img_from_cam(
+                    image.cam_from_world() * reconstruction.points3D[point.point3D_id].xyz
+                )
+                if projected is not None:  # None: behind the camera
+                    squared.append(float(np.sum(np.square(projected - point.xy))))
+        out[Path(image.name).stem] = {
+            "cam_from_world": cam_from_world,
+            "focal_px": float(model.mean_focal_length()),
+            "centre": -cam_from_world[:3, :3].T @ cam_from_world[:3, 3],
+            "squared_px": squared,
+        }
+    return out
+
+
+def _robust_similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+    """``[3, 4]`` (s R | t) with ``target ≈ s R source + t`` from matched camera centres ``[M, 3]``,
+    re-estimated without the centres that miss by more than 3x the median miss (a camera misregistered
+    at one instant must not tilt the whole instant)."""
+    import pycolmap
+
+    keep = np.ones(len(source), bool)
+    for _ in range(2):
+        if keep.sum() < 3:
+            return None
+        estimate = pycolmap.estimate_sim3d(source[keep], target[keep])
+        if estimate is None:
+            return None
+        similarity = estimate.matrix()
+        miss = np.linalg.norm(source @ similarity[:, :3].T + similarity[:, 3] - target, axis=1)
+        keep = miss <= 3 * np.median(miss) + 1e-12
+    return similarity
+
+
+def _robust_mean_pose(poses: list[np.ndarray], max_deviation_deg: float) -> np.ndarray:
+    """Mean of the poses whose rotation is within ``max_deviation_deg`` of the medoid rotation (the pose
+    nearest to all others): one instant's misregistration must not move the camera's mean."""
+    rotations = np.stack([p[:3, :3] for p in poses])
+    cosines = (np.einsum("aij,bij->ab", rotations, rotations) - 1) / 2  # cos of the relative angle
+    angles = np.degrees(np.arccos(np.clip(cosines, -1, 1)))
+    medoid = int(np.argmin(angles.sum(1)))
+    return _mean_pose([p for p, a in zip(poses, angles[medoid], strict=True) if a <= max_deviation_deg])
+
+
 def sfm_calibrate(
     images_by_camera: dict[str, np.ndarray],
     baseline: BaselineSpec | None,
     frontal: str,
     rig_file: Path,
     video_paths: dict[str, str],
+    params: SfmParams = SfmParams(),
 ) -> tuple[dict[str, CameraCalibration], dict]:
-    """``images_by_camera[camera]``: ``[N, H, W, 3]`` RGB frames of N synchronized instants."""
+    """``images_by_camera[camera]``: ``[N, H, W, 3]`` RGB frames of the same N synchronized instants."""
     import pycolmap
 
     if baseline is None:
@@ -40,64 +221,76 @@ def sfm_calibrate(
             path=rig_file,
             fix="add baseline: {camera_a: ..., camera_b: ..., distance_m: ...} or a ChArUco calibration take",
         )
+    pycolmap.set_random_seed(params.seed)
+    cameras = list(images_by_camera)
+    num_instants = min(len(frames) for frames in images_by_camera.values())
+    height, width = images_by_camera[cameras[0]].shape[1:3]
     with tempfile.TemporaryDirectory(prefix="gsbench-sfm-") as tmp:
-        work = Path(tmp)
-        image_root = work / "images"
-        names: dict[str, str] = {}
-        for camera, frames in images_by_camera.items():
-            (image_root / camera).mkdir(parents=True)
-            for index, frame in enumerate(frames):
-                name = f"{camera}/{index:03d}.png"
-                cv2.imwrite(str(image_root / name), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-                names[name] = camera
-        database = work / "database.db"
-        reader = pycolmap.ImageReaderOptions()
-        reader.camera_model = "OPENCV"
-        pycolmap.extract_features(
-            database,
-            image_root,
-            camera_mode=pycolmap.CameraMode.PER_FOLDER,
-            reader_options=reader,
-            device=pycolmap.Device.cpu,
-        )
-        pycolmap.match_exhaustive(database, device=pycolmap.Device.cpu)
-        (work / "sparse").mkdir()
-        reconstructions = pycolmap.incremental_mapping(database, image_root, work / "sparse")
-    if not reconstructions:
+        instants = [
+            _Instant(Path(tmp) / f"instant{t:03d}", {c: images_by_camera[c][t] for c in cameras}, params)
+            for t in range(num_instants)
+        ]
+        # Focal length: the candidate that registers most cameras at the first instant (ties: the
+        # smaller reprojection error), then the median of the per-camera focal lengths it refines to.
+        trials = []
+        for factor in params.focal_factors:
+            reconstruction = instants[0].map(factor * max(width, height))
+            if reconstruction is not None:
+                found = _cameras_of(reconstruction)
+                error = reconstruction.compute_mean_reprojection_error()
+                trials.append((-len(found), error, float(np.median([v["focal_px"] for v in found.values()]))))
+        if not trials:
+            raise StageError(
+                "structure from motion registered no images",
+                path=rig_file,
+                fix="record a ChArUco calibration take (see docs/interfaces.md)",
+            )
+        focal_px = min(trials)[2]
+        per_instant = []
+        for instant in instants:
+            reconstruction = instant.map(focal_px)
+            if reconstruction is not None and reconstruction.num_reg_images() >= 3:
+                per_instant.append(_cameras_of(reconstruction))
+    if not per_instant:
         raise StageError(
-            "structure from motion registered no images",
+            "structure from motion registered fewer than 3 cameras at every instant",
             path=rig_file,
             fix="record a ChArUco calibration take (see docs/interfaces.md)",
         )
-    reconstruction = max(reconstructions.values(), key=lambda r: r.num_reg_images())
-
-    poses: dict[str, list[np.ndarray]] = {c: [] for c in images_by_camera}
-    intrinsics: dict[str, np.ndarray] = {}
-    squared: dict[str, list[float]] = {c: [] for c in images_by_camera}
-    for image in reconstruction.images.values():
-        if not image.has_pose:
+    # Bring every instant onto the one that registered the most cameras (similarity of the centres).
+    reference = max(per_instant, key=len)
+    poses: dict[str, list[np.ndarray]] = {c: [] for c in cameras}
+    focals: dict[str, list[float]] = {c: [] for c in cameras}
+    squared: dict[str, list[float]] = {c: [] for c in cameras}
+    for found in per_instant:
+        shared = [c for c in found if c in reference]
+        if len(shared) < 3:
             continue
-        camera = names[image.name]
-        pose = np.eye(4)
-        pose[:3, :] = image.cam_from_world().matrix()
-        poses[camera].append(pose)
-        model = reconstruction.cameras[image.camera_id]
-        intrinsics[camera] = np.asarray(model.params, np.float64)
-        for point in image.points2D:
-            if point.has_point3D():
-                projected = model.img_from_cam(
-                    image.cam_from_world() * reconstruction.points3D[point.point3D_id].xyz
-                )
-                if projected is not None:  # None: behind the camera
-                    squared[camera].append(float(np.sum(np.square(projected - point.xy))))
+        similarity = _robust_similarity(
+            np.array([found[c]["centre"] for c in shared]), np.array([reference[c]["centre"] for c in shared])
+        )
+        if similarity is None:
+            continue
+        scale = float(np.cbrt(np.linalg.det(similarity[:, :3])))
+        instant_from_ref = np.eye(4)
+        instant_from_ref[:3, :3] = similarity[:, :3].T / scale
+        instant_from_ref[:3, 3] = -instant_from_ref[:3, :3] @ similarity[:, 3] / scale
+        for camera, view in found.items():
+            pose = view["cam_from_world"] @ instant_from_ref  # ref-scaled: cam_from_ref up to translation
+            pose[:3, 3] *= scale
+            poses[camera].append(pose)
+            focals[camera].append(view["focal_px"])
+            squared[camera].extend(view["squared_px"])
     missing = [c for c, p in poses.items() if not p]
     if missing:
         raise StageError(
-            f"camera {missing[0]}: structure from motion could not register it",
+            f"camera {missing[0]}: structure from motion could not register it at any of the "
+            f"{num_instants} instants ({len(missing)} camera(s) unregistered: {', '.join(missing)})",
             path=video_paths[missing[0]],
-            fix="record a ChArUco calibration take (see docs/interfaces.md)",
+            fix="check that this camera sees the subject and the studio like its neighbours, or record a "
+            "ChArUco calibration take (see docs/interfaces.md)",
         )
-    cam_from_world = {c: _mean_pose(p) for c, p in poses.items()}
+    cam_from_world = {c: _robust_mean_pose(p, params.max_pose_deviation_deg) for c, p in poses.items()}
     centre = {c: -m[:3, :3].T @ m[:3, 3] for c, m in cam_from_world.items()}
     distance = float(np.linalg.norm(centre[baseline.camera_a] - centre[baseline.camera_b]))
     if distance <= 0:
@@ -111,20 +304,22 @@ def sfm_calibrate(
         cam_from_ref[camera] = relative
     world = rig_world_from_ref(cam_from_ref, frontal)
     calibrations = {}
-    for camera, frames in images_by_camera.items():
-        fx, fy, cx, cy, k1, k2, p1, p2 = intrinsics[camera]
-        height, width = frames.shape[1:3]
+    for camera in cameras:
+        focal = float(np.median(focals[camera]))
         calibrations[camera] = CameraCalibration(
             camera_id=camera, width=width, height=height,
-            K=np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]]),
-            dist=np.array([k1, k2, p1, p2, 0.0]), world_to_cam=cam_from_ref[camera] @ world,
+            K=np.array([[focal, 0.0, width / 2], [0.0, focal, height / 2], [0.0, 0.0, 1.0]]),
+            dist=np.zeros(5), world_to_cam=cam_from_ref[camera] @ world,
             num_views=len(poses[camera]),
             rms_px=float(np.sqrt(np.mean(squared[camera]))) if squared[camera] else float("nan"),
         )  # fmt: skip
     diagnostics = {
-        "method": "structure from motion (pycolmap)",
-        "registered_images": reconstruction.num_reg_images(),
-        "points3D": reconstruction.num_points3D(),
+        "method": "structure from motion (pycolmap), one reconstruction per instant",
+        "instants": num_instants,
+        "instants_used": len(per_instant),
+        "registered_per_instant": [len(found) for found in per_instant],
+        "mapping_focal_px": focal_px,
         "scale_from_baseline": scale,
+        "not_estimated": "principal point (image centre) and distortion (zero)",
     }
     return calibrations, diagnostics

@@ -260,6 +260,9 @@ def _plot_sync(ctx: Context, plot_data: dict, takes: dict) -> None:
 
 
 # ---------------------------------------------------------------- calibrate
+SFM_INSTANTS = 16  # synchronized instants of the first take that structure from motion reconstructs
+
+
 def _calibrate_inputs(ctx: Context) -> dict:
     probe = need(ctx, "probe")
     inputs = {
@@ -272,16 +275,20 @@ def _calibrate_inputs(ctx: Context) -> dict:
         "videos": {k: v for k, v in probe["videos"].items() if k.startswith("calibration/")},
     }
     if ctx.rig.calibration is None:  # SfM on synchronized frames of the first take
+        from capture_tools.sfm import SfmParams
+
         take = ctx.rig.takes[0].id
         inputs["sfm"] = {
             "sync": need(ctx, "sync")["takes"][take],
             "videos": {k: v["sha256"] for k, v in probe["videos"].items() if k.startswith(f"takes/{take}/")},
             "baseline": dataclasses.asdict(ctx.rig.baseline) if ctx.rig.baseline else None,
+            "instants": SFM_INSTANTS,
+            "params": dataclasses.asdict(SfmParams()),
         }
     return inputs
 
 
-def _calibrate_sfm(ctx: Context, instants: int = 4) -> dict:
+def _calibrate_sfm(ctx: Context, instants: int = SFM_INSTANTS) -> dict:
     from capture_tools.sfm import sfm_calibrate
 
     rig = ctx.rig
@@ -314,19 +321,21 @@ def _calibrate(ctx: Context) -> dict:
     if rig.calibration is None:
         return _calibrate_sfm(ctx)
     videos = ctx.results["probe"]["videos"]
-    board = cal.make_board(rig.calibration.board)
     fs = 16000
     # Calibration clock: the frontal camera's; other cameras placed on it by their mic tracks (claps).
     offsets = {c: 0.0 for c in rig.camera_ids}
     sync_method = "assumed simultaneous (no mic tracks)"
     if all(videos[f"calibration/{c}"]["has_audio"] for c in rig.camera_ids):
-        reference = media.read_audio(rig.calibration_video(rig.frontal_camera), fs)
+        # one ffmpeg run decodes every mic track; the frontal track's spectrum is computed once
+        tracks = media.read_audio_many([rig.calibration_video(c) for c in rig.camera_ids], fs)
+        audio = dict(zip(rig.camera_ids, tracks, strict=True))
+        reference_spectra: dict[int, np.ndarray] = {}
         confidences = {}
         for camera in rig.camera_ids:
             if camera == rig.frontal_camera:
                 continue
             result = sy.gcc_phat(
-                media.read_audio(rig.calibration_video(camera), fs), reference, fs, ctx.params.sync
+                audio[camera], audio[rig.frontal_camera], fs, ctx.params.sync, reference_spectra
             )
             sy.require_confidence(
                 result,
@@ -337,20 +346,33 @@ def _calibrate(ctx: Context) -> dict:
             offsets[camera] = result.offset_s
             confidences[camera] = result.confidence
         sync_method = "GCC-PHAT of the camera-mic tracks against the frontal camera's"
-    views = {}
-    sizes = {}
-    for camera in track(rig.camera_ids, "calibrate: board detection"):
-        info = videos[f"calibration/{camera}"]
-        frames = media.read_frames(rig.calibration_video(camera), info["width"], info["height"])
-        times = np.arange(len(frames)) / info["fps"] + offsets[camera]
-        views[camera] = cal.detect_board(frames, board, times, params.min_corners)
-        sizes[camera] = (info["width"], info["height"])
+    jobs = [
+        {
+            "video": str(rig.calibration_video(camera)),
+            "info": videos[f"calibration/{camera}"],
+            "offset_s": offsets[camera],
+            "board": rig.calibration.board,
+            "min_corners": params.min_corners,
+        }
+        for camera in rig.camera_ids
+    ]
+    detections = run_jobs(ctx, _detect_board_job, jobs, "calibrate: board detection")
+    views = dict(zip(rig.camera_ids, detections, strict=True))
+    sizes = {
+        c: (job["info"]["width"], job["info"]["height"]) for c, job in zip(rig.camera_ids, jobs, strict=True)
+    }
     slotted, counts = cal.assign_slots(
         views, rig.fps, params.static_px, params.max_pair_mismatch_frames, min_corners=params.min_corners
     )
     paths = {c: str(rig.calibration_video(c)) for c in rig.camera_ids}
     calibrations, diagnostics = cal.calibrate_rig(
-        slotted, sizes, rig.calibration.board, rig.frontal_camera, params, paths
+        slotted,
+        sizes,
+        rig.calibration.board,
+        rig.frontal_camera,
+        params,
+        paths,
+        map_jobs=lambda function, jobs: run_jobs(ctx, function, jobs, "calibrate: intrinsics"),
     )
     diagnostics.update(
         {
@@ -368,6 +390,15 @@ def _calibrate(ctx: Context) -> dict:
     }
     _plot_calibration(ctx, calibrations)
     return result
+
+
+def _detect_board_job(job: dict) -> list[cal.BoardView]:
+    """One camera's calibration video: ChArUco corners of every frame, frames placed on the calibration
+    clock by the camera's offset."""
+    info = job["info"]
+    frames = media.read_frames(job["video"], info["width"], info["height"])
+    times = np.arange(len(frames)) / info["fps"] + job["offset_s"]
+    return cal.detect_board(frames, cal.make_board(job["board"]), times, job["min_corners"])
 
 
 def _plot_calibration(ctx: Context, calibrations: dict[str, cal.CameraCalibration]) -> None:

@@ -62,7 +62,7 @@ def relative_errors(cameras, result, reference="cam01"):
     return errors
 
 
-def run(views):
+def run(views, map_jobs=map):
     sizes = {camera: (SIZE, SIZE) for camera in views}
     return calibrate_rig(
         views,
@@ -71,6 +71,7 @@ def run(views):
         "cam01",
         CalibrationParams(min_views_full_model=8),
         {c: f"calibration/{c}.mp4" for c in views},
+        map_jobs=map_jobs,
     )
 
 
@@ -188,3 +189,47 @@ def test_synthetic_calibration_take_calibrates_its_rig(num_cameras, duration_s):
         assert rotation < 0.3, camera_id  # measured: <= 0.12 deg, <= 1.8 mm, <= 0.16 %
         assert centre < 0.005, camera_id
         assert focal < 0.005, camera_id
+
+
+def test_intrinsics_in_a_process_pool_match_the_inline_run():
+    """``calibrate_rig`` hands the per-camera intrinsics to ``map_jobs`` (the ingest's worker pool):
+    the jobs pickle, and the pool's result equals the inline one."""
+    import concurrent.futures
+    import multiprocessing
+
+    _, views = projected_views(0.05)
+    inline, _ = run(views)
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pooled, _ = run(views, map_jobs=pool.map)
+    for camera in views:
+        assert np.array_equal(pooled[camera].K, inline[camera].K), camera
+        assert np.array_equal(pooled[camera].world_to_cam, inline[camera].world_to_cam), camera
+
+
+def test_unconverged_calibration_tries_the_restricted_model_then_names_the_camera(monkeypatch):
+    """Above ``max_rms_px`` the joint refinement falls back to the restricted per-camera model held
+    fixed; when that misses too, the error names the worst camera and its file."""
+    import capture_tools.calibrate as calibrate
+
+    _, views = projected_views(0.05)
+    refined_intrinsics = []
+    bundle_adjust = calibrate.bundle_adjust
+
+    def spy(*args, **kwargs):
+        refined_intrinsics.append(kwargs["refine_intrinsics"])
+        return bundle_adjust(*args, **kwargs)
+
+    monkeypatch.setattr(calibrate, "bundle_adjust", spy)
+    params = CalibrationParams(min_views_full_model=8, max_rms_px=1e-3)
+    with pytest.raises(
+        StageError, match=r"calibration/cam\d\d.mp4: camera cam\d\d: calibration did not converge"
+    ):
+        calibrate_rig(
+            views,
+            {c: (SIZE, SIZE) for c in views},
+            BOARD,
+            "cam01",
+            params,
+            {c: f"calibration/{c}.mp4" for c in views},
+        )
+    assert refined_intrinsics == [True, False]
