@@ -311,7 +311,9 @@ def _render_calibration(job: dict[str, Any]) -> dict[str, Any]:
         for k, t in enumerate(times):
             board_to_world = pose(float(t))
             camera_poses[k] = board_to_world
-            colour, hit = board.shade(board_to_world, view.origin, view.directions)
+            if k == 0 or not np.array_equal(board_to_world, camera_poses[k - 1]):
+                # a held board (half the frames) has the very same pose as the frame before: shade once
+                colour, hit = board.shade(board_to_world, view.origin, view.directions)
             frames[k] = camera_response(np.where(hit[..., None], colour, view.plate), camera, noise.draw())
         poses[camera.id] = camera_poses
         mic = _camera_mic(claps, camera, num_samples, _rng(context.seed, _KEY_CALIBRATION, 2000 + c))
