@@ -9,7 +9,9 @@
 3. Per camera: intrinsics ``K`` and radial distortion ``(k1, k2)`` (``p1 = p2 = k3 = 0``: with a ~20°
    field of view, decentering distortion is indistinguishable from a principal-point shift and only
    trades with it) with ``cv2.calibrateCamera`` (Zhang's method + Levenberg-Marquardt, started from the
-   restricted model), and a board pose per view (planar PnP, IPPE).
+   restricted model), and a board pose per view (planar PnP, IPPE). Views whose corners lie nearly on
+   one line (:func:`corner_spread`) and outlier views (per-view RMS) are left out: their nearly
+   ambiguous planar poses can turn a camera wrong while its RMS still looks plausible.
 4. Extrinsics initialised from the board poses: ``cam_from_ref = cam_from_board · (ref_from_board)⁻¹``
    averaged over the views both cameras share (chained through other cameras when needed).
 5. Joint refinement with pycolmap's bundle adjustment over all cameras and board poses, using COLMAP 4's
@@ -51,6 +53,17 @@ class CalibrationParams:
     refine_with_bundle_adjustment: bool = True
     refine_intrinsics: bool = True  # free K and distortion in the joint bundle adjustment
     max_rms_px: float = 2.0  # per-camera reprojection RMS above which the calibration has failed
+    # Views whose corners lie nearly on one line (RMS distance from their best-fit line in board squares
+    # below this) are dropped: see :func:`corner_spread`.
+    min_corner_spread_squares: float = 0.4
+    # A view whose own reprojection RMS under its camera's intrinsics exceeds both this factor times the
+    # camera's median view RMS and ``min_outlier_px`` is an outlier (see :func:`calibrate_intrinsics`).
+    # Gross outliers only: correct views reach 0.77 px on the synthetic rig (median 0.06 px); dropping
+    # views down to 0.3 px made the default session's rotation error worse (max 0.105 -> 0.117°).
+    outlier_factor: float = 5.0
+    min_outlier_px: float = 1.0
+    max_intrinsics_rms_px: float = 2.0  # per-camera (cv2) RMS above which a camera's views are inconsistent
+    max_focal_change_percent: float = 5.0  # bundle adjustment moving a focal length further: diverged
 
 
 @dataclass
@@ -333,12 +346,24 @@ def assign_slots(
 def calibrate_intrinsics(
     views: list[BoardView], width: int, height: int, params: CalibrationParams
 ) -> tuple[np.ndarray, np.ndarray, float, dict[int, np.ndarray]]:
-    """``K [3,3]``, ``dist [5]``, RMS, and the board pose ``cam_from_board [4,4]`` of every view (by slot)."""
+    """``K [3,3]``, ``dist [5]``, RMS, and the board pose ``cam_from_board [4,4]`` of every inlier view
+    (by slot).
+
+    Outlier views are left out of both. A view whose corners barely constrain the board pose (measured:
+    6 corners, 5 of them on one board row, board tilted 50°; its corners exact to 0.15 px; such views
+    are dropped earlier, see :func:`corner_spread`) has a nearly two-fold ambiguous planar pose, so the
+    per-view pose that ``cv2.calibrateCamera`` starts from can be the flipped one; in the full model it
+    dragged Levenberg-Marquardt to a wrong minimum (focal 66 % off, 4.7 px RMS), and the bundle
+    adjustment went on from there to a camera 25° off with a plausible 0.6 px RMS. Such a view stands out
+    in the restricted model (measured: 2.0 px against a median of 0.06 px): views above
+    ``outlier_factor`` times the median view RMS and above ``min_outlier_px`` are dropped and the model
+    refitted until none is left; a board pose that reprojects worse than that limit is not returned.
+    The full model nests the restricted one, so it cannot fit the same views worse; when it does, its
+    optimisation diverged and the restricted model is kept.
+    """
     chosen = views
     if len(views) > params.max_views:
         chosen = [views[i] for i in np.linspace(0, len(views) - 1, params.max_views).round().astype(int)]
-    object_points = [v.object_points.astype(np.float32) for v in chosen]
-    image_points = [v.image_points.astype(np.float32) for v in chosen]
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 1e-8)  # bundle adjustment refines
     # The module's lens model is radial (k1, k2). First the restricted model (centred principal point,
     # fx = fy, k1 only): with a narrow field of view Zhang's closed-form start of the full model can
@@ -352,23 +377,69 @@ def calibrate_intrinsics(
         | cv2.CALIB_FIX_K2
     )
     K_init = np.array([[1.0, 0.0, (width - 1) / 2], [0.0, 1.0, (height - 1) / 2], [0.0, 0.0, 1.0]])
-    rms, K, dist, _, _ = cv2.calibrateCamera(
-        object_points, image_points, (width, height), K_init, None, flags=restricted, criteria=criteria
-    )
+
+    def fit(subset: list[BoardView], K: np.ndarray, dist: np.ndarray | None, flags: int):
+        rms, K, dist, _, _, _, _, per_view = cv2.calibrateCameraExtended(
+            [v.object_points.astype(np.float32) for v in subset],
+            [v.image_points.astype(np.float32) for v in subset],
+            (width, height),
+            K.copy(),
+            None if dist is None else dist.copy(),
+            flags=flags,
+            criteria=criteria,
+        )
+        return float(rms), K, dist, np.asarray(per_view, np.float64).ravel()
+
+    while True:
+        rms, K, dist, per_view = fit(chosen, K_init, None, restricted)
+        limit = max(params.outlier_factor * float(np.median(per_view)), params.min_outlier_px)
+        inliers = [v for v, error in zip(chosen, per_view, strict=True) if error <= limit]
+        if len(inliers) == len(chosen) or len(inliers) < params.min_views:
+            break
+        chosen = inliers
     if len(chosen) >= params.min_views_full_model:
         full = cv2.CALIB_FIX_K3 | cv2.CALIB_ZERO_TANGENT_DIST | cv2.CALIB_USE_INTRINSIC_GUESS
-        rms, K, dist, _, _ = cv2.calibrateCamera(
-            object_points, image_points, (width, height), K, dist, flags=full, criteria=criteria
-        )
+        full_fit = fit(chosen, K, dist, full)
+        if full_fit[0] <= rms * 1.01:  # else: diverged (see the docstring)
+            rms, K, dist, per_view = full_fit
+            limit = max(params.outlier_factor * float(np.median(per_view)), params.min_outlier_px)
     dist = dist.ravel()[:5].astype(np.float64)
     poses = {}
     for view in views:  # every view gets a pose (for extrinsics), not only those used for intrinsics
-        ok, rvec, tvec = cv2.solvePnP(  # IPPE: the planar solver, no flipped-plane local minimum
-            view.object_points, view.image_points, K, dist, flags=cv2.SOLVEPNP_IPPE
-        )
-        if ok and np.isfinite(rvec).all() and np.isfinite(tvec).all() and float(np.ravel(tvec)[2]) > 0:
-            poses[view.slot] = _to_matrix(rvec, tvec)
-    return K, dist, float(rms), poses
+        pose = _board_pose(view, K, dist, limit)
+        if pose is not None:
+            poses[view.slot] = pose
+    return K, dist, rms, poses
+
+
+def _board_pose(view: BoardView, K: np.ndarray, dist: np.ndarray, max_rms_px: float) -> np.ndarray | None:
+    """``cam_from_board [4,4]`` of a view by planar PnP (IPPE), or None when PnP fails, the board is
+    behind the camera, or the pose reprojects the corners with an RMS above ``max_rms_px`` (an
+    ill-conditioned or wrongly flipped pose, see :func:`calibrate_intrinsics`)."""
+    ok, rvec, tvec = cv2.solvePnP(  # IPPE: the planar solver, no flipped-plane local minimum
+        view.object_points, view.image_points, K, dist, flags=cv2.SOLVEPNP_IPPE
+    )
+    if not ok or np.size(rvec) != 3 or np.size(tvec) != 3:
+        return None
+    if not (np.isfinite(rvec).all() and np.isfinite(tvec).all() and float(np.ravel(tvec)[2]) > 0):
+        return None
+    projected = cv2.projectPoints(view.object_points, rvec, tvec, K, dist)[0].reshape(-1, 2)
+    if np.sqrt(np.mean(np.sum((projected - view.image_points) ** 2, axis=1))) > max_rms_px:
+        return None
+    return _to_matrix(rvec, tvec)
+
+
+def corner_spread(view: BoardView, square_length_m: float) -> float:
+    """RMS distance (in board squares) of a view's corners from their best-fit line on the board.
+
+    A planar pose (and the homography behind ``cv2.calibrateCamera``'s start) needs 4 corners of which
+    no 3 are collinear; corners along one board row plus a single stray one (spread 0.32 to 0.37 for
+    5 + 1) pin the board's tilt about that row on one corner, so the pose is nearly two-fold ambiguous.
+    Two rows of 4 and 2 corners already give 0.47, a 2 x 3 block 0.5; the median view of the default
+    synthetic calibration take has 1.1, and 15 of its 4546 frames (18 s take) fall below 0.4."""
+    points = view.object_points[:, :2] - view.object_points[:, :2].mean(axis=0)
+    singular = np.linalg.svd(points / square_length_m, compute_uv=False)
+    return float(singular[-1] / np.sqrt(len(points))) if len(singular) == 2 else 0.0
 
 
 def _to_matrix(rvec: np.ndarray, tvec: np.ndarray) -> np.ndarray:
@@ -634,11 +705,20 @@ def calibrate_rig(
     job order (``map``, or a process pool's) and runs the per-camera intrinsics. Returns per-camera
     results in the world frame of the module docstring and diagnostics for the report."""
     board = make_board(board_spec)
+    given = {camera: len(views) for camera, views in views_by_camera.items()}
+    views_by_camera = {
+        camera: [
+            v
+            for v in views
+            if corner_spread(v, board_spec.square_length_m) >= params.min_corner_spread_squares
+        ]
+        for camera, views in views_by_camera.items()
+    }
     for camera, views in views_by_camera.items():
         if len(views) < params.min_views:
             raise StageError(
                 f"camera {camera}: too few ChArUco board views ({len(views)} distinct board poses with >= "
-                f"{params.min_corners} corners, need {params.min_views})",
+                f"{params.min_corners} corners not all along one line, need {params.min_views})",
                 path=video_paths[camera],
                 fix="record the board in view of this camera in more poses, or check the board spec "
                 "in rig.yaml (calibration.board)",
@@ -652,6 +732,16 @@ def calibrate_rig(
     diverged = ""
     for model, refine_intrinsics in models:
         calibrations, board_poses = _initial_calibrations(views_by_camera, image_sizes, model, map_jobs)
+        inconsistent = max(calibrations, key=lambda c: calibrations[c].intrinsics_rms_px)
+        if calibrations[inconsistent].intrinsics_rms_px > params.max_intrinsics_rms_px:
+            raise StageError(
+                f"camera {inconsistent}: its board views are inconsistent (per-camera calibration RMS "
+                f"{calibrations[inconsistent].intrinsics_rms_px:.1f} px > {params.max_intrinsics_rms_px} px "
+                "after dropping outlier views)",
+                path=video_paths[inconsistent],
+                fix="check the board spec in rig.yaml (calibration.board) and that the board is flat; "
+                "record more board poses with most of the board in view",
+            )
         cam_from_ref = initial_extrinsics(board_poses, frontal)
         missing = [c for c in views_by_camera if c not in cam_from_ref]
         if missing:
@@ -677,9 +767,18 @@ def calibrate_rig(
             fixed_intrinsics=tuple(few_views),
         )
         worst = max(calibrations, key=lambda c: calibrations[c].rms_px)
-        if calibrations[worst].rms_px <= params.max_rms_px:
+        # A bundle adjustment that moves a focal length far from its per-camera estimate started from
+        # inconsistent views (wrong intrinsics, or board poses that disagree across cameras); its RMS
+        # can still look plausible (measured: 0.6 px for a camera 25° off), so it counts as diverged.
+        # (The restricted model's intrinsics are held fixed: its focal lengths cannot move.)
+        focal_change = {c: 100.0 * (cal.K[0, 0] / initial_focal[c] - 1.0) for c, cal in calibrations.items()}
+        jumped = max(calibrations, key=lambda c: abs(focal_change[c]))
+        if abs(focal_change[jumped]) > params.max_focal_change_percent:
+            diverged = f"{jumped}: focal length moved {focal_change[jumped]:+.1f} %"
+        elif calibrations[worst].rms_px > params.max_rms_px:
+            diverged = f"{worst}: {calibrations[worst].rms_px:.2f} px"
+        else:
             break
-        diverged = f"{worst}: {calibrations[worst].rms_px:.2f} px"
     if calibrations[worst].rms_px > params.max_rms_px:
         raise StageError(
             f"camera {worst}: calibration did not converge (reprojection RMS "
@@ -699,13 +798,12 @@ def calibrate_rig(
     diagnostics = {
         "reference_camera": frontal,
         "num_board_poses": len({v.slot for views in views_by_camera.values() for v in views}),
+        "near_collinear_views_dropped": {c: given[c] - len(v) for c, v in views_by_camera.items()},
         "ba_rotation_change_deg": {
             c: float(np.degrees(rotation_angle(initial[c][:3, :3].T @ cam_from_ref[c][:3, :3])))
             for c in calibrations
         },
-        "ba_focal_change_percent": {
-            c: 100.0 * (calibrations[c].K[0, 0] / initial_focal[c] - 1.0) for c in calibrations
-        },
+        "ba_focal_change_percent": focal_change,
         "world_frame": "origin: least-squares intersection of the optical axes; x = x_frontal, "
         "y = -y_frontal (up), z = -z_frontal (towards the frontal camera)",
         "distortion_model": "radial k1, k2 (p1 = p2 = k3 = 0; COLMAP RADIAL model, aspect fixed per camera)",

@@ -9,6 +9,7 @@ from capture_tools.calibrate import (
     CalibrationParams,
     assign_slots,
     calibrate_rig,
+    corner_spread,
     detect_board,
     make_board,
     rotation_angle,
@@ -127,6 +128,67 @@ def test_holds_pair_across_sub_frame_offsets():
     assert counts["holds"] == 3
     for camera in views:
         assert sorted(v.slot for v in slotted[camera]) == [0, 1, 2]
+
+
+def near_collinear_view(camera, ids=(12, 18, 19, 20, 21, 22)):
+    """Exact corners of a board tilted 0.8 rad from hold 3 in which ``camera`` sees only ``ids``: by
+    default one board row of 5 corners plus a single corner of the row above (the layout whose nearly
+    ambiguous pose once turned a camera of the 18 s default calibration take 25° wrong)."""
+    corners = np.asarray(make_board(BOARD).getChessboardCorners(), np.float64)
+    tilt = np.eye(4)
+    tilt[:3, :3] = cv2.Rodrigues(np.array([0.8, 0.0, 0.0]))[0]
+    cam_from_board = camera.world_to_cam @ board_holds(np.random.default_rng(0), 14)[3] @ tilt
+    ids = np.array(ids)
+    uv = cv2.projectPoints(
+        corners[ids], cv2.Rodrigues(cam_from_board[:3, :3])[0], cam_from_board[:3, 3], camera.K, camera.dist
+    )[0].reshape(-1, 2)
+    return BoardView(10_000_000, 99.0, corners[ids], uv, ids)
+
+
+def test_corner_spread_flags_corners_along_one_row():
+    view = near_collinear_view(make_cameras()[2])
+    assert corner_spread(view, BOARD.square_length_m) == pytest.approx(0.32, abs=0.005)  # squares
+    block = near_collinear_view(make_cameras()[2], ids=(12, 13, 14, 18, 19, 20))  # 2 x 3 corners
+    assert corner_spread(block, BOARD.square_length_m) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("min_spread", [0.4, 0.0])
+def test_a_near_collinear_view_does_not_turn_its_camera(min_spread):
+    """One view with 5 corners on a row + 1 (exact corners) turned cam02 25.9° and its focal 8.6 %
+    before the fix. It is dropped by its corner spread; without that filter (``min_spread = 0``) the
+    guard against a diverged full-model fit keeps the camera right."""
+    cameras, views = projected_views(0.05)
+    views["cam02"].append(near_collinear_view(cameras[2]))
+    result, _ = calibrate_rig(
+        views,
+        {c: (SIZE, SIZE) for c in views},
+        BOARD,
+        "cam01",
+        CalibrationParams(min_views_full_model=8, min_corner_spread_squares=min_spread),
+        {c: f"calibration/{c}.mp4" for c in views},
+    )
+    for camera_id, (rotation, centre, focal) in relative_errors(cameras, result).items():
+        assert rotation < 0.5, camera_id
+        assert centre < 0.005, camera_id
+        assert focal < 0.01, camera_id
+
+
+def test_inconsistent_views_name_camera_and_file():
+    """Corners labelled with the wrong ids (shuffled in every view of cam02) fit no camera: one error
+    naming the camera and its video, not a wrong calibration."""
+    _, views = projected_views(0.05)
+    rng = np.random.default_rng(0)
+    shuffled = []
+    for view in views["cam02"]:
+        order = rng.permutation(len(view.corner_ids))
+        shuffled.append(
+            BoardView(view.slot, view.time_s, view.object_points[order], view.image_points, view.corner_ids)
+        )
+    views["cam02"] = shuffled
+    with pytest.raises(
+        StageError, match=r"calibration/cam02.mp4: camera cam02: its board views are inconsistent"
+    ):
+        run(views)
 
 
 def test_too_few_views_names_camera_and_file():
