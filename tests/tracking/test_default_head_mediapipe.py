@@ -12,21 +12,32 @@ from tracking.head_model import HeadModel
 from tracking.landmarks import MEDIAPIPE_TO_IBUG68, load_mediapipe_embedding
 
 
-@pytest.mark.parametrize(("yaw", "jaw"), [(0.0, 0.0), (0.0, 0.3), (45.0, 0.0), (-45.0, 0.1)])
-def test_facemesh_detects_render(default_head: HeadModel, yaw: float, jaw: float) -> None:
+def _render_and_detect(
+    head: HeadModel, layer: FlameLayer, yaw: float, jaw: float, K: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Vertices, camera [4, 4] and FaceMesh's 478 points in pixels (None: no face) of a 256x256 render
+    of ``head`` turned by ``yaw`` degrees with the jaw opened by ``jaw`` rad."""
     mediapipe = pytest.importorskip("mediapipe")
-    layer = FlameLayer(default_head, torch.float64)
     with torch.no_grad():
         vertices = layer(jaw_pose=torch.tensor([[jaw, 0.0, 0.0]], dtype=torch.float64)).vertices[0].numpy()
-    K = intrinsics(256, 256, 24.0)
     camera = orbit_camera(yaw, distance=0.6, target=(0.0, -0.005, 0.03))
-    image = render_head(default_head, camera, K, 256, 256, vertices=vertices).image
+    image = render_head(head, camera, K, 256, 256, vertices=vertices).image
     with mediapipe.solutions.face_mesh.FaceMesh(
         static_image_mode=True, refine_landmarks=True, max_num_faces=1
     ) as face_mesh:
         result = face_mesh.process(image)
-    assert result.multi_face_landmarks, f"no face found at yaw {yaw}, jaw {jaw}"
-    points = np.array([[p.x, p.y] for p in result.multi_face_landmarks[0].landmark]) * 256
+    if not result.multi_face_landmarks:
+        return vertices, camera, None
+    return vertices, camera, np.array([[p.x, p.y] for p in result.multi_face_landmarks[0].landmark]) * 256
+
+
+@pytest.mark.parametrize(("yaw", "jaw"), [(0.0, 0.0), (0.0, 0.3), (45.0, 0.0), (-45.0, 0.1)])
+def test_facemesh_detects_render(default_head: HeadModel, yaw: float, jaw: float) -> None:
+    K = intrinsics(256, 256, 24.0)
+    vertices, camera, points = _render_and_detect(
+        default_head, FlameLayer(default_head, torch.float64), yaw, jaw, K
+    )
+    assert points is not None, f"no face found at yaw {yaw}, jaw {jaw}"
     assert points.shape == (478, 2)
     # MediaPipe's nose tip (1) and our embedding's nose tip (30) agree within a few pixels (the face is
     # ~120 px tall; the two definitions of the tip differ by ~2 mm)
@@ -59,23 +70,13 @@ def _project_embedded(
 def test_shipped_mediapipe_embedding_matches_facemesh(default_head: HeadModel) -> None:
     """The shipped fixed embedding (scripts/build_mediapipe_embedding.py) puts the 478 points where
     FaceMesh finds them on renders it was not built from, closer than the model's own iBUG-68 points."""
-    mediapipe = pytest.importorskip("mediapipe")
     faces_idx, bary = load_mediapipe_embedding(default_head)
     layer = FlameLayer(default_head, torch.float64)
     K = intrinsics(256, 256, 24.0)
     fixed, fixed68, model68 = [], [], []
     for yaw, jaw in ((0.0, 0.15), (30.0, 0.0), (-25.0, 0.05)):
-        with torch.no_grad():
-            vertices = (
-                layer(jaw_pose=torch.tensor([[jaw, 0.0, 0.0]], dtype=torch.float64)).vertices[0].numpy()
-            )
-        camera = orbit_camera(yaw, distance=0.6, target=(0.0, -0.005, 0.03))
-        image = render_head(default_head, camera, K, 256, 256, vertices=vertices).image
-        with mediapipe.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, refine_landmarks=True, max_num_faces=1
-        ) as face_mesh:
-            result = face_mesh.process(image)
-        detected = np.array([[p.x, p.y] for p in result.multi_face_landmarks[0].landmark]) * 256
+        vertices, camera, detected = _render_and_detect(default_head, layer, yaw, jaw, K)
+        assert detected is not None, f"no face found at yaw {yaw}, jaw {jaw}"
         pixels, facing = _project_embedded(default_head, vertices, faces_idx, bary, camera, K)
         error = np.linalg.norm(pixels - detected, axis=1)
         fixed.append(error[facing])
