@@ -40,6 +40,7 @@ centres) fixes the metric scale. The world frame is then the one of the ChArUco 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import tempfile
 from pathlib import Path
@@ -394,6 +395,24 @@ def _rig_adjustment(
     return refined_pose, camera_params, squared, diagnostics
 
 
+@contextlib.contextmanager
+def _colmap_errors_only():
+    """COLMAP (glog) logs every mapper step, and Ceres every linear-solver retry of the weakly
+    conditioned rig adjustment, as info/warning lines on stderr: ~3000 lines over the default
+    fallback, burying the progress bars. Keep COLMAP's errors only for the duration."""
+    import pycolmap
+
+    from gsbench.native_log import quiet_native_stderr
+
+    previous = pycolmap.logging.minloglevel
+    pycolmap.logging.minloglevel = 2  # glog: 0 info, 1 warning, 2 error (not honoured by every step)
+    try:
+        with quiet_native_stderr():  # what still comes: info/warning lines dropped, the rest kept
+            yield
+    finally:
+        pycolmap.logging.minloglevel = previous
+
+
 def sfm_calibrate(
     images_by_camera: dict[str, np.ndarray],
     baseline: BaselineSpec | None,
@@ -403,6 +422,18 @@ def sfm_calibrate(
     params: SfmParams = SfmParams(),
 ) -> tuple[dict[str, CameraCalibration], dict]:
     """``images_by_camera[camera]``: ``[N, H, W, 3]`` RGB frames of the same N synchronized instants."""
+    with _colmap_errors_only():
+        return _sfm_calibrate(images_by_camera, baseline, frontal, rig_file, video_paths, params)
+
+
+def _sfm_calibrate(
+    images_by_camera: dict[str, np.ndarray],
+    baseline: BaselineSpec | None,
+    frontal: str,
+    rig_file: Path,
+    video_paths: dict[str, str],
+    params: SfmParams,
+) -> tuple[dict[str, CameraCalibration], dict]:
     import pycolmap
 
     if baseline is None:

@@ -18,10 +18,11 @@ import sys
 import tempfile
 from collections.abc import Iterator
 
-# glog/absl info and warning lines ("I0000 00:00:...", "W0000 00:00:..."), absl's pre-init banner and
-# TensorFlow Lite's delegate notice. Error and fatal lines ("E...", "F...") are passed through.
+# glog/absl info and warning lines ("I0000 00:00:...", COLMAP's "I20261128 00:17:18..."; glog may put a
+# colour code first), absl's pre-init banner and TensorFlow Lite's delegate notice. Error and fatal lines
+# ("E...", "F...") and anything else are passed through.
 ROUTINE = re.compile(
-    r"^(?:[IW]\d{4} \d\d:\d\d:\d\d"
+    r"^(?:\x1b\[[0-9;]*m)*(?:[IW]\d{4}(?:\d{4})? \d\d:\d\d:\d\d"
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     r"|INFO: Created TensorFlow Lite)"
 )

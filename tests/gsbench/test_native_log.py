@@ -27,3 +27,12 @@ def test_stderr_is_restored_after_an_exception(capfd):
     os.write(2, b"after\n")
     _, err = capfd.readouterr()
     assert err == "kept line\nafter\n"
+
+
+def test_colmap_dated_and_coloured_glog_lines_are_routine(capfd):
+    with quiet_native_stderr():
+        os.write(2, b"I20261128 00:17:18.464602 139852430039936 bundle_adjustment.cc:46] === Global ===\n")
+        os.write(2, b"\x1b[m\x1b[0;33mW20261128 00:15:54.777545 1398 lm_strategy.cc:123] retry\n")
+        os.write(2, b"E20261128 00:15:54.777545 1398 mapper.cc:1] no initial pair\n")
+    _, err = capfd.readouterr()
+    assert err == "E20261128 00:15:54.777545 1398 mapper.cc:1] no initial pair\n"
