@@ -390,9 +390,12 @@ def calibrate_intrinsics(
         )
         return float(rms), K, dist, np.asarray(per_view, np.float64).ravel()
 
+    def outlier_limit(per_view: np.ndarray) -> float:
+        return max(params.outlier_factor * float(np.median(per_view)), params.min_outlier_px)
+
     while True:
         rms, K, dist, per_view = fit(chosen, K_init, None, restricted)
-        limit = max(params.outlier_factor * float(np.median(per_view)), params.min_outlier_px)
+        limit = outlier_limit(per_view)
         inliers = [v for v, error in zip(chosen, per_view, strict=True) if error <= limit]
         if len(inliers) == len(chosen) or len(inliers) < params.min_views:
             break
@@ -402,7 +405,7 @@ def calibrate_intrinsics(
         full_fit = fit(chosen, K, dist, full)
         if full_fit[0] <= rms * 1.01:  # else: diverged (see the docstring)
             rms, K, dist, per_view = full_fit
-            limit = max(params.outlier_factor * float(np.median(per_view)), params.min_outlier_px)
+            limit = outlier_limit(per_view)
     dist = dist.ravel()[:5].astype(np.float64)
     poses = {}
     for view in views:  # every view gets a pose (for extrinsics), not only those used for intrinsics

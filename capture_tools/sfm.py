@@ -413,6 +413,7 @@ def _colmap_errors_only():
         pycolmap.logging.minloglevel = previous
 
 
+@_colmap_errors_only()
 def sfm_calibrate(
     images_by_camera: dict[str, np.ndarray],
     baseline: BaselineSpec | None,
@@ -422,18 +423,6 @@ def sfm_calibrate(
     params: SfmParams = SfmParams(),
 ) -> tuple[dict[str, CameraCalibration], dict]:
     """``images_by_camera[camera]``: ``[N, H, W, 3]`` RGB frames of the same N synchronized instants."""
-    with _colmap_errors_only():
-        return _sfm_calibrate(images_by_camera, baseline, frontal, rig_file, video_paths, params)
-
-
-def _sfm_calibrate(
-    images_by_camera: dict[str, np.ndarray],
-    baseline: BaselineSpec | None,
-    frontal: str,
-    rig_file: Path,
-    video_paths: dict[str, str],
-    params: SfmParams,
-) -> tuple[dict[str, CameraCalibration], dict]:
     import pycolmap
 
     if baseline is None:
