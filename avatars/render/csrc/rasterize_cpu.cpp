@@ -357,6 +357,16 @@ inline void quat_to_rot(const double q[4], double R[3][3]) {
   R[2][0] = 2 * (x * z - w * y); R[2][1] = 2 * (y * z + w * x); R[2][2] = 1 - 2 * (x * x + y * y);
 }
 
+// out = op(A) op(B) for 3x3 matrices (op: as is, or transposed with a_t / b_t), summing k = 0, 1, 2 in order.
+inline void mul3(const double A[3][3], bool a_t, const double B[3][3], bool b_t, double out[3][3]) {
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) {
+      double acc = 0;
+      for (int k = 0; k < 3; ++k) acc += (a_t ? A[k][i] : A[i][k]) * (b_t ? B[j][k] : B[k][j]);
+      out[i][j] = acc;
+    }
+}
+
 // Everything the forward computes for one (camera, Gaussian), kept for the backward.
 struct ProjState {
   double q[4], qnorm, Rq[3][3], M[3][3], Sigma_c[3][3], p[3], J[2][3], cov[2][2];
@@ -373,28 +383,13 @@ inline void project_one(const Camera& cam, const double* mean, const double* qua
   for (int i = 0; i < 3; ++i)
     for (int j = 0; j < 3; ++j) st.M[i][j] = st.Rq[i][j] * scale[j];
   double Sigma[3][3], RS[3][3];
-  for (int i = 0; i < 3; ++i)
-    for (int j = 0; j < 3; ++j) {
-      double acc = 0;
-      for (int k = 0; k < 3; ++k) acc += st.M[i][k] * st.M[j][k];
-      Sigma[i][j] = acc;
-    }
+  mul3(st.M, false, st.M, true, Sigma);  // Sigma = M M^T
   for (int i = 0; i < 3; ++i) {
     st.p[i] = cam.t[i];
     for (int k = 0; k < 3; ++k) st.p[i] += cam.R[i][k] * mean[k];
   }
-  for (int i = 0; i < 3; ++i)
-    for (int j = 0; j < 3; ++j) {
-      double acc = 0;
-      for (int k = 0; k < 3; ++k) acc += cam.R[i][k] * Sigma[k][j];
-      RS[i][j] = acc;
-    }
-  for (int i = 0; i < 3; ++i)
-    for (int j = 0; j < 3; ++j) {
-      double acc = 0;
-      for (int k = 0; k < 3; ++k) acc += RS[i][k] * cam.R[j][k];
-      st.Sigma_c[i][j] = acc;
-    }
+  mul3(cam.R, false, Sigma, false, RS);
+  mul3(RS, false, cam.R, true, st.Sigma_c);  // Sigma_c = R Sigma R^T
   const double x = st.p[0], y = st.p[1], z = st.p[2];
   st.valid = z > near && z < far;
   const double zs = st.valid ? z : 1.0;
@@ -564,25 +559,12 @@ std::vector<at::Tensor> project_backward_impl(const at::Tensor& means, const at:
     }
     for (int k = 0; k < 3; ++k) out[k] = cam.R[0][k] * v_p[0] + cam.R[1][k] * v_p[1] + cam.R[2][k] * v_p[2];
     // Sigma_c = R Sigma R^T: v_Sigma = R^T v_Sigma_c R; Sigma = M M^T: v_M = 2 v_Sigma M.
-    double tmp[3][3], v_S[3][3], v_M[3][3];
+    double tmp[3][3], v_S[3][3], v_S_sym[3][3], v_M[3][3];
+    mul3(v_Sc, false, cam.R, false, tmp);
+    mul3(cam.R, true, tmp, false, v_S);
     for (int i = 0; i < 3; ++i)
-      for (int j = 0; j < 3; ++j) {
-        double acc = 0;
-        for (int k = 0; k < 3; ++k) acc += v_Sc[i][k] * cam.R[k][j];
-        tmp[i][j] = acc;
-      }
-    for (int i = 0; i < 3; ++i)
-      for (int j = 0; j < 3; ++j) {
-        double acc = 0;
-        for (int k = 0; k < 3; ++k) acc += cam.R[k][i] * tmp[k][j];
-        v_S[i][j] = acc;
-      }
-    for (int i = 0; i < 3; ++i)
-      for (int j = 0; j < 3; ++j) {
-        double acc = 0;
-        for (int k = 0; k < 3; ++k) acc += (v_S[i][k] + v_S[k][i]) * st.M[k][j];
-        v_M[i][j] = acc;
-      }
+      for (int k = 0; k < 3; ++k) v_S_sym[i][k] = v_S[i][k] + v_S[k][i];
+    mul3(v_S_sym, false, st.M, false, v_M);
     double v_R[3][3];
     for (int j = 0; j < 3; ++j) {
       double acc = 0;
