@@ -1,20 +1,25 @@
 """``rig.yaml``: the description of a raw rig session (docs/interfaces.md, "Raw rig session").
 
 Loaded once into frozen dataclasses and validated: every error names the key and the file.
-Whether the files it points at exist and agree with each other is checked by the probe stage
-(:mod:`capture_tools.media`), not here.
+Whether the videos it points at exist and agree with each other is checked by the probe stage
+(:mod:`capture_tools.media`), not here; the one file read here is the optional ``intrinsics`` file
+(known camera intrinsics for the structure-from-motion fallback, :func:`load_intrinsics`), whose
+image sizes the calibrate stage checks against the videos.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from gsbench.errors import ConfigError, InputError
+from gsbench.io import sha256_file
 
 SCHEMA_VERSION = 1
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -63,6 +68,27 @@ class BaselineSpec:
 
 
 @dataclass(frozen=True)
+class CameraIntrinsics:
+    """One raw (distorted) camera of an earlier calibration, OpenCV convention."""
+
+    K: tuple[tuple[float, float, float], ...]  # [3,3], zero skew
+    dist: tuple[float, ...]  # [5] k1 k2 p1 p2 k3
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class IntrinsicsSpec:
+    """Known intrinsics for the structure-from-motion fallback (rig.yaml key ``intrinsics``): the
+    cameras of ``path`` (an earlier ingest's ``reports/calibration.json``, or a mapping camera id ->
+    ``{K, dist, width, height}``); anything else in the file (extrinsics) is not read."""
+
+    path: Path  # absolute
+    sha256: str
+    cameras: dict[str, CameraIntrinsics]  # every camera of the rig
+
+
+@dataclass(frozen=True)
 class RigSpec:
     """A validated ``rig.yaml``; paths are resolved against ``root`` (the session folder)."""
 
@@ -77,6 +103,7 @@ class RigSpec:
     calibration: CalibrationSpec | None
     background: str | None
     baseline: BaselineSpec | None
+    intrinsics: IntrinsicsSpec | None = None
 
     @property
     def camera_ids(self) -> list[str]:
@@ -180,6 +207,7 @@ def load_rig(session: str | Path) -> RigSpec:
         "calibration",
         "background",
         "baseline",
+        "intrinsics",
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -272,6 +300,11 @@ def load_rig(session: str | Path) -> RigSpec:
             if getattr(baseline, key) not in ids:
                 raise r.fail(f"baseline.{key}", f"{getattr(baseline, key)!r} is not one of the cameras")
 
+    intrinsics = None
+    if data.get("intrinsics") is not None:
+        value = r.get(data, "intrinsics", "", str)
+        intrinsics = load_intrinsics(path.parent / Path(value).expanduser(), ids, path)
+
     return RigSpec(
         root=path.parent.resolve(),
         name=name,
@@ -284,4 +317,85 @@ def load_rig(session: str | Path) -> RigSpec:
         calibration=calibration,
         background=background,
         baseline=baseline,
+        intrinsics=intrinsics,
     )
+
+
+def load_intrinsics(path: Path, camera_ids: list[str], rig_file: Path) -> IntrinsicsSpec:
+    """Read the intrinsics of ``camera_ids`` from ``path`` (rig.yaml key ``intrinsics``): a calibration
+    report of an earlier ingest (``reports/calibration.json``: ``{"result": {"cameras": {...}}}``) or a
+    mapping camera id -> ``{"K": [3,3], "dist": [k1,k2,p1,p2,k3], "width", "height"}`` (the cameras of
+    such a report). A dataset's ``cameras.json`` does not qualify: it describes the undistorted frames
+    and carries no ``dist``. Each error names the file (and the camera)."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise ConfigError(
+            f"key 'intrinsics': {path} does not exist",
+            path=rig_file,
+            fix="point it at an earlier ingest's reports/calibration.json of this rig (relative to rig.yaml "
+            "or absolute), or remove the key",
+        )
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"not valid JSON ({exc}); named by key 'intrinsics' of {rig_file}", path=path
+        ) from exc
+    if isinstance(data, dict) and isinstance(data.get("result"), dict) and "cameras" in data["result"]:
+        data = data["result"]["cameras"]  # a calibration report
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"expected a mapping of camera ids to intrinsics, got {type(data).__name__}", path=path
+        )
+    cameras = {}
+    for camera in camera_ids:
+        entry = data.get(camera)
+        where = f"camera {camera}"
+        if not isinstance(entry, dict):
+            raise ConfigError(
+                f"{where} of the rig is missing (the file has {', '.join(sorted(data)) or 'no cameras'})",
+                path=path,
+                fix="use intrinsics of the same rig (its camera ids), or remove the key 'intrinsics' from "
+                f"{rig_file}",
+            )
+        if "dist" not in entry:
+            raise ConfigError(
+                f"{where}: no 'dist' (lens distortion); a dataset's cameras.json describes the undistorted "
+                "frames, not the raw videos",
+                path=path,
+                fix="point the key 'intrinsics' at that dataset's reports/calibration.json",
+            )
+        try:
+            K = np.asarray(entry["K"], np.float64)
+            dist = np.asarray(entry["dist"], np.float64)
+            width, height = entry["width"], entry["height"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"{where}: needs K [3,3], dist [5], width, height ({exc!r})", path=path
+            ) from exc
+        if (
+            K.shape != (3, 3)
+            or not np.all(np.isfinite(K))
+            or K[0, 0] <= 0
+            or K[1, 1] <= 0
+            or abs(K[0, 1]) > 1e-9
+            or np.any(K[2] != [0, 0, 1])
+            or K[1, 0] != 0
+        ):
+            raise ConfigError(
+                f"{where}: K must be [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0, got {K.tolist()}",
+                path=path,
+            )
+        if dist.shape != (5,) or not np.all(np.isfinite(dist)):
+            raise ConfigError(
+                f"{where}: dist must be 5 numbers k1 k2 p1 p2 k3, got {dist.tolist()}", path=path
+            )
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (width, height)):
+            raise ConfigError(f"{where}: width and height must be positive integers", path=path)
+        cameras[camera] = CameraIntrinsics(
+            K=tuple(tuple(float(v) for v in row) for row in K),
+            dist=tuple(float(v) for v in dist),
+            width=width,
+            height=height,
+        )
+    return IntrinsicsSpec(path=path, sha256=sha256_file(path), cameras=cameras)

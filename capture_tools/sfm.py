@@ -33,6 +33,18 @@ off centre) that alone puts the worst camera at 0.88 deg after similarity alignm
 other quantity exact, so issue 4's 0.5 deg target for the worst camera is out of reach of this
 fallback; benchmarks/sfm.py prints the measured figures.
 
+Known intrinsics (rig.yaml key ``intrinsics``, :class:`capture_tools.rig.IntrinsicsSpec`): a rig calibrated
+earlier (fixed lenses) but recorded without a calibration board re-uses that calibration's K and
+distortion and re-estimates only the poses (the rig may have been bumped). Only K, dist, width and
+height are read from that file; its extrinsics are ignored. Each camera then has its own intrinsics
+held fixed throughout: COLMAP's FULL_OPENCV model (fx, fy, cx, cy, k1, k2, p1, p2, k3, k4-k6 = 0) is
+OpenCV's 5-term distortion model exactly (same equations, no approximation), so the keypoints stay
+where SIFT found them and COLMAP's own projection handles the lens, rather than undistorting keypoints
+ourselves. No focal candidates are tried, the mappers and both adjustments refine no intrinsics, and the
+output cameras carry the file's K and dist unchanged. This does not change what the fallback achieves
+from scratch (above): it needs that earlier calibration, and its figure is its own (benchmarks/sfm.py
+prints both).
+
 Scale: SfM is up to a similarity; ``baseline`` in rig.yaml (the measured distance between two camera
 centres) fixes the metric scale. The world frame is then the one of the ChArUco path
 (:func:`capture_tools.calibrate.rig_world_from_ref`).
@@ -49,7 +61,7 @@ import cv2
 import numpy as np
 
 from capture_tools.calibrate import CameraCalibration, _mean_pose, rig_world_from_ref
-from capture_tools.rig import BaselineSpec
+from capture_tools.rig import BaselineSpec, IntrinsicsSpec
 from gsbench.errors import ConfigError, StageError
 
 
@@ -72,7 +84,7 @@ class SfmParams:
             raise ValueError(f"camera_model {self.camera_model!r}: SIMPLE_RADIAL or RADIAL")
 
 
-def _mapper_options(params: SfmParams):
+def _mapper_options(params: SfmParams, known_intrinsics: bool = False):
     import pycolmap
 
     options = pycolmap.IncrementalPipelineOptions()
@@ -90,7 +102,21 @@ def _mapper_options(params: SfmParams):
     options.mapper.init_min_num_inliers = params.init_min_num_inliers
     options.mapper.abs_pose_min_num_inliers = params.abs_pose_min_num_inliers
     options.mapper.init_min_tri_angle = params.init_min_tri_angle_deg
+    if known_intrinsics:
+        # COLMAP drops images whose distortion terms exceed 1 as diverged ("bogus"): given terms are not
+        # estimates, and real lenses can have |k2|, |k3| > 1
+        options.mapper.max_extra_param = np.inf
     return options
+
+
+def known_camera(K: np.ndarray, dist: np.ndarray, width: int, height: int):
+    """COLMAP camera equal to OpenCV's ``K [3,3]``, ``dist [5]`` (k1 k2 p1 p2 k3): FULL_OPENCV with
+    k4..k6 = 0 is OpenCV's rational model reduced to the 5-term one, the same projection exactly."""
+    import pycolmap
+
+    K, dist = np.asarray(K, np.float64), np.asarray(dist, np.float64)
+    camera_params = [K[0, 0], K[1, 1], K[0, 2], K[1, 2], *dist, 0.0, 0.0, 0.0]
+    return pycolmap.Camera(model="FULL_OPENCV", width=width, height=height, params=camera_params)
 
 
 class _Instant:
@@ -133,16 +159,23 @@ class _Instant:
         )
         self.runs = 0
 
-    def map(self, focal_px: float):
-        """Largest reconstruction with every camera at ``focal_px`` (fixed), then per-camera focal
-        lengths refined by a global bundle adjustment (Cauchy loss); None when nothing registers."""
+    def map(self, focal_px: float | None = None, known: dict | None = None):
+        """Largest reconstruction with the intrinsics held fixed, then a global bundle adjustment (Cauchy
+        loss); None when nothing registers. Either every camera at the pinhole ``focal_px`` (principal
+        point at the image centre), the adjustment refining per-camera focal lengths, or ``known``:
+        per camera name its own pycolmap camera (:func:`known_camera`), refined by nothing."""
         import pycolmap
 
         width, height = self.size
         database = pycolmap.Database.open(self.database)
         try:
+            name_of = {image.camera_id: Path(image.name).stem for image in database.read_all_images()}
             for camera in database.read_all_cameras():
-                camera.params = [focal_px, width / 2, height / 2]
+                if known is None:
+                    camera.params = [focal_px, width / 2, height / 2]
+                else:
+                    camera.model = known[name_of[camera.camera_id]].model
+                    camera.params = known[name_of[camera.camera_id]].params
                 database.update_camera(camera)
         finally:
             database.close()
@@ -150,14 +183,14 @@ class _Instant:
         out = self.work / f"sparse{self.runs}"
         out.mkdir()
         reconstructions = pycolmap.incremental_mapping(
-            self.database, self.image_root, out, _mapper_options(self.params)
+            self.database, self.image_root, out, _mapper_options(self.params, known is not None)
         )
         if not reconstructions:
             return None
         reconstruction = max(reconstructions.values(), key=lambda r: r.num_reg_images())
         adjustment = pycolmap.BundleAdjustmentOptions()
         adjustment.print_summary = False
-        adjustment.refine_focal_length = True
+        adjustment.refine_focal_length = known is None
         adjustment.refine_principal_point = False
         adjustment.refine_extra_params = False
         adjustment.ceres.loss_function_type = pycolmap.LossFunctionType.CAUCHY
@@ -272,29 +305,35 @@ def _drop_outliers(reconstruction, max_error_px: float) -> int:
 def _rig_adjustment(
     instants: list,
     cam_from_rig: dict[str, np.ndarray],
-    focal_px: dict[str, float],
-    size: tuple[int, int],
+    intrinsics: dict,
     frontal: str,
     params: SfmParams,
+    refine_intrinsics: bool = True,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, list[float]], dict]:
     """Joint bundle adjustment of all instants with the rig constraint (COLMAP's rig model): one
     ``sensor_from_rig`` pose and one set of intrinsics per camera shared by every instant (a frame per
     instant, its ``rig_from_world`` held at the identity: the cameras do not move, so the world is the
     rig's frame, that of ``frontal``), 3D points per instant (the head moves). ``instants``: per
-    instant the pycolmap reconstruction. The instants' tracks are re-triangulated from the initial
-    ``cam_from_rig`` poses (their own reconstructions disagree by up to degrees) and kept where they
-    reproject within :attr:`SfmParams.triangulation_max_error_px`. Returns per camera the refined
-    ``cam_from_rig [4,4]``, the camera parameters (COLMAP order for :attr:`SfmParams.camera_model`),
-    the squared residuals, and diagnostics."""
+    instant the pycolmap reconstruction. ``intrinsics``: per camera its initial pycolmap camera (any
+    model). The instants' tracks are re-triangulated from the initial ``cam_from_rig`` poses (their
+    own reconstructions disagree by up to degrees) and kept where they reproject within
+    :attr:`SfmParams.triangulation_max_error_px`. With ``refine_intrinsics`` the last passes refine the
+    focal lengths and extra parameters too, else only poses and points move. Returns per camera the
+    refined ``cam_from_rig [4,4]``, the camera parameters (COLMAP order of the camera's model), the
+    squared residuals, and diagnostics."""
     import pycolmap
 
-    width, height = size
     cameras = list(cam_from_rig)
     merged = pycolmap.Reconstruction()
     sensors = {}
     for index, camera in enumerate(cameras):
-        model = pycolmap.Camera.create_from_model_name(
-            index + 1, params.camera_model, focal_px[camera], width, height
+        initial = intrinsics[camera]
+        model = pycolmap.Camera(
+            camera_id=index + 1,
+            model=initial.model,
+            width=initial.width,
+            height=initial.height,
+            params=initial.params,
         )
         merged.add_camera(model)
         sensors[camera] = merged.cameras[index + 1].sensor_id
@@ -324,16 +363,14 @@ def _rig_adjustment(
             if len(observations) < 2:
                 continue
             projections = [cam_from_rig[c][:3, :] for _, c, _ in observations]
-            normalized = np.array([(xy - [width / 2, height / 2]) / focal_px[c] for _, c, xy in observations])
+            normalized = np.array([intrinsics[c].cam_from_img(xy) for _, c, xy in observations])
             xyz = _triangulate(projections, normalized)
             kept = []
-            for projection, (image_id, camera, xy), uv in zip(
-                projections, observations, normalized, strict=True
-            ):
+            for projection, (image_id, camera, xy) in zip(projections, observations, strict=True):
                 in_camera = projection[:, :3] @ xyz + projection[:, 3]
                 if in_camera[2] <= 0:
                     continue
-                miss = focal_px[camera] * np.linalg.norm(in_camera[:2] / in_camera[2] - uv)
+                miss = np.linalg.norm(intrinsics[camera].img_from_cam(in_camera) - xy)
                 if miss <= params.triangulation_max_error_px:
                     kept.append((image_id, len(keypoints[image_id])))
                     keypoints[image_id].append(xy)
@@ -362,18 +399,18 @@ def _rig_adjustment(
     options.print_summary = False
     options.refine_rig_from_world = False  # gauge: the rig is the world; scale is fixed by the baseline later
     options.refine_sensor_from_rig = True
-    options.refine_principal_point = False  # module docstring: not observable here
+    options.refine_principal_point = False  # module docstring: not observable here, or known
     options.ceres.loss_function_type = pycolmap.LossFunctionType.CAUCHY
     options.ceres.solver_options.num_threads = 1
     # Ceres' default; COLMAP's 0 runs all 100 iterations on this weakly conditioned problem (distant
     # background points, a free scale) for cost changes below 1e-4 px
     options.ceres.solver_options.function_tolerance = 1e-6
-    # Poses and points first (intrinsics from the instants), then the intrinsics too, dropping the
-    # observations that do not fit after each pass.
+    # Poses and points first (intrinsics from the instants, or known), then the intrinsics too unless
+    # known, dropping the observations that do not fit after each pass.
     options.refine_focal_length = options.refine_extra_params = False
     pycolmap.bundle_adjustment(merged, options)
     dropped = _drop_outliers(merged, params.max_error_px)
-    options.refine_focal_length = options.refine_extra_params = True
+    options.refine_focal_length = options.refine_extra_params = refine_intrinsics
     pycolmap.bundle_adjustment(merged, options)
     dropped += _drop_outliers(merged, params.max_error_px)
     pycolmap.bundle_adjustment(merged, options)
@@ -386,8 +423,10 @@ def _rig_adjustment(
         camera_params[camera] = np.array(merged.cameras[cameras.index(camera) + 1].params)
     for (image_id, _), error in _reprojection_errors(merged).items():
         squared[cameras[(image_id - 1) % len(cameras)]].append(error**2)
+    models = sorted({intrinsics[c].model.name for c in cameras})
     diagnostics = {
-        "joint_adjustment": f"rig bundle adjustment over {len(instants)} instants, {params.camera_model}",
+        "joint_adjustment": f"rig bundle adjustment over {len(instants)} instants, {', '.join(models)}"
+        + ("" if refine_intrinsics else ", poses only (intrinsics fixed)"),
         "joint_points": merged.num_points3D(),
         "joint_observations": merged.compute_num_observations(),
         "joint_dropped_observations": dropped,
@@ -421,8 +460,10 @@ def sfm_calibrate(
     rig_file: Path,
     video_paths: dict[str, str],
     params: SfmParams = SfmParams(),
+    intrinsics: IntrinsicsSpec | None = None,
 ) -> tuple[dict[str, CameraCalibration], dict]:
-    """``images_by_camera[camera]``: ``[N, H, W, 3]`` RGB frames of the same N synchronized instants."""
+    """``images_by_camera[camera]``: ``[N, H, W, 3]`` RGB frames of the same N synchronized instants.
+    ``intrinsics``: known intrinsics of every camera, held fixed (module docstring), else estimated."""
     import pycolmap
 
     if baseline is None:
@@ -436,30 +477,48 @@ def sfm_calibrate(
     cameras = list(images_by_camera)
     num_instants = min(len(frames) for frames in images_by_camera.values())
     height, width = images_by_camera[cameras[0]].shape[1:3]
+    known = None
+    if intrinsics is not None:
+        known = {}
+        for camera in cameras:
+            spec = intrinsics.cameras[camera]
+            video_height, video_width = images_by_camera[camera].shape[1:3]
+            if (spec.width, spec.height) != (video_width, video_height):
+                raise ConfigError(
+                    f"camera {camera}: the intrinsics are for {spec.width}x{spec.height} images, its video "
+                    f"{video_paths[camera]} is {video_width}x{video_height}",
+                    path=intrinsics.path,
+                    fix=f"use intrinsics of this rig at its recording resolution, or remove the key "
+                    f"'intrinsics' from {rig_file}",
+                )
+            known[camera] = known_camera(np.array(spec.K), np.array(spec.dist), spec.width, spec.height)
     with tempfile.TemporaryDirectory(prefix="gsbench-sfm-") as tmp:
         instants = [
             _Instant(Path(tmp) / f"instant{t:03d}", {c: images_by_camera[c][t] for c in cameras}, params)
             for t in range(num_instants)
         ]
-        # Focal length: the candidate that registers most cameras at the first instant (ties: the
-        # smaller reprojection error), then the median of the per-camera focal lengths it refines to.
-        trials = []
-        for factor in params.focal_factors:
-            reconstruction = instants[0].map(factor * max(width, height))
-            if reconstruction is not None:
-                found = _cameras_of(reconstruction)
-                error = reconstruction.compute_mean_reprojection_error()
-                trials.append((-len(found), error, float(np.median([v["focal_px"] for v in found.values()]))))
-        if not trials:
-            raise StageError(
-                "structure from motion registered no images",
-                path=rig_file,
-                fix="record a ChArUco calibration take (see docs/interfaces.md)",
-            )
-        focal_px = min(trials)[2]
+        focal_px = None
+        if known is None:
+            # Focal length: the candidate that registers most cameras at the first instant (ties: the
+            # smaller reprojection error), then the median of the per-camera focal lengths it refines to.
+            trials = []
+            for factor in params.focal_factors:
+                reconstruction = instants[0].map(factor * max(width, height))
+                if reconstruction is not None:
+                    found = _cameras_of(reconstruction)
+                    error = reconstruction.compute_mean_reprojection_error()
+                    median_focal = float(np.median([v["focal_px"] for v in found.values()]))
+                    trials.append((-len(found), error, median_focal))
+            if not trials:
+                raise StageError(
+                    "structure from motion registered no images",
+                    path=rig_file,
+                    fix="record a ChArUco calibration take (see docs/interfaces.md)",
+                )
+            focal_px = min(trials)[2]
         per_instant, reconstructions = [], []
         for instant in instants:
-            reconstruction = instant.map(focal_px)
+            reconstruction = instant.map(focal_px, known)
             if reconstruction is not None and reconstruction.num_reg_images() >= 3:
                 per_instant.append(_cameras_of(reconstruction))
                 reconstructions.append(reconstruction)
@@ -504,13 +563,17 @@ def sfm_calibrate(
         )
     mean_pose = {c: _robust_mean_pose(p, params.max_pose_deviation_deg) for c, p in poses.items()}
     rig_from_ref = np.linalg.inv(mean_pose[frontal])
+    initial = known or {
+        c: pycolmap.Camera.create_from_model_name(0, params.camera_model, float(np.median(f)), width, height)
+        for c, f in focals.items()
+    }  # from scratch: the instants' median focal length, no distortion
     cam_from_world, camera_params, squared, joint = _rig_adjustment(
         aligned,
         {c: pose @ rig_from_ref for c, pose in mean_pose.items()},
-        {c: float(np.median(f)) for c, f in focals.items()},
-        (width, height),
+        initial,
         frontal,
         params,
+        refine_intrinsics=known is None,
     )
     centre = {c: -m[:3, :3].T @ m[:3, 3] for c, m in cam_from_world.items()}
     distance = float(np.linalg.norm(centre[baseline.camera_a] - centre[baseline.camera_b]))
@@ -526,13 +589,16 @@ def sfm_calibrate(
     world = rig_world_from_ref(cam_from_ref, frontal)
     calibrations = {}
     for camera in cameras:
-        focal, cx, cy, *radial = camera_params[camera]  # SIMPLE_RADIAL: k1; RADIAL: k1, k2
-        dist = np.zeros(5)
-        dist[: len(radial)] = radial  # COLMAP's radial terms are OpenCV's k1, k2
+        if known is None:
+            focal, cx, cy, *radial = camera_params[camera]  # SIMPLE_RADIAL: k1; RADIAL: k1, k2
+            K = np.array([[focal, 0.0, cx], [0.0, focal, cy], [0.0, 0.0, 1.0]])
+            dist = np.zeros(5)
+            dist[: len(radial)] = radial  # COLMAP's radial terms are OpenCV's k1, k2
+        else:  # the file's values as they are (fixed throughout)
+            K, dist = np.array(intrinsics.cameras[camera].K), np.array(intrinsics.cameras[camera].dist)
         calibrations[camera] = CameraCalibration(
             camera_id=camera, width=width, height=height,
-            K=np.array([[focal, 0.0, cx], [0.0, focal, cy], [0.0, 0.0, 1.0]]),
-            dist=dist, world_to_cam=cam_from_ref[camera] @ world,
+            K=K, dist=dist, world_to_cam=cam_from_ref[camera] @ world,
             num_views=len(poses[camera]),
             rms_px=float(np.sqrt(np.mean(squared[camera]))) if squared[camera] else float("nan"),
         )  # fmt: skip
@@ -542,10 +608,15 @@ def sfm_calibrate(
         "instants": num_instants,
         "instants_used": len(per_instant),
         "registered_per_instant": [len(found) for found in per_instant],
-        "mapping_focal_px": focal_px,
         "scale_from_baseline": scale,
-        "not_estimated": "principal point (image centre)"
-        + (", k2 and tangential distortion (zero)" if params.camera_model == "SIMPLE_RADIAL" else ""),
         **joint,
     }
+    if known is None:
+        diagnostics["mapping_focal_px"] = focal_px
+        diagnostics["not_estimated"] = "principal point (image centre)" + (
+            ", k2 and tangential distortion (zero)" if params.camera_model == "SIMPLE_RADIAL" else ""
+        )
+    else:
+        diagnostics["intrinsics"] = f"from {intrinsics.path} (fixed)"
+        diagnostics["intrinsics_sha256"] = intrinsics.sha256
     return calibrations, diagnostics

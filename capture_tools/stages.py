@@ -18,7 +18,7 @@ from capture_tools.ingest import Context, Stage, clear_dir, hash_inputs, need, r
 from capture_tools.rig import RigSpec
 from gsbench.errors import MediaError, StageError
 from gsbench.io import save_npz
-from gsbench.progress import track
+from gsbench.progress import log, track
 
 
 def _rig_summary(ctx: Context) -> dict:
@@ -285,6 +285,8 @@ def _calibrate_inputs(ctx: Context) -> dict:
             "instants": SFM_INSTANTS,
             "params": dataclasses.asdict(SfmParams()),
         }
+        if ctx.rig.intrinsics is not None:  # the file's content, not its path (a moved copy resumes)
+            inputs["sfm"]["intrinsics_sha256"] = ctx.rig.intrinsics.sha256
     return inputs
 
 
@@ -306,7 +308,9 @@ def _calibrate_sfm(ctx: Context, instants: int = SFM_INSTANTS) -> dict:
         index = np.clip(np.round((times - sync[camera]["offset_s"]) * info["fps"]), 0, len(frames) - 1)
         images[camera] = frames[index.astype(int)]
     paths = {c: str(rig.take_video(take, c)) for c in rig.camera_ids}
-    calibrations, diagnostics = sfm_calibrate(images, rig.baseline, rig.frontal_camera, rig.rig_file, paths)
+    calibrations, diagnostics = sfm_calibrate(
+        images, rig.baseline, rig.frontal_camera, rig.rig_file, paths, intrinsics=rig.intrinsics
+    )
     _plot_calibration(ctx, calibrations)
     return {
         "method": "sfm",
@@ -320,6 +324,11 @@ def _calibrate(ctx: Context) -> dict:
     rig, params = ctx.rig, ctx.params.calibration
     if rig.calibration is None:
         return _calibrate_sfm(ctx)
+    if rig.intrinsics is not None:
+        log(
+            f"calibrate: rig.yaml key 'intrinsics' ({rig.intrinsics.path}) ignored: the calibration take "
+            "calibrates the intrinsics"
+        )
     videos = ctx.results["probe"]["videos"]
     fs = 16000
     # Calibration clock: the frontal camera's; other cameras placed on it by their mic tracks (claps).
