@@ -21,8 +21,9 @@ Three modes, each labelled in the output:
   script to ``true_intrinsics.json`` in ``--out``): the upper bound of the known-intrinsics mode, a
   benchmark-only reference (ingest never reads ground truth; here the benchmark hands it over).
 
-Only the first take is reconstructed, so a session listing only that take in rig.yaml gives the same
-figures faster.
+Instants (``--instants``, :class:`capture_tools.sfm.InstantChoice`): ``auto`` as ingest does (``still``
+with known intrinsics, ``first_take`` from scratch); ``still``: the stillest instants of all takes by
+the frontal camera's image change; ``first_take``: evenly spaced over the first take.
 """
 
 from __future__ import annotations
@@ -72,10 +73,16 @@ def write_true_intrinsics(truth: dict, path: Path) -> Path:
     return path
 
 
-def ingest_without_calibration(session: Path, truth: dict, out: Path, intrinsics: Path | None) -> Path:
+def ingest_without_calibration(
+    session: Path, truth: dict, out: Path, intrinsics: Path | None, instants: str = "auto"
+) -> Path:
     """``out/session_sfm``: the session's takes and rig.yaml without the calibration take, baseline =
     true distance of the two cameras farthest apart, ``intrinsics`` set (absolute) or removed; ingested
-    (probe, sync, calibrate) into ``out/dataset_sfm``, which is returned. Raises GsbenchError."""
+    (probe, sync, calibrate) into ``out/dataset_sfm`` with the instants chosen by ``instants`` (mode of
+    :class:`capture_tools.sfm.InstantChoice`), which is returned. Raises GsbenchError."""
+    import dataclasses
+
+    from capture_tools import stages
     from capture_tools.ingest import ingest
 
     sfm_session = out / "session_sfm"
@@ -98,7 +105,12 @@ def ingest_without_calibration(session: Path, truth: dict, out: Path, intrinsics
     rig["baseline"] = {"camera_a": camera_a, "camera_b": camera_b, "distance_m": float(distance)}
     (sfm_session / "rig.yaml").write_text(yaml.safe_dump(rig, sort_keys=False))
     dataset = out / "dataset_sfm"
-    ingest(sfm_session, dataset, stages=["probe", "sync", "calibrate"], force=True)
+    default = stages.SFM_INSTANTS
+    stages.SFM_INSTANTS = dataclasses.replace(default, mode=instants)
+    try:
+        ingest(sfm_session, dataset, stages=["probe", "sync", "calibrate"], force=True)
+    finally:
+        stages.SFM_INSTANTS = default
     return dataset
 
 
@@ -120,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         "--true-intrinsics",
         action="store_true",
         help="known-intrinsics mode with ground_truth's intrinsics (upper bound of that mode)",
+    )
+    parser.add_argument(
+        "--instants",
+        choices=("auto", "still", "first_take"),
+        default="auto",
+        help="which instants SfM reconstructs (default: auto, as ingest does)",
     )
     args = parser.parse_args(argv)
     os.environ.setdefault("GSBENCH_QUIET", "1")
@@ -145,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     try:
-        dataset = ingest_without_calibration(args.session, truth, out, intrinsics)
+        dataset = ingest_without_calibration(args.session, truth, out, intrinsics, args.instants)
     except GsbenchError as error:
         print(f"structure from motion failed: {error}")
         return 1
@@ -156,6 +174,19 @@ def main(argv: list[str] | None = None) -> int:
     target = TARGETS["sfm_rotation_error_deg"]
     print(f"structure-from-motion fallback on {args.session} ({len(truth)} cameras)")
     print(f"mode: {label}")
+    chosen = result["instants"]["chosen"]
+    takes = sorted({i["take"] for i in chosen})
+    print(
+        f"instants: {args.instants} -> {result['instants']['mode']}, {len(chosen)} from {len(takes)} "
+        f"take(s) ({', '.join(takes)}); "
+        + (
+            f"frontal camera's image change at the chosen: median "
+            f"{np.median([i['motion'] for i in chosen]):.2f}, max {max(i['motion'] for i in chosen):.2f} "
+            f"grey levels per frame; cameras' frame times spread {chosen[0]['spread_frames']:.2f} frame"
+            if result["instants"]["mode"] == "still"
+            else "evenly spaced"
+        )
+    )
     print(f"cameras registered: {len(result['cameras'])} / {len(truth)}; {result['diagnostics']}")
     if intrinsics is None:
         verdict = f"{'meets' if errors['rotation_deg'].max() < target else 'misses'} the < {target} target"

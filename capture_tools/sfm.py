@@ -1,9 +1,16 @@
 """Structure-from-motion calibration fallback (pycolmap) for sessions without a calibration take.
 
-Images: the same few synchronized instants of the first take in every camera. The subject moves between
-instants, so a scene point is only consistent within one instant: each instant is reconstructed on its
-own (SIFT features on the CPU, exhaustive matching of its cameras, incremental mapping), the instants'
-reconstructions are brought onto the one that registered most cameras by the similarity that best maps
+Images: the same few synchronized instants in every camera (:class:`InstantChoice`; the ingest stage
+decodes the videos). With known intrinsics (below), the stillest instants of all takes by the frontal
+camera's image change (:func:`frame_motion`, :func:`candidate_instants`, :func:`select_still_instants`):
+free-running cameras sample a moving head up to ~0.75 frame apart at one instant, which the rig
+adjustment cannot fit, while the studio is static; on the default session this brought the worst
+camera from 0.54 to 0.33 deg (benchmarks/sfm.py). From scratch, instants evenly spaced over the first
+take, as before: there the stillest ones improved the median camera (0.59 -> 0.52 deg) but not the worst
+(1.17 -> 2.78; :class:`InstantChoice`). The subject moves between instants, so a scene point is only
+consistent within one instant: each instant is reconstructed on its own (SIFT features on the CPU,
+exhaustive matching of its cameras, incremental mapping), the instants' reconstructions are brought
+onto the one that registered most cameras by the similarity that best maps
 their camera centres (:func:`pycolmap.estimate_sim3d`, without centres that miss badly), and each
 camera's pose is the mean over the instants that registered it (the rig does not move), leaving out
 instants more than ``max_pose_deviation_deg`` from the camera's medoid pose.
@@ -82,6 +89,109 @@ class SfmParams:
     def __post_init__(self):
         if self.camera_model not in ("SIMPLE_RADIAL", "RADIAL"):
             raise ValueError(f"camera_model {self.camera_model!r}: SIMPLE_RADIAL or RADIAL")
+
+
+@dataclasses.dataclass(frozen=True)
+class InstantChoice:
+    """Which synchronized instants the fallback reconstructs (:func:`candidate_instants`,
+    :func:`select_still_instants`)."""
+
+    count: int = 16
+    # "still": the stillest instants of all takes by image change; "first_take": evenly spaced over the
+    # first take, each camera at its nearest frame (the fallback's choice before the stillness pass);
+    # "auto": "still" with known intrinsics, "first_take" from scratch, where the per-camera focal lengths
+    # swing with the instant set: on the default session the stillest instants gave a worst camera of
+    # 2.8 deg (4.9-7.1 deg on close variants, one focal length 38-44 % off) vs 1.17 evenly spaced
+    mode: str = "auto"
+    per_take: int = 2  # at most this many from one take while other takes have candidates left
+    min_gap_frames: int = 3  # instants of one take at least this far apart (different head poses)
+    motion_width: int = 64  # px: the stillness pass decodes at full size but compares frames this wide
+
+    def resolved(self, known_intrinsics: bool) -> str:
+        """``mode`` with "auto" resolved."""
+        if self.mode != "auto":
+            return self.mode
+        return "still" if known_intrinsics else "first_take"
+
+    def __post_init__(self):
+        if self.mode not in ("auto", "still", "first_take"):
+            raise ValueError(f"mode {self.mode!r}: 'auto', 'still' or 'first_take'")
+        if self.count < 1 or self.per_take < 1 or self.min_gap_frames < 1 or self.motion_width < 8:
+            raise ValueError("count, per_take, min_gap_frames >= 1 and motion_width >= 8")
+
+
+def frame_motion(grey: np.ndarray) -> np.ndarray:
+    """Image change around each frame of one camera, in grey levels per frame interval: ``grey [T, h, w]``
+    -> ``[T]``, mean |I[k+1] - I[k-1]| / 2 (one-sided at the ends; zeros for a single frame).
+
+    Why this measure: where the head moves by ``v`` px per frame, |ΔI| ≈ |∇I · v| over its pixels, so the
+    mean grows with how far the head moves in the image (saturating for fast motion, which ranks last
+    anyway), while the static studio adds only codec noise, about equal at every frame. It needs no
+    segmentation or landmarks (which come later in ingest), and frames ~64 px wide keep it cheap."""
+    grey = np.asarray(grey, np.float32)
+    motion = np.zeros(len(grey))
+    if len(grey) < 2:
+        return motion
+    step = np.abs(np.diff(grey, axis=0)).mean(axis=(1, 2))  # [T-1]
+    motion[0], motion[-1] = step[0], step[-1]
+    motion[1:-1] = np.abs(grey[2:] - grey[:-2]).mean(axis=(1, 2)) / 2
+    return motion
+
+
+def candidate_instants(
+    offsets_s: np.ndarray, num_frames: np.ndarray, fps: float
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Instants of one take at which every camera has a frame. ``offsets_s [C]``: master time of each
+    camera's frame 0 (the sync stage); ``num_frames [C]``. Returns the instants' master times ``[M]``, one
+    frame apart, each camera's nearest frame ``[M, C]``, and the spread of those frames' times (frames).
+
+    Free-running cameras sample at sub-frame phases, so the frames nearest to one instant span up to
+    almost a frame, and a moving head is then in different places in different views. The instants are
+    placed where that span is shortest: at the centre of the shortest arc (of the one-frame circle) that
+    holds every camera's phase, i.e. the circle less its widest gap between phases."""
+    offsets_frames = np.asarray(offsets_s, float) * fps
+    num_frames = np.asarray(num_frames)
+    phases = np.sort(np.mod(offsets_frames, 1.0))
+    gaps = np.diff(np.append(phases, phases[0] + 1.0))
+    widest = int(np.argmax(gaps))
+    spread = 1.0 - float(gaps[widest])
+    centre = phases[(widest + 1) % len(phases)] + spread / 2  # frames, modulo 1
+    first = np.ceil(offsets_frames.max() - centre) - 1
+    last = np.floor((offsets_frames + num_frames - 1).min() - centre) + 1
+    times_frames = centre + np.arange(first, last + 1)
+    index = np.round(times_frames[:, None] - offsets_frames[None, :]).astype(int)  # [M, C]
+    inside = np.all((index >= 0) & (index < num_frames[None, :]), axis=1)
+    return times_frames[inside] / fps, index[inside], spread
+
+
+def select_still_instants(scores: dict[str, np.ndarray], choice: InstantChoice) -> list[tuple[str, int]]:
+    """The ``choice.count`` candidates of lowest score, as ``(take, candidate index)`` in take then time
+    order. ``scores[take] [M]``: one per candidate instant of the take (:func:`candidate_instants`, one
+    frame apart). At most ``choice.per_take`` come from one take (raised by as much again while fewer than
+    ``count`` are found, e.g. in a session of one short take), and those of one take are at least
+    ``choice.min_gap_frames`` apart: different head poses and expressions give the joint adjustment
+    different features, where neighbouring frames would repeat one."""
+    takes = list(scores)
+    ranked = sorted(
+        (float(score), rank, index)
+        for rank, take in enumerate(takes)
+        for index, score in enumerate(np.asarray(scores[take], float))
+    )
+    chosen: dict[str, list[int]] = {take: [] for take in takes}
+    total, limit = 0, choice.per_take
+    longest = max((len(scores[take]) for take in takes), default=0)
+    while total < choice.count:
+        for _, rank, index in ranked:
+            picked = chosen[takes[rank]]
+            if total == choice.count or len(picked) >= limit:
+                continue
+            if all(abs(index - other) >= choice.min_gap_frames for other in picked):
+                picked.append(index)
+                total += 1
+        if limit >= longest:
+            break
+        limit += choice.per_take
+    return [(take, index) for take in takes for index in sorted(chosen[take])]
 
 
 def _mapper_options(params: SfmParams, known_intrinsics: bool = False):

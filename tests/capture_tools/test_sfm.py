@@ -354,6 +354,43 @@ def test_calibrate_resume_key_follows_the_intrinsics_file(tmp_path):
     assert {k: v for k, v in first.items() if k != "intrinsics_sha256"} == plain
 
 
+def test_calibrate_resume_key_follows_the_instant_choice(tmp_path, monkeypatch):
+    """The SfM branch's stage inputs carry the instant choice and, for the stillness pass, every take's
+    sync and videos (a changed take re-runs calibrate); evenly spaced over the first take: that take's
+    only. "auto" resolves to the stillness pass with known intrinsics, to the first take without."""
+    import types
+
+    from capture_tools import stages
+    from capture_tools.rig import load_rig
+    from capture_tools.sfm import InstantChoice
+
+    rig = {
+        "fps": 25,
+        "frontal_camera": "cam0",
+        "audio": {"sample_rate": 16000, "master": "audio.wav"},
+        "cameras": [{"id": "cam0", "video": "cam0.mp4"}],
+        "takes": [{"id": "t0", "subject": "s01"}, {"id": "t1", "subject": "s01"}],
+    }
+    entry = {"K": [[300.0, 0, 128], [0, 300, 128], [0, 0, 1]], "dist": [0.0] * 5, "width": 256, "height": 256}
+    (tmp_path / "cal.json").write_text(json.dumps({"cam0": entry}))
+    videos = {"takes/t0/cam0": {"sha256": "a"}, "takes/t1/cam0": {"sha256": "b"}}
+    results = {"probe": {"videos": videos}, "sync": {"takes": {"t0": {"x": 0}, "t1": {"x": 1}}}}
+
+    def inputs(data, choice):
+        monkeypatch.setattr(stages, "SFM_INSTANTS", choice)
+        (tmp_path / "rig.yaml").write_text(yaml.safe_dump(data))
+        return stages._calibrate_inputs(types.SimpleNamespace(rig=load_rig(tmp_path), results=results))["sfm"]
+
+    still = inputs(rig, InstantChoice(mode="still"))
+    assert still["instants"]["mode"] == "still" and sorted(still["sync"]) == ["t0", "t1"]
+    assert still["videos"] == {"takes/t0/cam0": "a", "takes/t1/cam0": "b"}
+    first = inputs(rig, InstantChoice(mode="first_take"))
+    assert sorted(first["sync"]) == ["t0"] and first["videos"] == {"takes/t0/cam0": "a"}
+    assert inputs(rig, InstantChoice(mode="still", per_take=3))["instants"] != still["instants"]
+    assert sorted(inputs(rig, InstantChoice())["sync"]) == ["t0"]  # auto, from scratch
+    assert sorted(inputs(dict(rig, intrinsics="cal.json"), InstantChoice())["sync"]) == ["t0", "t1"]
+
+
 @pytest.mark.slow
 def test_sfm_fallback_registers_every_camera_of_the_default_rig(tmp_path):
     """One short take of the default preset's 16-camera rig, no calibration take: every camera is
@@ -410,3 +447,138 @@ def test_sfm_fallback_registers_every_camera_of_the_default_rig(tmp_path):
         assert np.array_equal(result["cameras"][camera]["dist"], values["dist"]), camera
     errors = camera_errors(result["cameras"], truth, with_scale=True)
     assert np.median(errors["rotation_deg"]) < 0.3
+
+
+def _disc_frame(centre_x: float, width: int = 64, height: int = 48) -> np.ndarray:
+    """A bright disc (radius 8 px, smooth edge) at ``centre_x`` over a fixed texture, ``[H, W]`` float."""
+    x, y = np.meshgrid(np.arange(width), np.arange(height))
+    texture = 40 + 20 * np.sin(0.7 * x) * np.cos(0.5 * y)
+    disc = np.clip(8.5 - np.hypot(x - centre_x, y - height / 2), 0, 1)
+    return texture * (1 - disc) + 220 * disc
+
+
+def _held_positions(num_frames: int, holds: list[int], speed: float = 2.0) -> np.ndarray:
+    """Disc x per frame: moving at ``speed`` px per frame, except that it stands still over frames
+    ``h - 1 .. h + 1`` for each ``h`` in ``holds``."""
+    steps = np.full(num_frames - 1, speed)
+    for hold in holds:
+        steps[hold - 1 : hold + 1] = 0  # steps into frames h and h + 1
+    return 10 + np.concatenate([[0], np.cumsum(steps)]) % 40
+
+
+def test_still_instants_are_the_frames_where_the_scene_stops():
+    """Synthetic frame stacks with known still frames: frame_motion is 0 exactly where the disc stands
+    still on both sides and grows with its speed; the selection takes those frames, at most per_take
+    from one take, and draws on the take's other still frames only when more instants are asked for
+    than the takes give under that cap."""
+    from capture_tools.sfm import InstantChoice, frame_motion, select_still_instants
+
+    stacks = {
+        "t0": np.stack([_disc_frame(x) for x in _held_positions(30, [6, 14, 23])]),
+        "t1": np.stack([_disc_frame(x) for x in _held_positions(30, [17])]),
+    }
+    scores = {take: frame_motion(stack) for take, stack in stacks.items()}
+    for take, holds in (("t0", [6, 14, 23]), ("t1", [17])):
+        assert np.all(scores[take][holds] == 0), take
+        moving = np.setdiff1d(np.arange(30), [h + d for h in holds for d in (-1, 0, 1)])
+        assert scores[take][moving].min() > 1.0, take  # grey levels per frame, the disc 2 px per frame
+    slow = frame_motion(np.stack([_disc_frame(x) for x in 10 + 0.5 * np.arange(30)]))
+    fast = frame_motion(np.stack([_disc_frame(x) for x in 10 + 1.5 * np.arange(30)]))
+    assert np.all(fast[1:-1] > 2 * slow[1:-1])
+
+    choice = InstantChoice(count=3, per_take=2, min_gap_frames=3)
+    assert select_still_instants(scores, choice) == [("t0", 6), ("t0", 14), ("t1", 17)]
+    # a fourth instant: t1's second (moving) frame comes before t0's third hold, the cap spreads the
+    # instants over the takes; a fifth lifts the cap and takes that hold
+    fourth = select_still_instants(scores, dataclasses.replace(choice, count=4))
+    assert [take for take, _ in fourth] == ["t0", "t0", "t1", "t1"] and ("t0", 23) not in fourth
+    fifth = select_still_instants(scores, dataclasses.replace(choice, count=5))
+    assert set(fourth) < set(fifth) and ("t0", 23) in fifth
+    # instants of one take stay min_gap_frames apart even when the cap is lifted
+    picked = select_still_instants({"t0": scores["t0"]}, dataclasses.replace(choice, count=7))
+    indices = [index for _, index in picked]
+    assert len(picked) == 7 and np.all(np.diff(indices) >= 3)
+    assert {6, 14, 23} <= set(indices)
+
+
+def test_candidate_instants_minimise_the_spread_of_the_cameras_frame_times():
+    """Cameras at sub-frame phases 0.1, 0.2, 0.35 and 0.7 frame: the shortest arc holding all is
+    0.1 .. 0.7 (the widest gap, 0.7 -> 1.1, left out), so the frames nearest to each instant span 0.6
+    frame (a grid at phase 0 would mix 0.7 - 1 = -0.3 with 0.35: 0.65), each within 0.3 frame of it, and
+    every instant has a frame in every camera."""
+    from capture_tools.sfm import candidate_instants
+
+    fps = 25.0
+    offsets_s = np.array([0.1, 0.35, -0.3, 1.2]) / fps  # phases 0.1, 0.35, 0.7, 0.2
+    num_frames = np.array([20, 20, 21, 18])
+    times, frames, spread = candidate_instants(offsets_s, num_frames, fps)
+    assert spread == pytest.approx(0.6)
+    frame_times = offsets_s[None, :] + frames / fps  # [M, C]
+    span = (frame_times.max(1) - frame_times.min(1)) * fps
+    assert np.allclose(span, 0.6)
+    assert np.all(np.abs(frame_times - times[:, None]) * fps <= 0.3 + 1e-9)
+    assert np.all((frames >= 0) & (frames < num_frames))
+    assert np.allclose(np.diff(times) * fps, 1)
+    # every instant covered by all cameras is there: master frames 1.4 .. 18.4 (the last camera's frames
+    # are at 1.2 .. 18.2, the others cover those instants)
+    assert np.allclose(times * fps, np.arange(1.4, 18.5))
+    same_phase, _, zero = candidate_instants(np.zeros(3), np.array([5, 5, 5]), fps)
+    assert zero == 0 and np.allclose(same_phase * fps, np.arange(5))
+
+
+def test_stage_picks_the_still_instants_of_the_videos(tmp_path):
+    """The calibrate stage's stillness pass on encoded videos: three cameras at sub-frame offsets film
+    a disc that stands still for 0.2 s around known master times; the instants chosen lie in those holds
+    (codec noise and the offsets notwithstanding), at most two per take, and each camera's frame is the
+    one nearest to the instant."""
+    import types
+
+    from session_factory import encode
+
+    from capture_tools.sfm import InstantChoice
+    from capture_tools.stages import _still_instants
+
+    fps, num_frames = 25.0, 30
+    offsets_s = {"c0": 0.0, "c1": 0.013, "c2": -0.009}
+    holds_s = {"ta": [0.3, 0.8], "tb": [0.5]}  # the disc stands still for +-0.1 s around each
+
+    def position(t: np.ndarray, holds: list[float]) -> np.ndarray:
+        moving = np.clip(t, 0, None).copy()
+        for hold in holds:  # time spent standing still does not advance the disc
+            moving -= np.clip(t - (hold - 0.1), 0, 0.2)
+        return 10 + 60 * moving
+
+    videos, sync = {}, {}
+    for take, holds in holds_s.items():
+        sync[take] = {"cameras": {}}
+        for camera, offset in offsets_s.items():
+            times = offset + np.arange(num_frames) / fps
+            grey = np.stack([_disc_frame(x) for x in position(times, holds)])
+            path = tmp_path / take / f"{camera}.mp4"
+            encode(path, np.repeat(grey[..., None], 3, axis=-1).astype(np.uint8), None, fps)
+            videos[f"takes/{take}/{camera}"] = {
+                "width": 64,
+                "height": 48,
+                "num_frames": num_frames,
+                "fps": fps,
+            }
+            sync[take]["cameras"][camera] = {"offset_s": offset}
+    rig = types.SimpleNamespace(
+        camera_ids=list(offsets_s),
+        frontal_camera="c0",
+        baseline=BaselineSpec("c1", "c2", 1.0),
+        takes=[types.SimpleNamespace(id=take) for take in holds_s],
+        take_video=lambda take, camera: tmp_path / take / f"{camera}.mp4",
+        rig_file=tmp_path / "rig.yaml",
+    )
+    ctx = types.SimpleNamespace(
+        rig=rig,
+        results={"probe": {"videos": videos}, "sync": {"takes": sync}},
+        params=types.SimpleNamespace(workers=1),
+    )
+    instants = _still_instants(ctx, InstantChoice(count=3, per_take=2, min_gap_frames=3, motion_width=32))
+    assert [i["take"] for i in instants] == ["ta", "ta", "tb"]
+    for instant in instants:
+        assert min(abs(instant["time_s"] - hold) for hold in holds_s[instant["take"]]) < 0.1, instant
+        for camera, offset in offsets_s.items():
+            assert abs(offset + instant["frames"][camera] / fps - instant["time_s"]) <= 0.5 / fps, camera
