@@ -83,34 +83,15 @@ def camera_errors(estimated: dict, truth: dict, with_scale: bool = False) -> dic
 
 
 def sfm_rotation_error(session: Path, truth: dict) -> float | str:
-    """Ingest the same takes without the calibration take (SfM fallback, baseline = true distance of
-    the two cameras farthest apart) and return the max rotation error after similarity alignment."""
-    import shutil
+    """Ingest the same takes without the calibration take (SfM fallback from scratch, baseline = true
+    distance of the two cameras farthest apart; benchmarks/sfm.py) and return the max rotation error
+    after similarity alignment."""
+    from sfm import ingest_without_calibration  # benchmarks/sfm.py (imports this module's helpers)
 
-    import yaml
-
-    from capture_tools.ingest import ingest
     from gsbench.errors import GsbenchError
 
-    sfm_session = session.parent / "session_sfm"
-    shutil.rmtree(sfm_session, ignore_errors=True)
-    sfm_session.mkdir()
-    for name in ("takes", "background"):
-        if (session / name).exists():
-            (sfm_session / name).symlink_to((session / name).resolve())
-    rig = yaml.safe_load((session / "rig.yaml").read_text())
-    rig.pop("calibration", None)
-    centres = {
-        c: -np.asarray(v["world_to_cam"])[:3, :3].T @ np.asarray(v["world_to_cam"])[:3, 3]
-        for c, v in truth.items()
-    }
-    pairs = [(np.linalg.norm(centres[a] - centres[b]), a, b) for a in centres for b in centres if a < b]
-    distance, camera_a, camera_b = max(pairs)
-    rig["baseline"] = {"camera_a": camera_a, "camera_b": camera_b, "distance_m": float(distance)}
-    (sfm_session / "rig.yaml").write_text(yaml.safe_dump(rig, sort_keys=False))
-    out = session.parent / "dataset_sfm"
     try:
-        ingest(sfm_session, out, stages=["probe", "sync", "calibrate"], force=True)
+        out = ingest_without_calibration(session, truth, session.parent, intrinsics=None)
     except GsbenchError as error:
         return str(error)
     calibration = json.loads((out / "reports" / "calibration.json").read_text())["result"]
