@@ -89,25 +89,15 @@ def main() -> None:
     fps = float(rig["fps"])
     measured = None
     if args.dataset is not None:
-        from ingest import align  # benchmarks/ingest.py (this folder)
+        from ingest import camera_errors  # benchmarks/ingest.py (this folder): the issue-4 rotation error
 
         result = json.loads((args.dataset / "reports" / "calibration.json").read_text())["result"]["cameras"]
         ids = sorted(truth)
-        est = {c: np.asarray(result[c]["world_to_cam"]) for c in ids}
-        true = {c: np.asarray(truth[c]["world_to_cam"]) for c in ids}
-        rotation, _, _ = align(
-            np.array([-est[c][:3, :3].T @ est[c][:3, 3] for c in ids]),
-            np.array([-true[c][:3, :3].T @ true[c][:3, 3] for c in ids]),
-            np.array([est[c][:3, :3] for c in ids]),
-            np.array([true[c][:3, :3] for c in ids]),
-            with_scale=False,
-        )
-        measured = {}
-        for c in ids:
-            relative = (est[c][:3, :3] @ rotation.T) @ true[c][:3, :3].T
-            angle = np.degrees(np.arccos(np.clip((np.trace(relative) - 1) / 2, -1, 1)))
-            pp = np.asarray(result[c]["K"])[:2, 2] - np.asarray(truth[c]["K"])[:2, 2]
-            measured[c] = (angle, pp)
+        angles = camera_errors(result, truth)["rotation_deg"]  # in sorted camera order
+        measured = {
+            c: (angle, np.asarray(result[c]["K"])[:2, 2] - np.asarray(truth[c]["K"])[:2, 2])
+            for c, angle in zip(ids, angles, strict=True)
+        }
 
     print(
         f"{'camera':7s} {'views':>5s} {'sigma px':>8s} {'sd cx':>6s} {'sd cy':>6s} {'rot sd deg':>10s}",
