@@ -129,6 +129,208 @@ def expression_condition(params: dict[str, np.ndarray], frames: np.ndarray, use_
     return torch.as_tensor(np.concatenate(parts, axis=1), dtype=torch.float32)
 
 
+def check_flame(head, params: dict[str, np.ndarray], where: str) -> None:
+    """Refuse FLAME parameters with more expression components than ``head`` has."""
+    expr_dim = np.asarray(params["expr"]).shape[-1]
+    if expr_dim > head.num_expr:
+        raise MethodError(
+            f"FLAME parameters of {where!r} have {expr_dim} expression components but head model "
+            f"{head.name!r} has {head.num_expr}",
+            fix="pass the head model the dataset was tracked with (head_model=...)",
+        )
+
+
+@dataclasses.dataclass
+class AvatarTrainingSet:
+    """The Stage-1 training images of one subject and what they show (see :func:`assemble_fit_data`)."""
+
+    data: FitData
+    subject: dict[str, np.ndarray]  # per-subject FLAME: shape (+ static_offset)
+    frames: list[tuple[str, int]]  # (sequence, frame) of each of data's Tf frames
+    cameras: list[str]  # camera id of each of data's C cameras
+
+
+def assemble_fit_data(
+    train_view: TrainData, head, flame_layer, budget_config: BudgetConfig, seed: int
+) -> AvatarTrainingSet:
+    """Up to ``max_train_frames`` frames spread evenly over the train sequences, each seen by every
+    training camera, capped at ``max_train_images`` (seeded choice): their images, masks and tracked
+    FLAME meshes (world frame) with the colour-MLP condition psi."""
+    config = budget_config.avatar
+    if not train_view.sequences:
+        raise MethodError(
+            f"the {train_view.protocol} train view of {train_view.subject!r} has no sequences",
+            fix="check the dataset's splits",
+        )
+    cameras = list(train_view.cameras)
+    lengths = {s: train_view.num_frames(s) for s in train_view.sequences}
+    total = sum(lengths.values())
+    num_frames = min(
+        total, budget_config.max_train_frames, max(1, budget_config.max_train_images // len(cameras))
+    )
+    picks = np.unique(np.round(np.linspace(0, total - 1, num_frames)).astype(np.int64))
+    starts = np.cumsum([0] + list(lengths.values()))
+    vertices, conditions, rotations, images, masks, frame_index, camera_index = [], [], [], [], [], [], []
+    frames: list[tuple[str, int]] = []
+    generator = np.random.default_rng(seed)
+    shape = None
+    for s_index, sequence in enumerate(train_view.sequences):
+        local = picks[(picks >= starts[s_index]) & (picks < starts[s_index + 1])] - starts[s_index]
+        if local.size == 0:
+            continue
+        params = train_view.load_flame(sequence)
+        check_flame(head, params, sequence)
+        shape = params
+        base = sum(v.shape[0] for v in vertices)
+        vertices.append(flame_vertices(flame_layer, params, local))
+        conditions.append(expression_condition(params, local, config.condition_on_jaw))
+        rotations.append(
+            axis_angle_to_matrix(torch.as_tensor(params["rotation"][local], dtype=torch.float32))
+        )
+        frames += [(sequence, int(t)) for t in local]
+        for c_index, camera in enumerate(cameras):
+            frame_images = train_view.load_images(sequence, camera, local.tolist())
+            frame_masks = train_view.load_masks(sequence, camera, local.tolist())
+            for j in range(len(local)):
+                images.append(frame_images[j])
+                masks.append(frame_masks[j])
+                frame_index.append(base + j)
+                camera_index.append(c_index)
+    if len(images) > budget_config.max_train_images:
+        keep = np.sort(generator.choice(len(images), budget_config.max_train_images, replace=False))
+        images = [images[i] for i in keep]
+        masks = [masks[i] for i in keep]
+        frame_index = [frame_index[i] for i in keep]
+        camera_index = [camera_index[i] for i in keep]
+    cams = [train_view.cameras[c] for c in cameras]
+    data = FitData(
+        vertices=torch.cat(vertices),
+        conditions=torch.cat(conditions),
+        head_rotations=torch.cat(rotations),
+        world_to_cam=torch.as_tensor(np.stack([c.world_to_cam for c in cams]), dtype=torch.float32),
+        Ks=torch.as_tensor(np.stack([c.K for c in cams]), dtype=torch.float32),
+        images=torch.as_tensor(np.stack(images)),
+        masks=torch.as_tensor(np.stack(masks)).bool(),
+        frame_index=torch.as_tensor(frame_index),
+        camera_index=torch.as_tensor(camera_index),
+    )
+    subject = {"shape": np.asarray(shape["shape"], np.float32)}
+    if "static_offset" in shape:
+        subject["static_offset"] = np.asarray(shape["static_offset"], np.float32)
+    return AvatarTrainingSet(data=data, subject=subject, frames=frames, cameras=cameras)
+
+
+def canonical_vertices(flame_layer, subject: dict[str, np.ndarray]) -> torch.Tensor:
+    """[V, 3] the subject's neutral mesh: FLAME with its shape, zero expression and zero pose."""
+    return flame_vertices(
+        flame_layer, {**subject, "expr": np.zeros((1, 1))}, np.array([0]), with_rigid=False
+    )[0]
+
+
+def train_avatar(
+    head,
+    flame_layer,
+    training: AvatarTrainingSet,
+    config: AvatarConfig,
+    *,
+    seed: int,
+    weights: Any,
+    name: str,
+) -> tuple[GaussianSpeechAvatar, Any]:
+    """Build the avatar on the head model's triangles (mouth subdivided when configured) and fit it
+    (:func:`avatars.gaussian_speech_avatar.fit_avatar`). Returns (avatar, FitLog)."""
+    data = training.data
+    canonical = canonical_vertices(flame_layer, training.subject)
+    binding = build_binding(head.faces, head.num_vertices, head.vertex_regions, config.mouth_subdivision)
+    avatar = GaussianSpeechAvatar(binding, int(data.conditions.shape[1]), config, seed=seed)
+    log(
+        f"{name}: {data.images.shape[0]} training images ({len(training.cameras)} cameras, "
+        f"{data.vertices.shape[0]} frames), {binding.num_faces} triangles, {config.iterations} iterations"
+    )
+    fit_log = fit_avatar(avatar, data, config, seed=seed, weights=weights, canonical_vertices=canonical)
+    return avatar, fit_log
+
+
+def save_avatar(
+    path: Path,
+    head,
+    avatar: GaussianSpeechAvatar,
+    subject: dict[str, np.ndarray],
+    seed: int,
+    info: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Checkpoint ``head_model.npz``, ``binding.npz`` (+ the subject's FLAME), ``avatar.pt``,
+    ``config.json`` (avatar config, condition size, seed, info, and ``extra`` keys)."""
+    from gsbench.io import atomic_path, save_npz, write_json
+
+    path = Path(path)
+    head.save(path / "head_model.npz")
+    binding = avatar.rig.mesh
+    save_npz(
+        path / "binding.npz",
+        faces=binding.faces,
+        midpoint_edges=binding.midpoint_edges,
+        num_vertices=np.array(binding.num_vertices),
+        **{f"subject_{k}": v for k, v in subject.items()},
+    )
+    with atomic_path(path / "avatar.pt") as tmp:
+        torch.save({"state": avatar.state_dict(), "num_gaussians": avatar.num_gaussians}, tmp)
+    write_json(
+        path / "config.json",
+        {
+            "avatar": dataclasses.asdict(avatar.config),
+            "condition_dim": avatar.condition_dim,
+            "seed": seed,
+            "info": info,
+            **(extra or {}),
+        },
+    )
+
+
+@dataclasses.dataclass
+class AvatarCheckpoint:
+    head: Any  # tracking.head_model.HeadModel
+    avatar: GaussianSpeechAvatar
+    subject: dict[str, np.ndarray]
+    meta: dict[str, Any]  # config.json
+
+
+def load_avatar(path: Path, name: str = "gaussian-avatars") -> AvatarCheckpoint:
+    """Read what :func:`save_avatar` wrote (the per-Gaussian tensors resized to the densified count)."""
+    from tracking.head_model import HeadModel
+
+    path = Path(path)
+    try:
+        meta = json.loads((path / "config.json").read_text())
+        arrays = np.load(path / "binding.npz")
+        checkpoint = torch.load(path / "avatar.pt", weights_only=True)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise MethodError(
+            f"cannot read {name} checkpoint ({error})",
+            path=path,
+            fix="delete the checkpoint folder and re-run with --force",
+        ) from error
+    head = HeadModel.load(path / "head_model.npz")
+    avatar_config = dict(meta["avatar"])
+    avatar_config["wrinkle_sigmas"] = tuple(avatar_config["wrinkle_sigmas"])
+    config = AvatarConfig(**avatar_config)
+    binding = MeshBinding(
+        faces=arrays["faces"],
+        num_vertices=int(arrays["num_vertices"]),
+        midpoint_edges=arrays["midpoint_edges"],
+    )
+    subject = {k[len("subject_") :]: arrays[k] for k in arrays.files if k.startswith("subject_")}
+    avatar = GaussianSpeechAvatar(binding, int(meta["condition_dim"]), config, seed=int(meta["seed"]))
+    n = int(checkpoint["num_gaussians"])
+    # Resize the per-Gaussian tensors to the checkpoint's count before loading (densified model).
+    for key, value in list(avatar.rig.params.items()):
+        avatar.rig.params[key] = torch.nn.Parameter(value.detach().new_zeros((n,) + value.shape[1:]))
+    avatar.rig.binding = torch.zeros(n, dtype=torch.int64)
+    avatar.load_state_dict(checkpoint["state"])
+    return AvatarCheckpoint(head=head, avatar=avatar, subject=subject, meta=meta)
+
+
 class GaussianAvatarsMethod(Method):
     name: ClassVar[str] = "gaussian-avatars"
     description: ClassVar[str] = (
@@ -190,78 +392,15 @@ class GaussianAvatarsMethod(Method):
     def train(self, train_view: TrainData, budget: str, workdir: Path) -> TrainStats:
         budget_config = self._budget_config(budget)
         config = budget_config.avatar
-        if not train_view.sequences:
-            raise MethodError(
-                f"the {train_view.protocol} train view of {train_view.subject!r} has no sequences",
-                fix="check the dataset's splits",
-            )
         flame_layer = self._flame_layer()
         head = self._head
-        cameras = list(train_view.cameras)
-        lengths = {s: train_view.num_frames(s) for s in train_view.sequences}
-        total = sum(lengths.values())
-        num_frames = min(
-            total, budget_config.max_train_frames, max(1, budget_config.max_train_images // len(cameras))
+        training = assemble_fit_data(train_view, head, flame_layer, budget_config, self.seed)
+        data = training.data
+        self._subject = training.subject
+        self._avatar, fit_log = train_avatar(
+            head, flame_layer, training, config, seed=self.seed, weights=self.weights, name=self.name
         )
-        picks = np.unique(np.round(np.linspace(0, total - 1, num_frames)).astype(np.int64))
-        starts = np.cumsum([0] + list(lengths.values()))
-        vertices, conditions, rotations, images, masks, frame_index, camera_index = [], [], [], [], [], [], []
-        generator = np.random.default_rng(self.seed)
-        shape = None
-        for s_index, sequence in enumerate(train_view.sequences):
-            local = picks[(picks >= starts[s_index]) & (picks < starts[s_index + 1])] - starts[s_index]
-            if local.size == 0:
-                continue
-            params = train_view.load_flame(sequence)
-            self._check_flame(params, sequence)
-            shape = params
-            base = sum(v.shape[0] for v in vertices)
-            vertices.append(flame_vertices(flame_layer, params, local))
-            conditions.append(expression_condition(params, local, config.condition_on_jaw))
-            rotations.append(
-                axis_angle_to_matrix(torch.as_tensor(params["rotation"][local], dtype=torch.float32))
-            )
-            for c_index, camera in enumerate(cameras):
-                frames = train_view.load_images(sequence, camera, local.tolist())
-                frame_masks = train_view.load_masks(sequence, camera, local.tolist())
-                for j in range(len(local)):
-                    images.append(frames[j])
-                    masks.append(frame_masks[j])
-                    frame_index.append(base + j)
-                    camera_index.append(c_index)
-        if len(images) > budget_config.max_train_images:
-            keep = np.sort(generator.choice(len(images), budget_config.max_train_images, replace=False))
-            images = [images[i] for i in keep]
-            masks = [masks[i] for i in keep]
-            frame_index = [frame_index[i] for i in keep]
-            camera_index = [camera_index[i] for i in keep]
-        cams = [train_view.cameras[c] for c in cameras]
-        data = FitData(
-            vertices=torch.cat(vertices),
-            conditions=torch.cat(conditions),
-            head_rotations=torch.cat(rotations),
-            world_to_cam=torch.as_tensor(np.stack([c.world_to_cam for c in cams]), dtype=torch.float32),
-            Ks=torch.as_tensor(np.stack([c.K for c in cams]), dtype=torch.float32),
-            images=torch.as_tensor(np.stack(images)),
-            masks=torch.as_tensor(np.stack(masks)).bool(),
-            frame_index=torch.as_tensor(frame_index),
-            camera_index=torch.as_tensor(camera_index),
-        )
-        self._subject = {"shape": np.asarray(shape["shape"], np.float32)}
-        if "static_offset" in shape:
-            self._subject["static_offset"] = np.asarray(shape["static_offset"], np.float32)
-        canonical = flame_vertices(
-            flame_layer, {**self._subject, "expr": np.zeros((1, 1))}, np.array([0]), with_rigid=False
-        )[0]
-        binding = build_binding(head.faces, head.num_vertices, head.vertex_regions, config.mouth_subdivision)
-        self._avatar = GaussianSpeechAvatar(binding, int(data.conditions.shape[1]), config, seed=self.seed)
-        log(
-            f"gaussian-avatars: {data.images.shape[0]} training images ({len(cameras)} cameras, "
-            f"{data.vertices.shape[0]} frames), {binding.num_faces} triangles, {config.iterations} iterations"
-        )
-        fit_log = fit_avatar(
-            self._avatar, data, config, seed=self.seed, weights=self.weights, canonical_vertices=canonical
-        )
+        binding = self._avatar.rig.mesh
         self._info = {
             "head_model": head.name,
             "triangles": binding.num_faces,
@@ -288,14 +427,7 @@ class GaussianAvatarsMethod(Method):
         )
 
     def _check_flame(self, params: dict[str, np.ndarray], where: str) -> None:
-        head = self._head
-        expr_dim = np.asarray(params["expr"]).shape[-1]
-        if expr_dim > head.num_expr:
-            raise MethodError(
-                f"FLAME parameters of {where!r} have {expr_dim} expression components but head model "
-                f"{head.name!r} has {head.num_expr}",
-                fix="pass the head model the dataset was tracked with (head_model=...)",
-            )
+        check_flame(self._head, params, where)
 
     def render(self, request: RenderRequest) -> RenderOutput:
         if self._avatar is None:
@@ -351,64 +483,14 @@ class GaussianAvatarsMethod(Method):
         return RenderOutput(rgb=rgb, alpha=alpha)
 
     def save(self, path: Path) -> None:
-        from gsbench.io import atomic_path, save_npz, write_json
-
         if self._avatar is None:
             raise MethodError("nothing to save: gaussian-avatars is not trained", fix="train first")
-        path = Path(path)
-        avatar = self._avatar
-        self._head.save(path / "head_model.npz")
-        binding = avatar.rig.mesh
-        save_npz(
-            path / "binding.npz",
-            faces=binding.faces,
-            midpoint_edges=binding.midpoint_edges,
-            num_vertices=np.array(binding.num_vertices),
-            **{f"subject_{k}": v for k, v in self._subject.items()},
-        )
-        with atomic_path(path / "avatar.pt") as tmp:
-            torch.save({"state": avatar.state_dict(), "num_gaussians": avatar.num_gaussians}, tmp)
-        write_json(
-            path / "config.json",
-            {
-                "avatar": dataclasses.asdict(avatar.config),
-                "condition_dim": avatar.condition_dim,
-                "seed": self.seed,
-                "info": self._info,
-            },
-        )
+        save_avatar(path, self._head, self._avatar, self._subject, self.seed, self._info)
 
     def load(self, path: Path) -> None:
-        from tracking.head_model import HeadModel
-
-        path = Path(path)
-        try:
-            meta = json.loads((path / "config.json").read_text())
-            arrays = np.load(path / "binding.npz")
-            checkpoint = torch.load(path / "avatar.pt", weights_only=True)
-        except (OSError, ValueError, RuntimeError) as error:
-            raise MethodError(
-                f"cannot read gaussian-avatars checkpoint ({error})",
-                path=path,
-                fix="delete the checkpoint folder and re-run with --force",
-            ) from error
-        self._head = HeadModel.load(path / "head_model.npz")
+        checkpoint = load_avatar(path, self.name)
+        self._head = checkpoint.head
         self._flame = None
-        avatar_config = meta["avatar"]
-        avatar_config["wrinkle_sigmas"] = tuple(avatar_config["wrinkle_sigmas"])
-        config = AvatarConfig(**avatar_config)
-        binding = MeshBinding(
-            faces=arrays["faces"],
-            num_vertices=int(arrays["num_vertices"]),
-            midpoint_edges=arrays["midpoint_edges"],
-        )
-        self._subject = {k[len("subject_") :]: arrays[k] for k in arrays.files if k.startswith("subject_")}
-        avatar = GaussianSpeechAvatar(binding, int(meta["condition_dim"]), config, seed=int(meta["seed"]))
-        n = int(checkpoint["num_gaussians"])
-        # Resize the per-Gaussian tensors to the checkpoint's count before loading (densified model).
-        for name, value in list(avatar.rig.params.items()):
-            avatar.rig.params[name] = torch.nn.Parameter(value.detach().new_zeros((n,) + value.shape[1:]))
-        avatar.rig.binding = torch.zeros(n, dtype=torch.int64)
-        avatar.load_state_dict(checkpoint["state"])
-        self._avatar = avatar
-        self._info = meta.get("info", {})
+        self._subject = checkpoint.subject
+        self._avatar = checkpoint.avatar
+        self._info = checkpoint.meta.get("info", {})
