@@ -226,6 +226,7 @@ def _lse(registry, pred_u8, pred_landmarks, audio, fps) -> dict[str, MetricResul
         "windows": result.num_windows,
         "mdist": result.mdist.tolist(),
         "weights_origin": weight.origin,
+        "weights_default_filled": len(model.default_filled_keys),  # BatchNorm counters the file lacked
         "face_crop": "MediaPipe landmark box, syncnet_python crop rule (not S3FD)",
         "frames_without_face": int((~np.asarray(detected)).sum()),
         "fps_in": fps,

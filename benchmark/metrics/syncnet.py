@@ -138,6 +138,8 @@ class SyncNet(nn.Module):
         mid = self.netcnnlip(video)
         return self.netfclip(mid.reshape(mid.shape[0], -1))
 
+    default_filled_keys: tuple[str, ...] = ()  # BatchNorm counters absent from the loaded file (load_syncnet)
+
     def config(self) -> dict:
         return {"width": self.width, "embedding_dim": self.embedding_dim}
 
@@ -163,14 +165,20 @@ def _read_checkpoint(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     return {"width": 1.0, "embedding_dim": 1024}, loaded
 
 
+def _is_batch_counter(key: str) -> bool:
+    return key.endswith("num_batches_tracked")
+
+
 def _structure_problem(model: nn.Module, state: dict[str, torch.Tensor]) -> str | None:
+    # syncnet_v2.model predates BatchNorm's num_batches_tracked buffers (PyTorch 0.4.1): the official
+    # loader copies only the keys the file holds, so a file without those counters is complete.
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
+    missing = sorted(k for k in set(expected) - set(state) if not _is_batch_counter(k))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
         return f"state-dict keys differ (missing {missing[:3]}..., unexpected {unexpected[:3]}...)"
     for key, tensor in expected.items():
-        if tuple(state[key].shape) != tuple(tensor.shape):
+        if key in state and tuple(state[key].shape) != tuple(tensor.shape):
             return f"{key}: shape {tuple(state[key].shape)} != {tuple(tensor.shape)}"
     return None
 
@@ -185,7 +193,11 @@ def check_syncnet_state_dict(path: Path) -> str | None:
 
 
 def load_syncnet(path: Path) -> SyncNet:
-    """A SyncNet in eval mode from the official ``syncnet_v2.model`` or a train-syncnet checkpoint."""
+    """A SyncNet in eval mode from the official ``syncnet_v2.model`` or a train-syncnet checkpoint.
+
+    BatchNorm ``num_batches_tracked`` counters missing from the file (the official file has none) are
+    default-filled and listed in ``model.default_filled_keys``.
+    """
     config, state = _read_checkpoint(Path(path))
     model = SyncNet(**config)
     problem = _structure_problem(model, state)
@@ -195,7 +207,10 @@ def load_syncnet(path: Path) -> SyncNet:
             path=path,
             fix="pass the official syncnet_v2.model or a train-syncnet output",
         )
-    model.load_state_dict(state)
+    # counters absent from pre-0.4.1 files keep their default (0); eval mode never reads them
+    filled = {k: v for k, v in model.state_dict().items() if _is_batch_counter(k) and k not in state}
+    model.load_state_dict({**filled, **state})
+    model.default_filled_keys = tuple(sorted(filled))
     return model.eval()
 
 

@@ -16,7 +16,8 @@ from scipy.io import wavfile
 from benchmark.metrics import syncnet
 from benchmark.metrics.media import read_audio_16k
 
-# official syncnet_v2.model layout (joonson/syncnet_python SyncNetModel.S): key -> shape
+# official syncnet_v2.model layout (joonson/syncnet_python SyncNetModel.S): key -> shape; the file was
+# saved before PyTorch 0.4.1 and holds no BatchNorm num_batches_tracked counters
 OFFICIAL_SHAPES = {
     "netcnnaud.0.weight": (64, 1, 3, 3),
     "netcnnaud.4.weight": (192, 64, 3, 3),
@@ -34,7 +35,7 @@ OFFICIAL_SHAPES = {
     "netcnnlip.11.weight": (256, 256, 1, 3, 3),
     "netcnnlip.14.weight": (256, 256, 1, 3, 3),
     "netcnnlip.18.weight": (512, 256, 1, 6, 6),
-    "netcnnlip.19.num_batches_tracked": (),
+    "netcnnlip.19.running_mean": (512,),
     "netfclip.3.weight": (1024, 512),
     "netfclip.3.bias": (1024,),
 }
@@ -57,8 +58,36 @@ def test_state_dict_keys_match_official_layout():
         assert tuple(state[key].shape) == shape, key
     towers = {k.split(".")[0] for k in state}
     assert towers == {"netcnnaud", "netfcaud", "netcnnlip", "netfclip"}
-    # per tower 6 conv (weight, bias) + 6 BatchNorm (weight, bias, mean, var, count); fc: 2 linear + 1 BN
-    assert len(state) == 2 * (6 * 2 + 6 * 5) + 2 * (2 * 2 + 5)
+    # official keys: per tower 6 conv (weight, bias) + 6 BatchNorm (weight, bias, mean, var);
+    # fc: 2 linear + 1 BN. Our module adds one counter per BatchNorm (14), which the file lacks.
+    official = [k for k in state if not k.endswith("num_batches_tracked")]
+    assert len(official) == 2 * (6 * 2 + 6 * 4) + 2 * (2 * 2 + 4)
+    assert len(state) - len(official) == 2 * 6 + 2 * 1
+
+
+def test_pre_041_checkpoint_without_batch_counters_loads(tmp_path):
+    """The official syncnet_v2.model: a legacy (non-zip) pickle without num_batches_tracked."""
+    import zipfile
+
+    model = _random_syncnet(1.0, 4)
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert len(state) == 88
+    path = tmp_path / "syncnet_v2.model"
+    torch.save(state, path, _use_new_zipfile_serialization=False)
+    assert not zipfile.is_zipfile(path)  # the pre-1.6 pickle format, as the official file
+    assert syncnet.check_syncnet_state_dict(path) is None
+    loaded = syncnet.load_syncnet(path)
+    assert len(loaded.default_filled_keys) == 14
+    assert all(k.endswith("num_batches_tracked") for k in loaded.default_filled_keys)
+    audio = torch.randn(2, 1, 13, 20)
+    video = torch.rand(2, 3, 5, 224, 224) * 255
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.forward_aud(audio), model.forward_aud(audio))
+        torch.testing.assert_close(loaded.forward_lip(video), model.forward_lip(video))
+    # a file missing a real tensor is still refused
+    del state["netcnnlip.19.running_var"]
+    torch.save(state, path, _use_new_zipfile_serialization=False)
+    assert "netcnnlip.19.running_var" in syncnet.check_syncnet_state_dict(path)
 
 
 def test_official_style_file_loads_and_outputs_match(tmp_path):
