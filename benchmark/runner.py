@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from benchmark import results as results_mod
+from benchmark.audio_features import dataset_feature_cache
 from benchmark.dataset import Dataset, load_dataset
 from benchmark.methods import check_budget, get_method, resolve_methods
 from benchmark.protocols import (
@@ -464,6 +465,7 @@ def _execute(job: Job, method: Any, config: dict, config_hash: str, run_dir: Pat
             path=Path(job.dataset_root) / "dataset.json",
             fix="re-plan the run",
         )
+    method.audio_cache = dataset_feature_cache(dataset)
     state = {"config_hash": config_hash, "method_cls": type(method)}
     document = _base_document(job, state)
     document["dataset"]["subjects"] = list(dataset.subjects)

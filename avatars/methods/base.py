@@ -171,6 +171,9 @@ class Method(abc.ABC):
     oracle: ClassVar[bool] = False  # True: sees test expressions; marked, never ranked
     gpus_per_job: ClassVar[float] = 0.0  # resources a scheduler should reserve per job
     cpus_per_job: ClassVar[float] = 1.0
+    # per-dataset audio-feature cache (``avatars.audio.cache.FeatureCache``), set by the runner before
+    # train/render; pass it as ``cache=`` to the audio encoders. None: no cache (features recomputed).
+    audio_cache: Any = None
 
     def __init__(self, *, seed: int = 0, device: str = "cpu", weights: Any = None):
         self.seed = seed
