@@ -9,4 +9,7 @@ through the ``gsbench.methods`` entry-point group (see ``benchmark.methods``). T
 BUILTIN_METHODS: dict[str, str] = {
     "retrieval": "avatars.methods.retrieval:RetrievalMethod",
     "gaussian-avatars": "avatars.methods.gaussian_avatars:GaussianAvatarsMethod",
+    "gaussianspeech": "avatars.methods.gaussian_speech:GaussianSpeechMethod",
+    "hicode": "avatars.methods.hicode:HiCoDeMethod",
+    "audio-plane": "avatars.methods.audio_plane:AudioPlaneMethod",
 }
