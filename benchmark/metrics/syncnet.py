@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -255,14 +256,58 @@ def mfcc_features(audio: np.ndarray, sample_rate: int = SYNCNET_SAMPLE_RATE) -> 
     return np.asarray(python_speech_features.mfcc(audio_to_int16(audio), sample_rate)).T
 
 
+def _round_half_away(value: Fraction) -> int:
+    """``av_rescale_q``'s rounding (AV_ROUND_NEAR_INF) of an exact rational."""
+    return int(math.floor(abs(value) + Fraction(1, 2))) * (1 if value >= 0 else -1)
+
+
+def ffmpeg_cfr_source_index(num_frames: int, fps: float, out_fps: int = int(SYNCNET_FPS)) -> np.ndarray:
+    """Input frame index of each output frame of ``ffmpeg -i in -r 25 out.avi`` (constant-frame-rate sync).
+
+    Transcribes ``video_sync_process`` of fftools (FFmpeg 7.0 ``ffmpeg_filter.c``; the same rule as
+    ``do_video_out`` of the 4.x releases syncnet_python ran with) for a constant-rate input starting
+    at time 0: frame ``i`` lands at ``sync = i * out_fps / fps`` output ticks (``float_pts``, rescaled
+    with 2^extra_bits precision and nudged off exact midpoints by 2^-17); with ``delta0 = sync -
+    next_pts`` and ``delta = delta0 + duration``, a frame is dropped when ``delta < -1.1``, repeated
+    ``llrintf(delta)`` times when ``delta > 1.1`` (the first ``llrint(delta0 - 0.6)`` of them being
+    the previous frame when ``delta0 > 1.1``), else written once; at the end of the stream the median
+    of the last three "previous frame" counts is appended. The tolerance of 1.1 frames is why 30 frames
+    at 30 fps give 27 frames (0..11, then every 6th dropped), not the 25 of nearest-earlier sampling.
+    ``fps`` is taken as the nearest fraction with denominator <= 1001 (29.97002997 -> 30000/1001).
+    """
+    rate = Fraction(fps).limit_denominator(1001)
+    extra_bits = min(max(29 - (out_fps.bit_length() - 1), 0), 16)  # av_clip(29 - av_log2(den), 0, 16)
+    duration = (1.0 / float(rate)) / (1.0 / out_fps)  # frame->duration in output ticks, as doubles
+    next_pts = 0
+    history = [0, 0, 0]  # frames_prev_hist
+    source: list[int] = []
+    for i in range(num_frames):
+        sync = _round_half_away(Fraction(i) / rate * out_fps * 2**extra_bits) / 2**extra_bits
+        sync = float(sync) + (2.0**-17 if sync != round(sync) else 0.0)
+        delta0 = sync - next_pts
+        delta = delta0 + duration
+        if delta0 < 0 < delta:
+            delta0 = 0.0  # "Clipping frame in rate conversion"; delta is not recomputed
+        count, previous = 1, 0
+        if delta < -1.1:
+            count = 0
+        elif delta > 1.1:
+            count = int(np.rint(np.float32(delta)))  # llrintf: round half to even
+            if delta0 > 1.1:
+                previous = int(np.rint(delta0 - 0.6))
+        history = [previous, *history[:2]]
+        source += [i - 1 if (k < previous and i > 0) else i for k in range(count)]
+        next_pts += count
+    if num_frames:
+        source += [num_frames - 1] * int(np.median(history))  # mid_pred at end of stream
+    return np.asarray(source, dtype=int)
+
+
 def resample_frames_to_25fps(frames: np.ndarray, fps: float) -> np.ndarray:
-    """Nearest earlier frame at t = k/25 (what ``ffmpeg -r 25`` does for a constant-rate input)."""
+    """The frames ``ffmpeg -r 25`` keeps (see :func:`ffmpeg_cfr_source_index`); 25 fps passes through."""
     if abs(fps - SYNCNET_FPS) < 1e-6:
         return frames
-    duration = len(frames) / fps
-    count = int(math.floor(duration * SYNCNET_FPS + 1e-9))
-    index = np.minimum(np.floor(np.arange(count) / SYNCNET_FPS * fps + 1e-9).astype(int), len(frames) - 1)
-    return frames[index]
+    return frames[ffmpeg_cfr_source_index(len(frames), fps)]
 
 
 def face_boxes_from_landmarks(points: np.ndarray, detected: np.ndarray) -> np.ndarray:

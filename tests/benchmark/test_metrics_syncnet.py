@@ -221,8 +221,47 @@ def test_face_track_from_landmarks_fills_missing_and_smooths():
 def test_resample_to_25fps():
     frames = np.arange(50)  # 2 s at 25 fps
     np.testing.assert_array_equal(syncnet.resample_frames_to_25fps(frames, 25.0), frames)
-    at30 = syncnet.resample_frames_to_25fps(np.arange(60), 30.0)  # 2 s at 30 fps -> 50 frames
-    assert len(at30) == 50 and at30[0] == 0 and at30[-1] == 58
+    # ffmpeg's CFR sync at 30 -> 25 fps: frame i lands at 5i/6 ticks; drop only when it trails by 1.1
+    # ticks, i.e. 5i/6 - (i - drops) + 5/6 < -1.1 -> the first drop is frame 12, then every 6th
+    at30 = syncnet.resample_frames_to_25fps(np.arange(60), 30.0)
+    np.testing.assert_array_equal(at30, [i for i in range(60) if i < 12 or i % 6 != 0])
+
+
+def _ffmpeg_r25_source_index(tmp_path, num_frames: int, rate: str) -> np.ndarray:
+    """Run the real ``ffmpeg -i in -r 25 out.avi`` on a lossless clip whose frame i is the flat colour
+    (i % 256, i // 256, 77), and read back which input frame each output frame is."""
+    import subprocess
+
+    from gsbench.ffmpeg import ffmpeg_exe
+
+    index = np.arange(num_frames)
+    frames = np.zeros((num_frames, 16, 16, 3), np.uint8)
+    frames[..., 0] = (index % 256)[:, None, None]
+    frames[..., 1] = (index // 256)[:, None, None]
+    frames[..., 2] = 77
+    src, out = tmp_path / f"in_{num_frames}.avi", tmp_path / f"out_{num_frames}.avi"
+    quiet = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y"]
+    raw = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "16x16", "-r", rate, "-i", "-"]
+    subprocess.run([*quiet, *raw, "-c:v", "ffv1", str(src)], input=frames.tobytes(), check=True)
+    subprocess.run([*quiet, "-i", str(src), "-r", "25", "-c:v", "ffv1", str(out)], check=True)
+    decoded = subprocess.run(
+        [*quiet, "-i", str(out), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True
+    ).stdout
+    decoded = np.frombuffer(decoded, np.uint8).reshape(-1, 16, 16, 3)
+    assert (decoded[..., 2] == 77).all()  # lossless: the index channels are exact
+    return decoded[:, 8, 8, 0].astype(int) + 256 * decoded[:, 8, 8, 1].astype(int)
+
+
+@pytest.mark.parametrize(
+    "rate,num_frames",
+    [("30", 30), ("30", 61), ("30000/1001", 100), ("50", 33), ("24", 30), ("10", 12), ("60", 7)],
+)
+def test_resample_to_25fps_matches_real_ffmpeg(tmp_path, rate, num_frames):
+    from fractions import Fraction
+
+    expected = _ffmpeg_r25_source_index(tmp_path, num_frames, rate)
+    ours = syncnet.resample_frames_to_25fps(np.arange(num_frames), float(Fraction(rate)))
+    np.testing.assert_array_equal(ours, expected)
 
 
 def test_pypi_syncnet_python_agrees_when_installed(tmp_path):
