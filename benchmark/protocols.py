@@ -9,9 +9,10 @@
 A method gets a :class:`TrainView` (the subject's train sequences, the protocol's train cameras; any
 other sequence or camera raises :class:`MethodError`) and, per test sequence, a
 :class:`avatars.methods.base.RenderRequest` built here that holds only audio, the rigid head pose and
-the evaluation camera. ``cross-id`` trains as the first of ``mono-front``/``multiview`` the method
-supports ("own protocol") and drives the subject with the next subject's test sequences (subjects
-in dataset order, cyclically); it needs at least two subjects.
+the evaluation camera. ``cross-id`` trains as the method's primary protocol, the first of
+``mono-front``/``multiview`` in the order the method declares them ("own protocol"), and drives the
+subject with the next subject's test sequences (subjects in dataset order, cyclically); it needs at
+least two subjects.
 
 Compositing (identical for every method, recorded in every results.json): the method returns a head
 ``rgb`` and ``alpha``; the scored frame is ``alpha * rgb + (1 - alpha) * background`` where
@@ -81,8 +82,10 @@ def get_protocol(name: str) -> ProtocolSpec:
 
 
 def own_protocol(method_protocols: tuple[str, ...]) -> str | None:
-    """The protocol a method trains under for ``cross-id``: the first of mono-front, multiview it supports."""
-    return next((p for p in OWN_PROTOCOLS if p in method_protocols), None)
+    """The protocol a method trains under for ``cross-id``: its primary protocol, i.e. the first of
+    mono-front / multiview in the method's own declared order (GaussianSpeech, a multi-view method,
+    declares multiview first, so its cross-id job reuses the multiview checkpoint)."""
+    return next((p for p in method_protocols if p in OWN_PROTOCOLS), None)
 
 
 def cross_id_source(dataset: Dataset, subject: str) -> str:

@@ -1,0 +1,557 @@
+"""``gaussianspeech``: GaussianSpeech (Aneja et al.), audio-driven personalised 3D Gaussian avatars.
+
+No official code exists (shivangi-aneja/GaussianSpeech: "coming soon"); this is our implementation of the
+paper's two stages, every value the paper leaves open recorded in :data:`ASSUMPTIONS` (``config()``).
+
+* **Stage 1** (Sec. 4.1), the avatar: :class:`avatars.gaussian_speech_avatar.GaussianSpeechAvatar`
+  (FLAME-rigged Gaussians with top-k volume pruning, 4-way mouth subdivision, the expression-dependent
+  two-layer colour MLP, perceptual and wrinkle losses), trained on the training sequences' tracked FLAME
+  exactly as the ``gaussian-avatars`` oracle trains it (same data assembly and schedule, shared code).
+* **Stage 2** (Sec. 4.2), the sequence model (:mod:`avatars.gaussian_speech_sequence`): audio features ->
+  Lip Transformer Encoder (Eq. 7) -> Wrinkle Transformer Encoder (Eq. 8) -> Expression Encoder (Eq. 9) ->
+  Expression2Latent -> motion decoder with the look-ahead (Eq. 10) and alignment (Eq. 11) masks and the Vertex
+  Mapper (Eq. 12), trained with L_vertices (Eqs. 13-14) alternating with L_photo on the colour MLP and latents
+  only (Eqs. 16-17).
+* **Render**: the test audio gives the canonical mesh ``V_pred = T + V_offset`` and the expressions
+  ``e_pred``; the request's rigid pose places the mesh (``R (x - J0) + J0 + t``, FLAME's global transform
+  about the root joint J0) and ``e_pred`` conditions the colour (Eq. 15). No tracked test expression is read.
+
+Protocols: ``multiview`` (the paper's: the 15 non-frontal cameras, evaluated on the frontal one) and
+``cross-id``, which trains as multiview and so reuses the multiview checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from avatars.gaussian_speech_avatar import PERCEPTUAL_WEIGHTS, axis_angle_to_matrix
+from avatars.gaussian_speech_sequence import (
+    GaussianSpeechSequenceModel,
+    PhotoData,
+    SequenceModelConfig,
+    SequenceSample,
+    face_box,
+    lip_vertex_indices,
+    rigid_to_world,
+    train_sequence_model,
+    wrinkle_feature_vector,
+)
+from avatars.methods.base import Method, RenderOutput, RenderRequest, TrainData, TrainStats, check_budget
+from avatars.methods.gaussian_avatars import (
+    BUDGET_CONFIGS as AVATAR_BUDGETS,
+)
+from avatars.methods.gaussian_avatars import (
+    BudgetConfig,
+    assemble_fit_data,
+    check_flame,
+    default_head_model,
+    expression_condition,
+    load_avatar,
+    save_avatar,
+    train_avatar,
+)
+from gsbench.errors import MethodError
+from gsbench.progress import log
+
+AUDIO_ENCODER = "wav2vec2-base-960h"  # paper: wav2vec 2.0 (TCN features + Frequency Interpolation)
+AUDIO_FALLBACK = "logmel50"
+TARGET_POSES = (
+    "jaw_pose",
+    "neck_pose",
+    "eyes_pose",
+)  # kept in the canonical targets V_gt (rigid pose removed)
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianSpeechBudget:
+    avatar: BudgetConfig  # Stage 1: the gaussian-avatars budget of the same name
+    sequence: SequenceModelConfig  # Stage 2
+
+
+BUDGET_CONFIGS: dict[str, GaussianSpeechBudget] = {
+    "smoke": GaussianSpeechBudget(
+        AVATAR_BUDGETS["smoke"],
+        SequenceModelConfig(
+            encoder_dim=16,
+            encoder_ffn=32,
+            encoder_layers=1,
+            latent_dim=16,
+            pretrain_epochs=3,
+            decoder_epochs=3,
+            alternating_rounds=3,
+        ),
+    ),
+    # CPU: method-specs.md 3.6 (encoders 2 layers d 64, decoder d 128, 100 epochs per pretraining stage,
+    # 300 alternating rounds, Adam 1e-3).
+    "quick": GaussianSpeechBudget(AVATAR_BUDGETS["quick"], SequenceModelConfig()),
+    # GPU: 4-layer encoders d 128, decoder d 256, Adam 1e-4 (FaceFormer), 100 epochs, and 30,000 alternating
+    # rounds (= 100 epochs of the paper's 300 training sequences).
+    "paper": GaussianSpeechBudget(
+        AVATAR_BUDGETS["paper"],
+        SequenceModelConfig(
+            encoder_dim=128,
+            encoder_layers=4,
+            encoder_ffn=256,
+            latent_dim=128,
+            lr=1e-4,
+            alternating_rounds=30_000,
+        ),
+    ),
+}
+
+ASSUMPTIONS: dict[str, str] = {
+    "audio": (
+        "wav2vec2-base-960h TCN features + Frequency Interpolation when its weights are registered, else the "
+        "offline logmel50 (80 log-mel bands, 50 Hz) linearly interpolated to the video fps (avatars.audio); "
+        "features standardised with the training mean/std (ours)"
+    ),
+    "audio_finetune": (
+        "paper: the wav2vec2 model is fine-tuned per subject (Table 4 'w/o audio finetune' = generic audio "
+        "features, lip encoder not personalised). Ours: the Lip Transformer Encoder is trained on the "
+        "subject (Eq. 7); 'w/o audio finetune' leaves it at its initial weights"
+    ),
+    "encoders": (
+        "Lip / Wrinkle / Expression Transformer Encoders: causal (binary look-ahead mask, as Eq. 10; the "
+        "paper trains them 'autoregressively') transformer encoders with FaceFormer's periodic positional "
+        "encoding; sizes in 'sequence' (paper: open, in the unavailable supplement)"
+    ),
+    "lip_vertices": (
+        "gsbench-head vertex_regions == lips; real FLAME: vertices of the iBUG mouth-landmark triangles"
+    ),
+    "lip_head": "zero-initialised Linear(c -> lip-vertex offsets) on top of the lip features c (ours)",
+    "wrinkle_features": (
+        "offline wrinkle detector: Hessian ridge filter (Sato-style) at sigmas wrinkle_sigmas on the "
+        "luminance inside the head mask of the iBUG-68 face box (tracked mesh) of the most frontal "
+        "training camera, resampled to wrinkle_crop^2 and averaged on a wrinkle_grid^2 layout -> w_gt; "
+        "w = the predicted (standardised) vector (ours; the paper's detector [41] has no public weights here)"
+    ),
+    "expressions": "e = [FLAME expr, jaw_pose] (the colour-MLP condition psi of Stage 1); standardised",
+    "canonical_targets": (
+        "V_gt = FLAME(shape, expr, jaw, neck, eyes) with zero global rotation and translation (the tracked "
+        "mesh in canonical space); template T = FLAME(shape) neutral; neck and eye poses are withheld at "
+        "test, so the decoder predicts them from audio as part of V_offset"
+    ),
+    "decoder": (
+        "avatars.sequence.SequenceDecoder: 1 layer, 4 heads, d = |m|, FFN 2d, binary causal mask (Eq. 10), "
+        "diagonal alignment (Eq. 11), periodic PE; target-side input = previous predicted offsets "
+        "(FaceFormer), teacher forcing in training, autoregressive rollout at test; the zero-initialised "
+        "output layer is the Vertex Mapper"
+    ),
+    "losses": (
+        "Eqs. 7-9, 13 (sums of per-frame L2 norms) minimised as mean squared errors, as FaceFormer's code; "
+        "offsets standardised by one global std"
+    ),
+    "schedule": (
+        "encoders pretrained in cascade (Eq. 7, then 8, then 9) and frozen; then Eq. 14 for decoder_epochs; "
+        "then alternating_rounds rounds of one L_vertices step (one sequence) + one L_photo step (one "
+        "training image of that sequence, rendered from the step's teacher-forced prediction); Adam "
+        "(paper: open; FaceFormer: Adam 1e-4)"
+    ),
+    "photo_step": (
+        "L_photo = L_rgb (0.8 L1 + 0.2 D-SSIM) + lambda_g L_global + lambda_p L_patch (perceptual terms only "
+        "with registered ArcFace/VGG weights); Adam on the latents (2.5e-3) and colour MLP (1e-3) only"
+    ),
+    "rigid_pose": (
+        "x_world = R (x - J0) + J0 + t, J0 = the subject's neutral FLAME root joint (exact for FLAME)"
+    ),
+}
+
+
+class GaussianSpeechMethod(Method):
+    name: ClassVar[str] = "gaussianspeech"
+    description: ClassVar[str] = (
+        "GaussianSpeech: FLAME-rigged 3D Gaussian avatar (top-k volume pruning, mouth subdivision, "
+        "expression-dependent colour) animated from audio by a transformer sequence model (lip, wrinkle and "
+        "expression encoders, motion decoder with look-ahead and alignment masks)"
+    )
+    paper: ClassVar[str] = "GaussianSpeech: Audio-Driven Personalized 3D Gaussian Avatars (Aneja et al. 2025)"
+    protocols: ClassVar[tuple[str, ...]] = ("multiview", "cross-id")
+    pretrained_networks: ClassVar[tuple[str, ...]] = (AUDIO_ENCODER, *PERCEPTUAL_WEIGHTS.values())
+    oracle: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        device: str = "cpu",
+        weights: Any = None,
+        head_model: Any = None,
+        overrides: dict[str, Any] | None = None,
+        sequence_overrides: dict[str, Any] | None = None,
+    ):
+        super().__init__(seed=seed, device=device, weights=weights)
+        self._head = head_model
+        self._overrides = dict(overrides or {})
+        self._sequence_overrides = dict(sequence_overrides or {})
+        self._avatar = None
+        self._model: GaussianSpeechSequenceModel | None = None
+        self._flame = None
+        self._subject: dict[str, np.ndarray] = {}
+        self._root: torch.Tensor | None = None
+        self._encoder = None
+        self._training = None  # Stage-1 training set, kept between train_avatar and train_sequence
+        self._info: dict[str, Any] = {}
+
+    # --- configuration ---------------------------------------------------------------------------------
+
+    def _budget_config(self, budget: str) -> GaussianSpeechBudget:
+        config = BUDGET_CONFIGS[check_budget(budget)]
+        avatar = config.avatar
+        if self._overrides:
+            avatar = dataclasses.replace(avatar, avatar=avatar.avatar.scaled(**self._overrides))
+        return GaussianSpeechBudget(avatar, config.sequence.scaled(**self._sequence_overrides))
+
+    def config(self, budget: str) -> dict[str, Any]:
+        config = self._budget_config(budget)
+        return {
+            "avatar": dataclasses.asdict(config.avatar.avatar),
+            "max_train_frames": config.avatar.max_train_frames,
+            "max_train_images": config.avatar.max_train_images,
+            "sequence": dataclasses.asdict(config.sequence),
+            "audio_encoder": {"preferred": AUDIO_ENCODER, "fallback": AUDIO_FALLBACK},
+            "target_poses": list(TARGET_POSES),
+            "assumptions": ASSUMPTIONS,
+        }
+
+    def info(self) -> dict[str, Any]:
+        return dict(self._info)
+
+    def num_gaussians(self) -> int | None:
+        return None if self._avatar is None else self._avatar.num_gaussians
+
+    def _flame_layer(self):
+        if self._flame is None:
+            from tracking.flame import FlameLayer
+
+            if self._head is None:
+                self._head = default_head_model()
+            self._flame = FlameLayer(self._head)
+        return self._flame
+
+    def _resolve_encoder(self):
+        from avatars.audio import resolve_encoder
+
+        encoder, reason = resolve_encoder(AUDIO_ENCODER, fallback=AUDIO_FALLBACK, weights=self.weights)
+        if reason:
+            log(f"gaussianspeech: {reason}")
+        return encoder, reason
+
+    def _audio_features(self, audio: np.ndarray, fps: float, num_frames: int) -> torch.Tensor:
+        features = self._encoder.video_rate(audio, fps, num_frames, cache=getattr(self, "audio_cache", None))
+        return torch.as_tensor(features, dtype=torch.float32)
+
+    # --- training ----------------------------------------------------------------------------------------
+
+    def train(self, train_view: TrainData, budget: str, workdir: Path) -> TrainStats:
+        self.train_avatar(train_view, budget)
+        return self.train_sequence(train_view, budget)
+
+    def train_avatar(self, train_view: TrainData, budget: str) -> None:
+        """Stage 1 (Sec. 4.1): the avatar on the tracked training frames (as ``gaussian-avatars``)."""
+        config = self._budget_config(budget).avatar
+        flame_layer = self._flame_layer()
+        self._training = assemble_fit_data(train_view, self._head, flame_layer, config, self.seed)
+        self._subject = self._training.subject
+        self._avatar, fit_log = train_avatar(
+            self._head,
+            flame_layer,
+            self._training,
+            config.avatar,
+            seed=self.seed,
+            weights=self.weights,
+            name=self.name,
+        )
+        window = max(1, min(50, len(fit_log.rgb_losses) // 10))
+        binding = self._avatar.rig.mesh
+        self._info = {
+            "head_model": self._head.name,
+            "triangles": binding.num_faces,
+            "subdivided_mouth_vertices": int(len(binding.midpoint_edges)),
+            "color": "mlp(expr, latent, view)" if config.avatar.use_color_mlp else "per-Gaussian rgb",
+            "disabled_losses": fit_log.disabled_terms,
+            "perceptual_weights": fit_log.weight_ids,
+            "wrinkle_detector": (
+                "ridge filter (Hessian, Sato-style) on luminance in the head mask: offline default"
+            ),
+            "rasterizer": fit_log.backend,
+            "avatar_iterations": config.avatar.iterations,
+            "avatar_rgb_loss": [
+                float(np.mean(fit_log.rgb_losses[:window])),
+                float(np.mean(fit_log.rgb_losses[-window:])),
+            ],
+            "avatar_events": fit_log.events,
+        }
+
+    def save_avatar_stage(self, path: Path) -> None:
+        """Checkpoint of Stage 1 alone (e.g. to train several Stage-2 ablations on one avatar)."""
+        if self._avatar is None:
+            raise MethodError("no avatar to save: call train_avatar first", fix="train Stage 1 first")
+        save_avatar(path, self._head, self._avatar, self._subject, self.seed, self._info)
+
+    def load_avatar_stage(self, path: Path, train_view: TrainData, budget: str) -> None:
+        """Use a Stage-1 avatar written by :meth:`save_avatar_stage` (its training images are re-read)."""
+        checkpoint = load_avatar(path, self.name)
+        self._head, self._flame = checkpoint.head, None
+        self._avatar, self._subject = checkpoint.avatar, checkpoint.subject
+        self._info = dict(checkpoint.meta.get("info", {}))
+        config = self._budget_config(budget).avatar
+        self._training = assemble_fit_data(train_view, self._head, self._flame_layer(), config, self.seed)
+
+    def train_sequence(self, train_view: TrainData, budget: str) -> TrainStats:
+        """Stage 2 (Sec. 4.2) on the avatar of :meth:`train_avatar` / :meth:`load_avatar_stage`."""
+        if self._avatar is None or self._training is None:
+            raise MethodError("train_sequence needs the Stage-1 avatar", fix="call train_avatar first")
+        config = self._budget_config(budget).sequence
+        self._encoder, fallback_reason = self._resolve_encoder()
+        flame_layer = self._flame_layer()
+        head = self._head
+        shape = torch.as_tensor(self._subject["shape"], dtype=torch.float32)[None]
+        static_offset = self._subject.get("static_offset")
+        static_offset = None if static_offset is None else torch.as_tensor(static_offset, dtype=torch.float32)
+        with torch.no_grad():
+            neutral = flame_layer(shape=shape, static_offset=static_offset)
+        template, self._root = neutral.vertices[0], neutral.joints[0, 0]
+        use_jaw = self._avatar.config.condition_on_jaw
+        camera_id = self._wrinkle_camera(train_view)
+        samples = []
+        for sequence in train_view.sequences:
+            samples.append(
+                self._sequence_sample(
+                    train_view, sequence, camera_id, config, template, shape, static_offset, use_jaw
+                )
+            )
+        index = {s.name: i for i, s in enumerate(samples)}
+        photo = PhotoData(
+            fit=self._training.data,
+            frame_sequence=[index[s] for s, _ in self._training.frames],
+            frame_time=[t for _, t in self._training.frames],
+        )
+        period = max(1, round(train_view.fps))
+        with torch.random.fork_rng():
+            torch.manual_seed(self.seed)  # nn init and dropout draw from the global generator
+            self._model = GaussianSpeechSequenceModel(
+                config,
+                audio_dim=int(samples[0].audio.shape[1]),
+                lip_index=lip_vertex_indices(head),
+                wrinkle_dim=int(samples[0].wrinkles.shape[1]),
+                expression_dim=int(samples[0].expressions.shape[1]),
+                template=template,
+                period=period,
+            )
+            log(
+                f"gaussianspeech: Stage 2 on {len(samples)} sequences ({sum(len(s.audio) for s in samples)} "
+                f"frames), audio {self._encoder.id}, {len(self._model.lip_index)} lip vertices, "
+                f"wrinkle camera {camera_id}"
+            )
+            seq_log = train_sequence_model(
+                self._model,
+                samples,
+                self._avatar,
+                photo,
+                self._root,
+                config,
+                seed=self.seed,
+                weights=self.weights,
+            )
+        self._training = None
+
+        def ends(values: list[float]) -> list[float] | None:
+            if not values:
+                return None
+            window = max(1, min(20, len(values) // 10))
+            return [float(np.mean(values[:window])), float(np.mean(values[-window:]))]
+
+        self._info.update(
+            {
+                "audio_encoder": self._encoder.id,
+                "audio_encoder_fallback": fallback_reason,
+                "lip_vertices": int(len(self._model.lip_index)),
+                "wrinkle_camera": camera_id,
+                "stage2_losses_first_last": {
+                    "lip (Eq. 7)": ends(seq_log.lip),
+                    "wrinkle (Eq. 8)": ends(seq_log.wrinkle),
+                    "expression (Eq. 9)": ends(seq_log.expression),
+                    "vertices (Eq. 13)": ends(seq_log.vertices),
+                    "photo (Eq. 16)": ends(seq_log.photo),
+                },
+                "stage2_disabled_losses": seq_log.disabled_terms,
+                "driven_by": "audio: predicted canonical mesh and expressions + the request's rigid pose",
+            }
+        )
+        return TrainStats(
+            iterations=int(self._info.get("avatar_iterations", 0)) + len(seq_log.vertices),
+            num_gaussians=self._avatar.num_gaussians,
+            extra={
+                "avatar_rgb_loss_first_last": self._info.get("avatar_rgb_loss"),
+                "stage2_losses_first_last": self._info["stage2_losses_first_last"],
+                "densification": self._info.get("avatar_events", []),
+            },
+        )
+
+    def _wrinkle_camera(self, train_view: TrainData) -> str:
+        """The training camera looking most directly at the face (mean tracked head direction)."""
+        directions = []
+        for sequence in train_view.sequences:
+            rotation = axis_angle_to_matrix(
+                torch.as_tensor(train_view.load_flame(sequence)["rotation"], dtype=torch.float32)
+            )
+            directions.append(rotation[:, :, 2])  # R @ +z: where the face points
+        face = torch.cat(directions).mean(0).numpy()
+        scores = {c: float(np.dot(cam.world_to_cam[2, :3], face)) for c, cam in train_view.cameras.items()}
+        return min(scores, key=scores.get)  # optical axis most opposite to the face direction
+
+    def _sequence_sample(
+        self, train_view, sequence, camera_id, config, template, shape, static_offset, use_jaw
+    ) -> SequenceSample:
+        params = train_view.load_flame(sequence)
+        check_flame(self._head, params, sequence)
+        num_frames = train_view.num_frames(sequence)
+        frames = np.arange(num_frames)
+
+        def rows(key: str) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(params[key])[:num_frames], dtype=torch.float32)
+
+        with torch.no_grad():
+            canonical = self._flame_layer()(
+                shape=shape.expand(num_frames, -1),
+                expr=rows("expr"),
+                static_offset=static_offset,
+                **{k: rows(k) for k in TARGET_POSES if k in params},
+            )
+        rotation = axis_angle_to_matrix(rows("rotation"))
+        translation = rows("translation")
+        landmarks = rigid_to_world(canonical.landmarks, rotation, translation, self._root).numpy()
+        camera = train_view.cameras[camera_id]
+        images = train_view.load_images(sequence, camera_id)
+        masks = train_view.load_masks(sequence, camera_id)
+        wrinkles = np.stack(
+            [
+                wrinkle_feature_vector(
+                    images[t],
+                    masks[t],
+                    face_box(camera.project(landmarks[t]), camera.width, camera.height),
+                    config.wrinkle_sigmas,
+                    config.wrinkle_crop,
+                    config.wrinkle_grid,
+                )
+                for t in frames
+            ]
+        )
+        return SequenceSample(
+            name=sequence,
+            audio=self._audio_features(train_view.load_audio(sequence), train_view.fps, num_frames),
+            offsets=canonical.vertices - template,
+            expressions=expression_condition(params, frames, use_jaw),
+            wrinkles=torch.as_tensor(wrinkles, dtype=torch.float32),
+            rotation=rotation,
+            translation=translation,
+        )
+
+    # --- inference ------------------------------------------------------------------------------------
+
+    def _check_trained(self) -> None:
+        if self._avatar is None or self._model is None:
+            raise MethodError(
+                "gaussianspeech was asked to render before train() or load()",
+                fix="train or load a checkpoint first",
+            )
+
+    def predict(self, audio: np.ndarray, fps: float, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(canonical vertices [T, V, 3], predicted expression condition e_pred [T, E']) from audio alone."""
+        self._check_trained()
+        return self._model.predict(self._audio_features(audio, fps, num_frames))
+
+    def render(self, request: RenderRequest) -> RenderOutput:
+        self._check_trained()
+        camera = request.camera
+        world_to_cam = torch.as_tensor(camera.world_to_cam, dtype=torch.float32)
+        K = torch.as_tensor(camera.K, dtype=torch.float32)
+        canonical, expressions = self.predict(request.audio, request.fps, request.num_frames)
+        rotations = axis_angle_to_matrix(torch.as_tensor(request.rotation, dtype=torch.float32))
+        translations = torch.as_tensor(request.translation, dtype=torch.float32)
+        rgb = np.zeros((request.num_frames, camera.height, camera.width, 3), np.float32)
+        alpha = np.zeros((request.num_frames, camera.height, camera.width), np.float32)
+        with torch.no_grad():
+            world = rigid_to_world(canonical, rotations, translations, self._root)
+            for t in range(request.num_frames):
+                out = self._avatar.render(
+                    world[t], expressions[t], rotations[t], world_to_cam, K, camera.width, camera.height,
+                    torch.zeros(3),
+                )  # fmt: skip
+                a = out.alpha[0, ..., 0]
+                alpha[t] = a.numpy()
+                rgb[t] = (out.features[0] / a.clamp(min=1e-6)[..., None]).clamp(0, 1).numpy()
+        return RenderOutput(rgb=rgb, alpha=alpha)
+
+    # --- checkpoint -----------------------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        from gsbench.io import atomic_path
+
+        self._check_trained()
+        path = Path(path)
+        model = self._model
+        dims = {
+            "audio_dim": int(model.audio_norm.mean.numel()),
+            "wrinkle_dim": int(model.wrinkle_norm.mean.numel()),
+            "expression_dim": int(model.expression_norm.mean.numel()),
+            "period": int(model.decoder.config.period),
+        }
+        save_avatar(
+            path,
+            self._head,
+            self._avatar,
+            self._subject,
+            self.seed,
+            self._info,
+            extra={
+                "sequence": dataclasses.asdict(model.config),
+                "sequence_dims": dims,
+                "audio_encoder_name": self._encoder.name,
+            },
+        )
+        with atomic_path(path / "sequence.pt") as tmp:
+            torch.save({"state": model.state_dict(), "root": self._root}, tmp)
+
+    def load(self, path: Path) -> None:
+        from avatars.audio import open_encoder
+
+        path = Path(path)
+        checkpoint = load_avatar(path, self.name)
+        meta = checkpoint.meta
+        try:
+            state = torch.load(path / "sequence.pt", weights_only=True)
+            sequence = dict(meta["sequence"])
+            dims = meta["sequence_dims"]
+        except (OSError, KeyError, RuntimeError) as error:
+            raise MethodError(
+                f"cannot read the gaussianspeech sequence model ({error})",
+                path=path,
+                fix="delete the checkpoint folder and re-run with --force",
+            ) from error
+        sequence["wrinkle_sigmas"] = tuple(sequence["wrinkle_sigmas"])
+        self._head, self._flame = checkpoint.head, None
+        self._avatar, self._subject = checkpoint.avatar, checkpoint.subject
+        self._info = dict(meta.get("info", {}))
+        self._encoder = open_encoder(meta["audio_encoder_name"], self.weights)
+        model_state = state["state"]
+        self._model = GaussianSpeechSequenceModel(
+            SequenceModelConfig(**sequence),
+            audio_dim=dims["audio_dim"],
+            lip_index=model_state["lip_index"].numpy(),
+            wrinkle_dim=dims["wrinkle_dim"],
+            expression_dim=dims["expression_dim"],
+            template=model_state["template"],
+            period=dims["period"],
+        )
+        self._model.load_state_dict(model_state)
+        self._model.eval()
+        self._root = state["root"]
+
+
+__all__ = ["ASSUMPTIONS", "BUDGET_CONFIGS", "GaussianSpeechMethod"]
