@@ -4,6 +4,10 @@ Built with ``torch.utils.cpp_extension.load`` + ninja into a per-user cache fold
 hash, torch version and platform, so a fresh machine builds it from the package's own files (~30-60 s on
 2 cores) and later processes load it in milliseconds. If the build fails (no compiler, no ninja), the
 caller falls back to the pure-torch compositor and records that in ``RenderOutput.backend``.
+
+The kernel needs no ``-march`` flag: its AVX2/FMA functions carry a target attribute and run only when
+the CPU reports both at run time (scalar loops otherwise), so one build is right on any x86-64 CPU.
+``GSBENCH_RASTERIZE_SIMD=0`` switches the SIMD path off.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ def load_extension() -> Any | None:
                 verbose=False,
             )
             module = torch.ops.gsbench_rasterize
+            if os.environ.get("GSBENCH_RASTERIZE_SIMD", "1") == "0":
+                module.set_simd(False)  # float32 through the scalar loops (comparisons, debugging)
         except Exception as error:  # noqa: BLE001 - any build failure means: use the torch fallback
             _state["error"] = f"{type(error).__name__}: {error}".strip()[:2000]
             log(

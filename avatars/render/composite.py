@@ -40,7 +40,7 @@ class _CompositeCpp(torch.autograd.Function):
     def forward(
         ctx, means2d, conics, opacities, features, extents, depths, width, height, tile_size, sink, ext
     ):
-        out_features, final_T, n_iter, tile_offsets, gauss_ids = ext.rasterize_forward(
+        out_features, final_T, n_iter, tile_offsets, gauss_ids, hit_boxes = ext.rasterize_forward(
             means2d.contiguous(),
             conics.contiguous(),
             opacities.contiguous(),
@@ -50,9 +50,10 @@ class _CompositeCpp(torch.autograd.Function):
             width,
             height,
             tile_size,
+            True,  # keep n_iter and the entries' hit boxes for the backward
         )
         ctx.save_for_backward(
-            means2d, conics, opacities, features, extents, tile_offsets, gauss_ids, final_T, n_iter
+            means2d, conics, opacities, features, extents, tile_offsets, gauss_ids, hit_boxes, final_T, n_iter
         )
         ctx.config = (width, height, tile_size, sink, ext)
         ctx.mark_non_differentiable(n_iter)
@@ -60,9 +61,9 @@ class _CompositeCpp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_features, grad_alpha):
-        means2d, conics, opacities, features, extents, tile_offsets, gauss_ids, final_T, n_iter = (
-            ctx.saved_tensors
-        )
+        saved = ctx.saved_tensors
+        means2d, conics, opacities, features, extents, tile_offsets, gauss_ids = saved[:7]
+        hit_boxes, final_T, n_iter = saved[7:]
         width, height, tile_size, sink, ext = ctx.config
         if grad_features is None:
             grad_features = torch.zeros(final_T.shape + (features.shape[-1],), dtype=features.dtype)
@@ -76,6 +77,7 @@ class _CompositeCpp(torch.autograd.Function):
             extents.contiguous(),
             tile_offsets,
             gauss_ids,
+            hit_boxes,
             final_T,
             n_iter,
             grad_features.contiguous(),
@@ -114,7 +116,24 @@ def composite_cpp(
     tile_size: int,
     sink: AbsGradSink | None,
 ) -> tuple[Tensor, Tensor]:
-    """Fused C++/OpenMP compositing; returns features [C, H, W, K] and alpha [C, H, W]."""
+    """Fused C++/OpenMP compositing; returns features [C, H, W, K] and alpha [C, H, W].
+
+    Without gradients (``torch.no_grad()`` or no input requiring grad) the kernel runs forward only and
+    keeps no backward state (per-pixel n_iter, per-entry hit boxes)."""
+    if not (torch.is_grad_enabled() and any(t.requires_grad for t in (means2d, conics, opacities, features))):
+        out_features, final_T, *_ = ext.rasterize_forward(
+            means2d.detach().contiguous(),
+            conics.detach().contiguous(),
+            opacities.detach().contiguous(),
+            features.detach().contiguous(),
+            extents.detach().contiguous(),
+            depths.detach().contiguous(),
+            width,
+            height,
+            tile_size,
+            False,
+        )
+        return out_features, 1.0 - final_T
     return _CompositeCpp.apply(
         means2d,
         conics,
