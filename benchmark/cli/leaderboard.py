@@ -18,7 +18,14 @@ def leaderboard() -> None:
     "--out", "out_dir", type=click.Path(path_type=Path), default=Path("leaderboards"), show_default=True
 )
 @click.option("--no-plot", is_flag=True, help="Skip the PNG plots.")
-def publish(runs_dir: Path, out_dir: Path, no_plot: bool) -> None:
+@click.option(
+    "--site",
+    "site_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the static site (tables, plots, videos) into this folder; see leaderboards/site.py.",
+)
+def publish(runs_dir: Path, out_dir: Path, no_plot: bool, site_dir: Path | None) -> None:
     """Merge every results.json under RUNS into the CSVs under OUT, then print the tables."""
     from leaderboards.publish import markdown_summary
     from leaderboards.publish import publish as publish_boards
@@ -28,3 +35,7 @@ def publish(runs_dir: Path, out_dir: Path, no_plot: bool) -> None:
     for board in boards:
         written = [board.csv_path, board.markdown_path] + ([] if no_plot else [board.plot_path])
         click.echo(f"wrote {', '.join(str(p) for p in written)}", err=True)
+    if site_dir is not None:
+        from leaderboards.site import build_site
+
+        click.echo(f"site: {build_site(boards, runs_dir, site_dir)}", err=True)
