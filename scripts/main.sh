@@ -37,5 +37,6 @@ fi
 run_status=0
 $gsbench run --method all --data "$OUT/dataset" --runs "$OUT/runs" --budget "$BUDGET" --syncnet "$syncnet" \
   || run_status=$?
-$gsbench leaderboard publish --runs "$OUT/runs" --out "$OUT/leaderboards"
+$gsbench leaderboard publish --runs "$OUT/runs" --out "$OUT/leaderboards" --site "$OUT/site"
+echo "leaderboard site (open in a browser, works offline): $OUT/site/index.html"
 exit "$run_status"

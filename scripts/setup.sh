@@ -24,6 +24,20 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so'; then
   fi
 fi
 
+# The leaderboard site's browser test (tests/leaderboards/test_site.py) drives Debian's chromium; without
+# it that test is skipped. Best effort: a failure is a warning, never a failed set-up.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null && [ -z "${GSBENCH_CHROMIUM:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing chromium (for the leaderboard site's browser test)" >&2
+    (timeout 600 apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 ||
+      { timeout 120 apt-get update -q >/dev/null 2>&1 &&
+        timeout 600 apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; }) ||
+      echo "warning: could not install chromium; the site's browser test will be skipped" >&2
+  else
+    echo "note: no chromium; the site's browser test is skipped (sudo apt-get install -y chromium)" >&2
+  fi
+fi
+
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 
 # test: pytest + ruff; ray: the Ray executor, whose test runs a local Ray instance.
