@@ -186,6 +186,7 @@ class HiCoDeMethod(Method):
     )
     protocols: ClassVar[tuple[str, ...]] = ("mono-front", "cross-id")
     pretrained_networks: ClassVar[tuple[str, ...]] = (AUDIO_ENCODER, VGG_WEIGHTS)
+    compositing: ClassVar[tuple[str, ...]] = ("harness", "own")  # own: the pix2pix compositor, unranked
 
     def __init__(
         self,
@@ -623,7 +624,7 @@ class HiCoDeMethod(Method):
             "compositor": (
                 "pix2pix compositor trained (Eqs. 17-18) but not used for ranked rows: the harness "
                 "composites every method's head with one rule; HiCoDeMethod.composite() runs it "
-                "for an unranked track"
+                "under --compositing own, a separate unranked track"
                 if config.train_compositor
                 else "not trained"
             ),
