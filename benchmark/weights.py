@@ -37,8 +37,16 @@ Checksums. Only files whose real source is known are registered:
 Entries with a ``network`` are loaded by :meth:`WeightRegistry.load_network`, which builds the architecture
 (torchvision VGG features, our IResNet) and loads the registered state dict into it; nothing is downloaded.
 
-Placeholders for audio encoders (wav2vec 2.0, HuBERT, DeepSpeech) are added when their methods land and
-their files' sources are pinned; none is registered before then.
+* ``wav2vec2-base-960h`` / ``hubert-large-ls960-ft``: speech encoders (GaussianSpeech / HiCoDe), each a
+  **folder** in the Hugging Face layout (``config.json`` + ``model.safetensors`` or ``pytorch_model.bin``,
+  ``layout="hf-folder"``), loaded by ``avatars.audio.pretrained`` through ``transformers``. The sha256 of
+  the weight file is not pinned here (the hub shows it per file, we could not check it offline):
+  ``gsbench weights add NAME DIR`` checks the architecture (``config.json``'s ``model_type`` and the
+  weight file's keys), copies the folder and records the sha256 in ``gsbench-weights.json`` inside it;
+  every later use re-hashes the weight file and refuses a folder whose file no longer matches (or that
+  was never added). The encoder id is ``name:<first 12 hex>`` like every other weight.
+* DeepSpeech 0.1.0 (Audio-Plane) is not a weight here: its features are imported per dataset
+  (``gsbench audio import-features``, ``avatars.audio.imported``).
 """
 
 from __future__ import annotations
@@ -70,6 +78,7 @@ class WeightSpec:
     origin: str = "official"  # "official" (the authors' file) or "ours" (trained by gsbench)
     checksum_note: str = ""
     network: str = ""  # architecture load_network builds for it (a key of NETWORKS), "" = none
+    layout: str = "file"  # "file", or "hf-folder": ``filename`` names a Hugging Face model folder
 
     def check_digest(self, digest: str) -> str | None:
         """None when ``digest`` matches what is registered, else the reason it does not."""
@@ -149,6 +158,37 @@ REGISTRY.update(
             description="ArcFace IResNet-50 (insightface arcface_torch, MS1MV3; its backbone.pth)",
             checksum_note=USER_SUPPLIED,
             network="iresnet50",
+        ),
+    }
+)
+
+
+HF_FOLDER_MANIFEST = "gsbench-weights.json"  # written by ``add`` into a registered folder: its sha256
+HF_FOLDER_CHECKSUM = (
+    "recorded by `gsbench weights add` (gsbench-weights.json in the folder) and re-checked on every use; "
+    "the hub's own sha256 is not pinned here"
+)
+
+
+def _hf_folder(name: str, model_id: str, use: str) -> WeightSpec:
+    return WeightSpec(
+        name=name,
+        filename=name,
+        url=f"https://huggingface.co/{model_id}",
+        description=f"{model_id} (Hugging Face folder: config.json + model.safetensors or "
+        f"pytorch_model.bin): {use}",
+        checksum_note=HF_FOLDER_CHECKSUM,
+        layout="hf-folder",
+    )
+
+
+REGISTRY.update(
+    {
+        "wav2vec2-base-960h": _hf_folder(
+            "wav2vec2-base-960h", "facebook/wav2vec2-base-960h", "GaussianSpeech audio encoder"
+        ),
+        "hubert-large-ls960-ft": _hf_folder(
+            "hubert-large-ls960-ft", "facebook/hubert-large-ls960-ft", "HiCoDe audio encoder"
         ),
     }
 )
@@ -319,7 +359,8 @@ class WeightRegistry:
 
     def candidates(self, name: str) -> list[Path]:
         spec = self.spec(name)
-        return [folder / spec.filename for folder in self.search_paths if (folder / spec.filename).is_file()]
+        present = Path.is_dir if spec.layout == "hf-folder" else Path.is_file
+        return [folder / spec.filename for folder in self.search_paths if present(folder / spec.filename)]
 
     def find(self, name: str) -> ResolvedWeight:
         """The first candidate file of ``name`` that passes its checks; WeightsError if none does."""
@@ -341,6 +382,8 @@ class WeightRegistry:
             if spec.url
             else "gsbench weights train-syncnet DATASET"
         )
+        if spec.layout == "hf-folder":
+            fix = f"download the folder of {spec.url} and run: gsbench weights add {name} DIR"
         raise WeightsError(f"{spec.filename} ({name}) not found in {where}", fix=fix)
 
     def status(self, name: str) -> tuple[str, ResolvedWeight | None, str]:
@@ -364,7 +407,38 @@ class WeightRegistry:
         resolved = self.find(name)
         return build_network(resolved.path, spec.network), resolved
 
+    def _verify_folder(self, spec: WeightSpec, path: Path, registered: bool = True) -> str | None:
+        """None if the Hugging Face folder ``path`` is a ``spec`` model whose weight file has the
+        sha256 ``add`` recorded (``registered``) and the spec's published digest, if any."""
+        from avatars.audio.pretrained import check_folder, weight_file
+
+        problem = check_folder(path, spec.name)
+        if problem is not None:
+            return problem
+        weights_path = weight_file(path)
+        digest = self._verified.get(path) or sha256_file(weights_path)
+        reason = spec.check_digest(digest)
+        if reason is None and registered:
+            manifest_path = path / HF_FOLDER_MANIFEST
+            try:
+                manifest = json.loads(manifest_path.read_text())
+            except (OSError, json.JSONDecodeError):
+                return (
+                    f"not registered: no readable {HF_FOLDER_MANIFEST} "
+                    f"(run: gsbench weights add {spec.name} DIR)"
+                )
+            if manifest.get("sha256") != digest or manifest.get("weight_file") != weights_path.name:
+                return (
+                    f"{weights_path.name} changed since it was registered: sha256 {digest[:16]}... != "
+                    f"registered {str(manifest.get('sha256'))[:16]}... ({manifest.get('weight_file')})"
+                )
+        if reason is None:
+            self._verified[path] = digest
+        return reason
+
     def _verify(self, spec: WeightSpec, path: Path) -> str | None:
+        if spec.layout == "hf-folder":
+            return self._verify_folder(spec, path)
         digest = self._verified.get(path) or sha256_file(path)
         reason = spec.check_digest(digest)
         if reason is None:
@@ -381,6 +455,8 @@ class WeightRegistry:
         """Verify ``source`` against ``name``'s registration and copy it atomically into the user folder."""
         spec = self.spec(name)
         source = Path(source)
+        if spec.layout == "hf-folder":
+            return self._add_folder(spec, source, dest_dir)
         if not source.is_file():
             raise InputError("weight file not found", path=source, fix="pass the path of the downloaded file")
         reason = self._verify(spec, source)
@@ -401,3 +477,50 @@ class WeightRegistry:
             write_json(dest.with_suffix(".json"), json.loads(sidecar.read_text()))
         self._verified[dest] = digest
         return ResolvedWeight(name, dest, digest, spec.origin)
+
+    def _add_folder(self, spec: WeightSpec, source: Path, dest_dir: Path | None) -> ResolvedWeight:
+        """Check the Hugging Face folder ``source``, copy its config, preprocessor config and weight
+        file into ``<dest_dir>/<name>/`` (staged, then renamed) and record the weight file's sha256."""
+        from avatars.audio.pretrained import weight_file
+
+        if not source.is_dir():
+            raise InputError(
+                "not a folder",
+                path=source,
+                fix="pass the model folder (config.json + model.safetensors or pytorch_model.bin)",
+            )
+        reason = self._verify_folder(spec, source, registered=False)
+        if reason is not None:
+            raise WeightsError(
+                f"rejected as {spec.name!r}: {reason}", path=source, fix=f"get it from {spec.url}"
+            )
+        digest = self._verified.pop(source)
+        weights_path = weight_file(source)
+        dest = (dest_dir or user_weights_dir()) / spec.filename
+        staging = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        try:
+            for name in ("config.json", "preprocessor_config.json", weights_path.name):
+                if (source / name).is_file():
+                    shutil.copyfile(source / name, staging / name)
+            if sha256_file(staging / weights_path.name) != digest:
+                raise WeightsError("copy does not match the source's sha256", path=dest, fix="retry")
+            write_json(
+                staging / HF_FOLDER_MANIFEST,
+                {
+                    "name": spec.name,
+                    "weight_file": weights_path.name,
+                    "sha256": digest,
+                    "source": str(source),
+                },
+            )
+            old = dest.with_name(f".{dest.name}.{os.getpid()}.old")
+            if dest.exists():
+                dest.rename(old)
+            staging.rename(dest)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self._verified[dest] = digest
+        return ResolvedWeight(spec.name, dest, digest, spec.origin)

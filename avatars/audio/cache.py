@@ -51,8 +51,9 @@ class FeatureCache:
     """``get_or_compute(encoder, audio) -> [K, D]``: cached ``encoder.encode(audio)``.
 
     ``folder`` is the dataset's ``audio_features_cache/``; ``None`` keeps entries in memory only.
-    ``imported`` maps encoder name -> :class:`avatars.audio.imported.ImportedFeatures` (precomputed
-    features of the dataset's sequences, e.g. DeepSpeech 0.1.0); ``open_encoder`` reads it from here.
+    ``imported(name)`` returns the :class:`avatars.audio.imported.ImportedFeatures` of an encoder whose
+    features are imported per sequence (DeepSpeech 0.1.0), or None; it is called once per name, when an
+    encoder is opened (:meth:`imported_features`). ``describe(sha256)`` names the sequence of an audio.
     ``hits`` / ``misses`` / ``seconds`` count the lookups (the benchmark and tests read them).
     """
 
@@ -60,12 +61,13 @@ class FeatureCache:
         self,
         folder: str | Path | None,
         *,
-        imported: dict[str, Any] | None = None,
+        imported: Callable[[str], Any] | None = None,
         describe: Callable[[str], str | None] | None = None,
         memory_entries: int = 64,
     ):
         self.folder = Path(folder) if folder is not None else None
-        self.imported = dict(imported or {})
+        self._imported = imported
+        self._imported_memo: dict[str, Any] = {}
         self._describe = describe  # audio sha256 -> "sequence X of dataset Y" (error messages)
         self._memory: collections.OrderedDict[tuple[str, str], np.ndarray] = collections.OrderedDict()
         self._memory_entries = memory_entries
@@ -81,6 +83,14 @@ class FeatureCache:
         """Where the audio with sha256 ``digest`` comes from, for error messages."""
         described = self._describe(digest) if self._describe is not None else None
         return described or f"audio sha256 {digest[:16]}"
+
+    def imported_features(self, name: str) -> Any:
+        """The imported features of encoder ``name`` in this dataset (None: nothing imported)."""
+        if self._imported is None:
+            return None
+        if name not in self._imported_memo:
+            self._imported_memo[name] = self._imported(name)
+        return self._imported_memo[name]
 
     def path(self, key: str, digest: str) -> Path | None:
         if self.folder is None:
