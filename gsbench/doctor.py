@@ -58,6 +58,7 @@ def python_checks() -> list[Check]:
         ("ffmpeg", "ffmpeg-python bindings", "m.input"),
         ("skimage", "SSIM reference, ridge filters", None),
         ("yaml", "rig.yaml", None),
+        ("transformers", "wav2vec 2.0 / HuBERT audio encoders", None),
     ]
     checks.extend(_module_check(name, purpose, probe) for name, purpose, probe in modules)
     return checks
@@ -114,13 +115,37 @@ def weight_checks() -> list[Check]:
     for name in registry.names():
         state, resolved, reason = registry.status(name)
         detail = f"{resolved.weight_id} at {resolved.path}" if resolved is not None else reason
+        argument = "DIR" if registry.spec(name).layout == "hf-folder" else "FILE"
         checks.append(
             Check(
-                f"weights: {name}", state == "ok", detail, f"gsbench weights add {name} FILE", required=False
+                f"weights: {name}",
+                state == "ok",
+                detail,
+                f"gsbench weights add {name} {argument}",
+                required=False,
             )
         )
     return checks
 
 
+def audio_encoder_checks() -> list[Check]:
+    """Which audio encoders are usable; an absent one is replaced by its named offline default."""
+    try:
+        from avatars.audio import ENCODER_NAMES, encoder_status
+        from benchmark.weights import WeightRegistry
+    except ImportError:
+        return []
+    registry = WeightRegistry()
+    checks = []
+    for name in ENCODER_NAMES:
+        status = encoder_status(name, registry)
+        detail, fix = status.detail, status.fix
+        if name == "deepspeech-0.1.0" and status.state == "absent":
+            detail = f"features are imported per dataset; without them methods use {status.fallback}"
+            fix = "gsbench audio import-features DATASET --encoder deepspeech-0.1.0 FOLDER"
+        checks.append(Check(f"audio encoder: {name}", status.state == "usable", detail, fix, required=False))
+    return checks
+
+
 def run_checks() -> list[Check]:
-    return python_checks() + system_checks() + weight_checks()
+    return python_checks() + system_checks() + weight_checks() + audio_encoder_checks()

@@ -311,7 +311,8 @@ def encoder_status(name: str, weights: Any = None, cache: Any = None) -> Encoder
     try:
         encoder = open_encoder(name, weights, cache=cache)
     except EncoderUnavailable as error:
-        return EncoderStatus(name, "absent", f"{error}; methods use {fallback}", error.fix or "", fallback)
+        reason = str(error).split(" (fix: ")[0]
+        return EncoderStatus(name, "absent", f"{reason}; methods use {fallback}", error.fix or "", fallback)
     except GsbenchError as error:
-        return EncoderStatus(name, "broken", str(error), error.fix or "", fallback)
+        return EncoderStatus(name, "broken", str(error).split(" (fix: ")[0], error.fix or "", fallback)
     return EncoderStatus(name, "usable", encoder.id, "", fallback)

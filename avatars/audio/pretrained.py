@@ -142,7 +142,10 @@ def open_pretrained(name: str, weights: Any, *, output: str = "last_hidden_state
         resolved = weights.find(name)
     except WeightsError as error:
         if not weights.candidates(name):  # nothing registered under that name: absent, not broken
-            raise EncoderUnavailable(str(error)) from error
+            where = ", ".join(str(path) for path in getattr(weights, "search_paths", []))
+            raise EncoderUnavailable(
+                f"{name} is not registered (no folder in {where})", fix=error.fix
+            ) from error
         raise
     return HFSpeechEncoder(name, Path(resolved.path), resolved.sha256, output=output, device=device)
 

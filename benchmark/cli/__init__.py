@@ -20,6 +20,10 @@ from gsbench.errors import GsbenchError
 # The short help lives here so that listing the commands imports none of them; a test checks that it
 # matches each command's own docstring.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "audio": (
+        "benchmark.cli.audio:audio",
+        "Speech encoders (wav2vec 2.0, HuBERT, DeepSpeech, offline) and a dataset's audio features.",
+    ),
     "doctor": (
         "benchmark.cli.doctor:doctor",
         "Report every missing piece (package, binary, library, weight file).",

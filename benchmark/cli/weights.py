@@ -14,7 +14,7 @@ def weights() -> None:
 
 @weights.command("list")
 def list_() -> None:
-    """Registered names, their files, sources and checksums."""
+    """Registered names, their files, sources and checksums; which audio encoders are usable."""
     from rich.console import Console
     from rich.table import Table
 
@@ -32,7 +32,11 @@ def list_() -> None:
             else f"unpublished: {spec.checksum_note}"
         )
         table.add_row(name, spec.filename, spec.origin, digest, spec.url or "gsbench weights train-syncnet")
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    from benchmark.cli.audio import encoder_table
+
+    console.print(encoder_table(registry))
 
 
 @weights.command("status")
@@ -81,7 +85,10 @@ def find(name: str) -> None:
     help="Folder to store it in (default ~/.cache/gsbench/weights).",
 )
 def add(name: str, file: Path, dest: Path | None) -> None:
-    """Verify FILE as the registered weight NAME and copy it (atomically) into the registry folder."""
+    """Verify FILE as the registered weight NAME and copy it (atomically) into the registry folder.
+
+    For the audio encoders (wav2vec2-base-960h, hubert-large-ls960-ft) FILE is a Hugging Face model
+    folder (config.json + model.safetensors or pytorch_model.bin); its weight file's sha256 is recorded."""
     from benchmark.weights import WeightRegistry
 
     resolved = WeightRegistry().add(name, file, dest)
