@@ -17,7 +17,9 @@ camera but the frontal one, test sequences rendered from the frontal camera):
 Printed per row: PSNR / SSIM / LPIPS / LMD (mouth, iBUG 48-67) / LSE-D of the composited frames (LPIPS and
 LSE-D are "missing" when their weights are not registered), the PSNR inside the mouth box (iBUG 48-67 of
 the ground-truth landmarks, grown by 25 %), the Pearson correlation of the predicted and tracked jaw
-opening (``jaw_pose[:, 0]``) over the test frames, train time (wall and process CPU) and render speed.
+opening (``jaw_pose[:, 0]``) over the test frames, FaceFormer's lip vertex error (LVE: per frame the
+largest lip-vertex distance between the predicted and the tracked canonical mesh, mean, mm), train time
+(wall and process CPU) and render speed.
 Timings are wall clock on a shared machine: the load average is printed with them. ``--out`` writes a
 JSON of every figure (updated after each row) and one ground truth | render PNG per row.
 """
@@ -84,7 +86,7 @@ def evaluate(
 
     sums: dict[str, list] = {}
     mouth_sq, mouth_n, render_s, frames = 0.0, 0, 0.0, 0
-    jaw_pred, jaw_gt = [], []
+    jaw_pred, jaw_gt, lve = [], [], []
     for k, item in enumerate(eval_items(dataset, protocol, subject, oracle=oracle)):
         request = item.request
         start = time.perf_counter()
@@ -102,10 +104,15 @@ def evaluate(
                 mouth_sq += float(((pred[t, y0:y1, x0:x1] - gt[t, y0:y1, x0:x1]) ** 2).sum())
                 mouth_n += (y1 - y0) * (x1 - x0) * 3
         if hasattr(method, "predict"):
-            _, expressions = method.predict(request.audio, request.fps, request.num_frames)
+            vertices, expressions = method.predict(request.audio, request.fps, request.num_frames)
             num_expr = expressions.shape[1] - 3
+            tracked = dataset.load_flame(item.sequence)
             jaw_pred.append(expressions[:, num_expr].numpy())
-            jaw_gt.append(dataset.load_flame(item.sequence)["jaw_pose"][:, 0])
+            jaw_gt.append(tracked["jaw_pose"][:, 0])
+            # FaceFormer's lip vertex error: per frame the largest lip-vertex L2 error, averaged (mm)
+            target = method.canonical_targets(tracked, request.num_frames).vertices
+            lips = method.lip_index()
+            lve.append(1000 * (vertices[:, lips] - target[:, lips]).norm(dim=-1).amax(dim=1).numpy())
         result = compute_metrics(
             pred,
             gt,
@@ -134,6 +141,7 @@ def evaluate(
             reasons[name] = (values[0][2] or "").splitlines()[0][:120]
     means["psnr_mouth"] = float(-10 * np.log10(max(mouth_sq / max(mouth_n, 1), 1e-12))) if mouth_n else None
     means["jaw_corr"] = jaw_correlation(jaw_pred, jaw_gt) if jaw_pred else None
+    means["lve_mm"] = float(np.concatenate(lve).mean()) if lve else None
     means["render_fps"] = frames / render_s if render_s else None
     return means, reasons
 

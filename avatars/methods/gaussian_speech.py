@@ -320,11 +320,7 @@ class GaussianSpeechMethod(Method):
         camera_id = self._wrinkle_camera(train_view)
         samples = []
         for sequence in train_view.sequences:
-            samples.append(
-                self._sequence_sample(
-                    train_view, sequence, camera_id, config, template, shape, static_offset, use_jaw
-                )
-            )
+            samples.append(self._sequence_sample(train_view, sequence, camera_id, config, template, use_jaw))
         index = {s.name: i for i, s in enumerate(samples)}
         photo = PhotoData(
             fit=self._training.data,
@@ -405,9 +401,25 @@ class GaussianSpeechMethod(Method):
         scores = {c: float(np.dot(cam.world_to_cam[2, :3], face)) for c, cam in train_view.cameras.items()}
         return min(scores, key=scores.get)  # optical axis most opposite to the face direction
 
-    def _sequence_sample(
-        self, train_view, sequence, camera_id, config, template, shape, static_offset, use_jaw
-    ) -> SequenceSample:
+    def canonical_targets(self, params: dict[str, np.ndarray], num_frames: int):
+        """FLAME output (vertices [T, V, 3] = V_gt, landmarks) of tracked ``params`` in canonical space: the
+        subject's shape, expressions and the TARGET_POSES, zero global rotation and translation."""
+        shape = torch.as_tensor(self._subject["shape"], dtype=torch.float32)[None].expand(num_frames, -1)
+        static_offset = self._subject.get("static_offset")
+        static_offset = None if static_offset is None else torch.as_tensor(static_offset, dtype=torch.float32)
+
+        def rows(key: str) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(params[key])[:num_frames], dtype=torch.float32)
+
+        with torch.no_grad():
+            return self._flame_layer()(
+                shape=shape,
+                expr=rows("expr"),
+                static_offset=static_offset,
+                **{k: rows(k) for k in TARGET_POSES if k in params},
+            )
+
+    def _sequence_sample(self, train_view, sequence, camera_id, config, template, use_jaw) -> SequenceSample:
         params = train_view.load_flame(sequence)
         check_flame(self._head, params, sequence)
         num_frames = train_view.num_frames(sequence)
@@ -416,13 +428,7 @@ class GaussianSpeechMethod(Method):
         def rows(key: str) -> torch.Tensor:
             return torch.as_tensor(np.asarray(params[key])[:num_frames], dtype=torch.float32)
 
-        with torch.no_grad():
-            canonical = self._flame_layer()(
-                shape=shape.expand(num_frames, -1),
-                expr=rows("expr"),
-                static_offset=static_offset,
-                **{k: rows(k) for k in TARGET_POSES if k in params},
-            )
+        canonical = self.canonical_targets(params, num_frames)
         rotation = axis_angle_to_matrix(rows("rotation"))
         translation = rows("translation")
         landmarks = rigid_to_world(canonical.landmarks, rotation, translation, self._root).numpy()
@@ -465,6 +471,11 @@ class GaussianSpeechMethod(Method):
         """(canonical vertices [T, V, 3], predicted expression condition e_pred [T, E']) from audio alone."""
         self._check_trained()
         return self._model.predict(self._audio_features(audio, fps, num_frames))
+
+    def lip_index(self) -> torch.Tensor:
+        """[L] the lip vertices supervising the Lip Transformer Encoder (Eq. 7)."""
+        self._check_trained()
+        return self._model.lip_index
 
     def render(self, request: RenderRequest) -> RenderOutput:
         self._check_trained()
