@@ -155,10 +155,18 @@ def _write_site(root: Path, boards: list[Board], runs: dict[str, RunFile]) -> No
     for name in ASSETS:
         shutil.copyfile(ASSETS_DIR / name, root / "assets" / name)
     summaries = []
-    for board, rel in zip(boards, _board_dirs(boards), strict=True):
+    rels = _board_dirs(boards)
+    for board, rel in zip(boards, rels, strict=True):
         folder = root / rel
         folder.mkdir(parents=True)
-        summaries.append((board, rel, _write_board(folder, "../" * len(Path(rel).parts), board, runs)))
+        depth = "../" * len(Path(rel).parts)
+        others = " · ".join(
+            f"<b>{_e(b.dataset)} / {_e(b.protocol)}</b>"
+            if other == rel
+            else f'<a href="{depth}{_e(other)}/index.html">{_e(b.dataset)} / {_e(b.protocol)}</a>'
+            for b, other in zip(boards, rels, strict=True)
+        )
+        summaries.append((board, rel, _write_board(folder, depth, others, board, runs)))
     (root / "index.html").write_text(_overview(summaries), encoding="utf-8")
 
 
@@ -215,8 +223,9 @@ def _shown_metrics(board: Board) -> list[str]:
     return shown or [RANK_BY.get(board.protocol, "psnr")]
 
 
-def _write_board(folder: Path, depth: str, board: Board, runs: dict[str, RunFile]) -> dict:
-    """One board's page and files (``depth``: the way back to the site root); returns its summary."""
+def _write_board(folder: Path, depth: str, nav: str, board: Board, runs: dict[str, RunFile]) -> dict:
+    """One board's page and files (``depth``: the way back to the site root, ``nav``: links to every
+    board); returns the overview's summary of it."""
     linked: dict[str, str] = {}  # results_sha256 -> site-relative link of the copied results.json
     files: dict[tuple[str, str], RunFile] = {}  # (method, subject) -> results file
     for row in board.rows:
@@ -238,7 +247,7 @@ def _write_board(folder: Path, depth: str, board: Board, runs: dict[str, RunFile
     method_order = list(dict.fromkeys(r["method"] for r in means + subjects))
     videos, video_html = _write_videos(folder, files, method_order)
     body = [
-        f'<nav><a href="{depth}index.html">all boards</a> · <a href="leaderboard.csv">CSV</a></nav>',
+        f'<nav><a href="{depth}index.html">overview</a> · {nav} · <a href="leaderboard.csv">CSV</a></nav>',
         f"<h1>{_e(board.dataset)} / {_e(board.protocol)}</h1>",
         f'<p class="note">Ranked by {_e(metric_column(rank_by)) if rank_by else "nothing"} over complete '
         "mean rows (every subject ok). Click a column to sort (best first; again to flip); empty cells sort "
@@ -257,11 +266,15 @@ def _write_board(folder: Path, depth: str, board: Board, runs: dict[str, RunFile
         )
     body += ["<h2>Means over subjects</h2>", _rows_table("means", means, metrics, rank_by, linked)]
     body += ["<h2>Per subject</h2>", _rows_table("subjects", subjects, metrics, rank_by, linked)]
-    body += _plots_html(plots)
-    body += ["<h2>Test sequences</h2>"]
+    body += [
+        "<h2>Test sequences</h2>",
+        '<p class="note">Per test sequence, the ground truth and every method\'s render (composited as '
+        "scored) play in sync with the test audio: the bar above the videos drives them all.</p>",
+    ]
     body += video_html or [
         '<p class="note">No videos: the runs were made with videos off, or are not here.</p>'
     ]
+    body += _plots_html(plots)
     body += _reference_html(board.protocol)
     (folder / "index.html").write_text(
         _page(f"{board.dataset} / {board.protocol} — gsbench", depth, body), encoding="utf-8"
