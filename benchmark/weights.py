@@ -375,7 +375,8 @@ class WeightRegistry:
         if problems:
             raise WeightsError(
                 f"no valid {spec.filename} for {name!r}: " + "; ".join(problems),
-                fix=f"gsbench weights add {name} <file from {spec.url or 'train-syncnet'}>",
+                fix=f"gsbench weights add {name} <{'folder' if spec.layout == 'hf-folder' else 'file'} "
+                f"from {spec.url or 'train-syncnet'}>",
             )
         fix = (
             f"download {spec.url} and run: gsbench weights add {name} FILE"
