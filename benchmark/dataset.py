@@ -74,6 +74,12 @@ class Dataset:
     def audio_path(self, sequence: str) -> Path:
         return self.sequence_dir(sequence) / "audio.wav"
 
+    def background_path(self, camera: str) -> Path:
+        return self.root / "backgrounds" / f"{camera}.png"
+
+    def has_background(self, camera: str) -> bool:
+        return self.background_path(camera).is_file()
+
     # -- loading -----------------------------------------------------------------------------------
     def load_images(self, sequence: str, camera: str, frames: list[int] | None = None) -> np.ndarray:
         """``[T, H, W, 3]`` uint8 RGB."""
@@ -102,6 +108,25 @@ class Dataset:
                 raise MediaError("cannot decode mask", path=path, fix=FIX_REINGEST)
             out.append(mask > 127)
         return np.stack(out)
+
+    def load_background(self, camera: str) -> np.ndarray | None:
+        """The camera's clean plate ``[H, W, 3]`` uint8 RGB (``backgrounds/<cam>.png``), None if absent."""
+        import cv2
+
+        path = self.background_path(camera)
+        if not path.is_file():
+            return None
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise MediaError("cannot decode the background plate", path=path, fix=FIX_REINGEST)
+        if image.shape[:2] != self.image_size:
+            raise ConfigError(
+                f"background plate is {image.shape[1]}x{image.shape[0]}, the dataset's frames are "
+                f"{self.image_size[1]}x{self.image_size[0]}",
+                path=path,
+                fix=FIX_REINGEST,
+            )
+        return np.ascontiguousarray(image[:, :, ::-1])
 
     def load_audio(self, sequence: str) -> np.ndarray:
         return read_wav(self.audio_path(sequence))
@@ -136,10 +161,16 @@ class Dataset:
     @functools.cached_property
     def content_hash(self) -> str:
         """sha256 of dataset.json, cameras.json, every sequence's audio/flame/landmarks bytes and the
-        names and sizes of its image and mask files (pixels are not read: that would cost minutes)."""
+        names and sizes of its image and mask files (pixels are not read: that would cost minutes), and
+        the bytes of the clean plates ``backgrounds/*.png`` where there are any (they change the scored
+        frames)."""
         digest = hashlib.sha256()
         for path in (self.root / "dataset.json", self.root / "cameras.json"):
             digest.update(path.read_bytes())
+        for camera in self.camera_ids:
+            if self.has_background(camera):
+                digest.update(f"backgrounds/{camera}.png".encode())
+                digest.update(self.background_path(camera).read_bytes())
         for sequence in sorted(self.sequences):
             folder = self.sequence_dir(sequence)
             for name in ("audio.wav", "flame.npz", "landmarks.npz"):

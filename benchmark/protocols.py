@@ -14,12 +14,23 @@ the evaluation camera. ``cross-id`` trains as the method's primary protocol, the
 subject with the next subject's test sequences (subjects in dataset order, cyclically); it needs at
 least two subjects.
 
-Compositing (identical for every method, recorded in every results.json): the method returns a head
-``rgb`` and ``alpha``; the scored frame is ``alpha * rgb + (1 - alpha) * background`` where
-``background`` is the ground-truth test frame with the head mask removed (``gt * (1 - mask)``, black
-inside the mask; the dataset layout has no clean plates). So the GT background/torso outside the mask
-is the same for every method and only the head decides the ranking. Under ``cross-id`` no ground-truth
-frame of the driven subject exists, so the head is composited over black (only sync metrics are scored).
+Compositing (DESIGN.md "Protocols"; recorded per row in every results.json, :func:`compositing_record`).
+The shared rule, identical for every method: the method returns a head ``rgb`` and ``alpha``; the scored
+frame is ``alpha * rgb + (1 - alpha) * background`` where ``background`` is the camera's clean plate
+(``backgrounds/<cam>.png`` of the dataset) inside the ground-truth head mask and the ground-truth test
+frame outside it (``head-over-plate``). So the background/torso outside the mask is the same for every
+method, and where a method's alpha falls below 1 inside the mask the frame shows what the camera saw
+behind the head, not a colour no camera saw. Where the dataset has no plate for the camera, the
+version-1 rule applies (black inside the mask, ``head-over-black``), named in the row. Under
+``cross-id`` no ground-truth frame of the driven subject exists: the head is composited over the
+evaluation camera's plate everywhere (``cross-id-over-plate``; ``cross-id-over-black`` without one);
+only sync metrics are scored there.
+
+A second, declared rule (``own-compositor``) is for methods with a compositor of their own
+(``Method.compositing`` lists ``"own"``, e.g. HiCoDe's pix2pix compositor): the method returns the whole
+frame from its head render and the harness background with the head region blanked (``gt * (1 - mask)``,
+the input HiCoDe's compositor is trained on; the plate under cross-id). Its rows form a separate track,
+never ranked together with the shared rule.
 """
 
 from __future__ import annotations
@@ -32,12 +43,36 @@ from avatars.methods.base import PROTOCOL_NAMES, Camera, RenderRequest
 from benchmark.dataset import Dataset
 from gsbench.errors import ConfigError, MethodError
 
-COMPOSITING = {
-    "version": 1,
-    "rule": "alpha * head_rgb + (1 - alpha) * gt * (1 - mask)",
-    "background": "ground-truth test frame outside the tracked head mask (mask complement), black inside",
-    "applies_to": "every method and protocol; image metrics are computed on the composited frames",
+COMPOSITING_VERSION = 2
+COMPOSITING_RULES = {
+    "head-over-plate": "alpha * head_rgb + (1 - alpha) * B, B = clean plate inside the GT head mask, "
+    "GT frame outside",
+    "head-over-black": "alpha * head_rgb + (1 - alpha) * gt * (1 - mask): no clean plate for the camera, "
+    "black inside the GT head mask (the version-1 rule)",
+    "cross-id-over-plate": "alpha * head_rgb + (1 - alpha) * plate: cross-id has no GT frame of the driven "
+    "subject; the head over the evaluation camera's clean plate",
+    "cross-id-over-black": "alpha * head_rgb: cross-id without a clean plate, the head over black",
+    "own-compositor": "the method's own compositor: whole frame from its head render and the background "
+    "with the head region blanked (gt * (1 - mask); the plate under cross-id); separate track, never "
+    "ranked with the shared rule",
 }
+COMPOSITING_MODES = ("harness", "own")  # the shared rule; a method's own compositor
+SHARED_TRACK, OWN_TRACK = "shared", "own-compositor"
+
+
+def compositing_record(mode: str, rules: list[str], plate_sha256: str | None = None) -> dict:
+    """The ``compositing`` entry of a results.json: the mode, the rule(s) its sequences used (one per
+    job in practice: every sequence is seen by the same camera), their formulas, the plate's sha256."""
+    used = sorted(set(rules))
+    return {
+        "version": COMPOSITING_VERSION,
+        "mode": mode,
+        "track": OWN_TRACK if mode == "own" else SHARED_TRACK,
+        "rule": ";".join(used),
+        "formulas": {r: COMPOSITING_RULES[r] for r in used},
+        "plate_sha256": plate_sha256,
+    }
+
 
 OWN_PROTOCOLS = ("mono-front", "multiview")
 
@@ -198,12 +233,49 @@ def eval_items(dataset: Dataset, protocol: str, subject: str, *, oracle: bool = 
     return items
 
 
-def composite(rgb: np.ndarray, alpha: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The scored frames (see :data:`COMPOSITING`): ``[T, H, W, 3]`` float32 in [0, 1].
+def harness_background(
+    gt: np.ndarray | None, mask: np.ndarray | None, plate: np.ndarray | None, shape: tuple[int, ...]
+) -> tuple[np.ndarray, str]:
+    """The background of the shared rule and its rule id (see the module docstring).
+
+    gt: [T, H, W, 3] float in [0, 1] or None (cross-id); mask: [T, H, W] bool head masks of ``gt``;
+    plate: [H, W, 3] float in [0, 1] or None; shape: [T, H, W, 3] of the render.
+    """
+    if gt is None:
+        if plate is None:
+            return np.zeros(shape, np.float32), "cross-id-over-black"
+        return np.broadcast_to(plate.astype(np.float32), shape), "cross-id-over-plate"
+    inside = mask[..., None]
+    if plate is None:
+        return gt * ~inside, "head-over-black"
+    return np.where(inside, plate[None].astype(np.float32), gt), "head-over-plate"
+
+
+def blanked_background(
+    gt: np.ndarray | None, mask: np.ndarray | None, plate: np.ndarray | None, shape
+) -> np.ndarray:
+    """What an own compositor gets: the frame with the head region blanked (the plate under cross-id)."""
+    if gt is None:
+        return (
+            np.zeros(shape, np.float32) if plate is None else np.broadcast_to(plate.astype(np.float32), shape)
+        )
+    return (gt * ~mask[..., None]).astype(np.float32)
+
+
+def composite(
+    rgb: np.ndarray, alpha: np.ndarray, gt: np.ndarray, mask: np.ndarray, plate: np.ndarray | None = None
+) -> np.ndarray:
+    """The scored frames of the shared rule: ``[T, H, W, 3]`` float32 in [0, 1].
 
     rgb: [T, H, W, 3] head colour in [0, 1]; alpha: [T, H, W]; gt: [T, H, W, 3] in [0, 1];
-    mask: [T, H, W] bool head mask of the ground-truth frame.
+    mask: [T, H, W] bool head mask of the ground-truth frame; plate: [H, W, 3] in [0, 1] or None
+    (black inside the mask).
     """
-    background = gt * (~mask)[..., None]
+    background, _ = harness_background(gt, mask, plate, rgb.shape)
+    return over(rgb, alpha, background)
+
+
+def over(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """``alpha * rgb + (1 - alpha) * background``, inputs clipped to [0, 1]: ``[T, H, W, 3]`` float32."""
     a = np.clip(alpha, 0.0, 1.0)[..., None]
     return np.clip(a * np.clip(rgb, 0.0, 1.0) + (1.0 - a) * background, 0.0, 1.0).astype(np.float32)

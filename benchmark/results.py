@@ -9,7 +9,8 @@ Schema ``gsbench.results`` version 1 (keys in order)::
     protocol, method, subject, budget, seed
     method_info       {oracle, paper, protocols, pretrained_networks, trained_as, ...method.info()}
     config_hash       sha256 of config.json's canonical JSON (the resolved job + method config)
-    compositing       benchmark.protocols.COMPOSITING (identical for every method)
+    compositing       benchmark.protocols.compositing_record: {version, mode, track, rule, formulas,
+                      plate_sha256}; each sequence also names its rule
     metrics           {name: MetricEntry} frame-weighted mean over the test sequences
     sequences         {sequence: {num_frames, driven_by, predictions_sha256, video, comparison,
                                   metrics: {name: MetricEntry}}}

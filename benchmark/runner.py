@@ -40,20 +40,24 @@ from benchmark.audio_features import dataset_feature_cache
 from benchmark.dataset import Dataset, load_dataset
 from benchmark.methods import check_budget, get_method, resolve_methods
 from benchmark.protocols import (
-    COMPOSITING,
+    COMPOSITING_MODES,
+    COMPOSITING_VERSION,
     PROTOCOLS,
     EvalItem,
     TrainView,
-    composite,
+    blanked_background,
+    compositing_record,
     cross_id_source,
     eval_items,
     get_protocol,
+    harness_background,
+    over,
     own_protocol,
 )
 from gsbench import __version__
-from gsbench.errors import ConfigError, GsbenchError, MediaError
+from gsbench.errors import ConfigError, GsbenchError, MediaError, MethodError
 from gsbench.ffmpeg import ffmpeg_exe
-from gsbench.io import atomic_path, write_json
+from gsbench.io import atomic_path, sha256_file, write_json
 
 logger = logging.getLogger("benchmark.runner")
 
@@ -71,6 +75,9 @@ class RunOptions:
     # the SyncNet behind LSE-D/LSE-C: the official ``syncnet-v2`` or one trained here
     # (``syncnet-gsbench-<sha8>``, from ``gsbench weights train-syncnet``); never substituted
     syncnet: str = "syncnet-v2"
+    # "harness": the shared compositing rule; "own": the method's own compositor (methods that list
+    # "own" in Method.compositing), a separate track in folders <method>+own-compositor
+    compositing: str = "harness"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +96,7 @@ class Job:
     force: bool = False
     videos: bool = True
     syncnet: str = "syncnet-v2"
+    compositing: str = "harness"
     num_cpus: float = 1.0
     num_gpus: float = 0.0
 
@@ -159,9 +167,20 @@ def plan_jobs(data: str | Path, runs_dir: str | Path, options: RunOptions) -> Pl
             fix=f"use subjects of the dataset: {', '.join(dataset.subjects)}",
         )
     device = resolve_device(options.device)
+    if options.compositing not in COMPOSITING_MODES:
+        raise ConfigError(
+            f"unknown compositing mode {options.compositing!r}",
+            fix=f"use one of: {', '.join(COMPOSITING_MODES)}",
+        )
     jobs, notes = [], []
     for method_name in method_names:
         cls = get_method(method_name)
+        if options.compositing not in cls.compositing:
+            notes.append(
+                f"{method_name}: has no compositor of its own (compositing {', '.join(cls.compositing)})"
+            )
+            continue
+        folder = method_name if options.compositing == "harness" else f"{method_name}+own-compositor"
         for protocol in protocols:
             if protocol not in cls.protocols:
                 notes.append(
@@ -189,12 +208,11 @@ def plan_jobs(data: str | Path, runs_dir: str | Path, options: RunOptions) -> Pl
                         budget=options.budget,
                         seed=options.seed,
                         device=device,
-                        run_dir=str(
-                            Path(runs_dir).resolve() / dataset.name / protocol / method_name / subject
-                        ),
+                        run_dir=str(Path(runs_dir).resolve() / dataset.name / protocol / folder / subject),
                         force=options.force,
                         videos=options.videos,
                         syncnet=options.syncnet,
+                        compositing=options.compositing,
                         num_cpus=float(cls.cpus_per_job),
                         num_gpus=float(cls.gpus_per_job) if device.startswith("cuda") else 0.0,
                     )
@@ -240,7 +258,7 @@ def job_config(job: Job, method_config: dict[str, Any]) -> dict[str, Any]:
         "budget": job.budget,
         "seed": job.seed,
         "method_config": method_config,
-        "compositing": COMPOSITING,
+        "compositing": {"version": COMPOSITING_VERSION, "mode": job.compositing},
         "syncnet": job.syncnet,
         "gsbench_version": __version__,
     }
@@ -388,7 +406,7 @@ def _base_document(job: Job, state: dict[str, Any]) -> dict[str, Any]:
             "trained_as": job.own_protocol or job.protocol,
         },
         "config_hash": state.get("config_hash"),
-        "compositing": COMPOSITING,
+        "compositing": compositing_record(job.compositing, []),
         "metrics": {},
         "sequences": {},
         "weights": {},
@@ -479,11 +497,17 @@ def _execute(job: Job, method: Any, config: dict, config_hash: str, run_dir: Pat
         render_seconds += time.perf_counter() - start
         output.validate(item.request)
         frames_rendered += item.request.num_frames
-        entry = _score_sequence(job, dataset, item, output, weights, run_dir)
+        entry = _score_sequence(job, dataset, item, output, weights, run_dir, method=method)
         per_sequence[item.sequence] = entry
         frames[item.sequence] = item.request.num_frames
         logger.info("%s: %s", item.sequence, _format_metrics(entry["metrics"]))
     document["sequences"] = per_sequence
+    camera = get_protocol(job.protocol).eval_camera(dataset)
+    document["compositing"] = compositing_record(
+        job.compositing,
+        [e["compositing"] for e in per_sequence.values()],
+        sha256_file(dataset.background_path(camera)) if dataset.has_background(camera) else None,
+    )
     document["metrics"] = results_mod.mean_metrics({s: e["metrics"] for s, e in per_sequence.items()}, frames)
     document["weights"] = weights
     document["timing"] = {
@@ -507,20 +531,42 @@ def _format_metrics(metrics: dict[str, dict]) -> str:
     )
 
 
-def _score_sequence(
-    job: Job, dataset: Dataset, item: EvalItem, output: Any, weights: dict, run_dir: Path
-) -> dict[str, Any]:
-    request = item.request
-    camera = request.camera.id
+def scored_frames(
+    job: Job, dataset: Dataset, item: EvalItem, output: Any, method: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
+    """(scored frames, ground truth of the driving frames, GT masks or None, compositing rule id).
+
+    The shared rule composites the head over the camera's clean plate inside the GT mask and the GT
+    frame outside it (black inside without a plate; the plate or black everywhere under cross-id); the
+    own-compositor mode hands the head render and the blanked background to ``method.composite``.
+    """
+    camera = item.request.camera.id
     # The ground truth of the frames that drive the render (for cross-id: the driving subject's
     # frames, used for the comparison video only, never scored against).
     gt = dataset.load_images(item.sequence, camera).astype(np.float32) / 255.0
-    if item.has_ground_truth:
-        masks = dataset.load_masks(item.sequence, camera)
-        pred = composite(output.rgb, output.alpha, gt, masks)
-    else:
-        masks = None
-        pred = composite(output.rgb, output.alpha, np.zeros_like(gt), np.zeros(gt.shape[:3], dtype=bool))
+    masks = dataset.load_masks(item.sequence, camera) if item.has_ground_truth else None
+    plate = dataset.load_background(camera)
+    plate = None if plate is None else plate.astype(np.float32) / 255.0
+    scored_gt = gt if item.has_ground_truth else None
+    if job.compositing == "own":
+        frames = method.composite(output, blanked_background(scored_gt, masks, plate, gt.shape))
+        frames = np.asarray(frames, np.float32)
+        if frames.shape != gt.shape:
+            raise MethodError(
+                f"{job.method}.composite returned {frames.shape}, expected {gt.shape}",
+                fix="return one whole frame per requested frame at the camera's size",
+            )
+        return np.clip(frames, 0.0, 1.0), gt, masks, "own-compositor"
+    background, rule = harness_background(scored_gt, masks, plate, gt.shape)
+    return over(output.rgb, output.alpha, background), gt, masks, rule
+
+
+def _score_sequence(
+    job: Job, dataset: Dataset, item: EvalItem, output: Any, weights: dict, run_dir: Path, method: Any = None
+) -> dict[str, Any]:
+    request = item.request
+    camera = request.camera.id
+    pred, gt, masks, rule = scored_frames(job, dataset, item, output, method)
     if item.has_ground_truth:
         metrics = compute_sequence_metrics(
             pred,
@@ -539,6 +585,7 @@ def _score_sequence(
     entry: dict[str, Any] = {
         "num_frames": request.num_frames,
         "driven_by": item.sequence,
+        "compositing": rule,
         "predictions_sha256": hashlib.sha256(
             _to_uint8(pred).tobytes()
         ).hexdigest(),  # composited uint8 frames

@@ -114,6 +114,17 @@ def write_jpeg(path, rgb: np.ndarray, quality: int) -> None:
         tmp.write_bytes(data.tobytes())
 
 
+def write_png(path, rgb: np.ndarray) -> None:
+    """Lossless RGB image (the dataset's clean plates, ``backgrounds/<cam>.png``)."""
+    from gsbench.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise RuntimeError(f"PNG encoding failed for {path}")
+        tmp.write_bytes(data.tobytes())
+
+
 def read_image(path) -> np.ndarray:
     """RGB uint8 ``[H,W,3]`` of a JPEG/PNG written by this stage (or a background plate)."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)

@@ -746,6 +746,53 @@ def _masks(ctx: Context) -> dict:
     }
 
 
+# ---------------------------------------------------------------- backgrounds
+def _backgrounds_inputs(ctx: Context) -> dict:
+    calibration = need(ctx, "calibrate")
+    probe = need(ctx, "probe")
+    return {
+        "image_size": need(ctx, "frames")["image_size"],
+        "cameras": {
+            c: {k: v[k] for k in ("K", "dist", "width", "height")} for c, v in calibration["cameras"].items()
+        },
+        "background": {k: v["sha256"] for k, v in probe["files"].items() if k.startswith("background/")},
+    }
+
+
+def _backgrounds_exist(ctx: Context, result: dict) -> bool:
+    return all((ctx.out / "backgrounds" / f"{c}.png").is_file() for c in result["cameras"])
+
+
+def _backgrounds(ctx: Context) -> dict:
+    """The rig's clean plates into the dataset as ``backgrounds/<cam>.png``, undistorted and resized
+    exactly as the frames are (same maps, same filters), so that the harness can composite a method's
+    head over what the camera saw behind the head (benchmark.protocols)."""
+    rig = ctx.rig
+    calibration = ctx.results["calibrate"]["cameras"]
+    size = tuple(ctx.results["frames"]["image_size"])
+    folder = ctx.out / "backgrounds"
+    clear_dir(folder)
+    written, without = [], []
+    for camera in rig.camera_ids:
+        path = rig.background_plate(camera)
+        if path is None:
+            without.append(camera)
+            continue
+        c = calibration[camera]
+        plate = fr.read_image(path)
+        if plate.shape[:2] != (c["height"], c["width"]):
+            raise MediaError(
+                f"camera {camera}: background plate is {plate.shape[1]}x{plate.shape[0]}, the "
+                f"videos are {c['width']}x{c['height']}",
+                path=path,
+                fix="re-export the plate at the video resolution",
+            )
+        undistort = fr.Undistorter(np.asarray(c["K"]), np.asarray(c["dist"]), c["width"], c["height"], size)
+        fr.write_png(folder / f"{camera}.png", undistort(plate))
+        written.append(camera)
+    return {"cameras": written, "without_plate": without}
+
+
 # ---------------------------------------------------------------- landmarks
 def _landmarks_inputs(ctx: Context) -> dict:
     return {"frames": need(ctx, "frames")}
@@ -842,6 +889,7 @@ for _stage in (
     ),
     Stage("frames", _frames, _frames_inputs, lambda p: dataclasses.asdict(p.frames), _frames_exist),
     Stage("masks", _masks, _masks_inputs, lambda p: dataclasses.asdict(p.masks), _masks_exist),
+    Stage("backgrounds", _backgrounds, _backgrounds_inputs, lambda p: {}, _backgrounds_exist),
     Stage("landmarks", _landmarks, _landmarks_inputs, lambda p: {}, _landmarks_exist),
     Stage(
         "track",

@@ -39,6 +39,18 @@ LEADERBOARD_METRICS = (
     "lse_c",
 )
 RANK_BY = {"mono-front": "psnr", "multiview": "psnr", "cross-id": "lse_c"}
+OWN_COMPOSITOR = "own-compositor"  # benchmark.protocols' second rule: its rows are never ranked
+COMPOSITING_LEGEND = {  # rule ids of results.json ``compositing.rule`` (benchmark/protocols.py)
+    "head-over-plate": "head over the camera's clean plate inside the ground-truth head mask, "
+    "ground-truth frame outside",
+    "head-over-black": "no clean plate: head over black inside the ground-truth head mask, ground-truth "
+    "frame outside",
+    "cross-id-over-plate": "cross-id: head over the evaluation camera's clean plate (no ground truth of "
+    "the driven subject)",
+    "cross-id-over-black": "cross-id without a clean plate: head over black",
+    OWN_COMPOSITOR: "the method's own compositor returns the whole frame (separate track, never ranked "
+    "with the shared rule)",
+}
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
 
 
@@ -111,6 +123,10 @@ def subject_row(results: dict, results_path: Path) -> dict[str, str]:
     metrics = results.get("metrics", {})
     info = results.get("method_info", {})
     timing = results.get("timing", {})
+    compositing = results.get("compositing", {})
+    method = results["method"]
+    if compositing.get("track") == OWN_COMPOSITOR:
+        method = f"{method}+{OWN_COMPOSITOR}"  # its own row (and run folder), never ranked
     row = {c: "" for c in COLUMNS}
     row.update(
         {
@@ -119,7 +135,7 @@ def subject_row(results: dict, results_path: Path) -> dict[str, str]:
             "protocol": results["protocol"],
             "row_type": "subject",
             "rank_by": RANK_BY.get(results["protocol"], ""),
-            "method": results["method"],
+            "method": method,
             "subject": results["subject"],
             "oracle": "yes" if info.get("oracle") else "no",
             "status": "ok"
@@ -131,7 +147,7 @@ def subject_row(results: dict, results_path: Path) -> dict[str, str]:
             "num_gaussians": "" if results.get("num_gaussians") is None else str(results["num_gaussians"]),
             "audio_encoder": info.get("audio_encoder", ""),
             "weight_ids": ";".join(f"{k}={v}" for k, v in sorted(results.get("weights", {}).items())),
-            "compositing": results.get("compositing", {}).get("rule", ""),
+            "compositing": compositing.get("rule", ""),
             "device": results.get("device", ""),
             "gsbench_version": results.get("gsbench_version", ""),
             "git_commit": results.get("git_commit", ""),
@@ -208,11 +224,13 @@ def mean_rows(rows: list[dict[str, str]], subjects_by_dataset: dict[str, list[st
 
 
 def rank_rows(rows: list[dict[str, str]]) -> None:
-    """Fill ``rank`` of complete, non-oracle mean rows by their protocol's primary metric."""
+    """Fill ``rank`` of complete, non-oracle mean rows under the shared compositing rule by their
+    protocol's primary metric (own-compositor rows are a separate track, never ranked with them)."""
     by_board: dict[tuple[str, str], list[dict[str, str]]] = {}
     for row in rows:
         row["rank"] = ""
-        if row["row_type"] == "mean" and row["status"] == "ok" and row["oracle"] == "no":
+        shared = OWN_COMPOSITOR not in row["compositing"].split(";")
+        if row["row_type"] == "mean" and row["status"] == "ok" and row["oracle"] == "no" and shared:
             by_board.setdefault((row["dataset"], row["protocol"]), []).append(row)
     for (_, protocol), members in by_board.items():
         metric = RANK_BY.get(protocol)
@@ -373,9 +391,10 @@ def render_markdown(board: Board, reference: bool = True) -> str:
         "weights are left blank (see each results.json for the reason).",
         "",
     ]
-    compositing = _joined(r["compositing"] for r in board.rows)
-    if compositing:
-        parts += [f"Compositing (all methods): `{compositing}`", ""]
+    rules = sorted({rule for r in board.rows for rule in r["compositing"].split(";") if rule})
+    if rules:
+        legend = "; ".join(f"`{rule}`: {COMPOSITING_LEGEND.get(rule, 'see results.json')}" for rule in rules)
+        parts += [f"Compositing (per row in the CSV): {legend}.", ""]
     weights = _weights_line(board.rows)
     if weights:
         parts += [weights, ""]

@@ -16,7 +16,9 @@ Lifecycle, driven by ``benchmark.runner``::
     output = method.render(request)                # once per test sequence
 
 The harness, not the method, composites the returned head (``rgb``, ``alpha``) over the test frame's
-background (see ``benchmark.protocols.COMPOSITING``), so compositing is identical for every method.
+background (the shared rule of ``benchmark.protocols``), so compositing is identical for every method. A
+method with a compositor of its own lists ``"own"`` in ``compositing`` and implements :meth:`composite`;
+runs with ``--compositing own`` score its whole frames on a separate, never jointly ranked track.
 """
 
 from __future__ import annotations
@@ -169,6 +171,9 @@ class Method(abc.ABC):
     protocols: ClassVar[tuple[str, ...]] = ("mono-front",)
     pretrained_networks: ClassVar[tuple[str, ...]] = ()  # weight-registry names it can use
     oracle: ClassVar[bool] = False  # True: sees test expressions; marked, never ranked
+    # compositing rules it can be scored under: "harness" (the shared rule) and, with a compositor of its
+    # own (``composite``), "own" (a separate track, never ranked with the shared rule)
+    compositing: ClassVar[tuple[str, ...]] = ("harness",)
     gpus_per_job: ClassVar[float] = 0.0  # resources a scheduler should reserve per job
     cpus_per_job: ClassVar[float] = 1.0
     # per-dataset audio-feature cache (``avatars.audio.cache.FeatureCache``), set by the runner before
@@ -197,6 +202,14 @@ class Method(abc.ABC):
 
     @abc.abstractmethod
     def render(self, request: RenderRequest) -> RenderOutput: ...
+
+    def composite(self, output: RenderOutput, backgrounds: np.ndarray) -> np.ndarray:
+        """Own compositor (only if ``"own"`` is in ``compositing``): the head render and ``backgrounds``
+        ``[T, H, W, 3]`` float in [0, 1] (head region blanked) -> whole frames ``[T, H, W, 3]`` in [0, 1]."""
+        raise MethodError(
+            f"method {self.name!r} has no compositor of its own",
+            fix="score it under the shared rule (gsbench run --compositing harness)",
+        )
 
     @abc.abstractmethod
     def save(self, path: Path) -> None:

@@ -62,6 +62,14 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:
     help="SyncNet for LSE-D/LSE-C: syncnet-v2 (official) or a syncnet-gsbench-<sha8> trained here "
     "(gsbench weights train-syncnet). Missing weights make LSE 'missing', never substituted.",
 )
+@click.option(
+    "--compositing",
+    type=click.Choice(["harness", "own"]),
+    default="harness",
+    show_default=True,
+    help="harness: the shared rule (head over the clean plate inside the GT mask, GT outside); own: the "
+    "method's own compositor (methods that have one), a separate track never ranked with the shared rule.",
+)
 def run(
     methods,
     data,
@@ -76,6 +84,7 @@ def run(
     force,
     no_videos,
     syncnet,
+    compositing,
 ):
     """Train + render + score; exits non-zero if any job failed (the others still run)."""
     from rich.console import Console
@@ -96,6 +105,7 @@ def run(
         force=force,
         videos=not no_videos,
         syncnet=syncnet,
+        compositing=compositing,
     )
     summary = run_benchmark(data, runs_dir, options, executor=make_executor(executor, address))
     console = Console()

@@ -108,7 +108,7 @@ def test_second_run_is_up_to_date_and_force_reruns_only_selected(dataset, sessio
 
 
 def test_stage_selection_syntax_and_split_rule():
-    assert parse_stages("frames-") == ["frames", "masks", "landmarks", "track"]
+    assert parse_stages("frames-") == ["frames", "masks", "backgrounds", "landmarks", "track"]
     assert parse_stages("-sync,landmarks") == ["probe", "sync", "landmarks"]
     with pytest.raises(InputError, match="unknown stage 'flow'"):
         parse_stages("flow")
