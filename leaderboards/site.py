@@ -583,8 +583,9 @@ def _svg_bytes(figure) -> bytes:
     import matplotlib
 
     buffer = io.BytesIO()
-    # svg.hashsalt: matplotlib otherwise salts its clip-path ids with a random uuid (new bytes each run)
-    with matplotlib.rc_context({"svg.hashsalt": "gsbench-site", "svg.fonttype": "path"}):
+    # svg.hashsalt: matplotlib otherwise salts its clip-path ids with a random uuid (new bytes each run);
+    # svg.fonttype none: text stays <text> (searchable, 4x smaller and 2x faster than glyph paths)
+    with matplotlib.rc_context({"svg.hashsalt": "gsbench-site", "svg.fonttype": "none"}):
         figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     return buffer.getvalue()
 
@@ -617,25 +618,31 @@ def metric_bars_svg(board: Board, metric: str, reference: list[dict[str, str]]) 
     labels = [o[0] for o in ours] + [p[0] for p in papers]
     values = [o[1] for o in ours] + [p[1] for p in papers]
     colours = ["tab:orange" if o[2] else "tab:blue" for o in ours] + ["0.65"] * len(papers)
-    figure = _figure(7.0, 0.9 + 0.22 * len(labels))
+    # margins from the label lengths (tight_layout would draw the 50-odd labels once more)
+    left = 0.2 + 0.058 * max(len(label) for label in labels)  # inches: ~0.058 in per 7 pt character
+    width, height = left + 4.0, 0.9 + 0.2 * len(labels)
+    figure = _figure(width, height)
     axes = figure.add_subplot()
     positions = list(range(len(labels)))[::-1]
     axes.barh(positions, values, color=colours, height=0.7)
     axes.set_yticks(positions, labels, fontsize=7)
+    axes.set_ylim(-0.6, len(labels) - 0.4)
     for y, value in zip(positions, values, strict=True):
         axes.annotate(
             f"{value:.4g}", (value, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=6
         )
     if papers:
         axes.axhline(len(papers) - 0.5, color="0.3", linewidth=0.8, linestyle="--")
-    axes.set_xlabel(f"{info.label} {info.arrow} ({info.direction} is better)")
-    axes.set_title(
-        f"{board.dataset} / {board.protocol}: {info.label}"
-        + ("  (grey: paper-reported, other datasets)" if papers else ""),
-        fontsize=9,
+    axes.set_xlabel(
+        f"{info.label} {info.arrow} ({info.direction} is better)"
+        + ("; grey: paper-reported, other datasets" if papers else ""),
+        fontsize=8,
     )
+    axes.set_title(f"{board.dataset} / {board.protocol}: {info.label}", fontsize=9)
     axes.grid(axis="x", alpha=0.3)
-    figure.tight_layout()
+    figure.subplots_adjust(
+        left=left / width, right=1 - 0.45 / width, bottom=0.5 / height, top=1 - 0.3 / height
+    )
     return _svg_bytes(figure)
 
 
