@@ -15,6 +15,8 @@ import functools
 import hashlib
 import json
 import wave
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +212,7 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as arrays:
             return {key: arrays[key] for key in arrays.files}
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:  # truncated/corrupt
         raise MediaError(f"cannot read npz ({error})", path=path, fix=FIX_REINGEST) from error
 
 

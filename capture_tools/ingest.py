@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 import zlib
@@ -41,8 +42,9 @@ from capture_tools.rig import RigSpec, load_rig
 from capture_tools.sync import SyncParams
 from gsbench import __version__
 from gsbench.errors import InputError, StageError
-from gsbench.io import json_default, sha256_file, write_json
+from gsbench.io import folder_lock, json_default, remove_stale_temporaries, sha256_file, write_json
 from gsbench.progress import log
+from gsbench.workers import init_worker, terminate_pool
 
 SCHEMA_VERSION = 1
 
@@ -74,12 +76,21 @@ class Context:
             import multiprocessing
 
             context = multiprocessing.get_context("spawn")  # mediapipe and torch do not survive fork
-            self._executor = concurrent.futures.ProcessPoolExecutor(self.params.workers, mp_context=context)
+            self._executor = concurrent.futures.ProcessPoolExecutor(
+                self.params.workers,
+                mp_context=context,
+                initializer=init_worker,  # workers die with this process and leave Ctrl-C to it
+                initargs=(os.getpid(),),
+            )
         return self._executor
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Shut the pool down; ``abort`` (an error or Ctrl-C): kill the workers, do not wait for them."""
         if self._executor is not None:
-            self._executor.shutdown(cancel_futures=True)
+            if abort:
+                terminate_pool(self._executor)
+            else:
+                self._executor.shutdown(cancel_futures=True)
             self._executor = None
 
     @property
@@ -204,12 +215,33 @@ def ingest(
             path=out,
             fix="write the dataset to a separate folder, e.g. -o data/<name>",
         )
-    out.mkdir(parents=True, exist_ok=True)
-    ctx = Context(rig=rig, out=out, params=params)
-    try:
-        return _run_stages(ctx, stages, force)
-    finally:
+    _check_output(out)
+    (out / ".ingest").mkdir(parents=True, exist_ok=True)  # marks the folder as ingest's from the start
+    with folder_lock(out / ".ingest" / "lock", f"gsbench ingest into {out}"):
+        remove_stale_temporaries(out)  # of a killed earlier run; no other ingest runs here now
+        ctx = Context(rig=rig, out=out, params=params)
+        try:
+            summary = _run_stages(ctx, stages, force)
+        except BaseException:
+            ctx.close(abort=True)
+            raise
         ctx.close()
+        return summary
+
+
+def _check_output(out: Path) -> None:
+    """Ingest owns its dataset folder (it clears stages' output folders before rewriting them): it
+    writes only into a new or empty folder or into one an earlier ingest made (``.ingest/``)."""
+    if out.exists() and not out.is_dir():
+        raise InputError(
+            "dataset path exists and is not a folder", path=out, fix="pass a new or empty folder"
+        )
+    if out.is_dir() and not (out / ".ingest").is_dir() and any(out.iterdir()):
+        raise InputError(
+            "output folder is not empty and is not a gsbench dataset (no .ingest/ from an earlier ingest)",
+            path=out,
+            fix="pass a new or empty folder; ingest never writes among files it did not make",
+        )
 
 
 def _run_stages(ctx: Context, stages: list[str] | None, force: bool) -> IngestSummary:

@@ -89,8 +89,7 @@ def probe_video(path: str | Path) -> VideoInfo:
     if counted.returncode != 0:
         raise MediaError(f"video stream cannot be read ({_first_error_line(stderr)})", path=path)
     num_frames = sum(1 for line in counted.stdout.splitlines() if line.strip() and not line.startswith(b"#"))
-    if num_frames == 0:
-        raise MediaError("video has no frames", path=path)
+    _check_frame_count(path, stderr, num_frames, duration_s, fps)
     return VideoInfo(
         path=str(path),
         fps=fps,
@@ -102,6 +101,62 @@ def probe_video(path: str | Path) -> VideoInfo:
         audio_sample_rate=int(audio["rate"]) if audio else None,
         codec=video["codec"],
     )
+
+
+# Demuxers of still images: ffmpeg opens an image renamed .mp4 as a one-frame "video".
+_IMAGE_DEMUXER = re.compile(r"Input #\d+, (?P<demuxer>\w+_pipe|image2)\b")
+# What ffmpeg's mov demuxer says when a file's index lists packets that are not (wholly) in the file:
+# an mp4 written with +faststart (index first) and cut short still opens and copies the frames it has.
+_TRUNCATED = ("partial file", "corrupt input packet", "Packet corrupt")
+MAX_MISSING_FRAMES = 2  # declared (duration x fps) minus readable frames tolerated (container rounding)
+
+
+def _check_frame_count(path: Path, stderr: str, num_frames: int, duration_s: float, fps: float) -> None:
+    """Refuse a stream whose readable frames do not match what the file declares.
+
+    A cut-short file must not pass as a shorter take: the frames stage would then silently place fewer
+    frames on the master timeline. The container's duration covers every stream (audio may run up to
+    an AAC frame longer than video), hence the tolerance of :data:`MAX_MISSING_FRAMES` where the header
+    states no frame count."""
+    image = _IMAGE_DEMUXER.search(stderr)
+    if image is not None:
+        raise MediaError(
+            f"is a still image ({image['demuxer']}), not a video",
+            path=path,
+            fix="put the camera's video recording here",
+        )
+    if num_frames == 0:
+        raise MediaError("video has no frames", path=path)
+    if num_frames == 1 or duration_s <= 0:
+        raise MediaError(
+            f"video stream has {num_frames} frame(s) and a duration of {duration_s:g} s",
+            path=path,
+            fix="put the camera's whole recording of the take here",
+        )
+    truncated = next((marker for marker in _TRUNCATED if marker in stderr), None)
+    declared, source = _declared_frames(path), "its index declares"
+    if declared <= 0:
+        declared, source = int(round(duration_s * fps)), f"it declares {duration_s:g} s x {fps:g} fps ="
+    if truncated is not None or declared - num_frames > MAX_MISSING_FRAMES:
+        raise MediaError(
+            f"truncated or corrupt: {num_frames} readable frames, {source} {declared}"
+            + (f" (ffmpeg: {truncated})" if truncated else ""),
+            path=path,
+            fix="re-copy the file from the camera (the copy was cut short)",
+        )
+
+
+def _declared_frames(path: Path) -> int:
+    """The video stream's own frame count as its header states it (mp4: the sample table), which a
+    copy cut short still carries; 0 when the container states none. The container's duration is no
+    substitute: it spans the audio track too, which may be longer than the video."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    finally:
+        capture.release()
 
 
 def read_frames(

@@ -136,6 +136,17 @@ class RigSpec:
         raise KeyError(camera_id)
 
 
+def yaml_problem(error: Exception) -> str:
+    """PyYAML's error as one line that keeps where it is: ``line 7, column 3: <problem> (<context>)``."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None)
+    if problem is None:
+        return str(error).splitlines()[0] if str(error) else type(error).__name__
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    context = getattr(error, "context", None)
+    return f"{where}{problem}" + (f" ({context})" if context else "")
+
+
 class _Reader:
     """Typed access to a YAML mapping; errors name the dotted key and the file."""
 
@@ -193,7 +204,7 @@ def load_rig(session: str | Path) -> RigSpec:
     try:
         raw = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"not valid YAML ({str(exc).splitlines()[0]})", path=path) from exc
+        raise ConfigError(f"not valid YAML ({yaml_problem(exc)})", path=path) from exc
     r = _Reader(path)
     data = r.mapping(raw, "<top level>")
     known = {

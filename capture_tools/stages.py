@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from capture_tools.sfm import (
 )
 from gsbench.errors import MediaError, StageError
 from gsbench.io import save_npz
-from gsbench.progress import log, track
+from gsbench.progress import log, track, warn_once
 
 
 def _rig_summary(ctx: Context) -> dict:
@@ -89,6 +90,7 @@ def _probe(ctx: Context) -> dict:
         entry["path"] = files[key]["path"]
         entry["sha256"] = files[key]["sha256"]
         videos[key] = entry
+    _check_take_lengths(rig, jobs, videos)
     # Every camera must deliver the same resolution: the odd ones out are named against the majority.
     sizes = Counter((v["width"], v["height"]) for v in videos.values())
     common = sizes.most_common(1)[0][0]
@@ -111,12 +113,56 @@ def _probe(ctx: Context) -> dict:
                 fix=f"put the master microphone recording at takes/{take.id}/{rig.master_audio}",
             )
         duration, rate = media.probe_audio(path)
+        _check_sample_rate(rig, path, take.id, rate)
         audio[take.id] = {
             "duration_s": duration,
             "sample_rate": rate,
             "sha256": files[f"takes/{take.id}/audio"]["sha256"],
         }
     return {"files": files, "videos": videos, "audio": audio, "image_size": list(common)}
+
+
+MIN_SAMPLE_RATE = 16000  # every audio feature of the benchmark reads 16 kHz (docs/interfaces.md)
+
+
+def _check_sample_rate(rig: RigSpec, path: Path, take_id: str, rate: int) -> None:
+    """The master audio's rate must be the one rig.yaml declares; below 16 kHz it is accepted with a
+    warning (ingest resamples to 16 kHz, but nothing above rate / 2 was ever recorded)."""
+    if rate != rig.sample_rate:
+        raise MediaError(
+            f"take {take_id}: master audio is {rate} Hz, rig.yaml says audio.sample_rate: {rig.sample_rate}",
+            path=path,
+            fix=f"set audio.sample_rate: {rate} in {rig.rig_file} if the file is right, else re-export it",
+        )
+    if rate < MIN_SAMPLE_RATE:
+        warn_once(
+            f"{path}: master audio is {rate} Hz, below the {MIN_SAMPLE_RATE} Hz the audio features read; "
+            f"it is upsampled, so the dataset audio holds nothing above {rate // 2} Hz (record at >= 16 kHz)"
+        )
+
+
+SHORT_CAMERA_FRACTION = 0.9  # a camera with fewer frames than this x its take's median is cut short
+
+
+def _check_take_lengths(rig: RigSpec, jobs: list[tuple], videos: dict[str, dict]) -> None:
+    """Every camera records the whole take (all start within a fraction of a second): one with far fewer
+    frames than the take's other cameras was cut short, even when its own header agrees (a re-muxed or
+    re-encoded partial copy), and would silently shorten the sequence to the frames it has."""
+    groups: dict[str, list[tuple[str, Path, str, str]]] = {}
+    for key, path, camera, where in jobs:
+        groups.setdefault(where, []).append((key, path, camera, where))
+    for members in groups.values():
+        counts = [videos[key]["num_frames"] for key, *_ in members]
+        median = float(np.median(counts))
+        for key, path, camera, where in members:
+            count = videos[key]["num_frames"]
+            if count < SHORT_CAMERA_FRACTION * median and median - count > media.MAX_MISSING_FRAMES:
+                raise MediaError(
+                    f"camera {camera}, {where}: {count} frames, the other cameras of the {where} have "
+                    f"{median:g} (median): the file was cut short",
+                    path=path,
+                    fix="re-copy the camera's whole recording",
+                )
 
 
 # ---------------------------------------------------------------- sync
@@ -578,11 +624,23 @@ def _frames_inputs(ctx: Context) -> dict:
     }
 
 
+def _all_frames_exist(folder: Path, num_frames: int, suffix: str) -> bool:
+    """Every frame file ``00000 ... num_frames - 1`` is in ``folder`` (one listing, not one stat per
+    frame): the same check ``benchmark.dataset`` makes before a run, so that a frame deleted from a
+    finished dataset makes ingest redo the stage that writes it, as the run's error message advises."""
+    try:
+        present = set(os.listdir(folder))
+    except OSError:
+        return False
+    return all(f"{index:05d}{suffix}" in present for index in range(num_frames))
+
+
 def _frames_exist(ctx: Context, result: dict) -> bool:
     for take_id, info in result["sequences"].items():
-        last = info["num_frames"] - 1
         for camera in ctx.rig.camera_ids:
-            if not (ctx.sequence_dir(take_id) / "images" / camera / f"{last:05d}.jpg").exists():
+            if not _all_frames_exist(
+                ctx.sequence_dir(take_id) / "images" / camera, info["num_frames"], ".jpg"
+            ):
                 return False
         if not (ctx.sequence_dir(take_id) / "audio.wav").exists():
             return False
@@ -672,9 +730,10 @@ def _masks_exist(ctx: Context, result: dict) -> bool:
     if frames is None:
         return False
     for take_id, info in frames["sequences"].items():
-        last = info["num_frames"] - 1
         for camera in ctx.rig.camera_ids:
-            if not (ctx.sequence_dir(take_id) / "masks" / camera / f"{last:05d}.png").exists():
+            if not _all_frames_exist(
+                ctx.sequence_dir(take_id) / "masks" / camera, info["num_frames"], ".png"
+            ):
                 return False
     return True
 

@@ -49,3 +49,7 @@ class StageError(GsbenchError):
 
 class MethodError(GsbenchError):
     """A method is unknown, misconfigured, or broke the protocol (e.g. asked for test images)."""
+
+
+class BusyError(GsbenchError):
+    """Another gsbench process is working on the same folder (it holds the folder's lock)."""

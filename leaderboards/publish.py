@@ -23,6 +23,7 @@ from pathlib import Path
 from gsbench.errors import ConfigError
 from gsbench.io import sha256_file, write_bytes, write_text
 from gsbench.metric_table import METRICS, metric_info
+from gsbench.progress import warn
 
 SCHEMA_VERSION = 1
 RESULTS_SCHEMA = ("gsbench.results", 1)  # what benchmark.runner writes (see benchmark/results.py)
@@ -315,19 +316,38 @@ def publish(
         )
     new_rows: dict[tuple[str, str], list[dict[str, str]]] = {}
     subjects: dict[str, list[str]] = {}
+    sources: dict[tuple[str, str], Path] = {}  # (dataset, dataset_hash) -> one results file of it
     for path in paths:
-        results = load_results(path)
-        row = subject_row(results, path)
+        try:  # one unreadable file is named and skipped; it must not block every other board
+            results = load_results(path)
+            row = subject_row(results, path)
+            listed = results["dataset"].get("subjects")
+            listed = [str(s) for s in listed] if listed else None
+        except ConfigError as error:
+            warn(f"skipped: {error}")
+            continue
+        except (TypeError, ValueError, KeyError, AttributeError) as error:
+            warn(f"skipped: {path}: results with a wrong type or value ({type(error).__name__}: {error}) "
+                 "(fix: re-run that job with `gsbench run --force`)")  # fmt: skip
+            continue
         new_rows.setdefault((row["dataset"], row["protocol"]), []).append(row)
-        if results["dataset"].get("subjects"):
-            subjects[row["dataset"]] = list(results["dataset"]["subjects"])
+        sources.setdefault((row["dataset"], row["dataset_hash"]), path)
+        if listed:
+            subjects[row["dataset"]] = listed
+    if not new_rows:
+        raise ConfigError(
+            "no readable results.json (see the warnings above)",
+            path=runs_dir,
+            fix="re-run the jobs with `gsbench run --force`",
+        )
+    _check_one_version(sources)
     boards = []
     for (dataset, protocol), rows in sorted(new_rows.items()):
         folder = Path(out_dir) / dataset
         csv_path = folder / f"{protocol}.csv"
-        merged = {
-            tuple(r[k] for k in KEY_COLUMNS): r for r in read_csv(csv_path) if r["row_type"] == "subject"
-        }
+        existing = [r for r in read_csv(csv_path) if r["row_type"] == "subject"]
+        _check_board_version(csv_path, existing, rows)
+        merged = {tuple(r[k] for k in KEY_COLUMNS): r for r in existing}
         for row in rows:
             merged[tuple(row[k] for k in KEY_COLUMNS)] = row
         subject_rows = list(merged.values())
@@ -343,6 +363,37 @@ def publish(
             write_bytes(board.plot_path, render_plot(board))
         boards.append(board)
     return boards
+
+
+def _check_one_version(sources: dict[tuple[str, str], Path]) -> None:
+    """Results of two versions of one dataset (same name, different content hash) are not comparable:
+    a re-ingested dataset has other frames, masks or tracking. Refuse rather than rank them together."""
+    by_name: dict[str, list[tuple[str, Path]]] = {}
+    for (dataset, dataset_hash), path in sorted(sources.items()):
+        by_name.setdefault(dataset, []).append((dataset_hash, path))
+    for dataset, versions in by_name.items():
+        if len(versions) > 1:
+            listed = "; ".join(f"hash {h or '(none)'} e.g. {p}" for h, p in versions)
+            raise ConfigError(
+                f"results of {len(versions)} versions of dataset {dataset!r} (different content hashes: "
+                f"{listed}); their rows cannot be ranked on one board",
+                fix="re-run the old version's jobs on the current dataset (`gsbench run --force`), or move "
+                "them to another --runs folder and publish each version into its own --out folder",
+            )
+
+
+def _check_board_version(csv_path: Path, existing: list[dict[str, str]], rows: list[dict[str, str]]) -> None:
+    """The board already published must hold the same dataset version as the new rows."""
+    new_hashes = {r["dataset_hash"] for r in rows}
+    old_hashes = {r["dataset_hash"] for r in existing} - new_hashes
+    if old_hashes:
+        raise ConfigError(
+            f"the board holds results of dataset content hash {', '.join(sorted(old_hashes))}, the new "
+            f"results are of hash {', '.join(sorted(new_hashes))} (another version of dataset "
+            f"{rows[0]['dataset']!r}); their rows cannot be ranked together",
+            path=csv_path,
+            fix="publish into another --out folder, or move the old board away to start the new version's",
+        )
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from gsbench.errors import InputError
-from gsbench.io import atomic_path, save_npz, write_json, write_text
+from gsbench.io import atomic_path, load_npz, save_npz, write_json, write_text
 from gsbench.progress import track
 
 FRAME_KEYS = ("expr", "jaw_pose", "neck_pose", "eyes_pose", "rotation", "translation")
@@ -62,8 +62,7 @@ def _load_flame(path: Path, num_frames: int) -> dict[str, np.ndarray]:
         raise InputError(
             "no tracked FLAME parameters", path=path, fix="run `gsbench track` on the dataset first"
         )
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {key: data[key] for key in data.files}
+    arrays = load_npz(path, fix="re-run `gsbench track --force`")
     missing = [key for key in (*FRAME_KEYS, "shape") if key not in arrays]
     if missing:
         raise InputError(f"flame.npz lacks {missing}", path=path, fix="re-run `gsbench track --force`")

@@ -83,6 +83,27 @@ def cli(quiet: bool) -> None:
         os.environ["GSBENCH_QUIET"] = "1"
 
 
+def os_error_line(error: OSError) -> str:
+    """``<path>: <reason> (fix: ...)`` of an operating-system error (permission, disk full, ...)."""
+    import errno
+
+    reason = error.strerror or str(error) or type(error).__name__
+    path = error.filename if error.filename is not None else "(no path)"
+    if error.filename2 is not None:
+        path = f"{path} -> {error.filename2}"
+    fixes = {
+        errno.EACCES: "make the folder writable for this user, or choose another output folder",
+        errno.EPERM: "make the folder writable for this user, or choose another output folder",
+        errno.EROFS: "the file system is read-only: choose an output folder on a writable disk",
+        errno.ENOSPC: "the disk is full: free space or choose an output folder on another disk",
+        errno.EDQUOT: "the disk quota is used up: free space or choose another output folder",
+        errno.ENOENT: "check that the path exists",
+        errno.ENOTDIR: "a file stands where a folder belongs in this path: choose another path",
+    }
+    fix = fixes.get(error.errno or 0, "check the path, its permissions and the free disk space")
+    return f"{path}: {reason} (fix: {fix})"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
     try:
@@ -93,6 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except OSError as error:  # a read-only, full or missing output folder: the path, not a traceback
+        click.echo(f"error: {os_error_line(error)}", err=True)
+        sys.exit(1)
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)

@@ -49,12 +49,30 @@ def read_video(path: Path) -> tuple[np.ndarray, float]:
     return frames.copy(), fps
 
 
+def _frame_order(name: str) -> tuple:
+    """Natural order: the digit runs of a name compare as numbers (``frame_2`` before ``frame_10``)."""
+    return tuple((1, int(part), "") if part.isdigit() else (0, 0, part) for part in re.split(r"(\d+)", name))
+
+
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    """The folder's images in frame order: numbers in the names compare as numbers, so ``frame_0 ...
+    frame_36`` are read 0, 1, 2, ..., not 0, 1, 10, 11 as text order would (which pairs the wrong
+    frames and still gives a plausible PSNR). Names that differ only in zero padding (``frame_1`` and
+    ``frame_01``) have no order and are refused."""
+    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+    files.sort(key=lambda p: (_frame_order(p.stem), p.suffix.lower(), p.name))
+    for first, second in zip(files, files[1:], strict=False):
+        if _frame_order(first.stem) == _frame_order(second.stem):
+            raise MediaError(
+                f"frames {first.name} and {second.name} have the same number: their order is ambiguous",
+                path=folder,
+                fix="keep one file per frame, numbered frame_0 ... or 00000 ...",
+            )
+    return files
 
 
 def read_frames(path: Path) -> tuple[np.ndarray, float | None]:
-    """Frames ``[T, H, W, 3] uint8 RGB`` of a video file or of a folder of images (sorted by name).
+    """Frames ``[T, H, W, 3] uint8 RGB`` of a video file or of a folder of images (in frame order).
 
     The fps is that of the video, or None for a folder.
     """
@@ -83,7 +101,7 @@ def read_frames(path: Path) -> tuple[np.ndarray, float | None]:
 
 
 def read_masks(folder: Path) -> np.ndarray:
-    """[T, H, W] bool from a folder of mask images (sorted by name; > 127 in the first channel is head)."""
+    """[T, H, W] bool from a folder of mask images (in frame order; > 127 in the first channel is head)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise MediaError("mask folder not found", path=folder, fix="pass the folder of per-frame masks")

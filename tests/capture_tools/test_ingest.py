@@ -301,3 +301,23 @@ def test_worker_pool_keeps_job_order_and_raises_the_first_failure(tmp_path):
             list(run_jobs(ctx, int, [{}] * 10, "test"))  # int(dict) fails in the worker
     finally:
         ctx.close()
+
+
+def test_deleted_frame_makes_ingest_redo_what_run_asks_for(broken):
+    """Issue 21: `run` said "re-run ingest" and ingest said "up to date" (it looked at the last frame)."""
+    from benchmark.dataset import FIX_REINGEST, load_dataset
+
+    root, out = broken
+    image = out / "sequences/s01_t00/images/cam01/00007.jpg"
+    mask = out / "sequences/s01_t01/masks/cam02/00003.png"
+    saved_image, saved_mask = image.read_bytes(), mask.read_bytes()
+    image.unlink()
+    mask.unlink()
+    for sequence in (out / "sequences").iterdir():  # these tests stop before tracking
+        (sequence / "flame.npz").write_bytes(b"")
+    with pytest.raises(InputError) as error:
+        load_dataset(out)
+    assert str(image) in str(error.value) and FIX_REINGEST in str(error.value)
+    summary = ingest(root, out, PARAMS, stages=NO_TRACK)
+    assert summary.ran == ["frames", "masks"]
+    assert image.read_bytes() == saved_image and mask.read_bytes() == saved_mask

@@ -166,3 +166,54 @@ def test_reference_rows_hold_the_papers_numbers():
     speech = find("GaussianSpeech", "GaussianSpeech", "GaussianSpeech (Ours)")
     assert (speech["lse_d ↓"], speech["psnr ↑"], speech["ssim ↑"]) == ("11.25", "24.73", "0.9362")
     assert {r["protocol_like"] for r in rows} <= {"mono-front", "multiview", "cross-id"}
+
+
+def _set_dataset_hash(path: Path, dataset_hash: str) -> None:
+    import json
+
+    data = json.loads(path.read_text())
+    data["dataset"]["hash"] = dataset_hash
+    write_json(path, data)
+
+
+def test_two_versions_of_a_dataset_are_refused_naming_both_hashes(tmp_path):
+    runs = tmp_path / "runs"
+    write_results(runs, "good", "a", 30.0)
+    _set_dataset_hash(write_results(runs, "good", "b", 31.0), "e" * 64)
+    with pytest.raises(ConfigError, match="2 versions of dataset 'ds'") as error:
+        publish(runs, tmp_path / "out", plot=False)
+    assert "d" * 16 in str(error.value) and "e" * 16 in str(error.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_board_of_another_dataset_version_is_not_merged_into(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    write_results(old, "good", "a", 30.0)
+    (board,) = publish(old, tmp_path / "out", plot=False)
+    before = board.csv_path.read_bytes()
+    _set_dataset_hash(write_results(new, "other", "a", 25.0), "e" * 64)
+    with pytest.raises(ConfigError, match="another version of dataset 'ds'") as error:
+        publish(new, tmp_path / "out", plot=False)
+    assert "d" * 16 in str(error.value) and "e" * 16 in str(error.value)
+    assert board.csv_path.read_bytes() == before
+
+
+def test_bad_results_files_are_named_skipped_and_the_rest_published(tmp_path, capsys):
+    import json
+
+    runs = tmp_path / "runs"
+    write_results(runs, "good", "a", 30.0)
+    write_results(runs, "good", "b", 32.0)
+    wrong_type = write_results(runs, "typo", "a", 20.0)
+    data = json.loads(wrong_type.read_text())
+    data["metrics"]["psnr"]["value"] = "twenty"  # a string where a number belongs
+    write_json(wrong_type, data)
+    truncated = write_results(runs, "cut", "a", 20.0)
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    (board,) = publish(runs, tmp_path / "out", plot=False)
+    rows = read_rows(board.csv_path)
+    assert {method for method, _ in rows} == {"good"}
+    assert rows[("good", "mean")]["psnr ↑"] == "31.0000"
+    err = capsys.readouterr().err
+    for path in (wrong_type, truncated):
+        assert f"skipped: {path}" in " ".join(err.split())
