@@ -36,7 +36,7 @@ from avatars.perceptual import global_perceptual_loss, patch_perceptual_loss
 from avatars.render import rasterize
 from avatars.rigged import MeshBinding, RiggedGaussians
 from gsbench.errors import InputError, WeightsError
-from gsbench.progress import log
+from gsbench.progress import log, training_progress
 
 MOUTH_REGIONS = ("teeth", "mouth_interior")
 
@@ -572,82 +572,85 @@ def fit_avatar(
     num_images = data.images.shape[0]
     order = torch.randperm(num_images, generator=generator)
     cursor = 0
-    for step in range(1, config.iterations + 1):
-        for group in optimizer.param_groups:
-            if group["name"] == "xyz":
-                group["lr"] = position_lr(config, step, extent)
-        if cursor == num_images:
-            order, cursor = torch.randperm(num_images, generator=generator), 0
-        i = int(order[cursor])
-        cursor += 1
-        frame, camera = int(data.frame_index[i]), int(data.camera_index[i])
-        target, mask = data.target(i)
-        out = avatar.render(
-            data.vertices[frame], data.conditions[frame], data.head_rotations[frame],
-            data.world_to_cam[camera], data.Ks[camera], data.width, data.height, background,
-        )  # fmt: skip
-        fit_log.backend = out.backend
-        pred = out.features[0]
-        rgb = photometric_loss(pred, target, config.lambda_dssim)
-        visible = out.radii[0] > 0
-        position_reg, scale_reg = rig.regularizers(visible, config.threshold_xyz, config.threshold_scale)
-        loss = rgb + config.lambda_xyz * position_reg + config.lambda_scale * scale_reg
-        if config.lambda_alpha > 0:
-            loss = loss + config.lambda_alpha * silhouette_loss(out.alpha[0], mask)
-        if config.lambda_wrinkle > 0:
-            loss = loss + config.lambda_wrinkle * wrinkle_loss(pred, target, mask, config.wrinkle_sigmas)
-        if "global" in perceptual.networks:  # Eqs. 1-3
-            loss = loss + config.lambda_global * global_perceptual_loss(
-                perceptual.networks["global"], pred, target, mask
-            )
-        if "patch" in perceptual.networks:  # Eq. 4
-            loss = loss + config.lambda_patch * patch_perceptual_loss(
-                perceptual.networks["patch"],
-                pred,
-                target,
-                mask,
-                config.num_patches,
-                config.patch_size,
-                generator,
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        fit_log.losses.append(float(loss.detach()))
-        fit_log.rgb_losses.append(float(rgb.detach()))
-        if step < config.densify_until and out.means2d.grad is not None:
-            # Pixel gradient -> NDC units (x W/2, H/2) as gsplat does, so GaussianAvatars' 2e-4 applies.
-            g = out.means2d.grad[0] * torch.tensor([data.width / 2, data.height / 2])
-            grad_accum[visible] += g[visible].norm(dim=-1)
-            grad_count[visible] += 1
-        optimizer.step()
-        if on_step is not None:
-            on_step(step, float(loss.detach()))
-        if config.densify_from <= step < config.densify_until and step % config.densify_interval == 0:
-            with torch.no_grad():
-                world_scales = rig.world(canonical).scales
-            grad_avg = grad_accum / grad_count.clamp(min=1)
-            cloned, split = rig.densify(
-                grad_avg,
-                config.grad_threshold,
-                world_scales,
-                config.percent_dense * extent,
-                generator,
-                optimizer,
-            )
-            score = avatar.volume_score(canonical)
-            k = max(config.top_k, rig.mesh.num_faces)
-            if k > config.top_k and not any("top-k raised" in e for e in fit_log.events):
-                fit_log.events.append(f"top-k raised from {config.top_k} to the {k} bound triangles")
-            removed = rig.keep_top_k(score, k, optimizer)
-            fit_log.events.append(
-                f"step {step}: cloned {cloned}, split {split}, top-k removed {removed}, "
-                f"now {rig.num_gaussians}"
-            )
-            grad_accum = torch.zeros(rig.num_gaussians)
-            grad_count = torch.zeros(rig.num_gaussians)
-        if step % config.opacity_reset_interval == 0 and step < config.iterations:
-            rig.reset_opacity(0.01, optimizer)
-            fit_log.events.append(f"step {step}: opacity reset")
+    # step, loss, Gaussians and ETA on the terminal; a line every 30 s in the job's log.txt
+    with training_progress(config.iterations, "avatar fit") as progress:
+        for step in range(1, config.iterations + 1):
+            for group in optimizer.param_groups:
+                if group["name"] == "xyz":
+                    group["lr"] = position_lr(config, step, extent)
+            if cursor == num_images:
+                order, cursor = torch.randperm(num_images, generator=generator), 0
+            i = int(order[cursor])
+            cursor += 1
+            frame, camera = int(data.frame_index[i]), int(data.camera_index[i])
+            target, mask = data.target(i)
+            out = avatar.render(
+                data.vertices[frame], data.conditions[frame], data.head_rotations[frame],
+                data.world_to_cam[camera], data.Ks[camera], data.width, data.height, background,
+            )  # fmt: skip
+            fit_log.backend = out.backend
+            pred = out.features[0]
+            rgb = photometric_loss(pred, target, config.lambda_dssim)
+            visible = out.radii[0] > 0
+            position_reg, scale_reg = rig.regularizers(visible, config.threshold_xyz, config.threshold_scale)
+            loss = rgb + config.lambda_xyz * position_reg + config.lambda_scale * scale_reg
+            if config.lambda_alpha > 0:
+                loss = loss + config.lambda_alpha * silhouette_loss(out.alpha[0], mask)
+            if config.lambda_wrinkle > 0:
+                loss = loss + config.lambda_wrinkle * wrinkle_loss(pred, target, mask, config.wrinkle_sigmas)
+            if "global" in perceptual.networks:  # Eqs. 1-3
+                loss = loss + config.lambda_global * global_perceptual_loss(
+                    perceptual.networks["global"], pred, target, mask
+                )
+            if "patch" in perceptual.networks:  # Eq. 4
+                loss = loss + config.lambda_patch * patch_perceptual_loss(
+                    perceptual.networks["patch"],
+                    pred,
+                    target,
+                    mask,
+                    config.num_patches,
+                    config.patch_size,
+                    generator,
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            fit_log.losses.append(float(loss.detach()))
+            fit_log.rgb_losses.append(float(rgb.detach()))
+            if step < config.densify_until and out.means2d.grad is not None:
+                # Pixel gradient -> NDC units (x W/2, H/2) as gsplat does, so GaussianAvatars' 2e-4 applies.
+                g = out.means2d.grad[0] * torch.tensor([data.width / 2, data.height / 2])
+                grad_accum[visible] += g[visible].norm(dim=-1)
+                grad_count[visible] += 1
+            optimizer.step()
+            if on_step is not None:
+                on_step(step, float(loss.detach()))
+            progress.update(step, loss=fit_log.losses[-1], gaussians=rig.num_gaussians)
+            if config.densify_from <= step < config.densify_until and step % config.densify_interval == 0:
+                with torch.no_grad():
+                    world_scales = rig.world(canonical).scales
+                grad_avg = grad_accum / grad_count.clamp(min=1)
+                cloned, split = rig.densify(
+                    grad_avg,
+                    config.grad_threshold,
+                    world_scales,
+                    config.percent_dense * extent,
+                    generator,
+                    optimizer,
+                )
+                score = avatar.volume_score(canonical)
+                k = max(config.top_k, rig.mesh.num_faces)
+                if k > config.top_k and not any("top-k raised" in e for e in fit_log.events):
+                    fit_log.events.append(f"top-k raised from {config.top_k} to the {k} bound triangles")
+                removed = rig.keep_top_k(score, k, optimizer)
+                fit_log.events.append(
+                    f"step {step}: cloned {cloned}, split {split}, top-k removed {removed}, "
+                    f"now {rig.num_gaussians}"
+                )
+                grad_accum = torch.zeros(rig.num_gaussians)
+                grad_count = torch.zeros(rig.num_gaussians)
+            if step % config.opacity_reset_interval == 0 and step < config.iterations:
+                rig.reset_opacity(0.01, optimizer)
+                fit_log.events.append(f"step {step}: opacity reset")
     return fit_log
 
 
