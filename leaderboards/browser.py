@@ -74,9 +74,10 @@ class Chromium:
             "--mute-audio",
             "--autoplay-policy=no-user-gesture-required",
             f"--window-size={width},{height}",
+            # as Playwright does by default: the sandbox cannot start as root or in most containers, and
+            # this browser opens only pages we generated
+            "--no-sandbox",
         ]
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            flags.append("--no-sandbox")  # Chromium refuses to start its sandbox as root
         # fds 3 and 4 are where Chromium expects the pipe; a shell puts them there
         self._process = subprocess.Popen(
             [

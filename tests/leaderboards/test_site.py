@@ -38,14 +38,16 @@ def _tone(path: Path) -> None:
         handle.writeframes(pcm.tobytes())
 
 
-def write_run(runs: Path, method: str, subject: str, audio: Path) -> Path:
-    """One job folder as benchmark.runner writes it: results.json, videos/<seq>.mp4, comparison/<seq>.mp4."""
+def write_run(runs: Path, method: str, subject: str, audio: Path, protocol: str = "mono-front") -> Path:
+    """One job folder as benchmark.runner writes it: results.json, videos/<seq>.mp4, comparison/<seq>.mp4.
+    cross-id: driven by the other subject's test sequence, scored by LSE-C only."""
     from benchmark.runner import write_video
 
     (psnrs, lpips, oracle, colour) = METHODS[method]
     psnr = psnrs[SUBJECTS.index(subject)]
-    run = runs / "ds" / "mono-front" / method / subject
-    sequence = f"{subject}_t01"
+    run = runs / "ds" / protocol / method / subject
+    other = SUBJECTS[1 - SUBJECTS.index(subject)]
+    sequence = f"{other if protocol == 'cross-id' else subject}_t01"
     ramp = np.linspace(0, 255, FRAMES).astype(np.uint8)
     gt = np.zeros((FRAMES, HEIGHT, WIDTH, 3), np.uint8)
     gt[..., 0] = ramp[:, None, None]  # the ground truth brightens over time
@@ -67,6 +69,9 @@ def write_run(runs: Path, method: str, subject: str, audio: Path) -> Path:
         "psnr": entry("psnr", psnr, "higher"),
         "lpips": entry("lpips", lpips, "lower", "lpips-alex:ab"),
     }
+    if protocol == "cross-id":
+        skipped = {**entry("psnr", 0.0, "higher"), "value": None, "status": "skipped", "reason": "cross-id"}
+        metrics = {"psnr": skipped, "lse_c": entry("lse_c", 5.0 + psnr / 10, "higher", "syncnet-v2:ab")}
     path = run / "results.json"
     write_json(
         path,
@@ -76,7 +81,7 @@ def write_run(runs: Path, method: str, subject: str, audio: Path) -> Path:
             "status": "ok",
             "error": None,
             "dataset": {"name": "ds", "hash": "d" * 64, "subjects": list(SUBJECTS)},
-            "protocol": "mono-front",
+            "protocol": protocol,
             "method": method,
             "subject": subject,
             "budget": "smoke",
@@ -94,7 +99,7 @@ def write_run(runs: Path, method: str, subject: str, audio: Path) -> Path:
                     "comparison": [f"comparison/{sequence}.mp4", f"comparison/{sequence}.png"],
                 }
             },
-            "weights": {"lpips": "lpips-alex:ab"},
+            "weights": {k: v["weight_id"] for k, v in metrics.items() if v["weight_id"]},
             "timing": {
                 "train_seconds": {"good": 100.0, "bad": 10.0, "cheat": 1000.0}[method],
                 "render_fps": 5.0,
@@ -116,6 +121,8 @@ def runs(tmp_path_factory) -> Path:
     for method in METHODS:
         for subject in SUBJECTS:
             write_run(root / "runs", method, subject, audio)
+    for subject in SUBJECTS:
+        write_run(root / "runs", "good", subject, audio, protocol="cross-id")
     return root / "runs"
 
 
@@ -187,8 +194,9 @@ def tree_digest(root: Path) -> dict[str, str]:
 def test_board_page_tables_links_and_videos(site, runs):
     overview = parse(site / "index.html")
     assert "ds/mono-front/index.html" in overview.links
-    (board_row,) = overview.tables["boards"]
+    cross_row, board_row = overview.tables["boards"]
     assert board_row[1][:6] == ["ds", "mono-front", "psnr ↑", "3", "2", "good"]  # leader: best non-oracle
+    assert cross_row[1][:6] == ["ds", "cross-id", "lse_c ↑", "1", "2", "good"]
 
     page = site / "ds" / "mono-front" / "index.html"
     board = parse(page)
@@ -237,6 +245,17 @@ def test_board_page_tables_links_and_videos(site, runs):
         assert (page.parent / name).is_file(), name
     for asset in ("site.css", "sort.js", "sync.js"):
         assert (site / "assets" / asset).is_file()
+
+
+def test_cross_id_board_shows_the_driving_video(site):
+    page = site / "ds" / "cross-id" / "index.html"
+    board = parse(page)
+    means = {attrs["data-method"]: cells for attrs, cells in board.tables["means"]}
+    assert means["good"][:4] == ["1", "good", "mean", "8.1000"]  # lse_c ↑: mean of 5 + 30/10 and 5 + 32/10
+    text = page.read_text(encoding="utf-8")
+    assert "psnr ↑" not in text.split('id="means"')[1].split("</table>")[0]  # skipped metrics: no column
+    # subject a is driven by b's test sequence: the left half of its comparison video is b's frames
+    assert "driving video (b_t01)" in text and "media/a/b_t01/ground_truth.mp4" in board.videos
 
 
 def test_site_is_deterministic_and_replaced_whole(site, runs, tmp_path):
