@@ -3,12 +3,15 @@ the runner hands to methods, on the tiny dataset of conftest.py (12 frames at 25
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from avatars.audio import open_encoder, resolve_encoder
+from avatars.methods.base import Method, RenderOutput, RenderRequest, TrainStats
 from benchmark.audio_features import dataset_feature_cache, import_features, import_features_folder
 from benchmark.cli import main
 from benchmark.dataset import load_dataset
@@ -132,3 +135,73 @@ def test_cli_import_features_and_cache(tiny_dataset, tmp_path, capsys) -> None:
     main(["audio", "cache", str(tiny_dataset), "--encoder", "filterbank29"])
     assert "8 sequences, 0 computed, 8 read" in capsys.readouterr().out
     assert len(list((tiny_dataset / "audio_features_cache").glob("filterbank29*/*.npy"))) == 8
+
+
+class AudioCacheProbe(Method):
+    """Test-only: encodes every train and test audio through ``self.audio_cache`` (set by the runner)
+    and reports the cache's counts in ``info()``."""
+
+    name = "audio-cache-probe-test"
+    description = "test-only method that reads its audio features through the runner's cache"
+    protocols = ("mono-front",)
+
+    def train(self, train_view, budget, workdir):
+        self.encoder, self.reason = resolve_encoder(
+            "deepspeech-0.1.0", "filterbank29", self.weights, cache=self.audio_cache
+        )
+        for sequence in train_view.sequences:
+            audio = train_view.load_audio(sequence)
+            self.encoder.windows(
+                audio, train_view.fps, train_view.num_frames(sequence), cache=self.audio_cache
+            )
+        return TrainStats()
+
+    def render(self, request: RenderRequest) -> RenderOutput:
+        self.encoder.windows(request.audio, request.fps, request.num_frames, cache=self.audio_cache)
+        shape = (request.num_frames, request.camera.height, request.camera.width)
+        return RenderOutput(np.full((*shape, 3), 0.5, np.float32), np.ones(shape, np.float32))
+
+    def info(self):
+        cache = self.audio_cache
+        return {
+            "audio_encoder": self.encoder.id,
+            "audio_encoder_fallback": self.reason,
+            "cache_class": type(cache).__name__,
+            "cache_misses": cache.misses,
+            "cache_hits": cache.hits,
+        }
+
+    def save(self, path):
+        (Path(path) / "nothing.txt").write_text("no state")
+
+    def load(self, path):
+        pass
+
+
+def test_runner_hands_methods_the_dataset_cache_and_a_second_run_only_reads(tiny_dataset, tmp_path) -> None:
+    from avatars.methods import BUILTIN_METHODS
+    from benchmark.runner import RunOptions, run_benchmark
+
+    options = RunOptions(
+        methods=(AudioCacheProbe.name,),
+        protocols=("mono-front",),
+        subjects=("s01",),
+        budget="smoke",
+        videos=False,
+    )
+    infos = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(BUILTIN_METHODS, AudioCacheProbe.name, f"{__name__}:AudioCacheProbe")
+        for _ in range(2):
+            summary = run_benchmark(tiny_dataset, tmp_path / "runs", dataclasses.replace(options, force=True))
+            assert summary.exit_code == 0, [o.error for o in summary.outcomes]
+            results = (
+                tmp_path / "runs" / "tiny" / "mono-front" / AudioCacheProbe.name / "s01" / "results.json"
+            )
+            infos.append(json.loads(results.read_text())["method_info"])
+    first, second = infos
+    assert first["cache_class"] == "FeatureCache" and first["audio_encoder"].startswith("filterbank29(")
+    assert "no deepspeech-0.1.0 features imported" in first["audio_encoder_fallback"]
+    assert first["cache_misses"] == 3 and first["cache_hits"] == 0  # s01: 2 train + 1 test sequence
+    assert second["cache_misses"] == 0 and second["cache_hits"] == 3
+    assert len(list((tiny_dataset / "audio_features_cache").glob("filterbank29*/*.npy"))) == 3
