@@ -556,6 +556,7 @@ def _execute(job: Job, method: Any, config: dict, config_hash: str, run_dir: Pat
     document["dataset"]["subjects"] = list(dataset.subjects)
     training = _train_or_load(job, method, config, run_dir, dataset)
     items = eval_items(dataset, job.protocol, job.subject, oracle=type(method).oracle)
+    mouth_box = dataset_mouth_box_size(dataset, get_protocol(job.protocol).eval_camera(dataset))
     render_seconds, frames_rendered = 0.0, 0
     per_sequence, frames, weights = {}, {}, {}
     for item in items:
@@ -564,7 +565,9 @@ def _execute(job: Job, method: Any, config: dict, config_hash: str, run_dir: Pat
         render_seconds += time.perf_counter() - start
         output.validate(item.request)
         frames_rendered += item.request.num_frames
-        entry = _score_sequence(job, dataset, item, output, weights, run_dir, method=method)
+        entry = _score_sequence(
+            job, dataset, item, output, weights, run_dir, method=method, mouth_box_size=mouth_box
+        )
         per_sequence[item.sequence] = entry
         frames[item.sequence] = item.request.num_frames
         logger.info("%s: %s", item.sequence, _format_metrics(entry["metrics"]))
@@ -628,8 +631,25 @@ def scored_frames(
     return over(output.rgb, output.alpha, background), gt, masks, rule
 
 
+def dataset_mouth_box_size(dataset: Dataset, camera: str) -> int:
+    """Side of the lip box (``benchmark.metrics.mouth``) of ``camera`` on ``dataset``: from the
+    ground-truth landmarks of every sequence (all subjects and splits), so that every subject and method
+    of a dataset is scored in a box of the same size."""
+    from benchmark.metrics import mouth
+
+    extents = [mouth.mouth_extent(*dataset.load_landmarks(seq, camera)) for seq in dataset.sequences]
+    return mouth.mouth_box_size(np.concatenate(extents), dataset.image_size)
+
+
 def _score_sequence(
-    job: Job, dataset: Dataset, item: EvalItem, output: Any, weights: dict, run_dir: Path, method: Any = None
+    job: Job,
+    dataset: Dataset,
+    item: EvalItem,
+    output: Any,
+    weights: dict,
+    run_dir: Path,
+    method: Any = None,
+    mouth_box_size: int | None = None,
 ) -> dict[str, Any]:
     request = item.request
     camera = request.camera.id
@@ -643,6 +663,7 @@ def _score_sequence(
             request.fps,
             gt_landmarks=dataset.load_landmarks(item.sequence, camera),
             syncnet=job.syncnet,
+            mouth_box_size=mouth_box_size,
         )
     else:
         metrics = compute_sequence_metrics(pred, None, None, request.audio, request.fps, syncnet=job.syncnet)
@@ -679,6 +700,7 @@ def compute_sequence_metrics(
     fps: float,
     gt_landmarks: tuple[np.ndarray, np.ndarray] | None = None,
     syncnet: str = "syncnet-v2",
+    mouth_box_size: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Score one composited sequence with ``benchmark.metrics.compute_metrics`` (the one implementation).
 
@@ -686,6 +708,7 @@ def compute_sequence_metrics(
     ``skipped`` (no ground truth of the driven subject exists). ``gt_landmarks``: the dataset's
     tracked landmarks of the evaluation camera, so LMD uses the same detector output as tracking.
     ``syncnet``: the registered SyncNet for LSE-D/LSE-C (missing weights make them ``missing``).
+    ``mouth_box_size``: the dataset's lip-box side for ``*_mouth`` (None: from this sequence's GT).
     """
     from benchmark.metrics import compute_metrics
 
@@ -709,7 +732,14 @@ def compute_sequence_metrics(
                 }
         return entries
     results = compute_metrics(
-        pred, gt, masks=masks, audio=audio, fps=fps, weights=registry, gt_landmarks=gt_landmarks
+        pred,
+        gt,
+        masks=masks,
+        audio=audio,
+        fps=fps,
+        weights=registry,
+        gt_landmarks=gt_landmarks,
+        mouth_box_size=mouth_box_size,
     )
     return {name: results_mod.metric_entry(result) for name, result in results.items()}
 

@@ -25,7 +25,7 @@ from gsbench.io import sha256_file, write_bytes, write_text
 from gsbench.metric_table import METRICS, metric_info
 from gsbench.progress import warn
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: lip-box columns (*_mouth), per-video LSE columns
 RESULTS_SCHEMA = ("gsbench.results", 1)  # what benchmark.runner writes (see benchmark/results.py)
 LEADERBOARD_METRICS = (
     "psnr",
@@ -34,6 +34,9 @@ LEADERBOARD_METRICS = (
     "ssim_masked",
     "lpips",
     "lpips_masked",
+    "psnr_mouth",
+    "ssim_mouth",
+    "lpips_mouth",
     "lmd",
     "lmd_face",
     "lse_d",

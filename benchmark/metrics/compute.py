@@ -8,14 +8,16 @@ from typing import Literal
 
 import numpy as np
 
-from benchmark.metrics import image, lmd, lpips_metric, syncnet
+from benchmark.metrics import image, lmd, lpips_metric, mouth, syncnet
 from gsbench.errors import InputError, WeightsError
 from gsbench.metric_table import metric_info
 
 ALL_METRICS = ("psnr", "ssim", "lpips", "lmd", "lse_d", "lse_c")
 MASKED_METRICS = ("psnr_masked", "ssim_masked", "lpips_masked")
+MOUTH_METRICS = ("psnr_mouth", "ssim_mouth", "lpips_mouth")  # inside the lip box (benchmark.metrics.mouth)
 HIGHER_IS_BETTER = {
-    name: metric_info(name).higher_is_better for name in (*ALL_METRICS, "lmd_face", *MASKED_METRICS)
+    name: metric_info(name).higher_is_better
+    for name in (*ALL_METRICS, "lmd_face", *MASKED_METRICS, *MOUTH_METRICS)
 }
 
 
@@ -81,6 +83,7 @@ def compute_metrics(
     weights=None,
     metrics: Iterable[str] | None = None,
     gt_landmarks: tuple[np.ndarray, np.ndarray] | None = None,
+    mouth_box_size: int | None = None,
 ) -> dict[str, MetricResult]:
     """All metrics of one clip.
 
@@ -94,6 +97,10 @@ def compute_metrics(
             gives ``lmd_face``; ``lse_d`` and ``lse_c`` come together.
         gt_landmarks: MediaPipe ``(points [T,478,2], detected [T])`` of ``gt`` when already known
             (e.g. the dataset's ``landmarks.npz`` for the evaluation camera); detected otherwise.
+            They also place the lip box of ``psnr_mouth``, ``ssim_mouth``, ``lpips_mouth`` (computed with
+            ``psnr``, ``ssim``, ``lpips``; see :mod:`benchmark.metrics.mouth`).
+        mouth_box_size: side of the lip box in pixels, fixed per dataset by the caller
+            (``mouth.mouth_box_size`` over the dataset); None: from this clip's ground truth.
 
     Returns:
         name -> :class:`MetricResult`. A metric whose weights or inputs are missing has status
@@ -113,11 +120,30 @@ def compute_metrics(
         wanted |= {"lse_d", "lse_c"}
     registry = weights if weights is not None else WeightRegistry()
     results: dict[str, MetricResult] = {}
+    if gt_landmarks is None and wanted & {"psnr", "ssim", "lpips", "lmd"}:
+        from tracking.landmarks import detect_landmarks
+
+        gt_landmarks = detect_landmarks(_to_uint8(gt))
+    boxes = None
+    if wanted & {"psnr", "ssim", "lpips"}:
+        size = mouth_box_size
+        if size is None:
+            size = mouth.mouth_box_size(mouth.mouth_extent(*gt_landmarks), gt.shape[1:3])
+        if size > 0:
+            boxes = mouth.mouth_boxes(gt_landmarks[0], gt_landmarks[1], size, gt.shape[1:3])
+        if boxes is None or not boxes.valid.any():
+            reason = "no face detected in any ground-truth frame: no lip box"
+            for name in ("psnr", "ssim", "lpips"):
+                if name in wanted:
+                    results[f"{name}_mouth"] = _missing(f"{name}_mouth", reason)
+            boxes = None
 
     if "psnr" in wanted:
         results["psnr"] = _frames_mean("psnr", image.psnr_per_frame(pred, gt))
         if masks is not None:
             results["psnr_masked"] = _frames_mean("psnr_masked", image.psnr_per_frame(pred, gt, masks))
+        if boxes is not None:
+            results["psnr_mouth"] = _mouth_mean("psnr_mouth", image.psnr_per_frame, pred, gt, boxes)
     if "ssim" in wanted:
         rule = {"window": "gaussian 11x11 sigma 1.5", "border": "valid (= skimage mean)"}
         results["ssim"] = _frames_mean("ssim", image.ssim_per_frame(pred, gt), **rule)
@@ -125,8 +151,10 @@ def compute_metrics(
             results["ssim_masked"] = _frames_mean(
                 "ssim_masked", image.ssim_per_frame(pred, gt, masks), **rule
             )
+        if boxes is not None:
+            results["ssim_mouth"] = _mouth_mean("ssim_mouth", image.ssim_per_frame, pred, gt, boxes, **rule)
     if "lpips" in wanted:
-        results.update(_lpips(registry, pred, gt, masks))
+        results.update(_lpips(registry, pred, gt, masks, boxes))
 
     pred_landmarks = None
     if "lmd" in wanted or "lse_d" in wanted:
@@ -135,17 +163,29 @@ def compute_metrics(
         pred_u8 = _to_uint8(pred)
         pred_landmarks = detect_landmarks(pred_u8)
     if "lmd" in wanted:
-        from tracking.landmarks import detect_landmarks
-
-        gt_lm = gt_landmarks if gt_landmarks is not None else detect_landmarks(_to_uint8(gt))
-        results.update(_lmd(pred_landmarks, gt_lm))
+        results.update(_lmd(pred_landmarks, gt_landmarks))
     if "lse_d" in wanted:
         results.update(_lse(registry, _to_uint8(pred), pred_landmarks, audio, fps))
     return results
 
 
-def _lpips(registry, pred, gt, masks) -> dict[str, MetricResult]:
+def _mouth_mean(name, per_frame_fn, pred, gt, boxes, weight_id=None, **details) -> MetricResult:
+    """``per_frame_fn`` on the lip-box crops; frames without a ground-truth face are NaN (unscored)."""
+    values = np.asarray(per_frame_fn(boxes.crop(pred), boxes.crop(gt)), np.float64)
+    values[~boxes.valid] = np.nan
+    return _frames_mean(
+        name,
+        values,
+        weight_id,
+        box_size_px=boxes.size,
+        box="square around the GT mouth centroid (iBUG 48-67), fixed side",
+        **details,
+    )
+
+
+def _lpips(registry, pred, gt, masks, boxes=None) -> dict[str, MetricResult]:
     names = ["lpips"] + (["lpips_masked"] if masks is not None else [])
+    names += ["lpips_mouth"] if boxes is not None else []
     try:
         weight = registry.find("lpips-alexnet")
     except WeightsError as error:
@@ -164,6 +204,23 @@ def _lpips(registry, pred, gt, masks) -> dict[str, MetricResult]:
             weight.weight_id,
             **info,
         )
+    if boxes is not None:
+        if boxes.size < mouth.LPIPS_MIN_SIDE:
+            out["lpips_mouth"] = _missing(
+                "lpips_mouth",
+                f"lip box of {boxes.size} px < {mouth.LPIPS_MIN_SIDE} px (AlexNet)",
+                weight.weight_id,
+            )
+        else:
+            out["lpips_mouth"] = _mouth_mean(
+                "lpips_mouth",
+                lambda p, g: lpips_metric.lpips_per_frame(model, p, g),
+                pred,
+                gt,
+                boxes,
+                weight.weight_id,
+                **info,
+            )
     return out
 
 

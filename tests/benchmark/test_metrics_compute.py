@@ -114,6 +114,9 @@ def test_compute_metrics_all(clip):
         "psnr_masked",
         "ssim_masked",
         "lpips_masked",
+        "psnr_mouth",
+        "ssim_mouth",
+        "lpips_mouth",
     }
     assert all(r.status == "ok" for r in results.values()), {k: r.reason for k, r in results.items()}
     assert (
