@@ -36,7 +36,7 @@ from avatars.perceptual import global_perceptual_loss, patch_perceptual_loss
 from avatars.render import rasterize
 from avatars.rigged import MeshBinding, RiggedGaussians
 from gsbench.errors import InputError, WeightsError
-from gsbench.progress import log, training_progress
+from gsbench.progress import log, training_progress, warn_once
 
 MOUTH_REGIONS = ("teeth", "mouth_interior")
 
@@ -361,8 +361,8 @@ class PerceptualTerms:
 def load_perceptual_terms(weights: Any, names: dict[str, str] | None = None) -> PerceptualTerms:
     """Load the global (ArcFace) and patch (VGG) loss networks from ``weights`` (a
     ``benchmark.weights.WeightRegistry`` or None; ``names`` overrides :data:`PERCEPTUAL_WEIGHTS`). A term
-    whose file is missing or invalid is disabled and its reason logged: "missing, skipped"; nothing is
-    downloaded or replaced."""
+    whose file is missing or invalid is disabled and its reason warned about once per run (and recorded
+    in ``disabled``): "missing, skipped"; nothing is downloaded or replaced."""
     terms = PerceptualTerms()
     for term, name in {**PERCEPTUAL_WEIGHTS, **(names or {})}.items():
         if weights is None:
@@ -379,7 +379,7 @@ def load_perceptual_terms(weights: Any, names: dict[str, str] | None = None) -> 
                 log(f"{term} perceptual loss uses {resolved.weight_id}")
                 continue
         terms.disabled[term] = reason
-        log(reason)
+        warn_once(reason)  # once per run, not once per job (it is recorded in every job's info())
     return terms
 
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.console import Console
 from rich.table import Table
+
+from gsbench.progress import print_table
 
 
 @click.command()
@@ -24,7 +25,7 @@ def doctor() -> None:
         else:
             mark = "[yellow]optional"
         table.add_row(check.name, mark, check.detail, "" if check.ok else check.fix)
-    Console().print(table)
+    print_table(table)
     missing = [check.name for check in checks if check.required and not check.ok]
     if missing:
         click.echo(f"{len(missing)} required piece(s) missing: {', '.join(missing)}", err=True)

@@ -17,8 +17,9 @@ def methods(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from gsbench.progress import print_table
 
     table = Table(title="gsbench methods")
     for column in ("name", "protocols", "oracle", "pretrained networks", "source", "description"):
@@ -35,4 +36,4 @@ def methods(as_json: bool) -> None:
             row["source"],
             row["description"],
         )
-    Console().print(table)
+    print_table(table)

@@ -103,8 +103,9 @@ def metrics(
         click.echo(json.dumps(payload, indent=2, default=float, allow_nan=True))
         return
 
-    from rich.console import Console
     from rich.table import Table
+
+    from gsbench.progress import print_table
 
     table = Table(title=f"{pred} vs {gt} ({len(pred_frames)} frames, {clip_fps:g} fps)")
     for column in ("metric", "value", "better", "weights", "notes"):
@@ -116,4 +117,4 @@ def metrics(
             value = "[red]missing[/red]"
         better = "higher" if HIGHER_IS_BETTER.get(name, True) else "lower"
         table.add_row(name, value, better, r.weight_id or "-", r.reason if r.status != "ok" else _summary(r))
-    Console().print(table)
+    print_table(table)

@@ -87,12 +87,12 @@ def run(
     compositing,
 ):
     """Train + render + score; exits non-zero if any job failed (the others still run)."""
-    from rich.console import Console
     from rich.table import Table
 
     from benchmark.executors import make_executor
     from benchmark.runner import RunOptions, outcome_rows, run_benchmark
     from benchmark.weights import WeightRegistry
+    from gsbench.progress import print_table
 
     WeightRegistry().spec(syncnet)  # an unknown name fails here, before any job starts
     options = RunOptions(
@@ -108,7 +108,6 @@ def run(
         compositing=compositing,
     )
     summary = run_benchmark(data, runs_dir, options, executor=make_executor(executor, address))
-    console = Console()
     table = Table(title=f"gsbench run: {len(summary.outcomes)} jobs in {runs_dir}")
     for column in ("protocol", "method", "subject", "status", "seconds", "detail"):
         table.add_column(column, overflow="fold")
@@ -120,9 +119,9 @@ def run(
             row["seconds"],
             row["detail"],
         )
-    console.print(table)
+    print_table(table)
     for note in summary.notes:
-        console.print(f"note: {note}")
+        click.echo(f"note: {note}")
     if summary.failed:
         raise StageError(
             f"{len(summary.failed)} of {len(summary.outcomes)} jobs failed: "

@@ -15,10 +15,10 @@ def weights() -> None:
 @weights.command("list")
 def list_() -> None:
     """Registered names, their files, sources and checksums; which audio encoders are usable."""
-    from rich.console import Console
     from rich.table import Table
 
     from benchmark.weights import WeightRegistry
+    from gsbench.progress import print_table
 
     registry = WeightRegistry()
     table = Table(title="registered weights")
@@ -32,20 +32,19 @@ def list_() -> None:
             else f"unpublished: {spec.checksum_note}"
         )
         table.add_row(name, spec.filename, spec.origin, digest, spec.url or "gsbench weights train-syncnet")
-    console = Console()
-    console.print(table)
+    print_table(table)
     from benchmark.cli.audio import encoder_table
 
-    console.print(encoder_table(registry))
+    print_table(encoder_table(registry))
 
 
 @weights.command("status")
 def status() -> None:
     """Which registered files are present and valid, with their ids; where they were looked for."""
-    from rich.console import Console
     from rich.table import Table
 
     from benchmark.weights import WeightRegistry
+    from gsbench.progress import print_table
 
     registry = WeightRegistry()
     table = Table(title="weights status")
@@ -60,9 +59,8 @@ def status() -> None:
             resolved.weight_id if resolved else "-",
             str(resolved.path) if resolved else reason,
         )
-    console = Console()
-    console.print(table)
-    console.print("searched: " + ", ".join(str(p) for p in registry.search_paths))
+    print_table(table)
+    click.echo("searched: " + ", ".join(str(p) for p in registry.search_paths))
 
 
 @weights.command("find")

@@ -256,3 +256,16 @@ def test_ingest_into_an_unwritable_folder_is_one_line(session, tmp_path, capsys)
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
     assert str(blocker / "dataset") in err
+
+
+def test_second_ingest_into_the_same_folder_says_already_running(session, tmp_path):
+    import os
+
+    from gsbench.errors import BusyError
+    from gsbench.io import folder_lock
+
+    out = tmp_path / "out"
+    with folder_lock(out / ".ingest" / "lock", "another ingest"):
+        with pytest.raises(BusyError, match=f"already running, PID {os.getpid()}"):
+            ingest(session, out, stages=["probe"])
+    assert not (out / "reports").exists()
