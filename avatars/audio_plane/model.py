@@ -124,6 +124,9 @@ ASSUMPTIONS: dict[str, str] = {
     "pose": "ours: x_world = R (x - J0) + J0 + t with the request's FLAME rotation/translation; neck and eye "
     "poses are not modelled (withheld at test time); jaw/expression motion is what the deformation learns",
     "batch": "ours: one training image per step (3DGS); the paper gives no batch size",
+    "training composite": "paper: the head is combined with torso and background at inference; ours: the "
+    "training loss compares the head composited over the frame outside its mask (the harness rule) with the "
+    "frame, as ER-NeRF/TalkingGaussian composite over the ground-truth background",
 }
 
 

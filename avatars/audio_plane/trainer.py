@@ -5,10 +5,11 @@
 * **Fine** (``fine_iterations``; paper 100,000): Gaussians, Audio-Plane and deformation field jointly:
   ``L_fine = L_L1 + λ_LPIPS L_LPIPS + λ_mask L_mask`` (λ_LPIPS = 0.05, λ_mask = 0.1, margin 0.2).
 
-One training image (frame of a training camera) per step; its target is the image on black outside the head
-mask (the harness composites the returned head over the frame's background). LPIPS (v0.1, AlexNet) runs only
-when ``lpips-alexnet`` is registered in the weight registry; otherwise the term is skipped and the reason
-logged and recorded. Densification is gsplat's ``DefaultStrategy`` (avatars.gaussians) over both stages.
+One training image (frame of a training camera) per step. The rendered head is composited as the harness
+composites it (``alpha * rgb + (1 - alpha) * image * (1 - mask)``) and compared with the whole frame.
+LPIPS (v0.1, AlexNet) runs only when ``lpips-alexnet`` is registered in the weight registry; otherwise the
+term is skipped and the reason logged and recorded. Densification is gsplat's ``DefaultStrategy``
+(avatars.gaussians) over both stages.
 """
 
 from __future__ import annotations
@@ -166,8 +167,12 @@ def train_head(
             backend=backend,
         )
         train_log.backend = out.backend
-        target = data.images[i].float() / 255.0 * data.masks[i][..., None]
-        rgb = out.features[0, ..., :3]
+        # The head is composited over the frame outside its mask exactly as the harness does at test time
+        # (ER-NeRF / TalkingGaussian train on the composite too), so Gaussians spilling over the background
+        # are pushed to vanish rather than to turn black.
+        target = data.images[i].float() / 255.0
+        background = target * (~data.masks[i])[..., None]
+        rgb = out.features[0, ..., :3] + (1 - out.alpha[0]) * background
         l1 = (rgb - target).abs().mean()
         loss = l1
         if lpips_net is not None:
