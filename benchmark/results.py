@@ -24,7 +24,10 @@ Schema ``gsbench.results`` version 1 (keys in order)::
 direction: "higher" | "lower", details}``. ``missing``: a weight file or dependency was absent (the
 reason says which); ``skipped``: the protocol has no ground truth for it (cross-id image metrics).
 The mean of a metric is ``ok`` only when it is ``ok`` on every sequence; it is weighted by each
-sequence's number of frames, i.e. the mean over all test frames.
+sequence's number of frames, i.e. the mean over all test frames. LSE-D and LSE-C are also given as the
+plain mean of the per-video scores (``lse_d_video``, ``lse_c_video``: Wav2Lip's / syncnet_python's
+averaging, every test video counts once). Means keep the definition details all sequences share
+(SSIM window and border, LMD detector and resolution, LSE face crop).
 """
 
 from __future__ import annotations
@@ -87,6 +90,8 @@ def mean_metrics(per_sequence: dict[str, dict[str, dict]], frames: dict[str, int
                 "weight_id": ",".join(weight_ids) or None,
                 "details": {},
             }
+            if name in PER_VIDEO:
+                means[PER_VIDEO[name]] = dict(means[name])
             continue
         total = sum(frames[seq] for seq in entries)
         value = sum(entries[seq]["value"] * frames[seq] for seq in entries) / total
@@ -96,6 +101,29 @@ def mean_metrics(per_sequence: dict[str, dict[str, dict]], frames: dict[str, int
             "reason": "",
             "direction": direction,
             "weight_id": ",".join(weight_ids) or None,
-            "details": {"weighting": "frames", "num_frames": total},
+            "details": {"weighting": "frames", "num_frames": total, **_shared_conventions(entries.values())},
         }
+        if name in PER_VIDEO:
+            # Wav2Lip's and syncnet_python's averaging: every test video counts once, whatever its length
+            means[PER_VIDEO[name]] = {
+                **means[name],
+                "value": sum(e["value"] for e in entries.values()) / len(entries),
+                "details": {**means[name]["details"], "weighting": "videos", "num_videos": len(entries)},
+            }
     return means
+
+
+PER_VIDEO = {"lse_d": "lse_d_video", "lse_c": "lse_c_video"}  # frame-weighted name -> per-video mean
+CONVENTION_KEYS = ("window", "border", "channels", "detector", "subset", "units", "resolution", "face_crop")
+
+
+def _shared_conventions(entries) -> dict[str, Any]:
+    """The definition details (SSIM window, LMD detector and resolution, LSE face crop) every sequence
+    shares, kept in the mean so that a results.json row says how its numbers were made."""
+    entries = list(entries)
+    shared = {}
+    for key in CONVENTION_KEYS:
+        values = {json.dumps(e.get("details", {}).get(key)) for e in entries}
+        if len(values) == 1 and entries[0].get("details", {}).get(key) is not None:
+            shared[key] = entries[0]["details"][key]
+    return shared

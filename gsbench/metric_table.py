@@ -41,6 +41,8 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("lmd_face", "lower", "LMD face (px)"),
         MetricInfo("lse_d", "lower", "LSE-D", sync=True),
         MetricInfo("lse_c", "higher", "LSE-C", sync=True),
+        MetricInfo("lse_d_video", "lower", "LSE-D (mean of per-video)", sync=True),
+        MetricInfo("lse_c_video", "higher", "LSE-C (mean of per-video)", sync=True),
     )
 }
 

@@ -41,6 +41,8 @@ LEADERBOARD_METRICS = (
     "lmd_face",
     "lse_d",
     "lse_c",
+    "lse_d_video",
+    "lse_c_video",
 )
 RANK_BY = {"mono-front": "psnr", "multiview": "psnr", "cross-id": "lse_c"}
 OWN_COMPOSITOR = "own-compositor"  # benchmark.protocols' second rule: its rows are never ranked
@@ -109,6 +111,7 @@ COLUMNS = (
     "audio_encoder",
     "weight_ids",
     "compositing",
+    "conventions",
     "device",
     "gsbench_version",
     "git_commit",
@@ -120,6 +123,25 @@ COLUMNS = (
 
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "" if value is None else f"{value:.{digits}f}"
+
+
+def conventions(metrics: dict) -> str:
+    """How the row's numbers were made, from the metrics' details in results.json: the SSIM window and
+    border, the LMD detector and resolution, the LSE face crop (a key absent from the details is left out)."""
+
+    def detail(name: str, key: str) -> str:
+        entry = metrics.get(name) or {}
+        return str((entry.get("details") or {}).get(key) or "")
+
+    parts = []
+    if detail("ssim", "window"):
+        parts.append(f"ssim={detail('ssim', 'window')}, {detail('ssim', 'channels') or 'channels ?'}, "
+                     f"{detail('ssim', 'border')}")  # fmt: skip
+    if detail("lmd", "detector"):
+        parts.append(f"lmd={detail('lmd', 'detector')} @ {detail('lmd', 'resolution') or '? px'}")
+    if detail("lse_d", "face_crop"):
+        parts.append(f"lse={detail('lse_d', 'face_crop')}")
+    return "; ".join(parts)
 
 
 def subject_row(results: dict, results_path: Path) -> dict[str, str]:
@@ -152,6 +174,7 @@ def subject_row(results: dict, results_path: Path) -> dict[str, str]:
             "audio_encoder": info.get("audio_encoder", ""),
             "weight_ids": ";".join(f"{k}={v}" for k, v in sorted(results.get("weights", {}).items())),
             "compositing": compositing.get("rule", ""),
+            "conventions": conventions(metrics),
             "device": results.get("device", ""),
             "gsbench_version": results.get("gsbench_version", ""),
             "git_commit": results.get("git_commit", ""),
@@ -199,6 +222,7 @@ def mean_rows(rows: list[dict[str, str]], subjects_by_dataset: dict[str, list[st
             "audio_encoder",
             "weight_ids",
             "compositing",
+            "conventions",
             "device",
             "gsbench_version",
             "git_commit",
@@ -432,6 +456,33 @@ def _weights_line(rows: list[dict[str, str]]) -> str:
     return "Weights: " + "; ".join(notes) + "."
 
 
+def _conventions_lines(rows: list[dict[str, str]]) -> list[str]:
+    """What each metric column is, and what it is comparable to (README "Metrics")."""
+    used = sorted({c for r in rows for c in r.get("conventions", "").split(";") if c}) if rows else []
+    return [
+        "Conventions:",
+        "",
+        "- PSNR: per frame over the full frame in [0, 1], then the mean over frames; `*_masked` inside "
+        "the ground-truth head mask, `*_mouth` inside the lip box (a square of one side per dataset "
+        "centred on the ground-truth mouth landmarks, benchmark/metrics/mouth.py).",
+        "- SSIM: Gaussian window 11x11, sigma 1.5, K1 0.01, K2 0.03, the mean of the R, G, B SSIM maps "
+        "over the valid region (where the window lies inside the image) = scikit-image "
+        "`gaussian_weights=True` and nerfbaselines; 3DGS-style zero-padded SSIM gives other numbers.",
+        "- LPIPS: v0.1 AlexNet (`lpips.LPIPS(net='alex')`, inputs scaled to [-1, 1]).",
+        "- LMD (`lmd` mouth, iBUG 48-67; `lmd_face`, 0-67): each point set centred on its own centroid, "
+        "no scale normalisation, in pixels of the evaluation frames (resolution below). Detector: "
+        "MediaPipe FaceMesh mapped to iBUG-68, not the papers' face_alignment 2D-FAN: same definition, "
+        "other detector.",
+        "- LSE-D / LSE-C: SyncNet (weights above) on 224x224 face crops at 25 fps (syncnet_python's crop "
+        "rule and `evaluate`), face boxes from the detector below (syncnet_python uses S3FD). "
+        "`lse_d`/`lse_c` are frame-weighted over a subject's test videos (each SyncNet window counts "
+        "once); `lse_d_video`/`lse_c_video` are the mean of per-video scores, the averaging of Wav2Lip's "
+        "and syncnet_python's scripts. Mean rows average the subjects.",
+        *(f"- This board: {c.strip()}" for c in used),
+        "",
+    ]
+
+
 def render_markdown(board: Board, reference: bool = True) -> str:
     """The leaderboard as markdown: ranked means, per-subject rows, then paper-reported rows."""
     metrics = _shown_metrics(board)
@@ -452,6 +503,7 @@ def render_markdown(board: Board, reference: bool = True) -> str:
     weights = _weights_line(board.rows)
     if weights:
         parts += [weights, ""]
+    parts += _conventions_lines(board.rows)
     header = [
         "rank",
         "method",
@@ -504,6 +556,23 @@ def render_markdown(board: Board, reference: bool = True) -> str:
     return "\n".join(parts)
 
 
+def plotted_reference(
+    protocol: str, ours: list[dict[str, str]], x_metric: str, y_metric: str
+) -> list[dict[str, str]] | None:
+    """The paper-reported rows the plot may show beside ``ours``; None when it must show none because
+    the x axis is LSE from a SyncNet trained here (the papers' LSE is the official syncnet_v2's, on
+    another scale: the two never share an axis)."""
+    reference = [
+        r
+        for r in load_reference(protocol)
+        if r.get(metric_column(x_metric)) and r.get(metric_column(y_metric))
+    ]
+    ours_syncnet = any("syncnet-gsbench-" in r.get("weight_ids", "") for r in ours)
+    if reference and x_metric in ("lse_c", "lse_d") and ours_syncnet:
+        return None
+    return reference
+
+
 def render_plot(board: Board) -> bytes:
     """PNG: image quality (PSNR) against lip sync (LSE-C, else LSE-D, else LMD) per method."""
     import matplotlib
@@ -534,19 +603,31 @@ def render_plot(board: Board) -> bytes:
                     label += f" [{row['subject']}]"
                 axes.scatter([x], [y], marker="^" if row["oracle"] == "yes" else "o", color="tab:blue")
                 axes.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-        reference = [
-            r
-            for r in load_reference(board.protocol)
-            if r[metric_column(x_metric)] and r[metric_column(y_metric)]
-        ]
-        if reference:
-            axes.scatter(
-                [float(r[metric_column(x_metric)]) for r in reference],
-                [float(r[metric_column(y_metric)]) for r in reference],
-                facecolors="none",
-                edgecolors="grey",
-                label="paper-reported (other datasets)",
+        reference = plotted_reference(board.protocol, ours, x_metric, y_metric)
+        if reference is None:
+            axes.text(
+                0.01,
+                0.01,
+                "paper points not shown: their LSE is the official SyncNet's, this board's is ours",
+                transform=axes.transAxes,
+                fontsize=7,
+                color="grey",
             )
+        elif reference:
+            xs = [float(r[metric_column(x_metric)]) for r in reference]
+            ys = [float(r[metric_column(y_metric)]) for r in reference]
+            axes.scatter(
+                xs, ys, facecolors="none", edgecolors="grey", label="paper-reported (other datasets)"
+            )
+            for row, x, y in zip(reference, xs, ys, strict=True):
+                axes.annotate(
+                    f"{row['method']} ({row['paper']})",
+                    (x, y),
+                    textcoords="offset points",
+                    xytext=(4, -8),
+                    fontsize=6,
+                    color="grey",
+                )
             axes.legend(loc="best", fontsize=8)
         axes.set_xlabel(f"{METRICS[x_metric].label} {METRICS[x_metric].arrow} (lip sync)")
         axes.set_title(f"{board.dataset} / {board.protocol}")

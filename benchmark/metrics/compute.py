@@ -145,7 +145,11 @@ def compute_metrics(
         if boxes is not None:
             results["psnr_mouth"] = _mouth_mean("psnr_mouth", image.psnr_per_frame, pred, gt, boxes)
     if "ssim" in wanted:
-        rule = {"window": "gaussian 11x11 sigma 1.5", "border": "valid (= skimage mean)"}
+        rule = {
+            "window": "gaussian 11x11 sigma 1.5",
+            "border": "valid (= skimage mean)",
+            "channels": "mean of the R, G, B SSIM maps",
+        }
         results["ssim"] = _frames_mean("ssim", image.ssim_per_frame(pred, gt), **rule)
         if masks is not None:
             results["ssim_masked"] = _frames_mean(
@@ -163,7 +167,7 @@ def compute_metrics(
         pred_u8 = _to_uint8(pred)
         pred_landmarks = detect_landmarks(pred_u8)
     if "lmd" in wanted:
-        results.update(_lmd(pred_landmarks, gt_landmarks))
+        results.update(_lmd(pred_landmarks, gt_landmarks, f"{gt.shape[2]}x{gt.shape[1]}"))
     if "lse_d" in wanted:
         results.update(_lse(registry, _to_uint8(pred), pred_landmarks, audio, fps))
     return results
@@ -224,7 +228,7 @@ def _lpips(registry, pred, gt, masks, boxes=None) -> dict[str, MetricResult]:
     return out
 
 
-def _lmd(pred_landmarks, gt_landmarks) -> dict[str, MetricResult]:
+def _lmd(pred_landmarks, gt_landmarks, resolution: str) -> dict[str, MetricResult]:
     found = lmd.lmd_from_mediapipe(pred_landmarks[0], pred_landmarks[1], gt_landmarks[0], gt_landmarks[1])
     counts = {key: found[key] for key in ("failed_pred", "failed_gt", "failed_either")}
     counts["frames"] = int(len(found["scored"]))
@@ -250,6 +254,7 @@ def _lmd(pred_landmarks, gt_landmarks) -> dict[str, MetricResult]:
             subset=subset,
             detector="mediapipe-facemesh-478",
             units="pixels at evaluation resolution",
+            resolution=resolution,  # W x H of the scored frames: LMD is in their pixels
             **counts,
         )
     return out

@@ -130,6 +130,8 @@ def test_compute_metrics_all(clip):
     assert results["lse_d"].details["frames_without_face"] == 1
     lmd_details = results["lmd"].details
     assert lmd_details["failed_pred"] == 1 and lmd_details["failed_gt"] == 0 and lmd_details["frames"] == NUM
+    assert lmd_details["resolution"] == "192x192" and lmd_details["detector"] == "mediapipe-facemesh-478"
+    assert results["ssim"].details["channels"] == "mean of the R, G, B SSIM maps"
     assert np.isnan(lmd_details["per_frame"][3])
     assert 0 <= results["lmd"].value < 5  # noise only: landmarks stay within a few pixels
     assert len(results["psnr"].details["per_frame"]) == NUM
