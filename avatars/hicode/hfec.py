@@ -81,8 +81,8 @@ def landmark_attention(q: Tensor, k: Tensor, v: Tensor, eps: float = 1e-5) -> tu
     The attention-weighted mean and standard deviation of the landmark values per Gaussian (AdaAttN).
     """
     attention = torch.softmax(q @ k.T, dim=-1)  # [N, L]: softmax(Qᵀ × K), over the landmarks
-    w_mu = attention @ v  # Eq. 9 (HiCoDe): W_μ = V × softmax(Qᵀ × K)ᵀ
-    second = attention @ (v * v)
+    # Eq. 9 (HiCoDe): W_μ = V × softmax(Qᵀ × K)ᵀ, and (V ∘ V) × softmax(Qᵀ × K)ᵀ of Eq. 10, in one product
+    w_mu, second = (attention @ torch.cat([v, v * v], dim=-1)).chunk(2, dim=-1)
     # Eq. 10: W_σ = sqrt((V ∘ V) × softmax(Qᵀ × K)ᵀ − W_μ ∘ W_μ); clamped at 0 against round-off, + ε
     w_sigma = torch.sqrt((second - w_mu * w_mu).clamp_min(0.0) + eps)
     return w_mu, w_sigma
@@ -224,10 +224,12 @@ class DeformationNetwork(torch.nn.Module):
         torch.nn.init.zeros_(last.weight)  # deformation starts at identity
         torch.nn.init.zeros_(last.bias)
 
-    def modulated(self, locations: Tensor, controls: Controls) -> Tensor:
-        """M ``[N, C]`` for normalised canonical locations ``[N, 3]``."""
+    def modulated(self, locations: Tensor, controls: Controls, q: Tensor | None = None) -> Tensor:
+        """M ``[N, C]`` for normalised canonical locations ``[N, 3]`` (``q``: their embedding Q when
+        already computed; it does not depend on the frame)."""
         cfg = self.config
-        q = self.location(locations.detach())  # canonical locations detached, as Deformable 3DGS
+        if q is None:
+            q = self.location(locations.detach())  # canonical locations detached, as Deformable 3DGS
         if cfg.variant == "none":
             a = self.a_embed(controls.audio)
             return self.fuse(torch.cat([q, a.expand(q.shape[0], -1)], dim=-1))
@@ -258,7 +260,9 @@ class DeformationNetwork(torch.nn.Module):
         # Eq. 12 (HiCoDe): M = AdaIN(y, (Z_μ, Z_σ)) = Z_σ (y − μ(y)) / σ(y) + Z_μ
         return adain(y, z_mu, z_sigma, cfg.eps)
 
-    def forward(self, locations: Tensor, controls: Controls) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(
+        self, locations: Tensor, controls: Controls, q: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """(Δl [N, 3] in normalised units, Δr [N, 4], Δs [N, 3] in log scale)."""
-        out = self.head(self.modulated(locations, controls))
+        out = self.head(self.modulated(locations, controls, q))
         return out[:, :3], out[:, 3:7], out[:, 7:]

@@ -42,14 +42,18 @@ class HiCoDeHead(torch.nn.Module):
         """Canonical metres -> the [-1, 1] box the embeddings see."""
         return (points - self.centre) / self.half_extent
 
-    def deformed(self, controls: Controls | None) -> tuple[Tensor, Tensor, Tensor]:
+    def location_embedding(self) -> Tensor:
+        """Q ``[N, C]`` of the canonical Gaussians (the same for every frame: computed once per sequence)."""
+        return self.deformation.location(self.normalise(self.gaussians.means.detach()))
+
+    def deformed(self, controls: Controls | None, q: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Canonical (means [N,3], quats [N,4] unit wxyz, scales [N,3]) at one frame; ``controls=None``:
-        undeformed (the initialisation stage)."""
+        undeformed (the initialisation stage). ``q``: :meth:`location_embedding` when precomputed."""
         g = self.gaussians
         means, quats, log_scales = g.means, g.quats, g.params["scales"]
         if controls is None:
             return means, quats, torch.exp(log_scales)
-        delta_l, delta_r, delta_s = self.deformation(self.normalise(means), controls)
+        delta_l, delta_r, delta_s = self.deformation(self.normalise(means), controls, q)
         # Eq. 8 (HiCoDe): l_t = l_cn + Δl, r_t = r_cn + Δr, s_t = s_cn + Δs
         means = means + delta_l * self.half_extent
         quats = torch.nn.functional.normalize(quats + delta_r, dim=-1)
@@ -75,9 +79,10 @@ class HiCoDeHead(torch.nn.Module):
         width: int,
         height: int,
         backend: str = "cpu",
+        q: Tensor | None = None,
     ) -> tuple[RenderOutput, Tensor]:
         """(render on a black background, world means [N, 3] of the placed Gaussians)."""
-        means, quats, scales = self.deformed(controls)
+        means, quats, scales = self.deformed(controls, q)
         world, world_quats = self.place(means, quats, rotation, translation)
         g = self.gaussians
         colors = g.colors(world_to_cam[None], sh_degree=0)  # Eq. 1: plain RGB (degree-0 SH = RGB)

@@ -28,6 +28,7 @@ from avatars.gaussians import DensificationStrategy, LearningRates, StrategyConf
 from avatars.hicode.hfec import Controls
 from avatars.hicode.losses import FaceLoss, landmark_anchors, projected_landmarks
 from avatars.hicode.model import HiCoDeHead
+from gsbench.progress import log as progress_log
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,7 @@ class HeadTrainConfig:
     grow_grad2d: float = 2e-4
     prune_opa: float = 0.005
     opacity_reset_every: int = 3_000  # 3DGS
+    max_gaussians: int | None = None  # CPU budgets: no densification (add or prune) once reached (ours)
     lambdas: tuple[float, float, float, float] = (1.0, 0.2, 0.1, 0.01)  # λ1..λ4 of Eq. 15 (ours)
     vgg_every: int = 1  # L_VGG on every n-th step (CPU budgets: 4)
     wing_anchors: int = 8
@@ -181,7 +183,7 @@ def train_head(
         )
         loss.backward()
         count = len(gaussians)
-        if stage != "refinement":
+        if stage != "refinement" and (config.max_gaussians is None or count < config.max_gaussians):
             event = strategy.step_post_backward(gaussians, g_opt, out, step)
             if event:
                 log.densification.append({"stage": stage, **event})
@@ -197,6 +199,11 @@ def train_head(
             anchors = landmark_anchors(gaussians.means.detach(), landmark_anchor_points, config.wing_anchors)
         log.losses.append(float(loss.detach()))
         log.terms.append(terms)
+        if step % max(1, total // 10) == 0:
+            progress_log(
+                f"hicode: step {step}/{total} ({stage}), loss {np.mean(log.losses[-20:]):.4f}, "
+                f"{len(gaussians)} Gaussians, {time.perf_counter() - start:.0f} s in this stage"
+            )
     log.stage_seconds[previous_stage] = time.perf_counter() - start
     log.stage_gaussians[previous_stage] = len(gaussians)
     return log

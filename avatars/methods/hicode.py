@@ -88,6 +88,7 @@ BUDGET_CONFIGS: dict[str, HiCoDeConfig] = {
             densify_from=0,
             opacity_reset_every=10**9,
             vgg_every=4,
+            max_gaussians=12_000,
         ),
         compositor=CompositorConfig(levels=6, ngf=16, ndf=16, n_layers=3, steps=300, size=256),
         init_stride=2,
@@ -158,6 +159,9 @@ ASSUMPTIONS: dict[str, str] = {
         " 2 px; Wing proxy: each landmark anchored to its 8 nearest canonical Gaussians (init frame), "
         "projection of their mean deformed centre vs the MediaPipe detection (MediaPipe is not "
         "differentiable)"
+    ),
+    "gaussian_cap": (
+        "quick budget: densification stops once 12,000 Gaussians exist (CPU render and step cost; ours)"
     ),
     "densification": (
         "3DGS/gsplat DefaultStrategy rules (grad 2e-4, prune opacity 0.005); scene scale for clone/split "
@@ -694,6 +698,7 @@ class HiCoDeMethod(Method):
         backend = self._config.head.backend if self._config is not None else "cpu"
         with torch.no_grad():
             controls = self.predict_controls(request.audio, request.num_frames)
+            q = self._head.location_embedding()
             for t in range(request.num_frames):
                 out, _ = self._head.render(
                     controls[t],
@@ -704,6 +709,7 @@ class HiCoDeMethod(Method):
                     camera.width,
                     camera.height,
                     backend=backend,
+                    q=q,
                 )
                 a = out.alpha[0, ..., 0]
                 alpha[t] = a.numpy()
