@@ -206,7 +206,11 @@ class HFSpeechEncoder(AudioEncoder):
 
         model_class = getattr(transformers, self.spec.model_class)
         bars = transformers.utils.logging.is_progress_bar_enabled()
-        transformers.utils.logging.disable_progress_bar()  # a bar per load of local files is noise
+        verbosity = transformers.utils.logging.get_verbosity()
+        # a progress bar per local load and a report on the CTC head (lm_head, unused) are noise here;
+        # missing or mismatched keys are checked below and raised
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
         try:
             model, info = model_class.from_pretrained(
                 str(self.folder), local_files_only=True, output_loading_info=True, dtype=torch.float32
@@ -218,6 +222,7 @@ class HFSpeechEncoder(AudioEncoder):
                 fix=f"register the original {self.spec.description} folder",
             ) from error
         finally:
+            transformers.utils.logging.set_verbosity(verbosity)
             if bars:
                 transformers.utils.logging.enable_progress_bar()
         missing = [key for key in info.get("missing_keys", []) if key not in OPTIONAL_KEYS]
@@ -228,6 +233,13 @@ class HFSpeechEncoder(AudioEncoder):
                 f"mismatched {mismatched[:4]}",
                 path=self.folder,
                 fix=f"register the original {self.spec.description} folder",
+            )
+        if info.get("unexpected_keys"):
+            logger.info(
+                "%s: ignored %s (not part of %s)",
+                self.folder,
+                sorted(info["unexpected_keys"])[:4],
+                self.spec.model_class,
             )
         model.to(self.device).eval()
         for parameter in model.parameters():

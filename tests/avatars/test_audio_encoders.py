@@ -218,6 +218,34 @@ def test_registered_hubert_last_hidden_state_and_tcn_dims(registry, hf_folders) 
     )
 
 
+def test_a_ctc_checkpoint_with_old_weight_norm_names_loads_as_the_base_model(tmp_path) -> None:
+    """The real facebook folders hold Wav2Vec2ForCTC / HubertForCTC weights (keys under ``wav2vec2.``,
+    plus the CTC head), the 2021 ones as pytorch_model.bin with weight_g/weight_v weight-norm names."""
+    from transformers import Wav2Vec2ForCTC
+
+    torch.manual_seed(1)
+    ctc = Wav2Vec2ForCTC(tiny_wav2vec2_config()).eval()
+    state = {
+        key.replace("parametrizations.weight.original0", "weight_g").replace(
+            "parametrizations.weight.original1", "weight_v"
+        ): value
+        for key, value in ctc.state_dict().items()
+    }
+    assert "wav2vec2.encoder.pos_conv_embed.conv.weight_g" in state and "lm_head.weight" in state
+    folder = tmp_path / "wav2vec2-base-960h-ctc"
+    folder.mkdir()
+    torch.save(state, folder / "pytorch_model.bin")
+    ctc.config.architectures = ["Wav2Vec2ForCTC"]
+    ctc.config.to_json_file(folder / "config.json")
+    store = tmp_path / "weights"
+    WeightRegistry([store]).add("wav2vec2-base-960h", folder, store)
+    encoder = open_encoder("wav2vec2-base-960h", WeightRegistry([store]))
+    audio = speech(1.0)
+    with torch.no_grad():
+        expected = ctc.wav2vec2(normalised(audio)).last_hidden_state[0].numpy()
+    np.testing.assert_allclose(encoder.encode(audio), expected, atol=1e-5)
+
+
 # -- registry: absent falls back, broken raises -------------------------------------------------------
 
 
