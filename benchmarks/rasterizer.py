@@ -12,6 +12,17 @@ shared/notes/environment.md). On a CUDA machine, gsplat's figures are printed be
 
 On a machine shared with other work, OpenMP threads spin while waiting for a descheduled peer: compare
 ``--threads 1`` and ``OMP_WAIT_POLICY=PASSIVE`` runs, and read the load average printed on top.
+
+Side by side with an earlier kernel (issue 22), in one process, interleaved:
+
+    .venv/bin/python benchmarks/rasterizer.py --compare 03d5dfd --cases 1,2 --repeats 9
+
+builds ``avatars/render/csrc/rasterize_cpu.cpp`` as it was at that git ref under another op namespace
+(``gsbench_rasterize_ref``, cached like the current one), drives it with that ref's Python glue (same
+projection ops, its own compositing signature: ``LegacyComposite`` below) and alternates the two kernels
+repeat by repeat (the order flips every round), so both see the same load. Prints medians of wall and CPU
+time (this process, all threads), their ratios (old / new), the largest image difference between the
+two and the load average before and after. Needs the git history (a clone, not an sdist).
 """
 
 from __future__ import annotations
@@ -116,6 +127,168 @@ def run_case(case: int, backend: str, repeats: int, threads: int) -> dict:
     }
 
 
+def build_reference(git_ref: str):
+    """The compositing kernel as it was at ``git_ref``, built under the op namespace
+    ``gsbench_rasterize_ref`` (returns ``torch.ops.gsbench_rasterize_ref``)."""
+    import hashlib
+    from pathlib import Path
+
+    import torch
+    from torch.utils.cpp_extension import load
+
+    from avatars.render._extension import cache_dir
+
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(
+        ["git", "show", f"{git_ref}:avatars/render/csrc/rasterize_cpu.cpp"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    # Own op namespace; the four exported C++ functions renamed by macro so that both libraries can be
+    # loaded in one process (macros do not touch the op names, which are string literals).
+    exported = ("rasterize_forward", "rasterize_backward", "project_forward", "project_backward")
+    prefix = "".join(f"#define {name} gsbench_ref_{name}\n" for name in exported)
+    source = source.replace("TORCH_LIBRARY(gsbench_rasterize,", "TORCH_LIBRARY(gsbench_rasterize_ref,")
+    source = prefix + source
+    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    build_dir = cache_dir().parent / f"rasterize_ref_{digest}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    path = build_dir / "rasterize_cpu_ref.cpp"
+    if not path.exists() or path.read_text() != source:
+        path.write_text(source)
+    load(
+        name="gsbench_rasterize_cpu_ref",
+        sources=[str(path)],
+        extra_cflags=["-O3", "-fopenmp", "-fno-math-errno"],  # the flags of 03d5dfd's _extension.py
+        extra_ldflags=["-fopenmp"],
+        build_directory=str(build_dir),
+        is_python_module=False,
+        verbose=False,
+    )
+    return torch.ops.gsbench_rasterize_ref
+
+
+def _legacy_composite_class():
+    import torch
+
+    class LegacyComposite(torch.autograd.Function):
+        """03d5dfd's ``_CompositeCpp`` (its op signatures: no hit boxes, no forward-only flag)."""
+
+        @staticmethod
+        def forward(ctx, means2d, conics, opacities, features, extents, depths, width, height, tile, ext):
+            out, final_T, n_iter, offsets, ids = ext.rasterize_forward(
+                means2d.contiguous(), conics.contiguous(), opacities.contiguous(), features.contiguous(),
+                extents.contiguous(), depths.detach().contiguous(), width, height, tile,
+            )  # fmt: skip
+            saved = (means2d, conics, opacities, features, extents, offsets, ids, final_T, n_iter)
+            ctx.save_for_backward(*saved)
+            ctx.config = (width, height, tile, ext)
+            return out, 1.0 - final_T
+
+        @staticmethod
+        def backward(ctx, grad_features, grad_alpha):
+            means2d, conics, opacities, features, extents, offsets, ids, final_T, n_iter = ctx.saved_tensors
+            width, height, tile, ext = ctx.config
+            if grad_alpha is None:
+                grad_alpha = torch.zeros_like(final_T)
+            grads = ext.rasterize_backward(
+                means2d.contiguous(), conics.contiguous(), opacities.contiguous(), features.contiguous(),
+                extents.contiguous(), offsets, ids, final_T, n_iter, grad_features.contiguous(),
+                grad_alpha.contiguous(), width, height, tile,
+            )  # fmt: skip
+            return grads[..., 0:2], grads[..., 2:5], grads[..., 5], grads[..., 8:], *([None] * 6)
+
+    return LegacyComposite
+
+
+def _step(render, scene, weights, grad: bool):
+    """One rendering (no_grad) or one forward + backward of a weighted sum of the image."""
+    import torch
+
+    if not grad:
+        with torch.no_grad():
+            return render(*scene)
+    leaves = [t.clone().requires_grad_(i < 5) for i, t in enumerate(scene)]
+    image = render(*leaves)
+    (image * weights).sum().backward()
+    return image.detach()
+
+
+def rasterize_legacy(ext, legacy, means, quats, scales, opacities, colors, viewmats, Ks, size):
+    """03d5dfd's ``rasterize`` (backend "cpu", no background) on the reference kernel ``ext``."""
+    import torch
+
+    from avatars.render.composite import project_cpp
+
+    p = project_cpp(
+        ext, means, quats, scales, opacities, viewmats, Ks, size, size, 0.01, 1e10, 0.3, "classic"
+    )  # fmt: skip
+    if p.means2d.requires_grad:
+        p.means2d.retain_grad()
+    features = colors.expand(viewmats.shape[0], *colors.shape)
+    features_ext = torch.cat([features, p.depths[..., None].to(features.dtype)], dim=-1)
+    extents, depths = p.extents.detach(), p.depths.detach()
+    out, alpha = legacy.apply(
+        p.means2d, p.conics, p.opacities, features_ext, extents, depths, size, size, 16, ext
+    )  # fmt: skip
+    alpha = alpha[..., None]
+    return out[..., :-1], alpha, out[..., -1:] / alpha.clamp(min=1e-10)
+
+
+def compare(git_ref: str, cases: list[int], repeats: int, threads: int) -> None:
+    """Today's kernel against ``git_ref``'s, interleaved in this process (see the module docstring)."""
+    import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    from avatars.render import rasterize
+    from avatars.render._extension import load_extension
+
+    new_ext = load_extension()
+    if new_ext is None:
+        raise SystemExit("the current C++ rasterizer does not build; nothing to compare")
+    ref_ext = build_reference(git_ref)
+    legacy = _legacy_composite_class()
+    load0 = os.getloadavg()
+    print(
+        f"# {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, load average before "
+        f"{load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; SIMD path {'on' if new_ext.simd_active() else 'off'}"
+    )
+    print(f"# old = kernel at {git_ref}, new = working tree; medians over {repeats} interleaved repeats")
+    print("# wall ms (CPU ms of this process, all threads); ratio = old / new")
+    header = f"{'image':>9} {'N':>7} {'pass':>8} {'old wall':>9} {'new wall':>9} {'ratio':>6}"
+    print(header + f" {'old CPU':>8} {'new CPU':>8} {'ratio':>6} {'max|dimg|':>10}")
+    for case in cases:
+        size, n = CASES[case]
+        scene = make_scene(size, n)
+        weights = torch.rand(1, size, size, 3, generator=torch.Generator().manual_seed(1))
+
+        renders = {
+            "old": lambda *p, size=size: rasterize_legacy(ref_ext, legacy, *p, size)[0],
+            "new": lambda *p, size=size: rasterize(*p, size, size, backend="cpu").features,
+        }
+        for name, grad in (("forward", False), ("fwd+bwd", True)):
+            images = [_step(renders[k], scene, weights, grad) for k in ("old", "new")]  # also warm-ups
+            diff = float((images[0] - images[1]).abs().max())
+            times = {"old": ([], []), "new": ([], [])}
+            for r in range(repeats):
+                for label in ("old", "new") if r % 2 == 0 else ("new", "old"):
+                    wall, cpu = time.perf_counter(), time.process_time()
+                    _step(renders[label], scene, weights, grad)
+                    times[label][0].append(1e3 * (time.perf_counter() - wall))
+                    times[label][1].append(1e3 * (time.process_time() - cpu))
+            med = {k: (statistics.median(v[0]), statistics.median(v[1])) for k, v in times.items()}
+            print(
+                f"{size:>4}x{size:<4} {n:>7} {name:>8} {med['old'][0]:>9.1f} {med['new'][0]:>9.1f} "
+                f"{med['old'][0] / med['new'][0]:>6.2f} {med['old'][1]:>8.1f} {med['new'][1]:>8.1f} "
+                f"{med['old'][1] / med['new'][1]:>6.2f} {diff:>10.2e}"
+            )
+    load1 = os.getloadavg()
+    print(f"# load average after {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -124,8 +297,12 @@ def main() -> None:
     parser.add_argument("--cases", default="0,1,2", help="comma-separated indices into " + str(CASES))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch/OpenMP threads (0: torch's default)")
+    parser.add_argument("--compare", metavar="GIT_REF", help="time the kernel of GIT_REF side by side")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.compare:
+        compare(args.compare, [int(c) for c in args.cases.split(",")], args.repeats, args.threads)
+        return
     if args.child:
         case, backend = args.child.split(":")
         print(json.dumps(run_case(int(case), backend, args.repeats, args.threads)))

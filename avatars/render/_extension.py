@@ -58,7 +58,7 @@ def load_extension() -> Any | None:
             load(
                 name="gsbench_rasterize_cpu",
                 sources=[str(SOURCE)],
-                extra_cflags=["-O3", "-fopenmp", "-fno-math-errno"],
+                extra_cflags=["-O3", "-fopenmp", "-fno-math-errno", "-ffp-contract=off"],
                 extra_ldflags=["-fopenmp"],
                 build_directory=str(build_dir),
                 is_python_module=False,  # the .so registers torch.ops.gsbench_rasterize.*

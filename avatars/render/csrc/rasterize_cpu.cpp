@@ -33,8 +33,10 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -71,7 +73,7 @@ bool cpu_has_avx2_fma() {
 
 template <typename scalar_t>
 bool use_simd(int tile_size) {
-  return std::is_same<scalar_t, float>::value && tile_size % 8 == 0 && g_simd_enabled.load() &&
+  return std::is_same<scalar_t, float>::value && tile_size % 8 == 0 && tile_size <= 32 && g_simd_enabled.load() &&
          cpu_has_avx2_fma();
 }
 
@@ -149,6 +151,8 @@ inline void for_each_tile(const scalar_t* mean, const scalar_t* extent, const sc
     }
 }
 
+// Per camera: each splat's tiles are found once (kept in a flat list), the splats that touch any tile
+// are sorted by (depth, index) (what a stable sort by depth gives) and written to their tiles' lists.
 template <typename scalar_t>
 TileBins bin_gaussians(const at::Tensor& means2d, const at::Tensor& extents, const at::Tensor& conics,
                        const at::Tensor& opacities, const at::Tensor& depths, int tile_size, int tiles_x,
@@ -160,32 +164,50 @@ TileBins bin_gaussians(const at::Tensor& means2d, const at::Tensor& extents, con
   const scalar_t* op = opacities.data_ptr<scalar_t>();
   const scalar_t* d = depths.data_ptr<scalar_t>();
   std::vector<int64_t> counts(C * T + 1, 0);
+  std::vector<std::vector<int32_t>> splat_tiles(C), splat_start(C);
+  std::vector<std::vector<std::pair<scalar_t, int32_t>>> keys(C);  // (depth, index)
   for (int64_t c = 0; c < C; ++c) {
     int64_t* cnt = counts.data() + c * T + 1;
+    std::vector<int32_t>& tiles = splat_tiles[c];
+    std::vector<int32_t>& first = splat_start[c];
+    first.assign(N + 1, 0);
     for (int64_t n = 0; n < N; ++n) {
       const int64_t g = c * N + n;
+      const size_t before = tiles.size();
       for_each_tile(m + 2 * g, e + 2 * g, co + 3 * g, op[g], tile_size, tiles_x, tiles_y, width, height,
-                    [&](int t) { cnt[t] += 1; });
+                    [&](int t) {
+                      tiles.push_back(t);
+                      cnt[t] += 1;
+                    });
+      first[n + 1] = (int32_t)tiles.size();
+      if (tiles.size() > before) keys[c].emplace_back(d[g], (int32_t)n);
     }
+    TORCH_CHECK(tiles.size() < (size_t)INT32_MAX, "rasterize_cpu: too many tile-splat entries");
   }
   std::partial_sum(counts.begin(), counts.end(), counts.begin());
   auto offsets = at::from_blob(counts.data(), {C * T + 1}, at::kLong).clone();
   auto ids = at::empty({counts.back()}, at::kInt);
   int32_t* ids_ptr = ids.data_ptr<int32_t>();
   std::vector<int64_t> cursor(counts.begin(), counts.end() - 1);
-  std::vector<int32_t> order(N);
   for (int64_t c = 0; c < C; ++c) {
-    std::iota(order.begin(), order.end(), 0);
-    const scalar_t* dc = d + c * N;
-    std::stable_sort(order.begin(), order.end(), [dc](int32_t a, int32_t b) { return dc[a] < dc[b]; });
+    std::sort(keys[c].begin(), keys[c].end());
     int64_t* cur = cursor.data() + c * T;
-    for (int32_t n : order) {
-      const int64_t g = c * N + n;
-      for_each_tile(m + 2 * g, e + 2 * g, co + 3 * g, op[g], tile_size, tiles_x, tiles_y, width, height,
-                    [&](int t) { ids_ptr[cur[t]++] = n; });
+    const int32_t* tiles = splat_tiles[c].data();
+    const int32_t* first = splat_start[c].data();
+    for (const auto& key : keys[c]) {
+      const int32_t n = key.second;
+      for (int32_t j = first[n]; j < first[n + 1]; ++j) ids_ptr[cur[tiles[j]]++] = n;
     }
   }
   return {offsets, ids};
+}
+
+// min_power_of for every splat (one log per splat instead of one per tile entry).
+template <typename scalar_t>
+std::vector<scalar_t> splat_min_powers(const scalar_t* opacities, int64_t count) {
+  std::vector<scalar_t> out(count);
+  for (int64_t g = 0; g < count; ++g) out[g] = (scalar_t)min_power_of((double)opacities[g]);
+  return out;
 }
 
 // Per-tile copy of the splat parameters, contiguous in depth order, with each splat's pixel rectangle
@@ -195,6 +217,7 @@ struct TileSplats {
   std::vector<scalar_t> mx, my, ca, cb, cc, op, min_power;
   std::vector<int32_t> x0, x1, y0, y1;  // inclusive pixel bounds, tile-local
   void load(const int32_t* ids, int64_t count, int64_t base, const scalar_t* means, const scalar_t* conics,
+            const scalar_t* min_powers,
             const scalar_t* opac, const scalar_t* extents, int tile_x0, int tile_y0, int tile_w, int tile_h) {
     for (auto* v : {&mx, &my, &ca, &cb, &cc, &op, &min_power}) v->resize(count);
     for (auto* v : {&x0, &x1, &y0, &y1}) v->resize(count);
@@ -203,7 +226,7 @@ struct TileSplats {
       mx[i] = means[2 * g]; my[i] = means[2 * g + 1];
       ca[i] = conics[3 * g]; cb[i] = conics[3 * g + 1]; cc[i] = conics[3 * g + 2];
       op[i] = opac[g];
-      min_power[i] = (scalar_t)min_power_of(op[i]);
+      min_power[i] = min_powers[g];
       // The rectangle gets a 0.01 px margin for the same reason as min_power (it only saves work).
       const double ex = extents[2 * g] + 0.01, ey = extents[2 * g + 1] + 0.01;
       x0[i] = std::max(0, (int)std::ceil(mx[i] - ex - 0.5) - tile_x0);
@@ -254,6 +277,7 @@ void forward_impl(const at::Tensor& means2d, const at::Tensor& conics, const at:
   scalar_t* out_t = out_T.data_ptr<scalar_t>();
   const int64_t gauss_ids_count = bins.gauss_ids.numel();
 
+  const std::vector<scalar_t> min_powers = splat_min_powers(opac, C * N);
 #pragma omp parallel num_threads(num_threads_for(gauss_ids_count))
   {
     TileSplats<scalar_t> s;
@@ -266,7 +290,7 @@ void forward_impl(const at::Tensor& means2d, const at::Tensor& conics, const at:
       const TileGeometry tg = tile_of(job, T, tiles_x, tile_size, width, height, offsets);
       const int64_t c = tg.c, start = tg.start, count = tg.count;
       const int tx0 = tg.tx0, ty0 = tg.ty0, tw = tg.tw, th = tg.th;
-      s.load(ids + start, count, c * N, means, con, opac, ext, tx0, ty0, tile_size, tile_size);
+      s.load(ids + start, count, c * N, means, con, min_powers.data(), opac, ext, tx0, ty0, tile_size, tile_size);
       std::fill(acc.begin(), acc.end(), (scalar_t)0);
       std::fill(Tr.begin(), Tr.end(), (scalar_t)1);
       std::fill(n_iter.begin(), n_iter.end(), 0);
@@ -337,6 +361,7 @@ void backward_impl(const at::Tensor& means2d, const at::Tensor& conics, const at
   scalar_t* eg = entry_grads.data_ptr<scalar_t>();
   const int64_t gauss_ids_count = gauss_ids.numel();
 
+  const std::vector<scalar_t> min_powers = splat_min_powers(opac, C * N);
 #pragma omp parallel num_threads(num_threads_for(gauss_ids_count))
   {
     TileSplats<scalar_t> s;
@@ -349,7 +374,7 @@ void backward_impl(const at::Tensor& means2d, const at::Tensor& conics, const at
       const int64_t c = tg.c, start = tg.start, count = tg.count;
       const int tx0 = tg.tx0, ty0 = tg.ty0, tw = tg.tw, th = tg.th;
       if (count == 0) continue;
-      s.load(ids + start, count, c * N, means, con, opac, ext, tx0, ty0, tile_size, tile_size);
+      s.load(ids + start, count, c * N, means, con, min_powers.data(), opac, ext, tx0, ty0, tile_size, tile_size);
       std::fill(behind.begin(), behind.end(), (scalar_t)0);
       std::fill(n_it.begin(), n_it.end(), 0);
       int32_t max_iter = 0;
@@ -417,9 +442,12 @@ void backward_impl(const at::Tensor& means2d, const at::Tensor& conics, const at
 // 8 float32 lanes of AVX2 (+ FMA in exp). The power is computed with the scalar loop's operations in the
 // same order (no FMA), so it is bitwise the scalar float32 value; exp differs by ~1 ulp.
 
-// exp(x), Cephes' expf (range reduction by ln 2 in two parts, degree-5 polynomial; as sse_mathfun).
+// exp(x) for -30 <= x <= 0 (Cephes' expf: range reduction by ln 2 in two parts, degree-5 polynomial, as
+// sse_mathfun). x is clamped to that range: lanes outside it are masked off by the callers (a splat's
+// power is used only above log(1/255) > -6), and the clamp keeps their values away from subnormal floats,
+// which cost ~100 cycles per operation.
 GSBENCH_AVX2 static inline __m256 exp256(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-30.0f)), _mm256_setzero_ps());
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
@@ -470,6 +498,37 @@ GSBENCH_AVX2 static inline __m256 lanes_power(const SplatLanes& L, int col0, int
   return power;
 }
 
+// 32-byte aligned float buffer (std::vector's storage is only 16-byte aligned).
+struct AlignedFloats {
+  explicit AlignedFloats(size_t n) : data_(new __m256[(n + 7) / 8]) {}
+  float* data() { return reinterpret_cast<float*>(data_.get()); }
+  float& operator[](size_t i) { return data()[i]; }
+  std::unique_ptr<__m256[]> data_;
+};
+
+// alpha = min(0.99, opacity exp(power)) of splat i for the n_vec vectors from column c0 of each row y0..y1,
+// written to out[8 * (row * n_vec + vector)]; 0 for lanes outside [x0, x1], with power outside
+// [min_power, 0] or alpha < 1/255. With vis (backward) also exp(power), unmasked.
+GSBENCH_AVX2 static inline void splat_alphas(const TileSplats<float>& s, int64_t i, int x0, int x1, int y0, int y1,
+                                             int c0, int n_vec, int tx0, int ty0, float* out,
+                                             float* vis = nullptr) {
+  const SplatLanes L = splat_lanes(s, i, x0, x1);
+  const __m256 alpha_max = _mm256_set1_ps((float)kAlphaMax), threshold = _mm256_set1_ps((float)kAlphaThreshold);
+  for (int ly = y0, v = 0; ly <= y1; ++ly) {
+    const float dy = s.my[i] - ((float)(ty0 + ly) + 0.5f);
+    const float cdd = s.cc[i] * dy * dy;
+    for (int j = 0, col0 = c0; j < n_vec; ++j, ++v, col0 += 8) {
+      __m256 dx, m;
+      const __m256 power = lanes_power(L, col0, tx0, dy, cdd, dx, m);
+      const __m256 e = exp256(power);
+      const __m256 alpha = _mm256_min_ps(alpha_max, _mm256_mul_ps(L.op, e));
+      m = _mm256_and_ps(m, _mm256_cmp_ps(alpha, threshold, _CMP_GE_OQ));
+      _mm256_store_ps(out + 8 * v, _mm256_and_ps(alpha, m));
+      if (vis) _mm256_store_ps(vis + 8 * v, e);
+    }
+  }
+}
+
 GSBENCH_AVX2 void forward_simd(const at::Tensor& means2d, const at::Tensor& conics, const at::Tensor& opacities,
                                const at::Tensor& features, const at::Tensor& extents, const TileBins& bins,
                                int width, int height, int tile_size, int tiles_x, int tiles_y,
@@ -487,6 +546,7 @@ GSBENCH_AVX2 void forward_simd(const at::Tensor& means2d, const at::Tensor& coni
   float* out_t = out_T.data_ptr<float>();
   const int64_t gauss_ids_count = bins.gauss_ids.numel();
 
+  const std::vector<float> min_powers = splat_min_powers(opac, C * N);
 #pragma omp parallel num_threads(num_threads_for(gauss_ids_count))
   {
     TileSplats<float> s;
@@ -494,46 +554,50 @@ GSBENCH_AVX2 void forward_simd(const at::Tensor& means2d, const at::Tensor& coni
     // Per-thread tile state, channel-major (acc[k * P + p]) so that 8 neighbouring pixels are one vector.
     std::vector<float> acc(P * K), Tr(P);
     std::vector<int32_t> n_iter(P), done(P);
+    AlignedFloats alpha_buf(P);  // pass 1's alphas of one splat (at most the whole tile)
 #pragma omp for schedule(dynamic, 1)
     for (int64_t job = 0; job < C * T; ++job) {
       const TileGeometry tg = tile_of(job, T, tiles_x, tile_size, width, height, offsets);
       const int64_t c = tg.c, start = tg.start, count = tg.count;
       const int tx0 = tg.tx0, ty0 = tg.ty0, tw = tg.tw, th = tg.th;
-      s.load(ids + start, count, c * N, means, con, opac, ext, tx0, ty0, tile_size, tile_size);
+      s.load(ids + start, count, c * N, means, con, min_powers.data(), opac, ext, tx0, ty0, tile_size, tile_size);
       std::fill(acc.begin(), acc.end(), 0.0f);
       std::fill(Tr.begin(), Tr.end(), 1.0f);
       std::fill(n_iter.begin(), n_iter.end(), 0);
       for (int p = 0; p < P; ++p) done[p] = (p % tile_size < tw && p / tile_size < th) ? 0 : -1;
       int remaining = tw * th;
       for (int64_t i = 0; i < count && remaining > 0; ++i) {
-        HitBox box = kEmptyBox;
-        const int x0 = s.x0[i], x1 = std::min(s.x1[i], tw - 1), y1 = std::min(s.y1[i], th - 1);
+        const int x0 = s.x0[i], x1 = std::min(s.x1[i], tw - 1), y0 = s.y0[i], y1 = std::min(s.y1[i], th - 1);
+        if (x0 > x1 || y0 > y1) {
+          if (boxes) boxes[start + i] = kEmptyBox;
+          continue;
+        }
         const float* f = feat + (c * N + ids[start + i]) * K;
-        const SplatLanes L = splat_lanes(s, i, x0, x1);
+        const int c0 = x0 & ~7, n_vec = ((x1 - c0) >> 3) + 1;
+        // Pass 1: alpha of every vector of the splat's rectangle (0 where not used). No dependence
+        // between vectors or on the tile state, so the CPU overlaps their long exp chains.
+        splat_alphas(s, i, x0, x1, y0, y1, c0, n_vec, tx0, ty0, alpha_buf.data());
+        // Pass 2: front-to-back update of the pixels' state (the dependent part, short chains).
         const __m256i next_n = _mm256_set1_epi32((int32_t)(i + 1));
-        for (int ly = s.y0[i]; x0 <= x1 && ly <= y1; ++ly) {
-          const float dy = s.my[i] - ((float)(ty0 + ly) + 0.5f);
-          const float cdd = s.cc[i] * dy * dy;
-          for (int col0 = x0 & ~7; col0 <= x1; col0 += 8) {
+        uint32_t row_bits = 0, col_bits = 0;
+        const __m256 zero = _mm256_setzero_ps();
+        for (int ly = y0, v = 0; ly <= y1; ++ly) {
+          uint32_t row_hit = 0;
+          for (int col0 = c0; col0 <= x1; col0 += 8, ++v) {
             const int p = ly * tile_size + col0;
-            __m256 dx, m;
-            const __m256 power = lanes_power(L, col0, tx0, dy, cdd, dx, m);
-            m = _mm256_andnot_ps(_mm256_loadu_ps((const float*)&done[p]), m);
-            if (!_mm256_movemask_ps(m)) continue;
-            const __m256 alpha = _mm256_min_ps(_mm256_set1_ps((float)kAlphaMax), _mm256_mul_ps(L.op, exp256(power)));
-            m = _mm256_and_ps(m, _mm256_cmp_ps(alpha, _mm256_set1_ps((float)kAlphaThreshold), _CMP_GE_OQ));
-            if (!_mm256_movemask_ps(m)) continue;
+            const __m256 alpha = _mm256_load_ps(&alpha_buf[8 * v]);
+            const __m256 done_now = _mm256_loadu_ps((const float*)&done[p]);
+            const __m256 m = _mm256_andnot_ps(done_now, _mm256_cmp_ps(alpha, zero, _CMP_GT_OQ));
             const __m256 T_now = _mm256_loadu_ps(&Tr[p]);
             const __m256 next_T = _mm256_mul_ps(T_now, _mm256_sub_ps(_mm256_set1_ps(1.0f), alpha));
             const __m256 stop = _mm256_and_ps(m, _mm256_cmp_ps(next_T, _mm256_set1_ps((float)kTransmittanceMin), _CMP_LE_OQ));
             const int stop_bits = _mm256_movemask_ps(stop);
-            if (stop_bits) {
-              _mm256_storeu_ps((float*)&done[p], _mm256_or_ps(_mm256_loadu_ps((const float*)&done[p]), stop));
+            if (stop_bits) {  // rare: pixels reaching T = 1e-4
+              _mm256_storeu_ps((float*)&done[p], _mm256_or_ps(done_now, stop));
               remaining -= __builtin_popcount(stop_bits);
             }
             const __m256 active = _mm256_andnot_ps(stop, m);
-            const int bits = _mm256_movemask_ps(active);
-            if (!bits) continue;
+            const uint32_t bits = (uint32_t)_mm256_movemask_ps(active);
             const __m256 w = _mm256_and_ps(_mm256_mul_ps(alpha, T_now), active);
             for (int64_t k = 0; k < K; ++k) {
               float* a = acc.data() + k * P + p;
@@ -544,8 +608,15 @@ GSBENCH_AVX2 void forward_simd(const at::Tensor& means2d, const at::Tensor& coni
             _mm256_storeu_si256((__m256i*)&n_iter[p],
                                 _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(n_now),
                                                                      _mm256_castsi256_ps(next_n), active)));
-            grow(box, col0 + __builtin_ctz(bits), col0 + 31 - __builtin_clz(bits), ly);
+            col_bits |= bits << col0;
+            row_hit |= bits;
           }
+          row_bits |= (uint32_t)(row_hit != 0) << ly;
+        }
+        HitBox box = kEmptyBox;
+        if (col_bits) {
+          box = {(uint8_t)__builtin_ctz(col_bits), (uint8_t)(31 - __builtin_clz(col_bits)),
+                 (uint8_t)__builtin_ctz(row_bits), (uint8_t)(31 - __builtin_clz(row_bits))};
         }
         if (boxes) boxes[start + i] = box;
       }
@@ -562,13 +633,15 @@ GSBENCH_AVX2 void forward_simd(const at::Tensor& means2d, const at::Tensor& coni
   }
 }
 
+// KC > 0: the number of channels known at compile time (the feature gradients stay in registers).
+template <int KC>
 GSBENCH_AVX2 void backward_simd(const at::Tensor& means2d, const at::Tensor& conics, const at::Tensor& opacities,
                                 const at::Tensor& features, const at::Tensor& extents, const at::Tensor& tile_offsets,
                                 const at::Tensor& gauss_ids, const HitBox* boxes, const at::Tensor& final_T,
                                 const at::Tensor& n_iter, const at::Tensor& grad_features,
                                 const at::Tensor& grad_alpha, int width, int height, int tile_size, int tiles_x,
                                 int tiles_y, at::Tensor& entry_grads) {
-  const int64_t C = means2d.size(0), N = means2d.size(1), K = features.size(2);
+  const int64_t C = means2d.size(0), N = means2d.size(1), K = KC > 0 ? KC : features.size(2);
   const int64_t T = (int64_t)tiles_x * tiles_y, G = kGeomSlots + K;
   const float* means = means2d.data_ptr<float>();
   const float* con = conics.data_ptr<float>();
@@ -584,11 +657,15 @@ GSBENCH_AVX2 void backward_simd(const at::Tensor& means2d, const at::Tensor& con
   float* eg = entry_grads.data_ptr<float>();
   const int64_t gauss_ids_count = gauss_ids.numel();
 
+  const std::vector<float> min_powers = splat_min_powers(opac, C * N);
 #pragma omp parallel num_threads(num_threads_for(gauss_ids_count))
   {
     TileSplats<float> s;
     const int P = tile_size * tile_size;
-    std::vector<float> behind(P * K), Tr(P), T_final(P), g_alpha_out(P), g_pix(P * K), g_feat(8 * K);
+    // Per pixel: T (recovered back to front), what is composited behind (channel-major), dL/dpixel and
+    // dL/dalpha_out * T_final (the alpha output's term, constant per pixel).
+    std::vector<float> behind(P * K), Tr(P), g_out_T(P), g_pix(P * K), g_feat(8 * K);
+    AlignedFloats alpha_buf(P), vis_buf(P);  // pass 1's values for one splat
     std::vector<int32_t> n_it(P);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t job = 0; job < C * T; ++job) {
@@ -603,15 +680,15 @@ GSBENCH_AVX2 void backward_simd(const at::Tensor& means2d, const at::Tensor& con
         for (int lx = 0; lx < tw; ++lx) {
           const int p = ly * tile_size + lx;
           const int64_t pix = (c * height + ty0 + ly) * width + tx0 + lx;
-          Tr[p] = T_final[p] = fT[pix];
-          g_alpha_out[p] = ga[pix];
+          Tr[p] = fT[pix];
+          g_out_T[p] = ga[pix] * fT[pix];
           for (int64_t k = 0; k < K; ++k) g_pix[k * P + p] = gf[pix * K + k];
           n_it[p] = nit[pix];
           max_iter = std::max(max_iter, n_it[p]);
         }
       }
       if (max_iter == 0) continue;
-      s.load(ids + start, max_iter, c * N, means, con, opac, ext, tx0, ty0, tile_size, tile_size);
+      s.load(ids + start, max_iter, c * N, means, con, min_powers.data(), opac, ext, tx0, ty0, tile_size, tile_size);
       const __m256 one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(-0.5f);
       const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
       for (int64_t i = (int64_t)max_iter - 1; i >= 0; --i) {
@@ -623,26 +700,30 @@ GSBENCH_AVX2 void backward_simd(const at::Tensor& means2d, const at::Tensor& con
         const __m256i vi = _mm256_set1_epi32((int32_t)i);
         __m256 a_mx = _mm256_setzero_ps(), a_my = a_mx, a_ca = a_mx, a_cb = a_mx, a_cc = a_mx, a_op = a_mx;
         __m256 a_absx = a_mx, a_absy = a_mx;
-        std::fill(g_feat.begin(), g_feat.end(), 0.0f);
-        for (int ly = box.y0; ly <= box.y1; ++ly) {
+        __m256 g_reg[KC > 0 ? KC : 1];
+        for (int k = 0; k < (KC > 0 ? KC : 1); ++k) g_reg[k] = _mm256_setzero_ps();
+        if (KC == 0) std::fill(g_feat.begin(), g_feat.end(), 0.0f);
+        const int c0 = box.x0 & ~7, n_vec = ((box.x1 - c0) >> 3) + 1;
+        // Pass 1 (independent vectors): alpha (0 where the pair is not used) and exp(power).
+        splat_alphas(s, i, box.x0, box.x1, box.y0, box.y1, c0, n_vec, tx0, ty0, alpha_buf.data(), vis_buf.data());
+        const __m256 lane = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+        for (int ly = box.y0, v = 0; ly <= box.y1; ++ly) {
           const float dy_s = s.my[i] - ((float)(ty0 + ly) + 0.5f);
-          const float cdd = s.cc[i] * dy_s * dy_s;
           const __m256 dy = _mm256_set1_ps(dy_s);
-          for (int col0 = box.x0 & ~7; col0 <= box.x1; col0 += 8) {
+          for (int col0 = c0; col0 <= box.x1; col0 += 8, ++v) {
             const int p = ly * tile_size + col0;
-            __m256 dx, m;
-            const __m256 power = lanes_power(L, col0, tx0, dy_s, cdd, dx, m);
+            const __m256 dx = _mm256_sub_ps(
+                L.mx, _mm256_add_ps(_mm256_add_ps(_mm256_set1_ps((float)(tx0 + col0)), lane), _mm256_set1_ps(0.5f)));
+            const __m256 alpha = _mm256_load_ps(&alpha_buf[8 * v]);
+            const __m256 vis = _mm256_load_ps(&vis_buf[8 * v]);
             const __m256i n_now = _mm256_loadu_si256((const __m256i*)&n_it[p]);
-            m = _mm256_and_ps(m, _mm256_castsi256_ps(_mm256_cmpgt_epi32(n_now, vi)));
-            if (!_mm256_movemask_ps(m)) continue;
-            const __m256 vis = exp256(power);
+            const __m256 m = _mm256_and_ps(_mm256_cmp_ps(alpha, _mm256_setzero_ps(), _CMP_GT_OQ),
+                                           _mm256_castsi256_ps(_mm256_cmpgt_epi32(n_now, vi)));
             const __m256 raw_alpha = _mm256_mul_ps(L.op, vis);
-            const __m256 alpha = _mm256_min_ps(_mm256_set1_ps((float)kAlphaMax), raw_alpha);
-            m = _mm256_and_ps(m, _mm256_cmp_ps(alpha, _mm256_set1_ps((float)kAlphaThreshold), _CMP_GE_OQ));
-            if (!_mm256_movemask_ps(m)) continue;
             const __m256 one_minus = _mm256_sub_ps(one, alpha);
+            const __m256 inv_one_minus = _mm256_div_ps(one, one_minus);
             const __m256 T_behind = _mm256_loadu_ps(&Tr[p]);
-            const __m256 T_i = _mm256_div_ps(T_behind, one_minus);  // transmittance in front of splat i
+            const __m256 T_i = _mm256_mul_ps(T_behind, inv_one_minus);  // transmittance in front of splat i
             _mm256_storeu_ps(&Tr[p], _mm256_blendv_ps(T_behind, T_i, m));
             const __m256 w = _mm256_and_ps(_mm256_mul_ps(alpha, T_i), m);
             // dC/dalpha_i = T_i (f_i - S_i), S_i = what is composited behind i, normalized.
@@ -651,19 +732,20 @@ GSBENCH_AVX2 void backward_simd(const at::Tensor& means2d, const at::Tensor& con
               const __m256 gp = _mm256_loadu_ps(&g_pix[k * P + p]);
               const __m256 bh = _mm256_loadu_ps(&behind[k * P + p]);
               const __m256 fk = _mm256_set1_ps(f[k]);
-              float* gk = &g_feat[8 * k];
-              _mm256_storeu_ps(gk, _mm256_add_ps(_mm256_loadu_ps(gk), _mm256_mul_ps(w, gp)));
+              if constexpr (KC > 0) {
+                g_reg[k] = _mm256_add_ps(g_reg[k], _mm256_mul_ps(w, gp));
+              } else {
+                float* gk = &g_feat[8 * k];
+                _mm256_storeu_ps(gk, _mm256_add_ps(_mm256_loadu_ps(gk), _mm256_mul_ps(w, gp)));
+              }
               g_alpha = _mm256_add_ps(g_alpha, _mm256_mul_ps(_mm256_sub_ps(fk, bh), gp));
               const __m256 bh_new = _mm256_add_ps(_mm256_mul_ps(alpha, fk), _mm256_mul_ps(one_minus, bh));
               _mm256_storeu_ps(&behind[k * P + p], _mm256_blendv_ps(bh, bh_new, m));
             }
             // alpha_out = 1 - prod(1 - alpha_j): d/dalpha_i = T_final / (1 - alpha_i).
-            g_alpha = _mm256_add_ps(_mm256_mul_ps(g_alpha, T_i),
-                                    _mm256_div_ps(_mm256_mul_ps(_mm256_loadu_ps(&g_alpha_out[p]), _mm256_loadu_ps(&T_final[p])),
-                                                  one_minus));
+            g_alpha = _mm256_add_ps(_mm256_mul_ps(g_alpha, T_i), _mm256_mul_ps(_mm256_loadu_ps(&g_out_T[p]), inv_one_minus));
             // Clamped alpha: no gradient to opacity or shape.
             const __m256 m2 = _mm256_and_ps(m, _mm256_cmp_ps(raw_alpha, _mm256_set1_ps((float)kAlphaMax), _CMP_LE_OQ));
-            if (!_mm256_movemask_ps(m2)) continue;
             const __m256 g_power = _mm256_and_ps(_mm256_mul_ps(alpha, g_alpha), m2);
             const __m256 neg_g = _mm256_sub_ps(_mm256_setzero_ps(), g_power);
             const __m256 g_mx = _mm256_and_ps(_mm256_mul_ps(neg_g, _mm256_add_ps(_mm256_mul_ps(L.ca, dx), _mm256_mul_ps(L.cb, dy))), m2);
@@ -683,7 +765,8 @@ GSBENCH_AVX2 void backward_simd(const at::Tensor& means2d, const at::Tensor& con
         e[0] = hsum256(a_mx); e[1] = hsum256(a_my);
         e[2] = hsum256(a_ca); e[3] = hsum256(a_cb); e[4] = hsum256(a_cc);
         e[5] = hsum256(a_op); e[6] = hsum256(a_absx); e[7] = hsum256(a_absy);
-        for (int64_t k = 0; k < K; ++k) e[kGeomSlots + k] = hsum256(_mm256_loadu_ps(&g_feat[8 * k]));
+        for (int64_t k = 0; k < K; ++k)
+          e[kGeomSlots + k] = hsum256(KC > 0 ? g_reg[KC > 0 ? k : 0] : _mm256_loadu_ps(&g_feat[8 * k]));
       }
     }
   }
@@ -1047,7 +1130,7 @@ std::vector<at::Tensor> rasterize_forward(at::Tensor means2d, at::Tensor conics,
       if (use_simd<scalar_t>((int)tile_size)) {
         forward_simd(means2d, conics, opacities, features, ext, bins, (int)width, (int)height, (int)tile_size,
                      tiles_x, tiles_y, out_features, out_T, n_ptr, box_ptr);
-        return;
+            return;
       }
     }
 #endif
@@ -1078,9 +1161,19 @@ at::Tensor rasterize_backward(at::Tensor means2d, at::Tensor conics, at::Tensor 
 #if GSBENCH_HAVE_X86_SIMD
     if constexpr (std::is_same<scalar_t, float>::value) {
       if (use_simd<scalar_t>((int)tile_size)) {
-        backward_simd(means2d, conics, opacities, features, extents.contiguous(), tile_offsets, gauss_ids, boxes,
-                      final_T, n_iter, gf, ga, (int)width, (int)height, (int)tile_size, tiles_x, tiles_y,
-                      entry_grads);
+        auto run = [&](auto kc) {
+          backward_simd<decltype(kc)::value>(means2d, conics, opacities, features, extents.contiguous(), tile_offsets,
+                                             gauss_ids, boxes, final_T, n_iter, gf, ga, (int)width, (int)height,
+                                             (int)tile_size, tiles_x, tiles_y, entry_grads);
+        };
+        // The channel counts of RGB + depth and of one feature + depth get their own compiled loops.
+        if (K == 4) {
+          run(std::integral_constant<int, 4>());
+        } else if (K == 2) {
+          run(std::integral_constant<int, 2>());
+        } else {
+          run(std::integral_constant<int, 0>());
+        }
         done = true;
       }
     }
