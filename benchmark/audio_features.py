@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -75,7 +76,7 @@ def scan_imported(dataset: Dataset, encoder: str, hashes=None) -> ImportedFeatur
     if not files:
         return None
     current = hashes() if hashes is not None else sequence_audio_hashes(dataset)
-    problems, by_hash = [], {}
+    problems, by_hash, sources = [], {}, hashlib.sha256()
     dim = IMPORTED_ENCODERS[encoder].dim
     for sequence, path in files.items():
         try:
@@ -90,13 +91,14 @@ def scan_imported(dataset: Dataset, encoder: str, hashes=None) -> ImportedFeatur
             problems.append(f"{path}: stale, {dataset.audio_path(sequence)} changed since the import")
         else:
             by_hash[current[sequence]] = path
+            sources.update(f"{sequence}:{meta.get('source_sha256')}\n".encode())
     missing = sorted(set(dataset.sequences) - set(files))
     if missing:
         problems.append(
             f"partial import: {len(missing)} of {len(dataset.sequences)} sequences lack {encoder}.npy "
             f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})"
         )
-    return ImportedFeatures(encoder, by_hash, tuple(problems))
+    return ImportedFeatures(encoder, by_hash, tuple(problems), sources.hexdigest())
 
 
 def import_features(dataset: Dataset, encoder: str, sequence: str, source: str | Path) -> Path:

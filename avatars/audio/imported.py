@@ -60,6 +60,7 @@ class ImportedFeatures:
     name: str
     files: dict[str, Path]
     problems: tuple[str, ...] = ()
+    digest: str = ""  # sha256 over the imported files' source sha256s: names this set of features
 
     @property
     def present(self) -> bool:
@@ -103,7 +104,8 @@ class ImportedEncoder(AudioEncoder):
 
     @property
     def id(self) -> str:
-        return f"{self.name}:imported"
+        """``deepspeech-0.1.0:imported-<first 12 hex of the digest of the imported source files>``."""
+        return f"{self.name}:imported-{self.features.digest[:12]}"
 
     def encode(self, audio: np.ndarray) -> np.ndarray:
         from avatars.audio.cache import audio_hash

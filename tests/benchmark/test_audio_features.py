@@ -50,7 +50,7 @@ def test_imported_deepspeech_windows_are_what_ernerf_would_read(tiny_dataset, tm
     written = import_all(dataset, tmp_path / "aud")
     cache = dataset_feature_cache(dataset)
     encoder, reason = resolve_encoder("deepspeech-0.1.0", fallback="filterbank29", cache=cache)
-    assert reason is None and encoder.id == "deepspeech-0.1.0:imported" and encoder.dim == DIM
+    assert reason is None and encoder.id.startswith("deepspeech-0.1.0:imported-") and encoder.dim == DIM
     for sequence, windows in written.items():
         audio = dataset.load_audio(sequence)  # what a RenderRequest carries: found by its content hash
         got = encoder.windows(audio, dataset.fps, dataset.sequences[sequence].num_frames, cache=cache)
@@ -62,6 +62,10 @@ def test_imported_deepspeech_windows_are_what_ernerf_would_read(tiny_dataset, tm
         16,
         DIM,
     ]
+    np.save(tmp_path / "other.npy", 2.0 * written[sequence])  # other features: another id
+    import_features(dataset, "deepspeech-0.1.0", sequence, tmp_path / "other.npy")
+    reimported, _ = resolve_encoder("deepspeech-0.1.0", "filterbank29", cache=dataset_feature_cache(dataset))
+    assert reimported.id != encoder.id
     with pytest.raises(InputError, match="no imported deepspeech-0.1.0 features for audio sha256"):
         encoder.windows(np.full(8000, 0.1, np.float32), 25.0, 12, cache=cache)
 
