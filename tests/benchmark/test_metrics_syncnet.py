@@ -264,6 +264,22 @@ def test_resample_to_25fps_matches_real_ffmpeg(tmp_path, rate, num_frames):
     np.testing.assert_array_equal(ours, expected)
 
 
+def test_layout_equals_pypi_syncnet_python_model():
+    """The official SyncNetModel.S (PyPI syncnet-python, a test dependency): same keys and shapes, and a
+    state dict of ours loads into it and gives the same embeddings."""
+    syncnet_model = pytest.importorskip("syncnet_python.SyncNetModel")
+    official = syncnet_model.S(num_layers_in_fc_layers=1024).eval()
+    ours = _random_syncnet(1.0, 5)
+    assert {k: tuple(v.shape) for k, v in official.state_dict().items()} == {
+        k: tuple(v.shape) for k, v in ours.state_dict().items()
+    }
+    official.load_state_dict(ours.state_dict())
+    audio, video = torch.randn(2, 1, 13, 20), torch.rand(2, 3, 5, 224, 224) * 255
+    with torch.no_grad():
+        torch.testing.assert_close(official.forward_aud(audio), ours.forward_aud(audio))
+        torch.testing.assert_close(official.forward_lip(video), ours.forward_lip(video))
+
+
 def test_pypi_syncnet_python_agrees_when_installed(tmp_path):
     """Against the PyPI package syncnet-python (0.2.3) when installed; skipped otherwise.
 
