@@ -15,7 +15,8 @@ Schema ``gsbench.results`` version 1 (keys in order)::
     sequences         {sequence: {num_frames, driven_by, predictions_sha256, video, comparison,
                                   metrics: {name: MetricEntry}}}
     weights           {metric name: weight id} of every pretrained network that produced a metric
-    timing            {train_seconds, render_seconds, frames_rendered, render_fps, checkpoint_from}
+    timing            {train_seconds, render_seconds, frames_rendered, render_fps, checkpoint_from,
+                       audio_features: {seconds, computed, read} (the dataset's feature cache)}
     num_gaussians     int | null
     device, gsbench_version, git_commit, python, libraries {name: version}, platform, finished_at
     train_stats       the method's TrainStats (iterations, num_gaussians, extra)

@@ -550,7 +550,7 @@ def _execute(job: Job, method: Any, config: dict, config_hash: str, run_dir: Pat
             path=Path(job.dataset_root) / "dataset.json",
             fix="re-plan the run",
         )
-    method.audio_cache = dataset_feature_cache(dataset)
+    method.audio_cache = audio_cache = dataset_feature_cache(dataset)
     state = {"config_hash": config_hash, "method_cls": type(method)}
     document = _base_document(job, state)
     document["dataset"]["subjects"] = list(dataset.subjects)
@@ -586,7 +586,19 @@ def _execute(job: Job, method: Any, config: dict, config_hash: str, run_dir: Pat
         "render_seconds": render_seconds,
         "frames_rendered": frames_rendered,
         "render_fps": frames_rendered / render_seconds if render_seconds > 0 else None,
+        # time the method spent in the dataset's audio-feature cache (computing or reading features)
+        "audio_features": {
+            "seconds": audio_cache.seconds,
+            "computed": audio_cache.misses,
+            "read": audio_cache.hits,
+        },
     }
+    logger.info(
+        "audio features: %d computed, %d read from the cache, %.2f s",
+        audio_cache.misses,
+        audio_cache.hits,
+        audio_cache.seconds,
+    )
     document["train_stats"] = training["train_stats"]
     document["method_info"].update(results_mod._jsonable(method.info()))
     document["num_gaussians"] = method.num_gaussians()

@@ -202,8 +202,10 @@ def test_runner_hands_methods_the_dataset_cache_and_a_second_run_only_reads(tiny
             results = (
                 tmp_path / "runs" / "tiny" / "mono-front" / AudioCacheProbe.name / "s01" / "results.json"
             )
-            infos.append(json.loads(results.read_text())["method_info"])
+            document = json.loads(results.read_text())
+            infos.append({**document["method_info"], "timing": document["timing"]["audio_features"]})
     first, second = infos
+    assert second["timing"]["computed"] == 0 and second["timing"]["read"] == 3
     assert first["cache_class"] == "FeatureCache" and first["audio_encoder"].startswith("filterbank29(")
     assert "no deepspeech-0.1.0 features imported" in first["audio_encoder_fallback"]
     assert first["cache_misses"] == 3 and first["cache_hits"] == 0  # s01: 2 train + 1 test sequence
