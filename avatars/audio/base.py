@@ -95,7 +95,12 @@ def load_audio(path: str | Path) -> np.ndarray:
 
 def interpolate_features(features: np.ndarray, rate: float, fps: float, num_frames: int) -> np.ndarray:
     """``[num_frames, D]``: ``features [K, D]`` (frame k at ``k / rate`` s) linearly interpolated to
-    the video frame times ``t / fps`` (FaceFormer's ``linear_interpolation``; edges held)."""
+    the video frame times ``t / fps``, edges held.
+
+    On the dataset's clock (frame ``t`` at ``t / fps``). FaceFormer's ``linear_interpolation`` instead
+    stretches the K features over the T frames (``F.interpolate(size=T, align_corners=True)``), which maps
+    the last feature onto the last frame; with ``K = 2T`` at 25 fps the two differ by up to one native
+    frame (20 ms) at the end of a sequence. Ours keeps audio and video in sync on the shared clock."""
     features = np.asarray(features, dtype=np.float32)
     source_t = np.arange(features.shape[0]) / rate
     target_t = np.arange(num_frames) / fps
