@@ -361,7 +361,7 @@ def _rows_table(
         tip = f"audio encoder: {row.get('audio_encoder') or '—'}; budget: {row.get('budget') or '—'}"
         cells = [
             f'<td class="num" data-v="{_e(row["rank"])}">{_e(row["rank"]) or "—"}</td>',
-            f'<td title="{_e(tip)}">{method}</td>',
+            f'<td class="method" title="{_e(tip)}">{method}</td>',
             f"<td>{_e(row['subject'])}</td>",
         ]
         for m in metrics:
