@@ -72,7 +72,9 @@ def status(message: str) -> Iterator[None]:
 def warn(message: str) -> None:
     """A warning on stderr, shown under ``--quiet`` too (quiet silences progress, not problems), and
     on the ``gsbench`` logger so a job's log.txt keeps it."""
-    logging.getLogger("gsbench").warning(message)
+    logger = logging.getLogger("gsbench")
+    if logger.hasHandlers():  # a job's log.txt; without any handler logging would print it a second time
+        logger.warning(message)
     console.print(f"[yellow]warning:[/yellow] {message}", markup=True, highlight=False)
 
 
