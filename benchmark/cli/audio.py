@@ -22,9 +22,8 @@ def audio() -> None:
 )
 def encoders(data: Path | None) -> None:
     """Which audio encoders are usable here, their ids, and what to do for the others."""
-    from rich.console import Console
-
     from benchmark.weights import WeightRegistry
+    from gsbench.progress import print_table
 
     cache = None
     if data is not None:
@@ -32,7 +31,7 @@ def encoders(data: Path | None) -> None:
         from benchmark.dataset import load_dataset
 
         cache = dataset_feature_cache(load_dataset(data, check_files=False))
-    Console().print(encoder_table(WeightRegistry(), cache))
+    print_table(encoder_table(WeightRegistry(), cache))
 
 
 def encoder_table(weights, cache=None):
