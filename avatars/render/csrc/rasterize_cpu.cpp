@@ -3,7 +3,7 @@
 // The per-pixel rule is the same as 3DGS / gsplat (rasterize_to_pixels): splats sorted by depth per
 // 16x16 tile, alpha = min(0.99, opacity * exp(power)), splats with alpha < 1/255 skipped, compositing
 // stops before the transmittance would reach 1e-4, and the backward walks each pixel's splats back to
-// front recovering T by division. Tiles are distributed over OpenMP threads (dynamic schedule; every
+// front recovering T by division. Tiles are distributed over threads (run_workers: an atomic tile counter; every
 // thread owns its tile buffers and writes whole tile rows of the outputs, so no false sharing).
 // Backward writes per (tile, splat) entry, so no atomics are needed and memory is linear in the
 // number of tile-splat entries; a final pass reduces the entries to per-splat gradients.
@@ -32,9 +32,11 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <memory>
 #include <numeric>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -56,8 +58,29 @@ constexpr double kFovMargin = 0.3;  // as projection.FOV_MARGIN
 // Grad slots per entry before the features: mean x, mean y, conic a, b, c, opacity, |mean x|, |mean y|.
 constexpr int kGeomSlots = 8;
 
-// Below this many tile-splat entries a second thread costs more (wake-up) than it saves.
+constexpr int64_t kProjectChunk = 2048;  // Gaussians per job of the projection
+
+// Below this many tile-splat entries a second thread costs more (start-up) than it saves.
 inline int num_threads_for(int64_t entries) { return entries < 4096 ? 1 : at::get_num_threads(); }
+
+// Runs worker() on n_threads threads (this one included) and waits for them. Workers take jobs from an
+// atomic counter, so a thread the OS deschedules (on a machine shared with other work) leaves its share
+// to the others, and the wait at the end sleeps in join() instead of spinning as OpenMP's barrier does
+// (measured on the loaded 2-core machine: OpenMP's spinning made 2 threads 3-6x slower than one).
+// Each thread allocates its own tile buffers, so no two threads write to one cache line except at the
+// rare tile borders of the outputs.
+template <typename Worker>
+void run_workers(int n_threads, Worker&& worker) {
+  if (n_threads <= 1) {
+    worker();
+    return;
+  }
+  std::vector<std::thread> helpers;
+  helpers.reserve(n_threads - 1);
+  for (int t = 1; t < n_threads; ++t) helpers.emplace_back([&worker] { worker(); });
+  worker();
+  for (auto& helper : helpers) helper.join();
+}
 
 // SIMD switch (tests compare the two paths; GSBENCH_RASTERIZE_SIMD=0 forces the scalar loops).
 std::atomic<bool> g_simd_enabled{true};
@@ -278,15 +301,14 @@ void forward_impl(const at::Tensor& means2d, const at::Tensor& conics, const at:
   const int64_t gauss_ids_count = bins.gauss_ids.numel();
 
   const std::vector<scalar_t> min_powers = splat_min_powers(opac, C * N);
-#pragma omp parallel num_threads(num_threads_for(gauss_ids_count))
-  {
+  std::atomic<int64_t> next_job{0};
+  run_workers(num_threads_for(gauss_ids_count), [&]() {
     TileSplats<scalar_t> s;
     const int P = tile_size * tile_size;
     std::vector<scalar_t> acc(P * K), Tr(P);
     std::vector<int32_t> n_iter(P);
     std::vector<uint8_t> done(P);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t job = 0; job < C * T; ++job) {
+for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
       const TileGeometry tg = tile_of(job, T, tiles_x, tile_size, width, height, offsets);
       const int64_t c = tg.c, start = tg.start, count = tg.count;
       const int tx0 = tg.tx0, ty0 = tg.ty0, tw = tg.tw, th = tg.th;
@@ -336,7 +358,7 @@ void forward_impl(const at::Tensor& means2d, const at::Tensor& conics, const at:
         }
       }
     }
-  }
+  });
 }
 
 template <typename scalar_t>
@@ -362,14 +384,13 @@ void backward_impl(const at::Tensor& means2d, const at::Tensor& conics, const at
   const int64_t gauss_ids_count = gauss_ids.numel();
 
   const std::vector<scalar_t> min_powers = splat_min_powers(opac, C * N);
-#pragma omp parallel num_threads(num_threads_for(gauss_ids_count))
-  {
+  std::atomic<int64_t> next_job{0};
+  run_workers(num_threads_for(gauss_ids_count), [&]() {
     TileSplats<scalar_t> s;
     const int P = tile_size * tile_size;
     std::vector<scalar_t> behind(P * K), Tr(P), T_final(P), g_alpha_out(P), g_pix(P * K);
     std::vector<int32_t> n_it(P);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t job = 0; job < C * T; ++job) {
+for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
       const TileGeometry tg = tile_of(job, T, tiles_x, tile_size, width, height, offsets);
       const int64_t c = tg.c, start = tg.start, count = tg.count;
       const int tx0 = tg.tx0, ty0 = tg.ty0, tw = tg.tw, th = tg.th;
@@ -435,7 +456,7 @@ void backward_impl(const at::Tensor& means2d, const at::Tensor& conics, const at
         }
       }
     }
-  }
+  });
 }
 
 #if GSBENCH_HAVE_X86_SIMD
@@ -498,13 +519,26 @@ GSBENCH_AVX2 static inline __m256 lanes_power(const SplatLanes& L, int col0, int
   return power;
 }
 
-// 32-byte aligned float buffer (std::vector's storage is only 16-byte aligned).
-struct AlignedFloats {
-  explicit AlignedFloats(size_t n) : data_(new __m256[(n + 7) / 8]) {}
-  float* data() { return reinterpret_cast<float*>(data_.get()); }
-  float& operator[](size_t i) { return data()[i]; }
-  std::unique_ptr<__m256[]> data_;
+// 32-byte aligned buffer of 4-byte values (std::vector's storage is only 16-byte aligned, and a 32-byte
+// access across two cache lines is slow, its stores then failing to forward to the next loads).
+template <typename T>
+struct AlignedBuffer {
+  explicit AlignedBuffer(size_t n)
+      : size_(n), data_(static_cast<T*>(std::aligned_alloc(32, ((n * sizeof(T) + 31) / 32) * 32))) {
+    TORCH_CHECK(data_ != nullptr, "rasterize_cpu: out of memory");
+    std::fill(data_, data_ + n, T(0));
+  }
+  ~AlignedBuffer() { std::free(data_); }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  T* data() { return data_; }
+  T* begin() { return data_; }
+  T* end() { return data_ + size_; }
+  T& operator[](size_t i) { return data_[i]; }
+  size_t size_;
+  T* data_;
 };
+using AlignedFloats = AlignedBuffer<float>;
 
 // alpha = min(0.99, opacity exp(power)) of splat i for the n_vec vectors from column c0 of each row y0..y1,
 // written to out[8 * (row * n_vec + vector)]; 0 for lanes outside [x0, x1], with power outside
@@ -547,16 +581,15 @@ GSBENCH_AVX2 void forward_simd(const at::Tensor& means2d, const at::Tensor& coni
   const int64_t gauss_ids_count = bins.gauss_ids.numel();
 
   const std::vector<float> min_powers = splat_min_powers(opac, C * N);
-#pragma omp parallel num_threads(num_threads_for(gauss_ids_count))
-  {
+  std::atomic<int64_t> next_job{0};
+  run_workers(num_threads_for(gauss_ids_count), [&]() GSBENCH_AVX2 {
     TileSplats<float> s;
     const int P = tile_size * tile_size;
     // Per-thread tile state, channel-major (acc[k * P + p]) so that 8 neighbouring pixels are one vector.
-    std::vector<float> acc(P * K), Tr(P);
-    std::vector<int32_t> n_iter(P), done(P);
+    AlignedBuffer<float> acc(P * K), Tr(P);
+    AlignedBuffer<int32_t> n_iter(P), done(P);
     AlignedFloats alpha_buf(P);  // pass 1's alphas of one splat (at most the whole tile)
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t job = 0; job < C * T; ++job) {
+for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
       const TileGeometry tg = tile_of(job, T, tiles_x, tile_size, width, height, offsets);
       const int64_t c = tg.c, start = tg.start, count = tg.count;
       const int tx0 = tg.tx0, ty0 = tg.ty0, tw = tg.tw, th = tg.th;
@@ -630,7 +663,7 @@ GSBENCH_AVX2 void forward_simd(const at::Tensor& means2d, const at::Tensor& coni
         }
       }
     }
-  }
+  });
 }
 
 // KC > 0: the number of channels known at compile time (the feature gradients stay in registers).
@@ -658,17 +691,16 @@ GSBENCH_AVX2 void backward_simd(const at::Tensor& means2d, const at::Tensor& con
   const int64_t gauss_ids_count = gauss_ids.numel();
 
   const std::vector<float> min_powers = splat_min_powers(opac, C * N);
-#pragma omp parallel num_threads(num_threads_for(gauss_ids_count))
-  {
+  std::atomic<int64_t> next_job{0};
+  run_workers(num_threads_for(gauss_ids_count), [&]() GSBENCH_AVX2 {
     TileSplats<float> s;
     const int P = tile_size * tile_size;
     // Per pixel: T (recovered back to front), what is composited behind (channel-major), dL/dpixel and
     // dL/dalpha_out * T_final (the alpha output's term, constant per pixel).
-    std::vector<float> behind(P * K), Tr(P), g_out_T(P), g_pix(P * K), g_feat(8 * K);
+    AlignedBuffer<float> behind(P * K), Tr(P), g_out_T(P), g_pix(P * K), g_feat(8 * K);
     AlignedFloats alpha_buf(P), vis_buf(P);  // pass 1's values for one splat
-    std::vector<int32_t> n_it(P);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t job = 0; job < C * T; ++job) {
+    AlignedBuffer<int32_t> n_it(P);
+for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
       const TileGeometry tg = tile_of(job, T, tiles_x, tile_size, width, height, offsets);
       const int64_t c = tg.c, start = tg.start, count = tg.count;
       const int tx0 = tg.tx0, ty0 = tg.ty0, tw = tg.tw, th = tg.th;
@@ -769,7 +801,7 @@ GSBENCH_AVX2 void backward_simd(const at::Tensor& means2d, const at::Tensor& con
           e[kGeomSlots + k] = hsum256(KC > 0 ? g_reg[KC > 0 ? k : 0] : _mm256_loadu_ps(&g_feat[8 * k]));
       }
     }
-  }
+  });
 }
 #endif  // GSBENCH_HAVE_X86_SIMD
 
@@ -916,8 +948,11 @@ std::vector<at::Tensor> project_forward_impl(const at::Tensor& means, const at::
   scalar_t *m2 = means2d.data_ptr<scalar_t>(), *co = conics.data_ptr<scalar_t>(), *de = depths.data_ptr<scalar_t>();
   scalar_t *oe = opac_eff.data_ptr<scalar_t>(), *ex = extents.data_ptr<scalar_t>(), *cp = comps.data_ptr<scalar_t>();
   int32_t* ra = radii.data_ptr<int32_t>();
-#pragma omp parallel for schedule(static) num_threads(N * C < 20000 ? 1 : at::get_num_threads())
-  for (int64_t job = 0; job < C * N; ++job) {
+  // Chunks of Gaussians from an atomic counter (see run_workers).
+  std::atomic<int64_t> next_chunk{0};
+  run_workers(N * C < 20000 ? 1 : at::get_num_threads(), [&] {
+  for (int64_t first; (first = next_chunk.fetch_add(kProjectChunk)) < C * N;)
+  for (int64_t job = first; job < std::min(C * N, first + kProjectChunk); ++job) {
     const int64_t c = job / N, n = job % N;
     const Camera cam = camera_of(vmp + 16 * c, kp + 9 * c);
     double mean[3], quat[4], scale[3];
@@ -945,6 +980,7 @@ std::vector<at::Tensor> project_forward_impl(const at::Tensor& means, const at::
     ex[2 * job] = (scalar_t)ext_x; ex[2 * job + 1] = (scalar_t)ext_y;
     ra[job] = std::max(1, (int32_t)std::ceil(std::max(ext_x, ext_y)));
   }
+  });
   return {means2d, conics, depths, opac_eff, extents, radii, comps};
 }
 
@@ -968,8 +1004,11 @@ std::vector<at::Tensor> project_backward_impl(const at::Tensor& means, const at:
   const scalar_t *vm2 = v_means2d.data_ptr<scalar_t>(), *vco = v_conics.data_ptr<scalar_t>();
   const scalar_t *vde = v_depths.data_ptr<scalar_t>(), *voe = v_opac_eff.data_ptr<scalar_t>();
   double* gp = g.data_ptr<double>();
-#pragma omp parallel for schedule(static) num_threads(N * C < 20000 ? 1 : at::get_num_threads())
-  for (int64_t job = 0; job < C * N; ++job) {
+  // Chunks of Gaussians from an atomic counter (see run_workers).
+  std::atomic<int64_t> next_chunk{0};
+  run_workers(N * C < 20000 ? 1 : at::get_num_threads(), [&] {
+  for (int64_t first; (first = next_chunk.fetch_add(kProjectChunk)) < C * N;)
+  for (int64_t job = first; job < std::min(C * N, first + kProjectChunk); ++job) {
     if (ra[job] <= 0) continue;  // culled: no pixel saw it
     const int64_t c = job / N, n = job % N;
     const Camera cam = camera_of(vmp + 16 * c, kp + 9 * c);
@@ -1065,6 +1104,7 @@ std::vector<at::Tensor> project_backward_impl(const at::Tensor& means, const at:
     const double dot = v_q[0] * st.q[0] + v_q[1] * st.q[1] + v_q[2] * st.q[2] + v_q[3] * st.q[3];
     for (int k = 0; k < 4; ++k) out[3 + k] = (v_q[k] - st.q[k] * dot) / st.qnorm;
   }
+  });
   auto total = g.sum(0);
   return {total.slice(1, 0, 3).to(means.scalar_type()), total.slice(1, 3, 7).to(means.scalar_type()),
           total.slice(1, 7, 10).to(means.scalar_type()), total.select(1, 10).to(means.scalar_type())};
