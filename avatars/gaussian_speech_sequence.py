@@ -432,11 +432,10 @@ def train_sequence_model(
             vertices_step(i)
 
     # 5. Alternation of (a) L_vertices and (b) L_photo.
-    rig = avatar.rig
     photo_optimizer = None
     perceptual = None
-    if config.photo_finetune and avatar.color_mlp is not None:
-        photo_params = [rig.params["latent"], *avatar.color_mlp.parameters()]
+    if config.photo_finetune and config.alternating_rounds > 0 and avatar.color_mlp is not None:
+        photo_params = [avatar.rig.params["latent"], *avatar.color_mlp.parameters()]
         photo_optimizer = torch.optim.Adam(
             [
                 {"params": photo_params[:1], "lr": config.lr_photo_latent},
@@ -447,10 +446,9 @@ def train_sequence_model(
         perceptual = load_perceptual_terms(weights, {})
         log_.disabled_terms, log_.weight_ids = perceptual.disabled, perceptual.weight_ids
     fit = photo.fit
-    num_images = int(fit.images.shape[0])
     background = torch.zeros(3)
     for round_index in range(config.alternating_rounds):
-        image = int(torch.randint(num_images, (1,), generator=generator))
+        image = int(torch.randint(int(fit.images.shape[0]), (1,), generator=generator))
         frame = int(fit.frame_index[image])
         i, t = photo.frame_sequence[frame], photo.frame_time[frame]
         pred = vertices_step(i)  # (a) Eq. 14
