@@ -37,9 +37,13 @@ from gsbench.errors import ConfigError
 from gsbench.io import sha256_file
 from gsbench.metric_table import metric_info
 from leaderboards.publish import (
+    COMPOSITING_LEGEND,
     LEADERBOARD_METRICS,
+    OWN_COMPOSITOR,
     RANK_BY,
     Board,
+    _conventions_lines,
+    _weights_line,
     find_results,
     load_reference,
     load_results,
@@ -256,14 +260,7 @@ def _write_board(folder: Path, depth: str, nav: str, board: Board, runs: dict[st
         "their pretrained weights are blank (the row's results.json says why). "
         "Each row's details list its budget, audio encoder, weight ids and compositing rule.</p>",
     ]
-    compositing = sorted({r["compositing"] for r in board.rows if r.get("compositing")})
-    if compositing:
-        body.append(
-            '<p class="note">Compositing: '
-            + "; ".join(f"<code>{_e(c)}</code>" for c in compositing)
-            + ("" if len(compositing) == 1 else " (rows differ: see each row)")
-            + "</p>"
-        )
+    body += _notes_html(board)
     body += ["<h2>Means over subjects</h2>", _rows_table("means", means, metrics, rank_by, linked)]
     body += ["<h2>Per subject</h2>", _rows_table("subjects", subjects, metrics, rank_by, linked)]
     body += [
@@ -290,6 +287,35 @@ def _write_board(folder: Path, depth: str, nav: str, board: Board, runs: dict[st
     }
 
 
+def _inline_markdown(text: str) -> str:
+    """Escaped ``text`` with markdown `code` spans as <code> (publish's notes are markdown)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", _e(text))
+
+
+def _notes_html(board: Board) -> list[str]:
+    """The board's compositing legend, weights line and metric conventions, as publish writes them
+    for the markdown (so the site says the same)."""
+    rules = sorted({rule for r in board.rows for rule in r.get("compositing", "").split(";") if rule})
+    notes = []
+    if rules:
+        legend = "; ".join(
+            f"<code>{_e(rule)}</code>: {_e(COMPOSITING_LEGEND.get(rule, 'see results.json'))}"
+            for rule in rules
+        )
+        notes.append(f'<p class="note">Compositing (per row under details): {legend}.</p>')
+    weights = _weights_line(board.rows)
+    if weights:
+        notes.append(f'<p class="note">{_inline_markdown(weights)}</p>')
+    lines = [line for line in _conventions_lines(board.rows) if line.startswith("- ")]
+    if lines:
+        items = "".join(f"<li>{_inline_markdown(line[2:])}</li>" for line in lines)
+        notes.append(
+            '<details class="note"><summary>Conventions: what each metric column is, and what it is '
+            f"comparable to</summary><ul>{items}</ul></details>"
+        )
+    return notes
+
+
 def _details(row: dict[str, str], linked: dict[str, str]) -> str:
     fields = [
         ("status", row.get("status", "")),
@@ -297,6 +323,7 @@ def _details(row: dict[str, str], linked: dict[str, str]) -> str:
         ("audio encoder", row.get("audio_encoder", "")),
         ("weight ids", row.get("weight_ids", "").replace(";", "; ")),
         ("compositing", row.get("compositing", "")),
+        ("conventions", row.get("conventions", "").replace(";", "; ")),
         ("num gaussians", row.get("num_gaussians", "")),
         ("device", row.get("device", "")),
         ("gsbench", row.get("gsbench_version", "")),
@@ -358,6 +385,10 @@ def _rows_table(
         method = _e(row["method"])
         if row["oracle"] == "yes":
             method += '<span class="badge" title="sees test expressions: never ranked">oracle</span>'
+        if OWN_COMPOSITOR in row.get("compositing", ""):
+            method += (
+                '<span class="badge" title="its own compositor: never ranked with the shared rule">own</span>'
+            )
         tip = f"audio encoder: {row.get('audio_encoder') or '—'}; budget: {row.get('budget') or '—'}"
         cells = [
             f'<td class="num" data-v="{_e(row["rank"])}">{_e(row["rank"]) or "—"}</td>',

@@ -212,6 +212,8 @@ def test_board_page_tables_links_and_videos(site, runs):
     text = page.read_text(encoding="utf-8")
     for needle in ("mfcc50-good", "lpips=lpips-alex:ab", "alpha * head + (1 - alpha) * plate", "smoke"):
         assert needle in text
+    # publish's notes for the markdown are on the page too: the weights behind the metrics, the conventions
+    assert "Weights: lpips: <code>lpips-alex</code>." in text and "<summary>Conventions:" in text
     # the paper-reported rows come apart, in their own table
     assert len(board.tables["reference"]) == len(load_reference("mono-front"))
     # every results link resolves inside the site to a byte copy of that job's results.json
