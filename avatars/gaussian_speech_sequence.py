@@ -13,7 +13,7 @@ The cascade, module by module, with the paper's names:
 5. **Expression2Latent MLP** ``ℰ`` and motion features ``m^{1:T} = [c^{1:T}; ℰ(e_pred^{1:T})]``.
 6. **Motion decoder** ``D`` (:class:`avatars.sequence.SequenceDecoder`): a transformer decoder with the
    binary look-ahead mask in self-attention (Eq. 10), ``m`` fused by cross-attention under the
-   Kronecker-delta alignment mask (Eq. 11), and the **Vertex Mapper** (its zero-initialised output layer)
+   Kronecker-delta alignment mask (Eq. 11), and the **Vertex Mapper** MLP (:class:`VertexMapper`)
    predicting canonical vertex offsets ``V_offset`` (Eq. 12); ``V_pred = T + V_offset``.
 7. Training: Eqs. 7, 8, 9 pretrain the three encoders in cascade; ``L_vertices`` (Eq. 13) trains ℰ and D
    (Eq. 14); then ``L_vertices`` steps alternate with ``L_photo`` steps (Eq. 16) that update **only** the
@@ -172,6 +172,22 @@ class Standardizer(nn.Module):
         return values * self.std + self.mean
 
 
+class VertexMapper(nn.Module):
+    """The Vertex Mapper MLP (Sec. 4.2): decoder features [B, T, d] -> vertex offsets [B, T, 3V]. Two layers
+    (size: ours, the paper says "MLP"), the last one zero-initialised as FaceFormer's vertex head, so the
+    untrained model outputs the template."""
+
+    def __init__(self, dim: int, out_dim: int):
+        super().__init__()
+        self.hidden = nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, out_dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(torch.relu(self.hidden(x)))
+
+
 class GaussianSpeechSequenceModel(nn.Module):
     """Lip / Wrinkle / Expression encoders, Expression2Latent and the motion decoder (Fig. 4).
 
@@ -239,8 +255,9 @@ class GaussianSpeechSequenceModel(nn.Module):
             alignment=config.alignment,  # Eq. 11: M = delta_ij (or "none" for the ablation)
             dropout=config.dropout,
         )
-        # Motion decoder D; its zero-initialised output layer is the Vertex Mapper (Eq. 12).
+        # Motion decoder D (Eq. 12) with the Vertex Mapper MLP as its output head.
         self.decoder = SequenceDecoder(decoder, audio_dim=motion_dim, out_dim=3 * self.num_vertices)
+        self.decoder.output = VertexMapper(motion_dim, 3 * self.num_vertices)
 
     # --- the cascade -------------------------------------------------------------------------------
 

@@ -139,8 +139,8 @@ ASSUMPTIONS: dict[str, str] = {
     "decoder": (
         "avatars.sequence.SequenceDecoder: 1 layer, 4 heads, d = |m|, FFN 2d, binary causal mask (Eq. 10), "
         "diagonal alignment (Eq. 11), periodic PE; target-side input = previous predicted offsets "
-        "(FaceFormer), teacher forcing in training, autoregressive rollout at test; the zero-initialised "
-        "output layer is the Vertex Mapper"
+        "(FaceFormer), teacher forcing in training, autoregressive rollout at test; Vertex Mapper = "
+        "Linear(d, d) + ReLU + zero-initialised Linear(d, 3V) (paper: 'MLP', size open)"
     ),
     "losses": (
         "Eqs. 7-9, 13 (sums of per-frame L2 norms) minimised as mean squared errors, as FaceFormer's code; "

@@ -43,7 +43,9 @@ def randomise_vertex_mapper(model) -> None:
     # The Vertex Mapper starts at zero (outputs the template); give it weights so outputs show dependence.
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
-        model.decoder.output.weight.copy_(torch.randn(model.decoder.output.weight.shape, generator=generator))
+        model.decoder.output.out.weight.copy_(
+            torch.randn(model.decoder.output.out.weight.shape, generator=generator)
+        )
 
 
 def test_eq10_mask_blocks_exactly_the_future():
