@@ -106,9 +106,11 @@ def evaluate(method, dataset, subject: str, weights, *, oracle: bool = False) ->
 
 
 def train_and_score(label: str, method, dataset, subject: str, budget: str, weights, oracle=False) -> dict:
+    from benchmark.audio_features import dataset_feature_cache
     from benchmark.protocols import TrainView
 
     view = TrainView(dataset, "mono-front", subject)
+    method.audio_cache = dataset_feature_cache(dataset)  # as the runner does (imported DeepSpeech features)
     load_before = os.getloadavg()
     start, start_cpu = time.perf_counter(), time.process_time()
     stats = method.train(view, budget, None)

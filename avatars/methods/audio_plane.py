@@ -148,7 +148,12 @@ class AudioPlaneMethod(Method):
 
     def _open_encoder(self, config: AudioPlaneConfig):
         encoder, reason = resolve_encoder(
-            config.audio_encoder, fallback=config.audio_fallback, weights=self.weights
+            config.audio_encoder,
+            fallback=config.audio_fallback,
+            weights=self.weights,
+            cache=getattr(
+                self, "audio_cache", None
+            ),  # the dataset's cache finds imported DeepSpeech features
         )
         if reason:
             log(f"audio-plane: {reason}")
