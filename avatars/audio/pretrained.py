@@ -255,7 +255,9 @@ class HFSpeechEncoder(AudioEncoder):
 
         if self._normalize is None:
             if (self.folder / "preprocessor_config.json").is_file():
-                self._normalize = Wav2Vec2FeatureExtractor.from_pretrained(str(self.folder))
+                self._normalize = Wav2Vec2FeatureExtractor.from_pretrained(
+                    str(self.folder), local_files_only=True
+                )
             else:
                 self._normalize = Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=False)
         audio = check_audio(audio, f"{self.name} input")

@@ -246,6 +246,26 @@ def test_a_ctc_checkpoint_with_old_weight_norm_names_loads_as_the_base_model(tmp
     np.testing.assert_allclose(encoder.encode(audio), expected, atol=1e-5)
 
 
+def test_the_folders_preprocessor_config_decides_the_normalisation(tmp_path, hf_folders) -> None:
+    import shutil
+
+    from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    folder = Path(shutil.copytree(hf_folders["wav2vec2"], tmp_path / "raw-input"))
+    Wav2Vec2FeatureExtractor(do_normalize=False).save_pretrained(folder)  # as some checkpoints ship
+    store = tmp_path / "weights"
+    registry = WeightRegistry([store])
+    registry.add("wav2vec2-base-960h", folder, store)
+    assert (store / "wav2vec2-base-960h" / "preprocessor_config.json").is_file()
+    audio = speech(1.0)
+    model = Wav2Vec2Model.from_pretrained(folder).eval()
+    with torch.no_grad():
+        expected = model(torch.as_tensor(audio)[None]).last_hidden_state[0].numpy()  # not normalised
+    np.testing.assert_allclose(
+        open_encoder("wav2vec2-base-960h", registry).encode(audio), expected, atol=1e-5
+    )
+
+
 # -- registry: absent falls back, broken raises -------------------------------------------------------
 
 
