@@ -90,6 +90,9 @@ class RunOptions:
     # "harness": the shared compositing rule; "own": the method's own compositor (methods that list
     # "own" in Method.compositing), a separate track in folders <method>+own-compositor
     compositing: str = "harness"
+    # landmarks behind LMD: "mediapipe" (offline default) or "fan" (face_alignment's 2D-FAN, registered
+    # weights fan-2d); the detector is named in every LMD figure
+    lmd_detector: str = "mediapipe"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +112,7 @@ class Job:
     videos: bool = True
     syncnet: str = "syncnet-v2"
     compositing: str = "harness"
+    lmd_detector: str = "mediapipe"
     num_cpus: float = 1.0
     num_gpus: float = 0.0
 
@@ -225,6 +229,7 @@ def plan_jobs(data: str | Path, runs_dir: str | Path, options: RunOptions) -> Pl
                         videos=options.videos,
                         syncnet=options.syncnet,
                         compositing=options.compositing,
+                        lmd_detector=options.lmd_detector,
                         num_cpus=float(cls.cpus_per_job),
                         num_gpus=float(cls.gpus_per_job) if device.startswith("cuda") else 0.0,
                     )
@@ -272,6 +277,7 @@ def job_config(job: Job, method_config: dict[str, Any]) -> dict[str, Any]:
         "method_config": method_config,
         "compositing": {"version": COMPOSITING_VERSION, "mode": job.compositing},
         "syncnet": job.syncnet,
+        "lmd_detector": job.lmd_detector,
         "gsbench_version": __version__,
     }
 
@@ -676,6 +682,7 @@ def _score_sequence(
             gt_landmarks=dataset.load_landmarks(item.sequence, camera),
             syncnet=job.syncnet,
             mouth_box_size=mouth_box_size,
+            lmd_detector=job.lmd_detector,
         )
     else:
         metrics = compute_sequence_metrics(pred, None, None, request.audio, request.fps, syncnet=job.syncnet)
@@ -713,6 +720,7 @@ def compute_sequence_metrics(
     gt_landmarks: tuple[np.ndarray, np.ndarray] | None = None,
     syncnet: str = "syncnet-v2",
     mouth_box_size: int | None = None,
+    lmd_detector: str = "mediapipe",
 ) -> dict[str, dict[str, Any]]:
     """Score one composited sequence with ``benchmark.metrics.compute_metrics`` (the one implementation).
 
@@ -752,6 +760,7 @@ def compute_sequence_metrics(
         weights=registry,
         gt_landmarks=gt_landmarks,
         mouth_box_size=mouth_box_size,
+        lmd_detector=lmd_detector,
     )
     return {name: results_mod.metric_entry(result) for name, result in results.items()}
 

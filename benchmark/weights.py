@@ -95,6 +95,12 @@ def _check_lpips_alexnet(path: Path) -> str | None:
     return check_alexnet_state_dict(path)
 
 
+def _check_fan(path: Path) -> str | None:
+    from benchmark.metrics.fan import check_fan_state_dict
+
+    return check_fan_state_dict(path)
+
+
 def _check_syncnet(path: Path) -> str | None:
     from benchmark.metrics.syncnet import check_syncnet_state_dict
 
@@ -116,6 +122,16 @@ REGISTRY: dict[str, WeightSpec] = {
         url="http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
         description="official SyncNet (Chung & Zisserman 2016) of joonson/syncnet_python, for LSE-D/LSE-C",
         checksum_note="no published checksum; accepted only if every state-dict key and shape matches",
+    ),
+    "fan-2d": WeightSpec(
+        name="fan-2d",
+        filename="2DFAN4-11f355bf06.pth.tar",
+        url="https://www.adrianbulat.com/downloads/python-fan/2DFAN4-11f355bf06.pth.tar",
+        description="face_alignment 1.5.0's 2DFAN-4 (68 iBUG points): the LMD detector of ER-NeRF, "
+        "GeneFace, SyncTalk, TalkingGaussian (gsbench metrics/run --lmd-detector fan)",
+        sha256_prefix="11f355bf06",
+        checksum_note="full sha256 unpublished; the file name's sha256 prefix (torch hub convention) is "
+        "checked, and every key and shape of face_alignment.models.FAN(4)",
     ),
 }
 
@@ -272,6 +288,7 @@ NETWORKS = ("vgg16", "vgg19", "iresnet50", "iresnet100", "iresnet18", "iresnet34
 STRUCTURE_CHECKS: dict[str, Callable[[Path], str | None]] = {
     "lpips-alexnet": _check_lpips_alexnet,
     "syncnet-v2": _check_syncnet,
+    "fan-2d": _check_fan,
 }
 
 

@@ -40,8 +40,9 @@ fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 
-# test: pytest + ruff; ray: the Ray executor, whose test runs a local Ray instance.
-EXTRAS="test,ray"
+# test: pytest + ruff; ray: the Ray executor, whose test runs a local Ray instance; fan: what the 2D-FAN
+# LMD backend needs besides face-alignment itself (installed below without its dependencies).
+EXTRAS="test,ray,fan"
 stamp="$VENV/.gsbench-setup-stamp"
 want="$( (cat pyproject.toml; echo "$EXTRAS") | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
@@ -50,6 +51,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e ".[$EXTRAS]" >"$log" 2>&1; then
     tail -n 30 "$log" >&2
     echo "pip install failed; full log: $log" >&2
+    exit 1
+  fi
+  # face-alignment's own requirements would replace numpy 1.26 by numpy 2 and add opencv-python beside
+  # opencv-contrib-python; its real dependencies come with the 'fan' extra above.
+  if ! "$VENV/bin/python" -m pip install --disable-pip-version-check --no-deps face-alignment==1.5.0 >>"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "pip install of face-alignment failed; full log: $log" >&2
     exit 1
   fi
   echo "$want" >"$stamp"

@@ -51,6 +51,14 @@ def _summary(result) -> str:
     multiple=True,
     help="Look for weights here first (repeatable), then the default search paths.",
 )
+@click.option(
+    "--lmd-detector",
+    type=click.Choice(["mediapipe", "fan"]),
+    default="mediapipe",
+    show_default=True,
+    help="Landmarks for LMD: MediaPipe FaceMesh (offline default) or face_alignment's 2D-FAN, the papers' "
+    "detector (needs the registered fan-2d weights: gsbench weights add fan-2d FILE).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 def metrics(
     pred: Path,
@@ -61,6 +69,7 @@ def metrics(
     syncnet_name: str,
     selected: tuple[str, ...],
     weights_dir: tuple[Path, ...],
+    lmd_detector: str,
     as_json: bool,
 ) -> None:
     """Score PRED against GT (videos or frame folders) with every benchmark metric.
@@ -97,6 +106,7 @@ def metrics(
             fps=clip_fps,
             weights=registry,
             metrics=selected or None,
+            lmd_detector=lmd_detector,
         )
     if as_json:
         payload = {name: r.to_json() for name, r in results.items()}

@@ -70,6 +70,14 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:
     help="harness: the shared rule (head over the clean plate inside the GT mask, GT outside); own: the "
     "method's own compositor (methods that have one), a separate track never ranked with the shared rule.",
 )
+@click.option(
+    "--lmd-detector",
+    type=click.Choice(["mediapipe", "fan"]),
+    default="mediapipe",
+    show_default=True,
+    help="Landmarks for LMD: MediaPipe FaceMesh (offline default) or face_alignment's 2D-FAN, the papers' "
+    "detector (registered weights fan-2d; missing weights make LMD 'missing').",
+)
 def run(
     methods,
     data,
@@ -85,6 +93,7 @@ def run(
     no_videos,
     syncnet,
     compositing,
+    lmd_detector,
 ):
     """Train + render + score; exits non-zero if any job failed (the others still run)."""
     from rich.table import Table
@@ -106,6 +115,7 @@ def run(
         videos=not no_videos,
         syncnet=syncnet,
         compositing=compositing,
+        lmd_detector=lmd_detector,
     )
     summary = run_benchmark(data, runs_dir, options, executor=make_executor(executor, address))
     table = Table(title=f"gsbench run: {len(summary.outcomes)} jobs in {runs_dir}")

@@ -8,11 +8,12 @@ from typing import Literal
 
 import numpy as np
 
-from benchmark.metrics import image, lmd, lpips_metric, mouth, syncnet
-from gsbench.errors import InputError, WeightsError
+from benchmark.metrics import fan, image, lmd, lpips_metric, mouth, syncnet
+from gsbench.errors import DependencyError, InputError, WeightsError
 from gsbench.metric_table import metric_info
 
 ALL_METRICS = ("psnr", "ssim", "lpips", "lmd", "lse_d", "lse_c")
+LMD_DETECTORS = ("mediapipe", "fan")  # MediaPipe FaceMesh (offline default) or face_alignment's 2D-FAN
 MASKED_METRICS = ("psnr_masked", "ssim_masked", "lpips_masked")
 MOUTH_METRICS = ("psnr_mouth", "ssim_mouth", "lpips_mouth")  # inside the lip box (benchmark.metrics.mouth)
 HIGHER_IS_BETTER = {
@@ -84,6 +85,7 @@ def compute_metrics(
     metrics: Iterable[str] | None = None,
     gt_landmarks: tuple[np.ndarray, np.ndarray] | None = None,
     mouth_box_size: int | None = None,
+    lmd_detector: str = "mediapipe",
 ) -> dict[str, MetricResult]:
     """All metrics of one clip.
 
@@ -101,6 +103,8 @@ def compute_metrics(
             ``psnr``, ``ssim``, ``lpips``; see :mod:`benchmark.metrics.mouth`).
         mouth_box_size: side of the lip box in pixels, fixed per dataset by the caller
             (``mouth.mouth_box_size`` over the dataset); None: from this clip's ground truth.
+        lmd_detector: ``mediapipe`` (default, offline) or ``fan`` (face_alignment's 2D-FAN with the
+            registered ``fan-2d`` weights, on MediaPipe face boxes; see :mod:`benchmark.metrics.fan`).
 
     Returns:
         name -> :class:`MetricResult`. A metric whose weights or inputs are missing has status
@@ -116,6 +120,10 @@ def compute_metrics(
     unknown = wanted - set(ALL_METRICS)
     if unknown:
         raise InputError(f"unknown metric(s) {sorted(unknown)}", fix=f"choose from {', '.join(ALL_METRICS)}")
+    if lmd_detector not in LMD_DETECTORS:
+        raise InputError(
+            f"unknown LMD detector {lmd_detector!r}", fix=f"choose from {', '.join(LMD_DETECTORS)}"
+        )
     if {"lse_d", "lse_c"} & wanted:
         wanted |= {"lse_d", "lse_c"}
     registry = weights if weights is not None else WeightRegistry()
@@ -167,7 +175,13 @@ def compute_metrics(
         pred_u8 = _to_uint8(pred)
         pred_landmarks = detect_landmarks(pred_u8)
     if "lmd" in wanted:
-        results.update(_lmd(pred_landmarks, gt_landmarks, f"{gt.shape[2]}x{gt.shape[1]}"))
+        resolution = f"{gt.shape[2]}x{gt.shape[1]}"
+        if lmd_detector == "fan":
+            results.update(
+                _lmd_fan(registry, pred_u8, _to_uint8(gt), pred_landmarks, gt_landmarks, resolution)
+            )
+        else:
+            results.update(_lmd(pred_landmarks, gt_landmarks, resolution))
     if "lse_d" in wanted:
         results.update(_lse(registry, _to_uint8(pred), pred_landmarks, audio, fps))
     return results
@@ -228,8 +242,27 @@ def _lpips(registry, pred, gt, masks, boxes=None) -> dict[str, MetricResult]:
     return out
 
 
+def _lmd_fan(registry, pred_u8, gt_u8, pred_landmarks, gt_landmarks, resolution) -> dict[str, MetricResult]:
+    """LMD on 2D-FAN points, the boxes from the MediaPipe detections of each frame."""
+    names = ("lmd", "lmd_face")
+    try:
+        weight = registry.find(fan.FAN_WEIGHT)
+        model = fan.build_fan(weight.path)
+    except (WeightsError, DependencyError) as error:
+        return {n: _missing(n, str(error)) for n in names}
+    pred68 = fan.fan_landmarks(model, pred_u8, fan.boxes_from_mediapipe(*pred_landmarks))
+    gt68 = fan.fan_landmarks(model, gt_u8, fan.boxes_from_mediapipe(*gt_landmarks))
+    found = lmd.lmd_from_ibug68(pred68[0], pred68[1], gt68[0], gt68[1])
+    detector = f"2D-FAN-4 (face-alignment {fan.fan_version()}), boxes: {fan.BOX_RULE}"
+    return _lmd_results(found, resolution, detector, weight.weight_id)
+
+
 def _lmd(pred_landmarks, gt_landmarks, resolution: str) -> dict[str, MetricResult]:
     found = lmd.lmd_from_mediapipe(pred_landmarks[0], pred_landmarks[1], gt_landmarks[0], gt_landmarks[1])
+    return _lmd_results(found, resolution, "mediapipe-facemesh-478")
+
+
+def _lmd_results(found: dict, resolution: str, detector: str, weight_id: str | None = None) -> dict:
     counts = {key: found[key] for key in ("failed_pred", "failed_gt", "failed_either")}
     counts["frames"] = int(len(found["scored"]))
     out = {}
@@ -243,16 +276,16 @@ def _lmd(pred_landmarks, gt_landmarks, resolution: str) -> dict[str, MetricResul
                 None,
                 "missing",
                 "no frame with a face detected in both prediction and ground truth",
-                None,
+                weight_id,
                 dict(counts),
             )
             continue
         out[name] = _frames_mean(
             name,
             found[key],
-            None,
+            weight_id,
             subset=subset,
-            detector="mediapipe-facemesh-478",
+            detector=detector,
             units="pixels at evaluation resolution",
             resolution=resolution,  # W x H of the scored frames: LMD is in their pixels
             **counts,

@@ -45,10 +45,16 @@ def lmd_from_mediapipe(
     Returns ``{"mouth": per-frame [T] (NaN unscored), "face": per-frame [T], "scored": [T] bool,
     "failed_pred": int, "failed_gt": int, "failed_either": int}``.
     """
+    return lmd_from_ibug68(to_ibug68(pred_points), pred_detected, to_ibug68(gt_points), gt_detected)
+
+
+def lmd_from_ibug68(
+    pred68: np.ndarray, pred_detected: np.ndarray, gt68: np.ndarray, gt_detected: np.ndarray
+) -> dict[str, object]:
+    """:func:`lmd_from_mediapipe` for iBUG-68 points ``[T, 68, 2]`` of any detector (e.g. 2D-FAN)."""
     pred_detected = np.asarray(pred_detected, bool)
     gt_detected = np.asarray(gt_detected, bool)
     scored = pred_detected & gt_detected
-    pred68, gt68 = to_ibug68(pred_points), to_ibug68(gt_points)
     mouth = np.full(len(scored), np.nan)
     face = np.full(len(scored), np.nan)
     if scored.any():
