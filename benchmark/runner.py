@@ -93,6 +93,9 @@ class RunOptions:
     # landmarks behind LMD: "mediapipe" (offline default) or "fan" (face_alignment's 2D-FAN, registered
     # weights fan-2d); the detector is named in every LMD figure
     lmd_detector: str = "mediapipe"
+    # face boxes of the SyncNet crops: "mediapipe" (default) or "s3fd" (syncnet_python's run_pipeline
+    # tracks, registered weights s3fd-sfd-face); named in every LSE figure
+    lse_boxes: str = "mediapipe"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +116,7 @@ class Job:
     syncnet: str = "syncnet-v2"
     compositing: str = "harness"
     lmd_detector: str = "mediapipe"
+    lse_boxes: str = "mediapipe"
     num_cpus: float = 1.0
     num_gpus: float = 0.0
 
@@ -230,6 +234,7 @@ def plan_jobs(data: str | Path, runs_dir: str | Path, options: RunOptions) -> Pl
                         syncnet=options.syncnet,
                         compositing=options.compositing,
                         lmd_detector=options.lmd_detector,
+                        lse_boxes=options.lse_boxes,
                         num_cpus=float(cls.cpus_per_job),
                         num_gpus=float(cls.gpus_per_job) if device.startswith("cuda") else 0.0,
                     )
@@ -278,6 +283,7 @@ def job_config(job: Job, method_config: dict[str, Any]) -> dict[str, Any]:
         "compositing": {"version": COMPOSITING_VERSION, "mode": job.compositing},
         "syncnet": job.syncnet,
         "lmd_detector": job.lmd_detector,
+        "lse_boxes": job.lse_boxes,
         "gsbench_version": __version__,
     }
 
@@ -683,9 +689,12 @@ def _score_sequence(
             syncnet=job.syncnet,
             mouth_box_size=mouth_box_size,
             lmd_detector=job.lmd_detector,
+            lse_boxes=job.lse_boxes,
         )
     else:
-        metrics = compute_sequence_metrics(pred, None, None, request.audio, request.fps, syncnet=job.syncnet)
+        metrics = compute_sequence_metrics(
+            pred, None, None, request.audio, request.fps, syncnet=job.syncnet, lse_boxes=job.lse_boxes
+        )
     for name, entry in metrics.items():
         if entry.get("weight_id"):
             weights[name] = entry["weight_id"]
@@ -721,6 +730,7 @@ def compute_sequence_metrics(
     syncnet: str = "syncnet-v2",
     mouth_box_size: int | None = None,
     lmd_detector: str = "mediapipe",
+    lse_boxes: str = "mediapipe",
 ) -> dict[str, dict[str, Any]]:
     """Score one composited sequence with ``benchmark.metrics.compute_metrics`` (the one implementation).
 
@@ -737,7 +747,13 @@ def compute_sequence_metrics(
         # Only the sync metrics are requested, which read pred and audio alone; compute_metrics checks
         # gt's shape, so pred stands in for it and no image metric is computed from it.
         results = compute_metrics(
-            pred, pred, audio=audio, fps=fps, weights=registry, metrics=("lse_d", "lse_c")
+            pred,
+            pred,
+            audio=audio,
+            fps=fps,
+            weights=registry,
+            metrics=("lse_d", "lse_c"),
+            lse_boxes=lse_boxes,
         )
         entries = {name: results_mod.metric_entry(result) for name, result in results.items()}
         for name, info in results_mod.METRICS.items():
@@ -761,6 +777,7 @@ def compute_sequence_metrics(
         gt_landmarks=gt_landmarks,
         mouth_box_size=mouth_box_size,
         lmd_detector=lmd_detector,
+        lse_boxes=lse_boxes,
     )
     return {name: results_mod.metric_entry(result) for name, result in results.items()}
 

@@ -101,6 +101,12 @@ def _check_fan(path: Path) -> str | None:
     return check_fan_state_dict(path)
 
 
+def _check_s3fd(path: Path) -> str | None:
+    from benchmark.metrics.s3fd import check_s3fd_state_dict
+
+    return check_s3fd_state_dict(path)
+
+
 def _check_syncnet(path: Path) -> str | None:
     from benchmark.metrics.syncnet import check_syncnet_state_dict
 
@@ -132,6 +138,15 @@ REGISTRY: dict[str, WeightSpec] = {
         sha256_prefix="11f355bf06",
         checksum_note="full sha256 unpublished; the file name's sha256 prefix (torch hub convention) is "
         "checked, and every key and shape of face_alignment.models.FAN(4)",
+    ),
+    "s3fd-sfd-face": WeightSpec(
+        name="s3fd-sfd-face",
+        filename="sfd_face.pth",
+        url="http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/sfd_face.pth",
+        description="S3FD face detector of joonson/syncnet_python's run_pipeline: LSE crop boxes "
+        "(gsbench metrics/run --lse-boxes s3fd)",
+        checksum_note="no published checksum; accepted only if every key and shape of syncnet_python's "
+        "S3FDNet matches",
     ),
 }
 
@@ -289,6 +304,7 @@ STRUCTURE_CHECKS: dict[str, Callable[[Path], str | None]] = {
     "lpips-alexnet": _check_lpips_alexnet,
     "syncnet-v2": _check_syncnet,
     "fan-2d": _check_fan,
+    "s3fd-sfd-face": _check_s3fd,
 }
 
 

@@ -52,6 +52,14 @@ def _summary(result) -> str:
     help="Look for weights here first (repeatable), then the default search paths.",
 )
 @click.option(
+    "--lse-boxes",
+    type=click.Choice(["mediapipe", "s3fd"]),
+    default="mediapipe",
+    show_default=True,
+    help="Face boxes of the SyncNet crops: MediaPipe landmarks (default) or syncnet_python's S3FD tracks, "
+    "the official pipeline's (registered weights s3fd-sfd-face; missing weights make LSE 'missing').",
+)
+@click.option(
     "--lmd-detector",
     type=click.Choice(["mediapipe", "fan"]),
     default="mediapipe",
@@ -69,6 +77,7 @@ def metrics(
     syncnet_name: str,
     selected: tuple[str, ...],
     weights_dir: tuple[Path, ...],
+    lse_boxes: str,
     lmd_detector: str,
     as_json: bool,
 ) -> None:
@@ -107,6 +116,7 @@ def metrics(
             weights=registry,
             metrics=selected or None,
             lmd_detector=lmd_detector,
+            lse_boxes=lse_boxes,
         )
     if as_json:
         payload = {name: r.to_json() for name, r in results.items()}

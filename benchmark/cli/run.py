@@ -71,6 +71,14 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:
     "method's own compositor (methods that have one), a separate track never ranked with the shared rule.",
 )
 @click.option(
+    "--lse-boxes",
+    type=click.Choice(["mediapipe", "s3fd"]),
+    default="mediapipe",
+    show_default=True,
+    help="Face boxes of the SyncNet crops: MediaPipe landmarks (default) or syncnet_python's S3FD tracks, "
+    "the official pipeline's (registered weights s3fd-sfd-face; missing weights make LSE 'missing').",
+)
+@click.option(
     "--lmd-detector",
     type=click.Choice(["mediapipe", "fan"]),
     default="mediapipe",
@@ -93,6 +101,7 @@ def run(
     no_videos,
     syncnet,
     compositing,
+    lse_boxes,
     lmd_detector,
 ):
     """Train + render + score; exits non-zero if any job failed (the others still run)."""
@@ -116,6 +125,7 @@ def run(
         syncnet=syncnet,
         compositing=compositing,
         lmd_detector=lmd_detector,
+        lse_boxes=lse_boxes,
     )
     summary = run_benchmark(data, runs_dir, options, executor=make_executor(executor, address))
     table = Table(title=f"gsbench run: {len(summary.outcomes)} jobs in {runs_dir}")

@@ -8,12 +8,13 @@ from typing import Literal
 
 import numpy as np
 
-from benchmark.metrics import fan, image, lmd, lpips_metric, mouth, syncnet
+from benchmark.metrics import fan, image, lmd, lpips_metric, mouth, s3fd, syncnet
 from gsbench.errors import DependencyError, InputError, WeightsError
 from gsbench.metric_table import metric_info
 
 ALL_METRICS = ("psnr", "ssim", "lpips", "lmd", "lse_d", "lse_c")
 LMD_DETECTORS = ("mediapipe", "fan")  # MediaPipe FaceMesh (offline default) or face_alignment's 2D-FAN
+LSE_BOXES = ("mediapipe", "s3fd")  # SyncNet crop boxes: MediaPipe landmarks (default) or run_pipeline's S3FD
 MASKED_METRICS = ("psnr_masked", "ssim_masked", "lpips_masked")
 MOUTH_METRICS = ("psnr_mouth", "ssim_mouth", "lpips_mouth")  # inside the lip box (benchmark.metrics.mouth)
 HIGHER_IS_BETTER = {
@@ -86,6 +87,7 @@ def compute_metrics(
     gt_landmarks: tuple[np.ndarray, np.ndarray] | None = None,
     mouth_box_size: int | None = None,
     lmd_detector: str = "mediapipe",
+    lse_boxes: str = "mediapipe",
 ) -> dict[str, MetricResult]:
     """All metrics of one clip.
 
@@ -105,6 +107,8 @@ def compute_metrics(
             (``mouth.mouth_box_size`` over the dataset); None: from this clip's ground truth.
         lmd_detector: ``mediapipe`` (default, offline) or ``fan`` (face_alignment's 2D-FAN with the
             registered ``fan-2d`` weights, on MediaPipe face boxes; see :mod:`benchmark.metrics.fan`).
+        lse_boxes: face boxes of the SyncNet crops: ``mediapipe`` (default) or ``s3fd`` (syncnet_python's
+            S3FD tracks with the registered ``s3fd-sfd-face`` weights; see :mod:`benchmark.metrics.s3fd`).
 
     Returns:
         name -> :class:`MetricResult`. A metric whose weights or inputs are missing has status
@@ -120,6 +124,8 @@ def compute_metrics(
     unknown = wanted - set(ALL_METRICS)
     if unknown:
         raise InputError(f"unknown metric(s) {sorted(unknown)}", fix=f"choose from {', '.join(ALL_METRICS)}")
+    if lse_boxes not in LSE_BOXES:
+        raise InputError(f"unknown LSE face boxes {lse_boxes!r}", fix=f"choose from {', '.join(LSE_BOXES)}")
     if lmd_detector not in LMD_DETECTORS:
         raise InputError(
             f"unknown LMD detector {lmd_detector!r}", fix=f"choose from {', '.join(LMD_DETECTORS)}"
@@ -183,7 +189,7 @@ def compute_metrics(
         else:
             results.update(_lmd(pred_landmarks, gt_landmarks, resolution))
     if "lse_d" in wanted:
-        results.update(_lse(registry, _to_uint8(pred), pred_landmarks, audio, fps))
+        results.update(_lse(registry, _to_uint8(pred), pred_landmarks, audio, fps, lse_boxes))
     return results
 
 
@@ -293,7 +299,7 @@ def _lmd_results(found: dict, resolution: str, detector: str, weight_id: str | N
     return out
 
 
-def _lse(registry, pred_u8, pred_landmarks, audio, fps) -> dict[str, MetricResult]:
+def _lse(registry, pred_u8, pred_landmarks, audio, fps, boxes: str = "mediapipe") -> dict[str, MetricResult]:
     names = ("lse_d", "lse_c")
     if audio is None:
         return {n: _missing(n, "no audio given") for n in names}
@@ -302,15 +308,28 @@ def _lse(registry, pred_u8, pred_landmarks, audio, fps) -> dict[str, MetricResul
     except WeightsError as error:
         return {n: _missing(n, str(error)) for n in names}
     points, detected = pred_landmarks
-    if not np.asarray(detected).any():
+    frames = syncnet.resample_frames_to_25fps(pred_u8, fps)
+    index = syncnet.resample_frames_to_25fps(np.arange(len(pred_u8)), fps)
+    if boxes == "s3fd":
+        try:
+            boxes_weight = registry.find(s3fd.S3FD_WEIGHT)
+            detector = s3fd.build_s3fd(boxes_weight.path)
+            track, box_details = s3fd.track_from_detections(s3fd.detect_faces(detector, frames), len(frames))
+            box_details["face_boxes_weight_id"] = boxes_weight.weight_id
+        except (WeightsError, DependencyError, InputError) as error:
+            return {n: _missing(n, str(error), weight.weight_id) for n in names}
+    elif not np.asarray(detected).any():
         return {
             n: _missing(n, "no face detected in any predicted frame: no face track to crop", weight.weight_id)
             for n in names
         }
+    else:
+        track = syncnet.face_boxes_from_landmarks(points[index], detected[index])
+        box_details = {
+            "face_crop": "MediaPipe landmark box, syncnet_python crop rule (not S3FD)",
+            "frames_without_face": int((~np.asarray(detected)).sum()),
+        }
     model = syncnet.load_syncnet(weight.path)
-    frames = syncnet.resample_frames_to_25fps(pred_u8, fps)
-    index = syncnet.resample_frames_to_25fps(np.arange(len(pred_u8)), fps)
-    track = syncnet.face_boxes_from_landmarks(points[index], detected[index])
     crops = syncnet.crop_faces(frames, track)
     try:
         result = syncnet.lse_from_crops(model, crops, audio)
@@ -322,8 +341,7 @@ def _lse(registry, pred_u8, pred_landmarks, audio, fps) -> dict[str, MetricResul
         "mdist": result.mdist.tolist(),
         "weights_origin": weight.origin,
         "weights_default_filled": len(model.default_filled_keys),  # BatchNorm counters the file lacked
-        "face_crop": "MediaPipe landmark box, syncnet_python crop rule (not S3FD)",
-        "frames_without_face": int((~np.asarray(detected)).sum()),
+        **box_details,
         "fps_in": fps,
     }
     return {
