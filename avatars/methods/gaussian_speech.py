@@ -86,8 +86,8 @@ BUDGET_CONFIGS: dict[str, GaussianSpeechBudget] = {
             alternating_rounds=3,
         ),
     ),
-    # CPU: method-specs.md 3.6 (encoders 2 layers d 64, decoder d 128, 100 epochs per pretraining stage,
-    # 300 alternating rounds, Adam 1e-3).
+    # CPU: method-specs.md 3.6 (encoders 2 layers d 64, decoder d 128, 300 alternating rounds, Adam 1e-3),
+    # 30 pretraining / 60 decoder epochs (see SequenceModelConfig).
     "quick": GaussianSpeechBudget(AVATAR_BUDGETS["quick"], SequenceModelConfig()),
     # GPU: 4-layer encoders d 128, decoder d 256, Adam 1e-4 (FaceFormer), 100 epochs, and 30,000 alternating
     # rounds (= 100 epochs of the paper's 300 training sequences).
@@ -99,6 +99,8 @@ BUDGET_CONFIGS: dict[str, GaussianSpeechBudget] = {
             encoder_ffn=256,
             latent_dim=128,
             lr=1e-4,
+            pretrain_epochs=100,
+            decoder_epochs=100,
             alternating_rounds=30_000,
         ),
     ),
