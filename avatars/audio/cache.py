@@ -101,8 +101,13 @@ class FeatureCache:
 
     def get_or_compute(self, encoder: Any, audio: np.ndarray) -> np.ndarray:
         """``encoder.encode(audio)`` (``[K, encoder.dim]`` float32), read from the cache when present."""
-        if not getattr(encoder, "cacheable", True):  # e.g. imported features: already a file lookup
-            return encoder.encode(audio)
+        if not getattr(encoder, "cacheable", True):  # imported features: already a file, counted as read
+            start = time.perf_counter()
+            features = encoder.encode(audio)
+            self.hits += 1
+            if self._depth == 0:
+                self.seconds += time.perf_counter() - start
+            return features
         return self.get_or_compute_key(encoder.id, audio, lambda: encoder.encode(audio), dim=encoder.dim)
 
     def get_or_compute_key(

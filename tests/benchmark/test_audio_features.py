@@ -55,6 +55,7 @@ def test_imported_deepspeech_windows_are_what_ernerf_would_read(tiny_dataset, tm
         audio = dataset.load_audio(sequence)  # what a RenderRequest carries: found by its content hash
         got = encoder.windows(audio, dataset.fps, dataset.sequences[sequence].num_frames, cache=cache)
         np.testing.assert_array_equal(got, windows)
+    assert cache.hits == len(written) and cache.misses == 0  # imported files count as read, never computed
     stored = tiny_dataset / "sequences" / sequence / "audio_features"
     meta = json.loads((stored / "deepspeech-0.1.0.json").read_text())
     assert np.load(stored / "deepspeech-0.1.0.npy").shape == (24, DIM) and meta["source_shape"] == [
