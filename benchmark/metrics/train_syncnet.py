@@ -28,8 +28,9 @@ import cv2
 import numpy as np
 import torch
 
+from benchmark import weights as weight_registry
 from benchmark.metrics import syncnet
-from benchmark.weights import TRAINED_SYNCNET_PREFIX, ResolvedWeight, user_weights_dir
+from benchmark.weights import TRAINED_SYNCNET_PREFIX, ResolvedWeight
 from gsbench.errors import ConfigError, InputError
 from gsbench.io import sha256_file, write_json
 from gsbench.progress import log, track
@@ -226,7 +227,8 @@ def train_syncnet(
     model, losses = train_syncnet_on_clips(clips, config)
     val_ids = split_sequences(dataset, "val")
     check = [shifted_check(model, load_clip(dataset, seq, config.camera)) for seq in val_ids[:2]]
-    out_dir = Path(out_dir) if out_dir is not None else user_weights_dir()
+    # looked up at call time (tests point the user folder at a temporary one)
+    out_dir = Path(out_dir) if out_dir is not None else weight_registry.user_weights_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     provenance = {
         "origin": "ours (gsbench weights train-syncnet), not the official syncnet_v2",

@@ -25,7 +25,6 @@ from avatars.gaussian_speech_avatar import (
     subdivide_faces,
 )
 from avatars.methods.base import Camera, RenderRequest
-from avatars.rigged import triangle_frames
 from gsbench.errors import MethodError
 
 SIZE = 40
@@ -421,8 +420,18 @@ def test_budgets_resolve_and_scale_top_k():
     assert method.config("paper")["avatar"]["top_k"] == 25_000
     assert method.config("paper")["avatar"]["iterations"] == 600_000
     assert BUDGET_CONFIGS["quick"].avatar.iterations < BUDGET_CONFIGS["paper"].avatar.iterations
+    for budget in ("smoke", "quick", "paper"):  # k is the paper's 25,000 (Sec. 4.1) at every budget
+        assert method.config(budget)["avatar"]["top_k"] == 25_000
     ablation = GaussianAvatarsMethod(overrides={"use_color_mlp": False})
     assert ablation.config("quick")["avatar"]["use_color_mlp"] is False
+    # an override changes its own field and nothing else of the budget's schedule
+    scaled = GaussianAvatarsMethod(overrides={"top_k": 5_000}).config("quick")
+    quick = method.config("quick")
+    assert scaled["avatar"]["top_k"] == 5_000
+    assert {k: v for k, v in scaled["avatar"].items() if k != "top_k"} == {
+        k: v for k, v in quick["avatar"].items() if k != "top_k"
+    }
+    assert scaled["max_train_frames"] == quick["max_train_frames"] == 60
+    assert quick["avatar"]["iterations"] == 1_000 and quick["avatar"]["densify_interval"] == 100
     with pytest.raises(MethodError):
         method.config("huge")
-    assert triangle_frames  # imported for the binding contract used above

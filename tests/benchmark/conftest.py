@@ -3,7 +3,8 @@
 The tiny dataset is built here (no dependency on synth/ingest): 2 subjects x 4 sequences, 3 cameras
 (frontal ``cam01``), 12 frames of 48x64 at 25 fps. Each frame shows a per-camera background gradient
 and an elliptic "head" placed where the tracked head translation projects, with a dark mouth whose
-opening follows the audio envelope of that frame, so audio and image are correlated as in speech.
+opening follows the audio envelope of that frame, so audio and image are correlated as in speech. The
+ground-truth landmarks are the known points of that drawn face (:func:`face_landmarks`), not noise.
 """
 
 from __future__ import annotations
@@ -56,6 +57,45 @@ def speech_like_audio(envelope: np.ndarray, pitches: np.ndarray, fps: float) -> 
     return (0.25 * amplitude * tone + 0.002 * np.sin(2 * np.pi * 50 * t)).astype(np.float32)
 
 
+def face_landmarks(camera: dict, translation: np.ndarray, opening: float) -> np.ndarray:
+    """[478, 2] MediaPipe-indexed landmarks of the face :func:`draw_frame` draws (pixels).
+
+    A geometric face with known points, not detections: the iBUG-68 points (through
+    ``MEDIAPIPE_TO_IBUG68``) lie on the drawn head -- jaw on its lower outline, brows, nose and eyes at fixed
+    places, the 12 outer lip points (48-59) on the outline of the drawn mouth (its opening follows the
+    frame's audio envelope) and the 8 inner ones (60-67) at 0.6 of it; the other MediaPipe points lie
+    evenly on an ellipse at 0.8 of the head outline.
+    """
+    from tracking.landmarks import MEDIAPIPE_TO_IBUG68
+
+    height, width = camera["height"], camera["width"]
+    K, world_to_cam = np.asarray(camera["K"]), np.asarray(camera["world_to_cam"])
+    cam = world_to_cam[:3, :3] @ translation + world_to_cam[:3, 3]
+    u, v = (K @ cam)[:2] / (K @ cam)[2]
+    ry, rx = 0.32 * height, 0.22 * width
+
+    def ring(count: int, start: float, scale_x: float, scale_y: float, centre=(0.0, 0.0), span=2 * np.pi):
+        angles = start + span * np.arange(count) / (count if span == 2 * np.pi else count - 1)
+        return np.stack([centre[0] + scale_x * np.cos(angles), centre[1] + scale_y * np.sin(angles)], 1)
+
+    mouth_y, mouth_half_height = 0.45, 0.05 + 0.25 * opening  # draw_frame's mouth, in head radii
+    ibug = np.concatenate(
+        [
+            ring(17, np.pi, 0.95, 0.95, span=-np.pi),  # jaw 0-16: left, chin, right
+            np.stack([np.linspace(-0.6, 0.6, 10), np.full(10, -0.45)], 1),  # brows 17-26
+            np.stack([np.zeros(4), np.linspace(-0.3, 0.1, 4)], 1),  # nose bridge 27-30
+            np.stack([np.linspace(-0.2, 0.2, 5), np.full(5, 0.18)], 1),  # nostrils 31-35
+            ring(6, np.pi, 0.12, 0.05, centre=(-0.35, -0.25)),  # eyes 36-41, 42-47
+            ring(6, np.pi, 0.12, 0.05, centre=(0.35, -0.25)),
+            ring(12, np.pi, 0.45, mouth_half_height, centre=(0.0, mouth_y)),  # outer lips 48-59
+            ring(8, np.pi, 0.6 * 0.45, 0.6 * mouth_half_height, centre=(0.0, mouth_y)),  # inner 60-67
+        ]
+    )
+    points = ring(478, 0.0, 0.8, 0.8)
+    points[MEDIAPIPE_TO_IBUG68] = ibug
+    return (points * [rx, ry] + [u, v]).astype(np.float32)
+
+
 def draw_frame(
     camera: dict, translation: np.ndarray, opening: float, shade: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -89,9 +129,15 @@ def write_tiny_dataset(
     fps: float = 25.0,
     seed: int = 0,
     name: str = "tiny",
+    test_sequences_per_subject: int = 1,
+    sequence_frames: dict[str, int] | None = None,
 ) -> Path:
-    """Write a valid dataset folder (schema_version 1) and return ``root``."""
+    """Write a valid dataset folder (schema_version 1) and return ``root``.
+
+    Per subject, the last ``test_sequences_per_subject`` sequences are test, the one before them val, the
+    rest train; ``sequence_frames`` gives some sequences another length than ``num_frames``."""
     rng = np.random.default_rng(seed)
+    default_frames = num_frames
     height, width = size
     camera_ids = [f"cam{i:02d}" for i in range(num_cameras)]
     frontal = camera_ids[num_cameras // 2]
@@ -109,10 +155,16 @@ def write_tiny_dataset(
     sequences, splits = {}, {}
     for subject_index, subject in enumerate(subjects):
         ids = [f"{subject}_t{k:02d}" for k in range(sequences_per_subject)]
-        splits[subject] = {"train": ids[:-2], "val": ids[-2:-1], "test": ids[-1:]}
+        num_test = test_sequences_per_subject
+        splits[subject] = {
+            "train": ids[: -1 - num_test],
+            "val": ids[-1 - num_test : -num_test],
+            "test": ids[-num_test:],
+        }
         shade = 1.0 - 0.2 * subject_index
         for seq in ids:
             folder = root / "sequences" / seq
+            num_frames = (sequence_frames or {}).get(seq, default_frames)
             envelope = rng.choice([0.0, 0.3, 0.6, 1.0], size=num_frames)
             pitches = rng.choice([140.0, 220.0, 330.0], size=num_frames)
             folder.mkdir(parents=True, exist_ok=True)
@@ -151,7 +203,12 @@ def write_tiny_dataset(
                     cv2.imwrite(
                         str(folder / "masks" / camera_id / f"{frame:05d}.png"), mask.astype(np.uint8) * 255
                     )
-                landmarks[camera_id] = (rng.random((num_frames, 478, 2)) * [width, height]).astype(np.float32)
+                landmarks[camera_id] = np.stack(
+                    [
+                        face_landmarks(cameras[camera_id], translation[f], envelope[f])
+                        for f in range(num_frames)
+                    ]
+                )
                 landmarks[f"{camera_id}_detected"] = np.ones(num_frames, bool)
             save_npz(folder / "landmarks.npz", **landmarks)
             sequences[seq] = {"subject": subject, "num_frames": num_frames, "duration_s": num_frames / fps}
@@ -178,6 +235,12 @@ def write_tiny_dataset(
         },
     )
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset_writer():
+    """:func:`write_tiny_dataset`, for tests that need another shape of dataset."""
+    return write_tiny_dataset
 
 
 @pytest.fixture(scope="session")

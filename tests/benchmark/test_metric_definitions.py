@@ -1,0 +1,184 @@
+"""The metric definitions pinned by hand-computed values (issue 25).
+
+Each input is built so that the plausible wrong definition gives another number: colour channels with
+different errors (PSNR pooled over H, W and the 3 channels, not per channel then averaged), diagonal
+landmark shifts (Euclidean distance, not L1 or one axis), points on the boundary of the mouth subset
+(iBUG 48-67 exactly) and sequences of different lengths (frame-weighted means, every sequence counted).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from benchmark.metrics import compute_metrics
+from benchmark.metrics.image import psnr_per_frame
+from benchmark.metrics.lmd import lmd_from_ibug68, lmd_per_frame
+from benchmark.results import mean_metrics
+from benchmark.weights import WeightRegistry
+from tracking.landmarks import IBUG68_MOUTH, MEDIAPIPE_TO_IBUG68
+
+# ----------------------------------------------------------------------------------------------- PSNR
+# Channel errors 0.1, 0.02, 0.05: per-channel MSEs 1e-2, 4e-4, 2.5e-3.
+CHANNEL_ERRORS = (0.1, 0.02, 0.05)
+POOLED_MSE = (0.1**2 + 0.02**2 + 0.05**2) / 3  # 0.0043
+PSNR_POOLED = -10 * math.log10(POOLED_MSE)  # 23.665 dB: the definition
+PSNR_PER_CHANNEL_MEAN = sum(-10 * math.log10(e**2) for e in CHANNEL_ERRORS) / 3  # 26.667 dB: not it
+
+
+def _channel_error_frames(num_frames: int = 2, scale: tuple[float, ...] = (1.0, 1.0)):
+    gt = np.full((num_frames, 16, 16, 3), 0.5)
+    pred = gt.copy()
+    for t in range(num_frames):
+        pred[t] += np.asarray(CHANNEL_ERRORS) * scale[t]
+    return pred, gt
+
+
+def test_psnr_pools_the_three_channels_before_the_log():
+    assert PSNR_POOLED == pytest.approx(23.6653, abs=1e-4)  # the hand value, -10 log10(0.0043)
+    assert abs(PSNR_POOLED - PSNR_PER_CHANNEL_MEAN) > 2.0
+    pred, gt = _channel_error_frames()
+    np.testing.assert_allclose(psnr_per_frame(pred, gt), PSNR_POOLED, atol=1e-9)
+    masks = np.zeros((2, 16, 16), bool)
+    masks[:, 4:9, 2:13] = True  # masked: the same pooling, over the mask pixels only
+    np.testing.assert_allclose(psnr_per_frame(pred, gt, masks), PSNR_POOLED, atol=1e-9)
+
+
+def test_clip_psnr_is_the_mean_of_per_frame_psnrs():
+    """Frame 1 has twice the error of frame 0: its PSNR is 20 log10(2) = 6.02 dB lower. The clip's PSNR
+    averages the per-frame dB values; the PSNR of the clip's pooled MSE would be another number."""
+    pred, gt = _channel_error_frames(scale=(1.0, 2.0))
+    expected_frames = [PSNR_POOLED, PSNR_POOLED - 20 * math.log10(2)]
+    np.testing.assert_allclose(psnr_per_frame(pred, gt), expected_frames, atol=1e-9)
+    result = compute_metrics(pred, gt, metrics=["psnr"], gt_landmarks=_no_face(2), weights=WeightRegistry([]))
+    assert result["psnr"].value == pytest.approx(np.mean(expected_frames), abs=1e-6)
+    pooled_clip = -10 * math.log10(POOLED_MSE * (1 + 4) / 2)
+    assert abs(result["psnr"].value - pooled_clip) > 0.5
+
+
+def _no_face(num_frames: int):
+    return np.full((num_frames, 478, 2), np.nan), np.zeros(num_frames, bool)
+
+
+# ------------------------------------------------------------------------------------------------ LMD
+def _face68(num_frames: int = 3, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(20, 200, (num_frames, 68, 2))
+
+
+def test_lmd_is_euclidean_on_diagonal_shifts():
+    """Ten of the 20 mouth points move by (3, 4) px: the mouth centroid moves (1.5, 2), so every mouth
+    point is (1.5, 2) off its centred ground truth, |(1.5, 2)| = 2.5 px (L1 would say 3.5, one axis 2)."""
+    gt = _face68()
+    pred = gt.copy()
+    pred[:, 48:58] += [3.0, 4.0]
+    np.testing.assert_allclose(lmd_per_frame(pred, gt, IBUG68_MOUTH), 2.5, atol=1e-12)
+    # all 68 points: the centroid moves (30, 40)/68; 10 points are (3, 4) * 58/68 off, 58 are (3, 4) * 10/68
+    face = (10 * 5 * 58 / 68 + 58 * 5 * 10 / 68) / 68
+    assert face == pytest.approx(1.25432, abs=1e-5)
+    np.testing.assert_allclose(lmd_per_frame(pred, gt), face, atol=1e-12)
+
+
+def test_lmd_mouth_subset_is_exactly_ibug_48_to_67():
+    np.testing.assert_array_equal(IBUG68_MOUTH, np.arange(48, 68))
+    gt = _face68()
+    outside = gt.copy()
+    outside[:, 47] += [6.0, 8.0]  # the last eye point: not a mouth point
+    outside[:, 30] += [-6.0, 8.0]  # the nose tip
+    np.testing.assert_allclose(lmd_per_frame(outside, gt, IBUG68_MOUTH), 0.0, atol=1e-12)
+    assert (lmd_per_frame(outside, gt) > 0.1).all()
+    for first_or_last in (48, 67):  # both ends are in: one point moved by |(6, 8)| = 10 px
+        moved = gt.copy()
+        moved[:, first_or_last] += [6.0, 8.0]
+        # centroid moves 10/20 = 0.5 px along (0.6, 0.8): the moved point is 9.5 px off, 19 are 0.5 px
+        np.testing.assert_allclose(lmd_per_frame(moved, gt, IBUG68_MOUTH), (9.5 + 19 * 0.5) / 20, atol=1e-12)
+
+
+def test_lmd_and_lmd_face_through_compute_metrics(monkeypatch):
+    """compute_metrics reports ``lmd`` on the mouth and ``lmd_face`` on all 68 points, mapped from the
+    MediaPipe indices; per-frame values average over the frames where both sides have a face."""
+    num_frames = 3
+    gt68 = _face68(num_frames, seed=1)
+    pred68 = gt68.copy()
+    pred68[:, 48:58] += [3.0, 4.0]  # mouth 2.5 px, face 1.25432 px (see above)
+    pred68[2, 48:58] += [3.0, 4.0]  # frame 2: twice the shift, twice the LMD
+    gt478 = np.random.default_rng(2).uniform(20, 200, (num_frames, 478, 2))
+    pred478 = gt478.copy()
+    gt478[:, MEDIAPIPE_TO_IBUG68] = gt68
+    pred478[:, MEDIAPIPE_TO_IBUG68] = pred68
+    detected = np.ones(num_frames, bool)
+
+    import tracking.landmarks
+
+    monkeypatch.setattr(tracking.landmarks, "detect_landmarks", lambda frames, **_: (pred478, detected))
+    frames = np.zeros((num_frames, 32, 32, 3), np.float32)
+    results = compute_metrics(frames, frames, metrics=["lmd"], gt_landmarks=(gt478, detected))
+    face = (10 * 5 * 58 / 68 + 58 * 5 * 10 / 68) / 68
+    np.testing.assert_allclose(results["lmd"].details["per_frame"], [2.5, 2.5, 5.0], atol=1e-9)
+    assert results["lmd"].value == pytest.approx(10.0 / 3, abs=1e-9)
+    np.testing.assert_allclose(results["lmd_face"].details["per_frame"], [face, face, 2 * face], atol=1e-9)
+    assert results["lmd_face"].value == pytest.approx(4 * face / 3, abs=1e-9)
+    # a frame without a ground-truth face is not scored and not counted in the mean
+    gt_detected = np.array([True, True, False])
+    results = compute_metrics(frames, frames, metrics=["lmd"], gt_landmarks=(gt478, gt_detected))
+    assert results["lmd"].value == pytest.approx(2.5, abs=1e-9)
+    assert results["lmd"].details["failed_gt"] == 1 and results["lmd"].details["frames_scored"] == 2
+
+
+def test_lmd_from_ibug68_keys():
+    gt = _face68(2)
+    pred = gt.copy()
+    pred[:, 48:58] += [3.0, 4.0]
+    found = lmd_from_ibug68(pred, np.ones(2, bool), gt, np.ones(2, bool))
+    np.testing.assert_allclose(found["mouth"], 2.5, atol=1e-12)
+    np.testing.assert_allclose(found["face"], (10 * 5 * 58 / 68 + 58 * 5 * 10 / 68) / 68, atol=1e-12)
+
+
+# -------------------------------------------------------------------------------- means over sequences
+def _ok(value: float, direction: str = "higher") -> dict:
+    return {
+        "value": value,
+        "status": "ok",
+        "reason": "",
+        "weight_id": None,
+        "direction": direction,
+        "details": {},
+    }
+
+
+def test_mean_over_sequences_of_different_lengths_is_frame_weighted():
+    """Three sequences of 10, 20 and 70 frames: the mean counts every frame once, (300 + 400 + 700) / 100
+    = 14; the sequence-weighted mean would be 20, the first sequence alone 30, the last alone 10."""
+    per_sequence = {
+        "s01_t03": {"psnr": _ok(30.0), "lmd": _ok(1.0, "lower"), "lse_d": _ok(8.0, "lower")},
+        "s01_t04": {"psnr": _ok(20.0), "lmd": _ok(2.0, "lower"), "lse_d": _ok(7.0, "lower")},
+        "s01_t05": {"psnr": _ok(10.0), "lmd": _ok(4.0, "lower"), "lse_d": _ok(6.0, "lower")},
+    }
+    frames = {"s01_t03": 10, "s01_t04": 20, "s01_t05": 70}
+    means = mean_metrics(per_sequence, frames)
+    assert means["psnr"]["value"] == pytest.approx(14.0, abs=1e-12)
+    assert means["lmd"]["value"] == pytest.approx((10 * 1 + 20 * 2 + 70 * 4) / 100, abs=1e-12)  # 3.3
+    assert means["lse_d"]["value"] == pytest.approx((80 + 140 + 420) / 100, abs=1e-12)  # 6.4
+    assert means["lse_d_video"]["value"] == pytest.approx(7.0, abs=1e-12)  # every video once
+    assert means["psnr"]["details"]["num_frames"] == 100
+    assert means["lse_d_video"]["details"]["num_videos"] == 3
+    assert means["lmd"]["direction"] == "lower" and means["psnr"]["direction"] == "higher"
+    # the order of the sequences does not matter
+    reordered = mean_metrics(dict(reversed(list(per_sequence.items()))), frames)
+    assert reordered["psnr"]["value"] == pytest.approx(14.0, abs=1e-12)
+
+
+def test_mean_is_not_ok_when_any_sequence_is_not():
+    per_sequence = {
+        "a": {"psnr": _ok(30.0)},
+        "b": {"psnr": {**_ok(20.0), "value": None, "status": "missing", "reason": "no face"}},
+        "c": {"psnr": _ok(10.0)},
+    }
+    means = mean_metrics(per_sequence, {"a": 10, "b": 20, "c": 70})
+    assert means["psnr"]["status"] == "missing" and means["psnr"]["value"] is None
+    assert "1/3 sequences not ok" in means["psnr"]["reason"] and "b: no face" in means["psnr"]["reason"]
+    # a metric absent from one sequence is not ok either
+    del per_sequence["b"]["psnr"]
+    means = mean_metrics(per_sequence, {"a": 10, "b": 20, "c": 70})
+    assert means["psnr"]["status"] == "missing" and "b: not computed" in means["psnr"]["reason"]
