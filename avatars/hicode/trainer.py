@@ -41,7 +41,7 @@ class HeadTrainConfig:
     grow_grad2d: float = 2e-4
     prune_opa: float = 0.005
     opacity_reset_every: int = 3_000  # 3DGS
-    max_gaussians: int | None = None  # CPU budgets: no densification (add or prune) once reached (ours)
+    max_gaussians: int | None = None  # CPU budgets: no densification step (add or prune) starts at or above
     lambdas: tuple[float, float, float, float] = (1.0, 0.2, 0.1, 0.01)  # λ1..λ4 of Eq. 15 (ours)
     vgg_every: int = 1  # L_VGG on every n-th step (CPU budgets: 4)
     wing_anchors: int = 8

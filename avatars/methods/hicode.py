@@ -161,7 +161,8 @@ ASSUMPTIONS: dict[str, str] = {
         "differentiable)"
     ),
     "gaussian_cap": (
-        "quick budget: densification stops once 12,000 Gaussians exist (CPU render and step cost; ours)"
+        "quick budget: no densification step starts once 12,000 Gaussians exist (one step may overshoot: "
+        "4.7k -> 14.9k on the default dataset); CPU render and step cost (ours)"
     ),
     "densification": (
         "3DGS/gsplat DefaultStrategy rules (grad 2e-4, prune opacity 0.005); scene scale for clone/split "
