@@ -85,13 +85,14 @@ def evaluate(
     from benchmark.protocols import composite, eval_items
 
     sums: dict[str, list] = {}
-    mouth_sq, mouth_n, render_s, frames = 0.0, 0, 0.0, 0
+    mouth_sq, mouth_n, render_s, render_cpu, frames = 0.0, 0, 0.0, 0.0, 0
     jaw_pred, jaw_gt, lve = [], [], []
     for k, item in enumerate(eval_items(dataset, protocol, subject, oracle=oracle)):
         request = item.request
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         output = method.render(request)
         render_s += time.perf_counter() - start
+        render_cpu += time.process_time() - start_cpu
         frames += request.num_frames
         camera = request.camera.id
         gt = dataset.load_images(item.sequence, camera).astype(np.float32) / 255.0
@@ -143,6 +144,7 @@ def evaluate(
     means["jaw_corr"] = jaw_correlation(jaw_pred, jaw_gt) if jaw_pred else None
     means["lve_mm"] = float(np.concatenate(lve).mean()) if lve else None
     means["render_fps"] = frames / render_s if render_s else None
+    means["render_fps_cpu"] = frames / render_cpu if render_cpu else None  # per CPU-second (1 thread)
     return means, reasons
 
 
