@@ -495,3 +495,46 @@ def test_config_records_the_assumptions_and_budgets():
     assert ablation["deformation"]["variant"] == "no_3dmm" and ablation["init"] == "random"
     with pytest.raises(MethodError):
         HiCoDeMethod(overrides={"variant": "bogus"}).config("quick")
+
+
+def test_trainer_stages_densify_only_before_refinement_and_respect_the_cap():
+    from avatars.hicode.trainer import HeadData, HeadTrainConfig, stage_of, train_head
+
+    def data():
+        gen = torch.Generator().manual_seed(5)
+        world_to_cam = torch.tensor(support.cameras(3, 16)[0][1], dtype=torch.float32)
+        return HeadData(
+            images=(torch.rand(3, 16, 16, 3, generator=gen) * 255).to(torch.uint8),
+            masks=torch.ones(3, 16, 16, dtype=torch.bool),
+            rotations=torch.eye(3).expand(3, 3, 3).clone(),
+            translations=torch.zeros(3, 3),
+            threedmm=torch.randn(3, 4, generator=gen),
+            landmarks=0.3 * torch.randn(3, 5, 3, generator=gen),
+            landmarks2d=torch.rand(3, 5, 2, generator=gen) * 16,
+            landmarks2d_valid=torch.ones(3, 5, dtype=torch.bool),
+            mouth_boxes=[None, (2, 10, 2, 10), None],
+            world_to_cam=world_to_cam,
+            K=torch.tensor(support.cameras(3, 16)[1][1], dtype=torch.float32),
+        )
+
+    config = HeadTrainConfig(
+        init_steps=3, deform_steps=3, refine_steps=3, densify_every=1, densify_from=0, grow_grad2d=0.0
+    )
+    assert [stage_of(s, config) for s in (1, 3, 4, 6, 7, 9)] == [
+        "initialization",
+        "initialization",
+        "deformation",
+        "deformation",
+        "refinement",
+        "refinement",
+    ]
+    head = _head()
+    start = len(head.gaussians)
+    log = train_head(head, data(), config, landmark_anchor_points=torch.zeros(5, 3), densify_scale=0.1)
+    assert log.stage_gaussians["initialization"] > start  # every Gaussian has gradient: all grow
+    assert log.stage_gaussians["refinement"] == log.stage_gaussians["deformation"]
+    assert {event["stage"] for event in log.densification} == {"initialization", "deformation"}
+    capped = _head()
+    config = dataclasses.replace(config, max_gaussians=start)
+    log = train_head(capped, data(), config, landmark_anchor_points=torch.zeros(5, 3), densify_scale=0.1)
+    assert not log.densification and len(capped.gaussians) == start
