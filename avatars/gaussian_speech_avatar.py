@@ -172,9 +172,14 @@ class ColorMLP(torch.nn.Module):
         self.layer2 = torch.nn.Linear(hidden, 3)
 
     def forward(self, condition: Tensor, latents: Tensor, view_dirs: Tensor) -> Tensor:
-        n = latents.shape[0]
-        inputs = torch.cat([condition.expand(n, -1), latents, view_dirs], dim=-1)
-        return torch.sigmoid(self.layer2(torch.relu(self.layer1(inputs))))
+        # layer1 of cat(psi, z_i, v_i): psi is the same for all N Gaussians, so W_psi psi + b is one
+        # matrix-vector product added to [z_i, v_i] W_zv^T (the same sum as on the concatenated input, in
+        # another order; 4x fewer multiplies with a 103-dim psi). Same parameters as nn.Linear.
+        d = self.condition_dim
+        weight, bias = self.layer1.weight, self.layer1.bias
+        shared = torch.addmv(bias, weight[:, :d], condition.reshape(d))
+        hidden = torch.addmm(shared, torch.cat([latents, view_dirs], dim=-1), weight[:, d:].T)
+        return torch.sigmoid(self.layer2(torch.relu(hidden)))
 
 
 def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
