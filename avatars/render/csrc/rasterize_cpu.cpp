@@ -491,14 +491,38 @@ GSBENCH_AVX2 static inline float hsum256(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// One tile entry's splat (what TileSplats holds for the scalar loops), read when the entry is visited:
+// the forward stops early in tiles whose pixels are all opaque and the backward visits only the entries
+// that composited something, so most entries of a dense tile are never read.
+struct EntrySplat {
+  float mx, my, ca, cb, cc, op, min_power;
+  int x0, x1, y0, y1;  // inclusive pixel bounds, tile-local, clipped to the tile's pixels in the image
+};
+
+inline EntrySplat entry_splat(int64_t g, const float* means, const float* conics, const float* opac,
+                              const float* min_powers, const float* extents, int tx0, int ty0, int tw, int th) {
+  EntrySplat e;
+  e.mx = means[2 * g]; e.my = means[2 * g + 1];
+  e.ca = conics[3 * g]; e.cb = conics[3 * g + 1]; e.cc = conics[3 * g + 2];
+  e.op = opac[g];
+  e.min_power = min_powers[g];
+  // As TileSplats::load (the same float values, the same 0.01 px margin).
+  const double ex = extents[2 * g] + 0.01, ey = extents[2 * g + 1] + 0.01;
+  e.x0 = std::max(0, (int)std::ceil(e.mx - ex - 0.5) - tx0);
+  e.x1 = std::min(tw - 1, (int)std::floor(e.mx + ex - 0.5) - tx0);
+  e.y0 = std::max(0, (int)std::ceil(e.my - ey - 0.5) - ty0);
+  e.y1 = std::min(th - 1, (int)std::floor(e.my + ey - 0.5) - ty0);
+  return e;
+}
+
 // One splat over the 8 pixels of a row segment: its power, identical in forward and backward.
 struct SplatLanes {
   __m256 mx, ca, cb, op, min_power, x_lo, x_hi;
 };
 
-GSBENCH_AVX2 static inline SplatLanes splat_lanes(const TileSplats<float>& s, int64_t i, int x_lo, int x_hi) {
-  return {_mm256_set1_ps(s.mx[i]), _mm256_set1_ps(s.ca[i]),        _mm256_set1_ps(s.cb[i]),
-          _mm256_set1_ps(s.op[i]), _mm256_set1_ps(s.min_power[i]), _mm256_set1_ps((float)x_lo),
+GSBENCH_AVX2 static inline SplatLanes splat_lanes(const EntrySplat& e, int x_lo, int x_hi) {
+  return {_mm256_set1_ps(e.mx), _mm256_set1_ps(e.ca),        _mm256_set1_ps(e.cb),
+          _mm256_set1_ps(e.op), _mm256_set1_ps(e.min_power), _mm256_set1_ps((float)x_lo),
           _mm256_set1_ps((float)x_hi)};
 }
 
@@ -543,14 +567,14 @@ using AlignedFloats = AlignedBuffer<float>;
 // alpha = min(0.99, opacity exp(power)) of splat i for the n_vec vectors from column c0 of each row y0..y1,
 // written to out[8 * (row * n_vec + vector)]; 0 for lanes outside [x0, x1], with power outside
 // [min_power, 0] or alpha < 1/255. With vis (backward) also exp(power), unmasked.
-GSBENCH_AVX2 static inline void splat_alphas(const TileSplats<float>& s, int64_t i, int x0, int x1, int y0, int y1,
+GSBENCH_AVX2 static inline void splat_alphas(const EntrySplat& s, int x0, int x1, int y0, int y1,
                                              int c0, int n_vec, int tx0, int ty0, float* out,
                                              float* vis = nullptr) {
-  const SplatLanes L = splat_lanes(s, i, x0, x1);
+  const SplatLanes L = splat_lanes(s, x0, x1);
   const __m256 alpha_max = _mm256_set1_ps((float)kAlphaMax), threshold = _mm256_set1_ps((float)kAlphaThreshold);
   for (int ly = y0, v = 0; ly <= y1; ++ly) {
-    const float dy = s.my[i] - ((float)(ty0 + ly) + 0.5f);
-    const float cdd = s.cc[i] * dy * dy;
+    const float dy = s.my - ((float)(ty0 + ly) + 0.5f);
+    const float cdd = s.cc * dy * dy;
     for (int j = 0, col0 = c0; j < n_vec; ++j, ++v, col0 += 8) {
       __m256 dx, m;
       const __m256 power = lanes_power(L, col0, tx0, dy, cdd, dx, m);
@@ -583,7 +607,6 @@ GSBENCH_AVX2 void forward_simd(const at::Tensor& means2d, const at::Tensor& coni
   const std::vector<float> min_powers = splat_min_powers(opac, C * N);
   std::atomic<int64_t> next_job{0};
   run_workers(num_threads_for(gauss_ids_count), [&]() GSBENCH_AVX2 {
-    TileSplats<float> s;
     const int P = tile_size * tile_size;
     // Per-thread tile state, channel-major (acc[k * P + p]) so that 8 neighbouring pixels are one vector.
     AlignedBuffer<float> acc(P * K), Tr(P);
@@ -593,14 +616,15 @@ for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
       const TileGeometry tg = tile_of(job, T, tiles_x, tile_size, width, height, offsets);
       const int64_t c = tg.c, start = tg.start, count = tg.count;
       const int tx0 = tg.tx0, ty0 = tg.ty0, tw = tg.tw, th = tg.th;
-      s.load(ids + start, count, c * N, means, con, min_powers.data(), opac, ext, tx0, ty0, tile_size, tile_size);
       std::fill(acc.begin(), acc.end(), 0.0f);
       std::fill(Tr.begin(), Tr.end(), 1.0f);
       std::fill(n_iter.begin(), n_iter.end(), 0);
       for (int p = 0; p < P; ++p) done[p] = (p % tile_size < tw && p / tile_size < th) ? 0 : -1;
       int remaining = tw * th;
       for (int64_t i = 0; i < count && remaining > 0; ++i) {
-        const int x0 = s.x0[i], x1 = std::min(s.x1[i], tw - 1), y0 = s.y0[i], y1 = std::min(s.y1[i], th - 1);
+        const EntrySplat e = entry_splat(c * N + ids[start + i], means, con, opac, min_powers.data(), ext, tx0, ty0,
+                                         tw, th);
+        const int x0 = e.x0, x1 = e.x1, y0 = e.y0, y1 = e.y1;
         if (x0 > x1 || y0 > y1) {
           if (boxes) boxes[start + i] = kEmptyBox;
           continue;
@@ -609,7 +633,7 @@ for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
         const int c0 = x0 & ~7, n_vec = ((x1 - c0) >> 3) + 1;
         // Pass 1: alpha of every vector of the splat's rectangle (0 where not used). No dependence
         // between vectors or on the tile state, so the CPU overlaps their long exp chains.
-        splat_alphas(s, i, x0, x1, y0, y1, c0, n_vec, tx0, ty0, alpha_buf.data());
+        splat_alphas(e, x0, x1, y0, y1, c0, n_vec, tx0, ty0, alpha_buf.data());
         // Pass 2: front-to-back update of the pixels' state (the dependent part, short chains).
         const __m256i next_n = _mm256_set1_epi32((int32_t)(i + 1));
         uint32_t row_bits = 0, col_bits = 0;
@@ -693,7 +717,6 @@ GSBENCH_AVX2 void backward_simd(const at::Tensor& means2d, const at::Tensor& con
   const std::vector<float> min_powers = splat_min_powers(opac, C * N);
   std::atomic<int64_t> next_job{0};
   run_workers(num_threads_for(gauss_ids_count), [&]() GSBENCH_AVX2 {
-    TileSplats<float> s;
     const int P = tile_size * tile_size;
     // Per pixel: T (recovered back to front), what is composited behind (channel-major), dL/dpixel and
     // dL/dalpha_out * T_final (the alpha output's term, constant per pixel).
@@ -720,15 +743,16 @@ for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
         }
       }
       if (max_iter == 0) continue;
-      s.load(ids + start, max_iter, c * N, means, con, min_powers.data(), opac, ext, tx0, ty0, tile_size, tile_size);
       const __m256 one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(-0.5f);
       const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
       for (int64_t i = (int64_t)max_iter - 1; i >= 0; --i) {
         const HitBox box = boxes[start + i];
         if (box.x0 > box.x1) continue;  // composited into no pixel in the forward
         const float* f = feat + (c * N + ids[start + i]) * K;
-        const SplatLanes L = splat_lanes(s, i, box.x0, box.x1);
-        const __m256 cc = _mm256_set1_ps(s.cc[i]);
+        const EntrySplat sp = entry_splat(c * N + ids[start + i], means, con, opac, min_powers.data(), ext, tx0, ty0,
+                                          tw, th);
+        const SplatLanes L = splat_lanes(sp, box.x0, box.x1);
+        const __m256 cc = _mm256_set1_ps(sp.cc);
         const __m256i vi = _mm256_set1_epi32((int32_t)i);
         __m256 a_mx = _mm256_setzero_ps(), a_my = a_mx, a_ca = a_mx, a_cb = a_mx, a_cc = a_mx, a_op = a_mx;
         __m256 a_absx = a_mx, a_absy = a_mx;
@@ -737,10 +761,10 @@ for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
         if (KC == 0) std::fill(g_feat.begin(), g_feat.end(), 0.0f);
         const int c0 = box.x0 & ~7, n_vec = ((box.x1 - c0) >> 3) + 1;
         // Pass 1 (independent vectors): alpha (0 where the pair is not used) and exp(power).
-        splat_alphas(s, i, box.x0, box.x1, box.y0, box.y1, c0, n_vec, tx0, ty0, alpha_buf.data(), vis_buf.data());
+        splat_alphas(sp, box.x0, box.x1, box.y0, box.y1, c0, n_vec, tx0, ty0, alpha_buf.data(), vis_buf.data());
         const __m256 lane = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
         for (int ly = box.y0, v = 0; ly <= box.y1; ++ly) {
-          const float dy_s = s.my[i] - ((float)(ty0 + ly) + 0.5f);
+          const float dy_s = sp.my - ((float)(ty0 + ly) + 0.5f);
           const __m256 dy = _mm256_set1_ps(dy_s);
           for (int col0 = c0; col0 <= box.x1; col0 += 8, ++v) {
             const int p = ly * tile_size + col0;
