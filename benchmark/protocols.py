@@ -85,6 +85,7 @@ class ProtocolSpec:
 
     def train_cameras(self, dataset: Dataset, own_protocol: str | None = None) -> tuple[str, ...]:
         name = own_protocol if self.name == "cross-id" else self.name
+        check_protocol(dataset, name)
         if name == "mono-front":
             return (dataset.frontal_camera,)
         if name == "multiview":
@@ -108,6 +109,17 @@ PROTOCOLS: dict[str, ProtocolSpec] = {
     ),
 }
 assert tuple(PROTOCOLS) == PROTOCOL_NAMES
+
+
+def check_protocol(dataset: Dataset, name: str | None) -> None:
+    """``multiview`` needs cameras besides the frontal one: refused on a monocular (one-camera) dataset."""
+    if name == "multiview" and len(dataset.camera_ids) < 2:
+        raise ConfigError(
+            f"protocol multiview needs cameras other than the evaluation camera; {dataset.name!r} has "
+            f"only {list(dataset.camera_ids)} (a monocular video dataset)",
+            path=dataset.root / "dataset.json",
+            fix="run mono-front (and cross-id with two or more subjects) on monocular datasets",
+        )
 
 
 def get_protocol(name: str) -> ProtocolSpec:

@@ -28,7 +28,7 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 
 
 @click.command()
-@click.argument("session", type=click.Path(file_okay=True, dir_okay=True))
+@click.argument("session", nargs=-1, required=True, type=click.Path(file_okay=True, dir_okay=True))
 @click.option("-o", "--out", "out", required=True, type=click.Path(file_okay=False), help="Dataset folder.")
 @click.option(
     "--stages",
@@ -54,8 +54,28 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
     default=None,
     help="Processes for frames/masks/landmarks (default: CPU count, at most 4).",
 )
+@click.option(
+    "--crop",
+    type=click.IntRange(16, 4096),
+    default=None,
+    help="Video input: square face crop of this size (px) following the smoothed face track.",
+)
+@click.option(
+    "--focal",
+    type=float,
+    default=None,
+    help="Video input: focal length in px at the output size (default: estimated by tracking).",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["last-eleventh", "sequences"]),
+    default="last-eleventh",
+    show_default=True,
+    help="Video input: test = the last 1/11 of the frames (ER-NeRF/GeneFace), or seeded by sequence.",
+)
+@click.option("--no-track", is_flag=True, help="Video input: skip FLAME tracking.")
 def ingest(
-    session: str,
+    session: tuple[str, ...],
     out: str,
     stages: str | None,
     force: bool,
@@ -66,8 +86,47 @@ def ingest(
     sync_min_confidence: float | None,
     split_seed: int,
     workers: int | None,
+    crop: int | None,
+    focal: float | None,
+    split: str,
+    no_track: bool,
 ) -> None:
-    """Turn a raw rig SESSION into a dataset: probe, sync, calibrate, frames, masks, landmarks, track."""
+    """Turn a raw rig SESSION into a dataset: probe, sync, calibrate, frames, masks, landmarks, track.
+
+    SESSION may instead be one or more talking-head videos (or folders of videos), one subject each:
+    a monocular dataset (25 fps, 16 kHz, sequences cut at pauses, head masks, background plate,
+    landmarks, monocular FLAME tracking with the focal length estimated; capture_tools/monocular.py).
+    """
+    from capture_tools.monocular import is_video_input
+
+    if is_video_input(list(session)):
+        from capture_tools.monocular import MonocularParams, ingest_videos
+
+        if fps is not None and fps <= 0:
+            raise InputError(f"--fps must be > 0, got {fps}")
+        params = MonocularParams(
+            fps=fps or 25.0,
+            crop=crop,
+            size=_parse_size(size),
+            jpeg_quality=jpeg_quality,
+            split=split,
+            split_seed=split_seed,
+            focal=focal,
+            track=not no_track,
+        )
+        report = ingest_videos(list(session), out, params)
+        tracking = report.get("tracking")
+        click.echo(
+            f"ingest: {out} ({len(report['subjects'])} video(s), {report['seconds']:.1f} s"
+            + (f"; focal {tracking['focal_px']:.1f} px" if tracking else "")
+            + ")"
+        )
+        return
+    if len(session) > 1:
+        raise InputError("a rig session is one folder", fix="pass one session folder, or video files")
+    if crop is not None or focal is not None or no_track:
+        raise InputError("--crop, --focal and --no-track apply to video input only")
+    session = session[0]
     from capture_tools.frames import FrameParams
     from capture_tools.ingest import IngestParams, parse_stages
     from capture_tools.ingest import ingest as run_ingest

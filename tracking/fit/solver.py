@@ -519,12 +519,16 @@ def fit_subject(
     *,
     label: str = "",
     log: Callable[[str], None] | None = None,
+    initial_pose: Callable | None = None,
 ) -> FitResult:
-    """Fit one subject's shape and every frame's pose/expression to multi-view MediaPipe landmarks."""
+    """Fit one subject's shape and every frame's pose/expression to multi-view MediaPipe landmarks.
+
+    ``initial_pose(problem, term68, init)`` replaces the stage-0 rigid initialisation (triangulation
+    needs two cameras; tracking.fit.monocular passes a PnP one)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, config.num_threads))
     try:
-        return _fit_subject(head_model, obs, config, label, log)
+        return _fit_subject(head_model, obs, config, label, log, initial_pose)
     finally:
         torch.set_num_threads(threads)
 
@@ -616,6 +620,7 @@ def _fit_subject(
     config: TrackingConfig,
     label: str,
     log: Callable[[str], None] | None,
+    initial_pose: Callable | None = None,
 ) -> FitResult:
     """(a) shape and the 478-point embedding from a subset of frames, (b) every frame with them fixed."""
     problem = _Problem(head_model, obs, config)
@@ -647,7 +652,7 @@ def _fit_subject(
     weights68 = point_weights[MEDIAPIPE_TO_IBUG68]
     term68 = _LandmarkTerm(problem, landmarks68, targets68, np.ones(targets68.shape[:3]), flame68, weights68)
     started = time.perf_counter()
-    world_scale = _initial_rigid_pose(problem, term68, init)
+    world_scale = (initial_pose or _initial_rigid_pose)(problem, term68, init)
     stages["init"] = {
         "seconds": round(time.perf_counter() - started, 3),
         "world_scale": world_scale,
