@@ -1017,9 +1017,11 @@ std::vector<at::Tensor> project_backward_impl(const at::Tensor& means, const at:
                                               const at::Tensor& v_conics, const at::Tensor& v_depths,
                                               const at::Tensor& v_opac_eff) {
   const int64_t N = means.size(0), C = viewmats.size(0);
-  auto opts = means.options().dtype(at::kDouble);
-  // Per (camera, Gaussian) gradients, summed over cameras at the end (no races).
-  auto g = at::zeros({C, N, 14}, opts);
+  // Per Gaussian: its cameras' gradients summed in double (in camera order), then written once.
+  auto v_means = at::empty({N, 3}, means.options()), v_quats = at::empty({N, 4}, means.options());
+  auto v_scales = at::empty({N, 3}, means.options()), v_opacities = at::empty({N}, means.options());
+  scalar_t *gm = v_means.data_ptr<scalar_t>(), *gq = v_quats.data_ptr<scalar_t>();
+  scalar_t *gs = v_scales.data_ptr<scalar_t>(), *go = v_opacities.data_ptr<scalar_t>();
   const scalar_t *m = means.data_ptr<scalar_t>(), *q = quats.data_ptr<scalar_t>(), *s = scales.data_ptr<scalar_t>();
   const scalar_t* o = opacities.data_ptr<scalar_t>();
   auto vm = viewmats.to(at::kDouble).contiguous(), kk = Ks.to(at::kDouble).contiguous();
@@ -1027,21 +1029,22 @@ std::vector<at::Tensor> project_backward_impl(const at::Tensor& means, const at:
   const int32_t* ra = radii.data_ptr<int32_t>();
   const scalar_t *vm2 = v_means2d.data_ptr<scalar_t>(), *vco = v_conics.data_ptr<scalar_t>();
   const scalar_t *vde = v_depths.data_ptr<scalar_t>(), *voe = v_opac_eff.data_ptr<scalar_t>();
-  double* gp = g.data_ptr<double>();
   // Chunks of Gaussians from an atomic counter (see run_workers).
   std::atomic<int64_t> next_chunk{0};
   run_workers(N * C < 20000 ? 1 : at::get_num_threads(), [&] {
-  for (int64_t first; (first = next_chunk.fetch_add(kProjectChunk)) < C * N;)
-  for (int64_t job = first; job < std::min(C * N, first + kProjectChunk); ++job) {
+  for (int64_t first; (first = next_chunk.fetch_add(kProjectChunk)) < N;)
+  for (int64_t n = first; n < std::min(N, first + kProjectChunk); ++n) {
+  double total[11] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};  // mean 3, quat 4, scale 3, opacity 1
+  for (int64_t c = 0; c < C; ++c) {
+    const int64_t job = c * N + n;
     if (ra[job] <= 0) continue;  // culled: no pixel saw it
-    const int64_t c = job / N, n = job % N;
     const Camera cam = camera_of(vmp + 16 * c, kp + 9 * c);
     double mean[3], quat[4], scale[3];
     for (int i = 0; i < 3; ++i) { mean[i] = m[3 * n + i]; scale[i] = s[3 * n + i]; }
     for (int i = 0; i < 4; ++i) quat[i] = q[4 * n + i];
     ProjState st;
     project_one(cam, mean, quat, scale, near, far, eps2d, (int)width, (int)height, st);
-    double* out = gp + 14 * job;  // mean 3, quat 4, scale 3, opacity 1
+    double out[11];  // this camera's gradients: mean 3, quat 4, scale 3, opacity 1
     const double x = st.p[0], y = st.p[1], z = st.p[2];
     const double a = st.cov[0][0] + eps2d, b = 0.5 * (st.cov[0][1] + st.cov[1][0]), cc = st.cov[1][1] + eps2d;
     const double det = st.det;
@@ -1127,11 +1130,15 @@ std::vector<at::Tensor> project_backward_impl(const at::Tensor& means, const at:
       }
     const double dot = v_q[0] * st.q[0] + v_q[1] * st.q[1] + v_q[2] * st.q[2] + v_q[3] * st.q[3];
     for (int k = 0; k < 4; ++k) out[3 + k] = (v_q[k] - st.q[k] * dot) / st.qnorm;
+    for (int k = 0; k < 11; ++k) total[k] += out[k];
+  }
+  for (int k = 0; k < 3; ++k) gm[3 * n + k] = (scalar_t)total[k];
+  for (int k = 0; k < 4; ++k) gq[4 * n + k] = (scalar_t)total[3 + k];
+  for (int k = 0; k < 3; ++k) gs[3 * n + k] = (scalar_t)total[7 + k];
+  go[n] = (scalar_t)total[10];
   }
   });
-  auto total = g.sum(0);
-  return {total.slice(1, 0, 3).to(means.scalar_type()), total.slice(1, 3, 7).to(means.scalar_type()),
-          total.slice(1, 7, 10).to(means.scalar_type()), total.select(1, 10).to(means.scalar_type())};
+  return {v_means, v_quats, v_scales, v_opacities};
 }
 
 }  // namespace
