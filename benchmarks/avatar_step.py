@@ -20,8 +20,9 @@ output gradients are handed to the next stage by ``torch.autograd.backward``). `
 without stages, as ``fit_avatar`` runs it. Times are medians over ``--steps`` steps after ``--warmup``:
 wall and CPU time of this process; the load average is printed (a shared machine inflates wall time).
 
-``--kernel GIT_REF`` swaps in the compositing kernel of that git ref (built by
-``benchmarks/rasterizer.py``'s ``build_reference``), so before/after figures differ only by the kernel.
+``--kernel GIT_REF`` swaps in the kernel (projection and compositing) of that git ref, built by
+``benchmarks/rasterizer.py``'s ``build_reference``; ``--concat-color-mlp`` runs the colour MLP's first layer
+on the concatenated input as before issue 22. With both, the step is the one before issue 22's changes.
 """
 
 from __future__ import annotations
@@ -36,6 +37,17 @@ from pathlib import Path
 import torch
 
 STAGES = ("data", "LBS/binding", "colour MLP", "rasterize", "losses", "optimizer")
+
+
+def use_concatenated_color_mlp() -> None:
+    """``ColorMLP.forward`` as before issue 22: layer 1 on cat(psi expanded to N rows, z_i, v_i)."""
+    from avatars.gaussian_speech_avatar import ColorMLP
+
+    def forward(self, condition, latents, view_dirs):
+        inputs = torch.cat([condition.expand(latents.shape[0], -1), latents, view_dirs], dim=-1)
+        return torch.sigmoid(self.layer2(torch.relu(self.layer1(inputs))))
+
+    ColorMLP.forward = forward
 
 
 def use_reference_kernel(git_ref: str) -> None:
@@ -188,10 +200,13 @@ def main() -> int:
     parser.add_argument(
         "--kernel", metavar="GIT_REF", help="rasterize with the compositing kernel of GIT_REF"
     )
+    parser.add_argument("--concat-color-mlp", action="store_true", help="the colour MLP as before issue 22")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.kernel:
         use_reference_kernel(args.kernel)
+    if args.concat_color_mlp:
+        use_concatenated_color_mlp()
 
     from avatars.gaussian_speech_avatar import (
         GaussianSpeechAvatar,
@@ -236,7 +251,8 @@ def main() -> int:
     print(
         f"# {args.budget}, multiview, {data.images.shape[0]} training images of {data.width}x{data.height}, "
         f"{avatar.num_gaussians} Gaussians, torch threads {torch.get_num_threads()}, "
-        f"kernel {args.kernel or 'working tree'}"
+        f"kernel {args.kernel or 'working tree'}, "
+        f"colour MLP {'concatenated' if args.concat_color_mlp else 'shared psi'}"
     )
     print(
         f"# load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; training set built in {assemble_s:.1f} s"
