@@ -78,9 +78,21 @@ class AudioEncoderNet(nn.Module):
         self.audio_net = AudioNet(dim_in, dim_aud)
         self.audio_att_net = AudioAttNet(dim_aud) if smoothing else None
         self.dim_aud = dim_aud
+        # Per-channel standardisation of the input features with the training set's statistics (ours):
+        # log-mel filterbank values span about [-10, 7], which made ``a`` large enough to saturate Eq. 4's
+        # softmax onto one prototype at initialisation (no gradient, audio ignored).
+        self.register_buffer("feature_mean", torch.zeros(dim_in))
+        self.register_buffer("feature_std", torch.ones(dim_in))
+
+    def set_normalisation(self, windows: Tensor) -> None:
+        """Standardise by the mean/std over every frame of ``windows [..., dim_in]``."""
+        flat = windows.reshape(-1, windows.shape[-1])
+        self.feature_mean.copy_(flat.mean(0))
+        self.feature_std.copy_(flat.std(0).clamp(min=1e-3))
 
     def forward(self, neighbours: Tensor) -> Tensor:
         """neighbours ``[B, 8, 16, dim_in]`` (the frame's window in slot 4) -> ``a`` ``[B, dim_aud]``."""
+        neighbours = (neighbours - self.feature_mean) / self.feature_std
         b, k = neighbours.shape[:2]
         features = self.audio_net(neighbours.reshape(b * k, *neighbours.shape[2:])).reshape(b, k, -1)
         if self.audio_att_net is None:

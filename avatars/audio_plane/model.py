@@ -102,6 +102,8 @@ ASSUMPTIONS: dict[str, str] = {
     "audio": "paper: DeepSpeech over 16-frame windows + temporal filtering; notes (ER-NeRF): AudioNet "
     "Conv1d 29-32-32-64-64 + FC 64-64-32, AudioAttNet over 8 frames; filterbank29 (29 log-mel bands, 50 Hz) "
     "when DeepSpeech features are unavailable",
+    "audio normalisation": "ours: window features standardised per channel with the training frames' "
+    "mean/std before AudioNet (raw filterbank values saturated Eq. 4's softmax onto one prototype)",
     "d1": "paper: 'an MLP'; ours: 4DGS deformation heads (Linear(f, W), per attribute ReLU-Linear(W,W)-ReLU-"
     "Linear(W,out)) for dmu, drot, dscale, dopacity, dSH-DC; last layers zero-initialised (GaussianTalker's "
     "small-gain init) so the fine stage starts at the coarse head",

@@ -242,6 +242,7 @@ class AudioPlaneMethod(Method):
         self._placement = Placement(centre=centre, half_size=half, root=root)
         generator = torch.Generator().manual_seed(self.seed)
         self._head = AudioPlaneHead(config, audio_in=int(data.neighbours.shape[-1]), seed=self.seed)
+        self._head.audio.set_normalisation(data.neighbours[:, 4])  # each training frame's own window
         self._head.init_random((low - centre) / half, (high - centre) / half, generator)
         self._config = config
         log(

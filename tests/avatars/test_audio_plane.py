@@ -317,6 +317,13 @@ def test_smoke_train_save_load_render_round_trip(tiny_view, head_model, tmp_path
     same_seed = AudioPlaneMethod(seed=3, head_model=head_model)
     same_seed.train(view, "smoke", tmp_path / "work2")
     assert np.array_equal(same_seed.render(request).rgb, first.rgb)  # same seed, same bytes
+    # Eq. 4 is not saturated: the attention spreads over prototypes and f_a changes from frame to frame
+    with torch.no_grad():
+        windows = loaded._windows(request.audio, request.fps, request.num_frames)
+        a = loaded._head.audio(torch.as_tensor(neighbour_windows(windows, np.arange(request.num_frames))))
+        attention = loaded._head.field.attention[0]
+        assert float(attention.scores(a).max(-1).values.mean()) < 0.9
+        assert float(attention(a).std(0).mean()) > 1e-6  # 0.0 exactly when saturated
     # the audio drives the render: the test audio played backwards gives other frames
     reversed_audio = type(request)(**{**request.__dict__, "audio": request.audio[::-1].copy()})
     assert float(np.abs(loaded.render(reversed_audio).rgb - again.rgb).max()) > 0
