@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from benchmark.metrics import compute_metrics
 from benchmark.metrics.image import psnr_per_frame
@@ -182,3 +183,75 @@ def test_mean_is_not_ok_when_any_sequence_is_not():
     del per_sequence["b"]["psnr"]
     means = mean_metrics(per_sequence, {"a": 10, "b": 20, "c": 70})
     assert means["psnr"]["status"] == "missing" and "b: not computed" in means["psnr"]["reason"]
+
+
+# ------------------------------------------------------------------- PSNR / SSIM contracts (mutation review)
+def test_psnr_masks_as_png_values_and_no_warnings():
+    """Masks as read from the dataset's PNGs (0/255) score like boolean masks; identical frames give inf
+    and an empty mask NaN without a numpy warning."""
+    import warnings
+
+    pred, gt = _channel_error_frames()
+    masks = np.zeros((2, 16, 16), bool)
+    masks[0, 2:6, 3:9] = True
+    masks[1, 8:, :] = True
+    png = masks.astype(np.uint8) * 255
+    np.testing.assert_array_equal(psnr_per_frame(pred, gt, png), psnr_per_frame(pred, gt, masks))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isinf(psnr_per_frame(gt, gt)).all()
+        assert np.isnan(psnr_per_frame(pred, gt, np.zeros_like(masks))).all()
+
+
+def test_ssim_data_range_and_frame_size_checks():
+    from skimage.metrics import structural_similarity
+
+    from benchmark.metrics.image import ssim_map, ssim_per_frame
+
+    rng = np.random.default_rng(5)
+    gt = rng.random((1, 24, 20, 3)) * 255
+    pred = np.clip(gt + 20 * rng.standard_normal(gt.shape), 0, 255)
+    to_torch = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2)  # noqa: E731
+    ours = float(ssim_map(to_torch(pred), to_torch(gt), data_range=255.0).mean())
+    ref = structural_similarity(
+        pred[0], gt[0], gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255,
+        channel_axis=-1,
+    )  # fmt: skip
+    assert ours == pytest.approx(ref, abs=1e-10)
+    for height, width in ((10, 64), (64, 10)):
+        frames = np.zeros((1, height, width, 3))
+        with pytest.raises(ValueError, match=rf"at least 11x11, got \({height}, {width}\)"):
+            ssim_per_frame(frames, frames)
+    exactly = np.zeros((1, 11, 11, 3))
+    np.testing.assert_allclose(ssim_per_frame(exactly, exactly), 1.0)  # 11 x 11 is enough
+
+
+def test_ssim_is_computed_in_float64_and_over_every_batch():
+    from benchmark.metrics.image import ssim_per_frame
+
+    rng = np.random.default_rng(6)
+    gt = rng.random((20, 16, 16, 3)).astype(np.float32)  # 20 frames: more than one batch of 16
+    pred = np.clip(gt + 0.1 * rng.standard_normal(gt.shape), 0, 1).astype(np.float32)
+    as64 = ssim_per_frame(pred.astype(np.float64), gt.astype(np.float64))
+    np.testing.assert_array_equal(ssim_per_frame(pred, gt), as64)  # float32 input, float64 arithmetic
+    assert len(as64) == 20
+    one_by_one = [ssim_per_frame(pred[t : t + 1], gt[t : t + 1])[0] for t in range(20)]
+    np.testing.assert_allclose(as64, one_by_one, atol=1e-12)
+
+
+def test_masked_ssim_per_frame_masks_single_pixel_and_empty():
+    """Each frame's masked SSIM is the mean of its own map over its own (cropped) mask: two frames with
+    different masks in one batch, a mask of one valid pixel (that pixel's SSIM), an empty mask (NaN)."""
+    from benchmark.metrics.image import ssim_map, ssim_per_frame
+
+    rng = np.random.default_rng(7)
+    gt = rng.random((3, 20, 20, 3))
+    pred = np.clip(gt + 0.2 * rng.standard_normal(gt.shape), 0, 1)
+    full_map = ssim_map(torch.from_numpy(pred).permute(0, 3, 1, 2), torch.from_numpy(gt).permute(0, 3, 1, 2))
+    full_map = full_map.mean(dim=1).numpy()  # [3, 10, 10]: valid region of a 20 x 20 frame
+    masks = np.zeros((3, 20, 20), bool)
+    masks[0, 5:15, 5:10] = True  # map rows 0-9, columns 0-4
+    masks[1, 7, 12] = True  # exactly one valid pixel: map (2, 7)
+    # frame 2: empty
+    expected = [full_map[0, :, :5].mean(), full_map[1, 2, 7], np.nan]
+    np.testing.assert_allclose(ssim_per_frame(pred, gt, masks), expected, atol=1e-12)
