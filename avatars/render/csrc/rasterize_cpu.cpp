@@ -587,11 +587,13 @@ GSBENCH_AVX2 static inline void splat_alphas(const EntrySplat& s, int x0, int x1
   }
 }
 
+// KC > 0: the number of channels known at compile time (the channel loop unrolled).
+template <int KC>
 GSBENCH_AVX2 void forward_simd(const at::Tensor& means2d, const at::Tensor& conics, const at::Tensor& opacities,
                                const at::Tensor& features, const at::Tensor& extents, const TileBins& bins,
                                int width, int height, int tile_size, int tiles_x, int tiles_y,
                                at::Tensor& out_features, at::Tensor& out_T, int32_t* out_n, HitBox* boxes) {
-  const int64_t C = means2d.size(0), N = means2d.size(1), K = features.size(2);
+  const int64_t C = means2d.size(0), N = means2d.size(1), K = KC > 0 ? KC : features.size(2);
   const int64_t T = (int64_t)tiles_x * tiles_y;
   const float* means = means2d.data_ptr<float>();
   const float* con = conics.data_ptr<float>();
@@ -634,6 +636,8 @@ for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
         // Pass 1: alpha of every vector of the splat's rectangle (0 where not used). No dependence
         // between vectors or on the tile state, so the CPU overlaps their long exp chains.
         splat_alphas(e, x0, x1, y0, y1, c0, n_vec, tx0, ty0, alpha_buf.data());
+        __m256 f_lanes[KC > 0 ? KC : 1];  // the splat's channels, broadcast once (KC > 0)
+        for (int k = 0; k < KC; ++k) f_lanes[k] = _mm256_set1_ps(f[k]);
         // Pass 2: front-to-back update of the pixels' state (the dependent part, short chains).
         const __m256i next_n = _mm256_set1_epi32((int32_t)(i + 1));
         uint32_t row_bits = 0, col_bits = 0;
@@ -658,7 +662,8 @@ for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
             const __m256 w = _mm256_and_ps(_mm256_mul_ps(alpha, T_now), active);
             for (int64_t k = 0; k < K; ++k) {
               float* a = acc.data() + k * P + p;
-              _mm256_storeu_ps(a, _mm256_add_ps(_mm256_loadu_ps(a), _mm256_mul_ps(w, _mm256_set1_ps(f[k]))));
+              const __m256 fk = KC > 0 ? f_lanes[KC > 0 ? k : 0] : _mm256_set1_ps(f[k]);
+              _mm256_storeu_ps(a, _mm256_add_ps(_mm256_loadu_ps(a), _mm256_mul_ps(w, fk)));
             }
             _mm256_storeu_ps(&Tr[p], _mm256_blendv_ps(T_now, next_T, active));
             const __m256i n_now = _mm256_loadu_si256((const __m256i*)&n_iter[p]);
@@ -762,6 +767,8 @@ for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
         const int c0 = box.x0 & ~7, n_vec = ((box.x1 - c0) >> 3) + 1;
         // Pass 1 (independent vectors): alpha (0 where the pair is not used) and exp(power).
         splat_alphas(sp, box.x0, box.x1, box.y0, box.y1, c0, n_vec, tx0, ty0, alpha_buf.data(), vis_buf.data());
+        __m256 f_lanes[KC > 0 ? KC : 1];  // the splat's channels, broadcast once (KC > 0)
+        for (int k = 0; k < KC; ++k) f_lanes[k] = _mm256_set1_ps(f[k]);
         const __m256 lane = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
         for (int ly = box.y0, v = 0; ly <= box.y1; ++ly) {
           const float dy_s = sp.my - ((float)(ty0 + ly) + 0.5f);
@@ -787,7 +794,7 @@ for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
             for (int64_t k = 0; k < K; ++k) {
               const __m256 gp = _mm256_loadu_ps(&g_pix[k * P + p]);
               const __m256 bh = _mm256_loadu_ps(&behind[k * P + p]);
-              const __m256 fk = _mm256_set1_ps(f[k]);
+              const __m256 fk = KC > 0 ? f_lanes[KC > 0 ? k : 0] : _mm256_set1_ps(f[k]);
               if constexpr (KC > 0) {
                 g_reg[k] = _mm256_add_ps(g_reg[k], _mm256_mul_ps(w, gp));
               } else {
@@ -1199,8 +1206,17 @@ std::vector<at::Tensor> rasterize_forward(at::Tensor means2d, at::Tensor conics,
 #if GSBENCH_HAVE_X86_SIMD
     if constexpr (std::is_same<scalar_t, float>::value) {
       if (use_simd<scalar_t>((int)tile_size)) {
-        forward_simd(means2d, conics, opacities, features, ext, bins, (int)width, (int)height, (int)tile_size,
-                     tiles_x, tiles_y, out_features, out_T, n_ptr, box_ptr);
+        auto run = [&](auto kc) {
+          forward_simd<decltype(kc)::value>(means2d, conics, opacities, features, ext, bins, (int)width, (int)height,
+                                            (int)tile_size, tiles_x, tiles_y, out_features, out_T, n_ptr, box_ptr);
+        };
+        if (K == 4) {  // RGB + depth
+          run(std::integral_constant<int, 4>());
+        } else if (K == 2) {  // one feature + depth
+          run(std::integral_constant<int, 2>());
+        } else {
+          run(std::integral_constant<int, 0>());
+        }
             return;
       }
     }
