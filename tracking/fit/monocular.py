@@ -9,12 +9,14 @@ expressions) runs with one camera; what changes:
   (where the fixed MediaPipe embedding puts them) to the detected ones (EPnP, then Levenberg-Marquardt),
   instead of triangulation, which needs two cameras; frames without a face take the nearest tracked
   frame's pose (their landmarks carry no weight);
-* **focal length** (when not given): a free parameter ``f = f0 exp(φ)`` of the subject pass, optimised
-  jointly with the shape, the poses and the expressions on ``shape_frames`` frames spread over all
-  sequences (VHAP optimises the focal length with the other parameters the same way; the metrical
-  tracker too). It is observable through perspective only: the head model's metric size and the shape
-  prior fix the scale, so a wrong ``f`` can only be met by a wrong distance, which distorts the
-  near (nose) and far (ears, jaw) points differently, and more so as the head turns;
+* **focal length** (when not given): the one minimising the landmark energy of a rigid + shape + jaw
+  fit on frames spread over all sequences, found by a golden-section search over ln f
+  (:func:`estimate_focal`; VHAP and the metrical tracker optimise it by gradient descent with the
+  other parameters, which did not move it here). It is observable through perspective only: the head
+  model's metric size and the shape prior fix the scale, so a wrong ``f`` can only be met by a wrong
+  distance, which distorts the near (nose) and far (ears, jaw) points differently, and more so as
+  the head turns. MediaPipe's points carry a bias of their own, so the estimate is biased
+  (benchmarks/monocular.py measures it against the truth); ``--focal`` overrides it;
 * the MediaPipe embedding is the head model's fixed one (a per-subject embedding triangulates).
 
 With several subjects (several videos) each subject's focal length is estimated and the dataset's
@@ -24,6 +26,7 @@ it, and the spread is reported.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -57,7 +60,6 @@ from tracking.landmarks import MEDIAPIPE_TO_IBUG68, NUM_MEDIAPIPE_LANDMARKS
 # One camera: a frame counts for the subject pass when that camera saw the face; the MediaPipe points
 # sit where the head model's fixed embedding puts them.
 MONOCULAR_CONFIG = TrackingConfig(embedding_min_cameras=1, mediapipe_embedding="fixed")
-FOCAL_BURST_ITERATIONS = 15  # the focal length is recorded after every burst (the report's plot)
 
 
 def camera_entry(focal: float, width: int, height: int, distance: float) -> dict:
@@ -143,104 +145,111 @@ def pnp_initial_pose(problem: _Problem, term68: _LandmarkTerm, init: dict[str, n
     return float("nan")
 
 
-class _FocalProblem(_Problem):
-    """A one-camera problem whose focal length ``f = f0 exp(φ)`` is a variable (``log_focal`` = φ)."""
+FOCAL_RANGE = (0.5, 4.0)  # searched focal lengths, x the larger image side (fields of view 106-14 deg)
+FOCAL_EVALUATIONS = 12  # golden-section steps: the bracket shrinks to 0.618^10 of ln 8 (~1.7 %)
+FOCAL_FRAMES = 30  # frames of the subject the focal length is fitted on (spread over all sequences)
 
-    def __init__(self, head_model: HeadModel, obs: Observations, config: TrackingConfig):
-        super().__init__(head_model, obs, config)
-        self.log_focal = torch.zeros((), dtype=self.dtype, requires_grad=True)
-        K = np.array(obs.intrinsics[0], np.float64)
-        self.focal0 = float(K[0, 0])
-        K[0, 0] = K[1, 1] = 0.0
-        self._K_rest = torch.as_tensor(K, dtype=self.dtype)
-        self._K_focal = torch.as_tensor(np.diag([1.0, 1.0, 0.0]), dtype=self.dtype)
-        self._w2c = torch.as_tensor(obs.world_to_cam[0, :3, :], dtype=self.dtype)
-        self._pixel = torch.as_tensor(
-            np.diag([float(self.pixel_scale[0]), float(self.pixel_scale[0]), 1.0]), dtype=self.dtype
-        )
 
-    @property
-    def projection(self) -> torch.Tensor:  # [1, 3, 4], world -> reference pixels
-        focal = self.focal0 * torch.exp(self.log_focal)
-        return (self._pixel @ (self._K_rest + focal * self._K_focal) @ self._w2c)[None]
+def focal_energy(
+    head_model: HeadModel, sub_obs: Observations, config: TrackingConfig, focal: float
+) -> tuple[float, dict]:
+    """The landmark energy of the best rigid pose, shape and jaw at focal length ``focal`` (px).
 
-    @projection.setter
-    def projection(self, value: torch.Tensor) -> None:  # _Problem.__init__ sets the fixed one: unused
-        pass
+    Expressions stay at zero and the face-oval points are left out: each would let the fit mimic a
+    different perspective (per-frame expressions bend the face, silhouette points slide with the
+    view) and both pulled the estimate toward short focal lengths."""
+    from tracking.fit.model import EmbeddedLandmarks
 
-    def focal(self) -> float:
-        return float(self.focal0 * math.exp(float(self.log_focal)))
-
-    def variables(self, init: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        variables = super().variables(init)
-        variables["log_focal"] = self.log_focal
-        return variables
-
-    def flame_inputs(self, variables: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        inputs = super().flame_inputs(variables)
-        inputs.pop("log_focal", None)
-        return inputs
+    fixed = fixed_mediapipe_embedding(head_model, config)
+    intrinsics = sub_obs.intrinsics.copy()
+    intrinsics[:, 0, 0] = intrinsics[:, 1, 1] = focal
+    obs = dataclasses.replace(sub_obs, intrinsics=intrinsics)
+    problem = _Problem(head_model, obs, config)
+    problem.normal_sign = _normal_sign(head_model)
+    keep = _not_oval()
+    landmarks68 = EmbeddedLandmarks(
+        head_model.faces, fixed[0][MEDIAPIPE_TO_IBUG68], fixed[1][MEDIAPIPE_TO_IBUG68]
+    )
+    targets68 = obs.points[:, :, MEDIAPIPE_TO_IBUG68]
+    term68 = _LandmarkTerm(problem, landmarks68, targets68, np.ones(targets68.shape[:3]))
+    init = _stack_init(obs.num_frames, problem.num_shape, problem.num_expr)
+    pnp_initial_pose(problem, term68, init)
+    variables = problem.variables(init)
+    dense = EmbeddedLandmarks(head_model.faces, fixed[0], fixed[1])
+    term = _LandmarkTerm(problem, dense, obs.points, np.ones(obs.points.shape[:3]), None, keep)
+    term.set_weights(term.visibility(variables) * np.isfinite(obs.points).all(-1))
+    label = f"focal {focal:.0f} px"
+    rigid = _minimize(problem, term, variables, ("rotation", "translation"), config.rigid_iterations, label)
+    fit = _minimize(
+        problem,
+        term,
+        variables,
+        ("shape", "jaw_pose", "rotation", "translation"),
+        config.landmark_iterations // 2,
+        label,
+    )
+    return fit["energy_final"], {"rigid": rigid, "fit": fit}
 
 
 def estimate_focal(
     head_model: HeadModel, obs: Observations, config: TrackingConfig, label: str = ""
-) -> tuple[float, list[float], dict]:
-    """The focal length (px) that best explains the subject's landmarks, with its value after every
-    burst of iterations (for the plot) and the stage statistics."""
-    from tracking.fit.model import EmbeddedLandmarks, SubsetFlame
+) -> tuple[float, list[tuple[float, float]], dict]:
+    """The focal length (px) minimising :func:`focal_energy` on frames spread over the subject's
+    sequences: a golden-section search over ln f in :data:`FOCAL_RANGE`. Returns it, the
+    (focal, energy) pairs in the order evaluated (the report's plot) and statistics.
 
-    fixed = fixed_mediapipe_embedding(head_model, config)
-    if fixed is None:
+    VHAP and the metrical tracker make the focal length a gradient-descent variable beside the
+    others; here that barely moved it (355 px truth: 256 -> 255 px from the start, even with the head
+    moving along its ray as f changes), since f and the distance form a long, flat valley. One
+    variable, one bracket: a line search is reliable and costs ~12 small fits."""
+    if fixed_mediapipe_embedding(head_model, config) is None:
         raise StageError(
             f"monocular tracking needs the head model's fixed MediaPipe embedding; "
             f"{head_model.name!r} has none",
             fix="set mediapipe_embedding_file in the tracking config",
         )
-    subset = calibration_frames(obs, config.shape_frames, 1)
+    subset = calibration_frames(obs, FOCAL_FRAMES, 1)
     sub_obs = _subset(obs, subset, independent=True)
-    problem = _FocalProblem(head_model, sub_obs, config)
-    problem.normal_sign = _normal_sign(head_model)
-    landmarks68 = EmbeddedLandmarks(
-        head_model.faces, fixed[0][MEDIAPIPE_TO_IBUG68], fixed[1][MEDIAPIPE_TO_IBUG68]
+    side = float(obs.image_sizes[0].max())
+    low, high = (math.log(side * factor) for factor in FOCAL_RANGE)
+    history: list[tuple[float, float]] = []
+    cache: dict[float, float] = {}
+
+    def energy(log_focal: float) -> float:
+        if log_focal not in cache:
+            cache[log_focal], _ = focal_energy(head_model, sub_obs, config, math.exp(log_focal))
+            history.append((math.exp(log_focal), cache[log_focal]))
+        return cache[log_focal]
+
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = low, high
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    for _ in range(FOCAL_EVALUATIONS - 2):
+        if energy(c) < energy(d):
+            b, d = d, c
+            c = b - ratio * (b - a)
+        else:
+            a, c = c, d
+            d = a + ratio * (b - a)
+    best = min(cache, key=cache.get)
+    return (
+        math.exp(best),
+        history,
+        {"frames": int(len(subset)), "bracket_px": [math.exp(a), math.exp(b)], "evaluations": len(history)},
     )
-    flame68 = SubsetFlame(
-        head_model, landmarks68.vertex_ids, problem.num_shape, problem.num_expr, problem.dtype
-    )
-    targets68 = sub_obs.points[:, :, MEDIAPIPE_TO_IBUG68]
-    term68 = _LandmarkTerm(problem, landmarks68, targets68, np.ones(targets68.shape[:3]), flame68)
-    init = _stack_init(len(subset), problem.num_shape, problem.num_expr)
-    pnp_initial_pose(problem, term68, init)
-    variables = problem.variables(init)
-    tag = f"{label}: " if label else ""
-    stages = {
-        "rigid": _minimize(
-            problem,
-            term68,
-            variables,
-            ("rotation", "translation"),
-            config.rigid_iterations,
-            f"{tag}focal: rigid",
-        )
-    }
-    term68.set_weights(term68.visibility(variables) * np.isfinite(targets68).all(-1))
-    history = [problem.focal()]
-    free = ("shape", "expr", "jaw_pose", "neck_pose", "rotation", "translation", "log_focal")
-    for burst in range(max(1, config.landmark_iterations // FOCAL_BURST_ITERATIONS)):
-        stages[f"landmarks68_{burst}"] = _minimize(
-            problem, term68, variables, free, FOCAL_BURST_ITERATIONS, f"{tag}focal, 68 landmarks"
-        )
-        history.append(problem.focal())
-    dense = EmbeddedLandmarks(head_model.faces, fixed[0], fixed[1])
-    flame478 = SubsetFlame(head_model, dense.vertex_ids, problem.num_shape, problem.num_expr, problem.dtype)
-    term478 = _LandmarkTerm(problem, dense, sub_obs.points, np.ones(sub_obs.points.shape[:3]), flame478)
-    term478.set_weights(term478.visibility(variables) * np.isfinite(sub_obs.points).all(-1))
-    free478 = tuple(k for k in free if k != "jaw_pose") + ("eyes_pose",)
-    for burst in range(max(1, config.dense_iterations // FOCAL_BURST_ITERATIONS)):
-        stages[f"dense478_{burst}"] = _minimize(
-            problem, term478, variables, free478, FOCAL_BURST_ITERATIONS, f"{tag}focal, 478 landmarks"
-        )
-        history.append(problem.focal())
-    return problem.focal(), history, {"frames": int(len(subset)), "stages": stages}
+
+
+def _not_oval() -> np.ndarray:
+    """[478] 0 on FaceMesh's face-oval (silhouette) points, 1 elsewhere. A silhouette point lies where
+    the view grazes the face, not at a fixed spot of the mesh; with it the landmark energy fell
+    monotonically toward short focal lengths on the default session's frontal video (400 px < 689 px
+    truth at every step), without it it has a minimum (benchmarks/monocular.py)."""
+    import mediapipe as mp
+
+    oval = sorted({i for edge in mp.solutions.face_mesh.FACEMESH_FACE_OVAL for i in edge})
+    keep = np.ones(NUM_MEDIAPIPE_LANDMARKS)
+    keep[oval] = 0.0
+    return keep
 
 
 def _observations(info, names: list[str], landmarks: dict[str, SequenceLandmarks]) -> Observations:
@@ -309,7 +318,7 @@ def track_monocular(
             raise StageError(f"subject {subject}: no face in any frame", path=root / "dataset.json")
     started = time.perf_counter()
     per_subject_focal: dict[str, float] = {}
-    histories: dict[str, list[float]] = {}
+    histories: dict[str, list[tuple[float, float]]] = {}
     focal_stats: dict[str, dict] = {}
     if focal is None:
         for subject, names in sorted(by_subject.items()):
@@ -317,7 +326,7 @@ def track_monocular(
             obs = _observations(info, usable, landmarks)
             value, history, stats = estimate_focal(model, obs, config, label=subject)
             per_subject_focal[subject], histories[subject], focal_stats[subject] = value, history, stats
-            log(f"tracking {subject}: focal length {value:.1f} px (started at {history[0]:.1f})")
+            log(f"tracking {subject}: focal length {value:.1f} px ({len(history)} energies evaluated)")
         used = float(np.median(list(per_subject_focal.values())))
     else:
         used = float(focal)
@@ -375,19 +384,26 @@ def track_monocular(
     return report
 
 
-def _plot_focal(path: Path, histories: dict[str, list[float]], used: float) -> None:
+def _plot_focal(path: Path, histories: dict[str, list[tuple[float, float]]], used: float) -> None:
+    """The focal length over the search (left) and the energy of every focal length tried (right)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(6, 3))
+    figure, (axis, energies) = plt.subplots(1, 2, figsize=(9, 3))
     for subject, history in histories.items():
-        axis.plot(np.arange(len(history)) * FOCAL_BURST_ITERATIONS, history, "o-", ms=3, label=subject)
+        focal, energy = np.array(history).T
+        axis.plot(np.arange(1, len(focal) + 1), focal, "o-", ms=3, label=subject)
+        order = np.argsort(focal)
+        energies.plot(focal[order], energy[order], "o-", ms=3, label=subject)
     axis.axhline(used, color="k", lw=0.8, ls="--", label=f"used: {used:.1f} px")
-    axis.set_xlabel(f"L-BFGS iterations (bursts of {FOCAL_BURST_ITERATIONS}; 68 points, then 478)")
+    axis.set_xlabel("golden-section step")
     axis.set_ylabel("focal length (px)")
     axis.legend(fontsize=7)
+    energies.set_xscale("log")
+    energies.set_xlabel("focal length (px)")
+    energies.set_ylabel("landmark energy (rigid + shape + jaw)")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=90)
