@@ -19,6 +19,9 @@ The gradients reaching the parameters are the same as in one backward of the who
 output gradients are handed to the next stage by ``torch.autograd.backward``). ``total`` is the same step
 without stages, as ``fit_avatar`` runs it. Times are medians over ``--steps`` steps after ``--warmup``:
 wall and CPU time of this process; the load average is printed (a shared machine inflates wall time).
+With 2 threads on a loaded machine set ``OMP_WAIT_POLICY=PASSIVE``: torch's OpenMP threads otherwise spin
+while waiting for a descheduled peer (measured at load ~13 on the tiny dataset: 5.1 s wall / 1.46 CPU-s
+per step with the default policy, 0.24 s / 0.10 CPU-s with PASSIVE).
 
 ``--kernel GIT_REF`` swaps in the kernel (projection and compositing) of that git ref, built by
 ``benchmarks/rasterizer.py``'s ``build_reference``; ``--concat-color-mlp`` runs the colour MLP's first layer
@@ -257,7 +260,8 @@ def main() -> int:
     print(
         f"# load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; training set built in {assemble_s:.1f} s"
     )
-    print(f"# medians over {len(clocks)} steps, ms: wall (CPU of this process)")
+    policy = os.environ.get("OMP_WAIT_POLICY", "unset")
+    print(f"# medians over {len(clocks)} steps, ms: wall (CPU of this process); OMP_WAIT_POLICY {policy}")
     print(f"{'stage':<12} {'forward':>17} {'backward':>17}")
 
     def med(values):

@@ -254,7 +254,9 @@ def compare(git_ref: str, cases: list[int], repeats: int, threads: int) -> None:
     load0 = os.getloadavg()
     print(
         f"# {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, load average before "
-        f"{load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; SIMD path {'on' if new_ext.simd_active() else 'off'}"
+        f"{load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; "
+        f"SIMD path {'on' if new_ext.simd_active() else 'off'}; "
+        f"OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'unset')}"
     )
     print(f"# old = kernel at {git_ref}, new = working tree; medians over {repeats} interleaved repeats")
     print("# wall ms (CPU ms of this process, all threads); ratio = old / new")
