@@ -32,13 +32,14 @@ def _render_with_grads(params, w, h, weights):
     return out, [p.grad for p in leaves[:5]], out.means2d.grad, out.means2d_absgrad
 
 
-def test_simd_and_scalar_loops_agree(ext):
+@pytest.mark.parametrize("dim", [3, 1, 6])  # channel loops compiled for K = 4 and 2, and the generic one
+def test_simd_and_scalar_loops_agree(ext, dim):
     if not ext.simd_active():
         pytest.skip("no AVX2 + FMA on this CPU (the scalar loops are the only path)")
     # Dense enough for early termination, a third fully opaque (clamped alphas); 44x36 leaves partial tiles.
-    params, w, h = random_scene(n=500, seed=4, width=44, height=36, log_scale=-2.2)
+    params, w, h = random_scene(n=500, seed=4, width=44, height=36, log_scale=-2.2, dim=dim)
     params[3] = torch.where(torch.arange(500) % 3 == 0, torch.ones(500), params[3].clamp(0.3, 1.0))
-    weights = torch.rand(2, h, w, 3, generator=torch.Generator().manual_seed(3))
+    weights = torch.rand(2, h, w, dim, generator=torch.Generator().manual_seed(3))
     results = []
     for simd in (True, False):
         previous = ext.set_simd(simd)
