@@ -4,15 +4,16 @@
     .venv/bin/python benchmarks/avatar_step.py --data DATA --kernel 03d5dfd # same, kernel of a git ref
 
 Builds the training set and the avatar exactly as ``GaussianAvatarsMethod.train`` does (``assemble_fit_data``,
-``build_binding``, ``make_optimizer``), then runs ``fit_avatar``'s step (single image, photometric L1 +
-D-SSIM, position / scaling regularizers; no densification, no perceptual terms) in stages, each stage's
-inputs detached into leaves so that its forward and its backward are timed on their own:
+``build_binding``, ``make_optimizer``), then runs ``fit_avatar``'s step (single image; its losses but the
+perceptual ones, whose weights are not on this machine; no densification) in stages, each stage's inputs
+detached into leaves so that its forward and its backward are timed on their own:
 
     data         target image and mask of the step (uint8 -> float, masked)
     LBS/binding  Gaussians in the world from the mesh's triangle frames (GaussianAvatars Eqs. 1-3)
     colour MLP   colours from (expression, latent, view direction)
     rasterize    projection + tile compositing (``avatars.render.rasterize``)
-    losses       L1 + D-SSIM (separable Gaussian window) + regularizers
+    losses       L1 + D-SSIM (separable Gaussian window), regularizers, wrinkle (ridge filter) and
+                 silhouette terms when their weights are > 0
     optimizer    zero_grad + Adam step
 
 The gradients reaching the parameters are the same as in one backward of the whole graph (the stages'
@@ -94,13 +95,11 @@ def leaf(t: torch.Tensor) -> torch.Tensor:
 
 
 def staged_step(avatar, data, config, optimizer, i: int, background: torch.Tensor) -> Clock:
-    from avatars.gaussian_speech_avatar import photometric_loss
-
     clock = Clock()
     rig = avatar.rig
     clock.start()
     frame, camera = int(data.frame_index[i]), int(data.camera_index[i])
-    target, _mask = data.target(i)
+    target, mask = data.target(i)
     vertices, condition = data.vertices[frame], data.conditions[frame]
     rotation, world_to_cam, K = data.head_rotations[frame], data.world_to_cam[camera], data.Ks[camera]
     clock.stop("data", "forward")
@@ -121,11 +120,8 @@ def staged_step(avatar, data, config, optimizer, i: int, background: torch.Tenso
     clock.stop("rasterize", "forward")
 
     clock.start()
-    pred = leaf(out.features[0])
-    rgb = photometric_loss(pred, target, config.lambda_dssim)
-    visible = out.radii[0] > 0
-    position_reg, scale_reg = rig.regularizers(visible, config.threshold_xyz, config.threshold_scale)
-    loss = rgb + config.lambda_xyz * position_reg + config.lambda_scale * scale_reg
+    pred, alpha = leaf(out.features[0]), leaf(out.alpha[0])
+    loss = step_loss(avatar, config, pred, alpha, out.radii[0] > 0, target, mask)
     clock.stop("losses", "forward")
 
     clock.start()
@@ -137,7 +133,10 @@ def staged_step(avatar, data, config, optimizer, i: int, background: torch.Tenso
     clock.stop("losses", "backward")
 
     clock.start()
-    torch.autograd.backward([out.features[0]], [pred.grad])
+    outputs, grads = [out.features[0]], [pred.grad]
+    if alpha.grad is not None:
+        outputs, grads = outputs + [out.alpha[0]], grads + [alpha.grad]
+    torch.autograd.backward(outputs, grads)
     clock.stop("rasterize", "backward")
 
     clock.start()
@@ -171,20 +170,30 @@ def avatar_rasterize(inputs, world_to_cam, K, width, height, background):
     )  # fmt: skip
 
 
+def step_loss(avatar, config, pred, alpha, visible, target, mask):
+    """``fit_avatar``'s loss without the perceptual terms (their weights are not on this machine):
+    L1 + D-SSIM, position and scaling regularizers, silhouette and wrinkle terms when weighted."""
+    from avatars.gaussian_speech_avatar import photometric_loss, silhouette_loss, wrinkle_loss
+
+    rgb = photometric_loss(pred, target, config.lambda_dssim)
+    position_reg, scale_reg = avatar.rig.regularizers(visible, config.threshold_xyz, config.threshold_scale)
+    loss = rgb + config.lambda_xyz * position_reg + config.lambda_scale * scale_reg
+    if config.lambda_alpha > 0:
+        loss = loss + config.lambda_alpha * silhouette_loss(alpha, mask)
+    if config.lambda_wrinkle > 0:
+        loss = loss + config.lambda_wrinkle * wrinkle_loss(pred, target, mask, config.wrinkle_sigmas)
+    return loss
+
+
 def whole_step(avatar, data, config, optimizer, i: int, background: torch.Tensor) -> None:
     """``fit_avatar``'s step (without its densification statistics and perceptual terms)."""
-    from avatars.gaussian_speech_avatar import photometric_loss
-
     frame, camera = int(data.frame_index[i]), int(data.camera_index[i])
-    target, _mask = data.target(i)
+    target, mask = data.target(i)
     out = avatar.render(
         data.vertices[frame], data.conditions[frame], data.head_rotations[frame],
         data.world_to_cam[camera], data.Ks[camera], data.width, data.height, background,
     )  # fmt: skip
-    rgb = photometric_loss(out.features[0], target, config.lambda_dssim)
-    visible = out.radii[0] > 0
-    position_reg, scale_reg = avatar.rig.regularizers(visible, config.threshold_xyz, config.threshold_scale)
-    loss = rgb + config.lambda_xyz * position_reg + config.lambda_scale * scale_reg
+    loss = step_loss(avatar, config, out.features[0], out.alpha[0], out.radii[0] > 0, target, mask)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
