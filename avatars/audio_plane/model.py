@@ -38,6 +38,7 @@ class AudioPlaneConfig:
     scales: tuple[int, ...] = (1, 2, 3, 4)
     attention: str = "cross-attention"  # Table 2 backbone: "cross-attention" | "mlp"
     fusion: str = "concat"  # Table 2 fusion: "concat" | "multiply" | "add"
+    query_norm: bool = True  # LayerNorm on a before Eq. 4's query (ours, see ASSUMPTIONS)
     use_audio_plane: bool = True  # Table 1 'A'; False: audio concatenated with a spatial embedding
     dynamic_splatting: bool = True  # Table 1 'D'; False: d ≡ 1, no L_mask
     # audio (Sec. 3.2): DeepSpeech [16, 29] windows, AudioNet + AudioAttNet (ER-NeRF)
@@ -77,6 +78,7 @@ class AudioPlaneConfig:
     lr_sh0: float = 2.5e-3
     lr_shN: float = 2.5e-3 / 20
     lr_grid: float = 5e-3
+    lr_prototypes: float = 5e-4
     lr_network: float = 5e-4
     max_train_frames: int = 100_000
 
@@ -121,7 +123,10 @@ ASSUMPTIONS: dict[str, str] = {
     "densification": "ours: 3DGS/gsplat DefaultStrategy (avatars.gaussians) in the normalised frame "
     "(scene scale 1 = head half-size), over both stages",
     "learning rates": "ours: 3DGS Gaussian lrs (means 1.6e-4 -> 1.6e-6 in head half-sizes); TalkingGaussian: "
-    "grids 5e-3, MLPs 5e-4 (Adam)",
+    "grids 5e-3, MLPs 5e-4 (Adam); audio prototypes A at the MLP rate (at the grid rate they grew until "
+    "Eq. 4's softmax saturated)",
+    "query norm": "ours: LayerNorm(a) before the query projection (pre-norm cross-attention); keeps Eq. 4's "
+    "logits from growing until the softmax picks one prototype for every frame",
     "lpips": "paper: lambda 0.05; LPIPS v0.1 AlexNet (lpips-alexnet) only when registered, else skipped",
     "pose": "ours: x_world = R (x - J0) + J0 + t with the request's FLAME rotation/translation; neck and eye "
     "poses are not modelled (withheld at test time); jaw/expression motion is what the deformation learns",
@@ -154,7 +159,11 @@ class AudioPlaneHead(nn.Module):
         )
         if config.use_audio_plane:
             self.field: nn.Module = AudioPlane(
-                config.audio_dim, fusion=config.fusion, attention=config.attention, **field_args
+                config.audio_dim,
+                fusion=config.fusion,
+                attention=config.attention,
+                query_norm=config.query_norm,
+                **field_args,
             )
         else:
             self.field = SpatialAudioConcat(config.audio_dim, **field_args)
@@ -181,12 +190,13 @@ class AudioPlaneHead(nn.Module):
             self.gaussians.params[name] = nn.Parameter(value.detach().new_zeros((n,) + value.shape[1:]))
 
     def grid_parameters(self) -> list[nn.Parameter]:
-        grids = [p for name, p in self.field.named_parameters() if name.startswith(("planes", "lines"))]
-        grids += [m.prototypes for m in getattr(self.field, "attention", [])]
-        return grids
+        return [p for name, p in self.field.named_parameters() if name.startswith(("planes", "lines"))]
+
+    def prototype_parameters(self) -> list[nn.Parameter]:
+        return [m.prototypes for m in getattr(self.field, "attention", [])]
 
     def network_parameters(self) -> list[nn.Parameter]:
-        ids = {id(p) for p in self.grid_parameters()}
+        ids = {id(p) for p in self.grid_parameters() + self.prototype_parameters()}
         nets = [p for p in self.field.parameters() if id(p) not in ids]
         nets += list(self.audio.parameters()) + list(self.d1.parameters())
         if self.d2 is not None:

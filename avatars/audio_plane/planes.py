@@ -69,11 +69,21 @@ class PrototypeAttention(nn.Module):
     ``backbone="mlp"`` is Table 2's alternative: an MLP predicts the ``sH`` attention scores from ``a``.
     """
 
-    def __init__(self, dim_audio: int, num_prototypes: int, dim: int, backbone: str = "cross-attention"):
+    def __init__(
+        self,
+        dim_audio: int,
+        num_prototypes: int,
+        dim: int,
+        backbone: str = "cross-attention",
+        query_norm: bool = True,
+    ):
         super().__init__()
         if backbone not in ATTENTIONS:
             raise ValueError(f"attention backbone {backbone!r} not in {ATTENTIONS}")
         self.backbone = backbone
+        # Pre-norm of the query input, as in transformer cross-attention blocks (ours): without it ``a``
+        # grew during training until the softmax saturated onto one prototype (f_a constant in time).
+        self.norm = nn.LayerNorm(dim_audio) if query_norm else nn.Identity()
         self.prototypes = nn.Parameter(torch.randn(num_prototypes, dim))  # A^s
         if backbone == "cross-attention":
             self.query = nn.Linear(dim_audio, dim)
@@ -85,6 +95,7 @@ class PrototypeAttention(nn.Module):
 
     def scores(self, audio: Tensor) -> Tensor:
         """``[B, sH]`` attention weights of ``audio [B, dim_audio]`` over the prototypes."""
+        audio = self.norm(audio)
         if self.backbone == "mlp":
             return torch.softmax(self.score_mlp(audio), dim=-1)
         q = self.query(audio)  # Q = a (projected to d_k = D)
@@ -93,7 +104,7 @@ class PrototypeAttention(nn.Module):
     def forward(self, audio: Tensor) -> Tensor:
         """``f_a [B, D]``."""
         if self.backbone == "cross-attention":
-            q = self.query(audio)[:, None, :]  # [B, 1, D]
+            q = self.query(self.norm(audio))[:, None, :]  # [B, 1, D]
             kv = self.prototypes[None].expand(audio.shape[0], -1, -1)
             return F.scaled_dot_product_attention(q, kv, kv)[:, 0]
         return self.scores(audio) @ self.prototypes
@@ -111,6 +122,7 @@ class AudioPlane(nn.Module):
         fusion: str = "concat",
         attention: str = "cross-attention",
         seed: int = 0,
+        query_norm: bool = True,
     ):
         super().__init__()
         if fusion not in FUSIONS:
@@ -125,7 +137,7 @@ class AudioPlane(nn.Module):
             self.lines.append(nn.Parameter(0.1 + 0.4 * torch.rand(3, dim, size, generator=generator)))
         torch.manual_seed(seed)  # nn.Linear / prototype init draw from the global generator
         self.attention = nn.ModuleList(
-            PrototypeAttention(dim_audio, s * resolution, dim, attention) for s in self.scales
+            PrototypeAttention(dim_audio, s * resolution, dim, attention, query_norm) for s in self.scales
         )
 
     @property

@@ -110,6 +110,7 @@ def make_optimizers(
     field_optimizer = torch.optim.Adam(
         [
             {"params": head.grid_parameters(), "lr": config.lr_grid},
+            {"params": head.prototype_parameters(), "lr": config.lr_prototypes},
             {"params": head.network_parameters(), "lr": config.lr_network},
         ]
     )

@@ -102,7 +102,10 @@ def test_each_factor_of_eq6_matters(factor):
 def test_eq4_cross_attention_matches_the_direct_formula():
     attention = PrototypeAttention(dim_audio=5, num_prototypes=7, dim=4)
     audio = torch.randn(3, 5)
-    q = audio @ attention.query.weight.T + attention.query.bias  # Q = a (projected to d_k)
+    normed = (audio - audio.mean(-1, keepdim=True)) / torch.sqrt(
+        audio.var(-1, unbiased=False, keepdim=True) + 1e-5
+    )
+    q = normed @ attention.query.weight.T + attention.query.bias  # Q = a (pre-norm, projected to d_k)
     A = attention.prototypes  # K = V = A
     logits = q @ A.T / math.sqrt(4)
     expected = torch.exp(logits) / torch.exp(logits).sum(-1, keepdim=True) @ A
