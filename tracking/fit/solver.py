@@ -578,8 +578,8 @@ def calibration_frames(obs: Observations, count: int, min_cameras: int) -> np.nd
     """``count`` frames spread evenly over the whole session, among those seen by ``min_cameras``+ cameras."""
     cameras = np.isfinite(obs.points[..., 0, 0]).sum(0)  # [B]
     candidates = np.flatnonzero(cameras >= min_cameras)
-    if candidates.size < count:
-        candidates = np.flatnonzero(cameras >= 2)
+    if candidates.size < count:  # fall back to two cameras (one for a monocular dataset)
+        candidates = np.flatnonzero(cameras >= min(2, min_cameras))
     if candidates.size <= count:
         return candidates
     return candidates[np.unique(np.linspace(0, candidates.size - 1, count).round().astype(int))]
