@@ -328,14 +328,14 @@ def ridge_features(image: Tensor, mask: Tensor | None, sigmas: tuple[float, ...]
         g = g / g.sum()
         dg = -coords / sigma**2 * g
         ddg = (coords**2 / sigma**4 - 1 / sigma**2) * g
-
-        def sep(t: Tensor, ky: Tensor, kx: Tensor, r: int = radius) -> Tensor:
-            t = F.conv2d(F.pad(t, (0, 0, r, r), mode="replicate"), ky.view(1, 1, -1, 1))
-            return F.conv2d(F.pad(t, (r, r, 0, 0), mode="replicate"), kx.view(1, 1, 1, -1))
-
-        hxx = sep(lum, g, ddg)[0, 0]
-        hyy = sep(lum, ddg, g)[0, 0]
-        hxy = sep(lum, dg, dg)[0, 0]
+        # Separable derivative-of-Gaussian filters with replicate padding, the three second derivatives
+        # at once: a y pass with the kernels (g, ddg, dg) into three channels, then a grouped x pass with
+        # (ddg, g, dg) gives (hxx, hyy, hxy) (same values as three separate pairs of passes, ~2x faster).
+        size = 2 * radius + 1
+        ky = torch.stack([g, ddg, dg]).view(3, 1, size, 1)
+        kx = torch.stack([ddg, g, dg]).view(3, 1, 1, size)
+        t = F.conv2d(F.pad(lum, (0, 0, radius, radius), mode="replicate"), ky)
+        hxx, hyy, hxy = F.conv2d(F.pad(t, (radius, radius, 0, 0), mode="replicate"), kx, groups=3)[0]
         lam_max = (hxx + hyy) / 2 + torch.sqrt(((hxx - hyy) / 2) ** 2 + hxy**2 + 1e-12)
         out.append(sigma**2 * torch.relu(lam_max))
     features = torch.stack(out)
