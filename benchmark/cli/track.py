@@ -32,6 +32,12 @@ import click
     metavar="KEY=VALUE",
     help="Override a TrackingConfig field, e.g. --set dense_iterations=200.",
 )
+@click.option(
+    "--focal",
+    type=float,
+    default=None,
+    help="One-camera (video) dataset: focal length in px (default: estimated).",
+)
 def track(
     dataset: Path,
     head_model: Path | None,
@@ -41,8 +47,12 @@ def track(
     force: bool,
     no_plots: bool,
     overrides: tuple[str, ...],
+    focal: float | None,
 ) -> None:
-    """Fit FLAME to DATASET's landmarks: writes sequences/*/flame.npz and reports/tracking.json."""
+    """Fit FLAME to DATASET's landmarks: writes sequences/*/flame.npz and reports/tracking.json.
+
+    A one-camera dataset (``gsbench ingest VIDEO``) is tracked monocularly, the focal length estimated
+    unless --focal is given (tracking/fit/monocular.py)."""
     import dataclasses
 
     from gsbench.errors import ConfigError
@@ -62,16 +72,29 @@ def track(
                 values[key] = type(default)(text)
         except ValueError:
             raise ConfigError(f"--set {key}: {text!r} is not a {type(default).__name__}") from None
-    config = TrackingConfig.from_overrides(values)
-    report = track_dataset(
-        dataset,
-        head_model,
-        config,
-        landmark_embedding=landmark_embedding,
-        subjects=list(subjects) or None,
-        force=force,
-        plots=not no_plots,
-    )
+    from tracking.fit.dataset_io import read_dataset
+
+    if len(read_dataset(dataset).camera_ids) == 1:
+        from gsbench.errors import InputError
+        from tracking.fit.monocular import MONOCULAR_CONFIG, track_monocular
+
+        if subjects or landmark_embedding is not None:
+            raise InputError("--subject and --landmark-embedding apply to multi-view datasets only")
+        config = dataclasses.replace(MONOCULAR_CONFIG, **values)
+        report = track_monocular(dataset, focal, head_model, config, plots=not no_plots)
+        click.echo(f"focal length {report['focal_px']:.1f} px")
+    elif focal is not None:
+        raise ConfigError("--focal applies to one-camera (video) datasets only")
+    else:
+        report = track_dataset(
+            dataset,
+            head_model,
+            TrackingConfig.from_overrides(values),
+            landmark_embedding=landmark_embedding,
+            subjects=list(subjects) or None,
+            force=force,
+            plots=not no_plots,
+        )
     for subject, entry in sorted(report["subjects"].items()):
         reprojection = entry.get("reprojection") or {}
         median = reprojection.get("median_px")
