@@ -255,3 +255,104 @@ def test_masked_ssim_per_frame_masks_single_pixel_and_empty():
     # frame 2: empty
     expected = [full_map[0, :, :5].mean(), full_map[1, 2, 7], np.nan]
     np.testing.assert_allclose(ssim_per_frame(pred, gt, masks), expected, atol=1e-12)
+
+
+# ------------------------------------------------------------- LMD input types (mutation review)
+def test_lmd_computes_in_float64_and_accepts_integer_flags():
+    gt = _face68(3, seed=3)
+    pred = gt + np.random.default_rng(4).normal(0, 2, gt.shape)
+    as64 = lmd_per_frame(pred, gt, IBUG68_MOUTH)
+    pred32, gt32 = pred.astype(np.float32), gt.astype(np.float32)
+    np.testing.assert_array_equal(
+        lmd_per_frame(pred32, gt32, IBUG68_MOUTH),
+        lmd_per_frame(pred32.astype(np.float64), gt32.astype(np.float64), IBUG68_MOUTH),
+    )
+    flags = np.array([1, 0, 1])  # 0/1 integers, e.g. read back from a file, mean the same as booleans
+    found = lmd_from_ibug68(pred, flags, gt, np.ones(3, np.uint8))
+    assert found["failed_pred"] == 1 and found["failed_either"] == 1 and found["failed_gt"] == 0
+    np.testing.assert_array_equal(found["scored"], [True, False, True])
+    np.testing.assert_allclose(found["mouth"][[0, 2]], as64[[0, 2]], atol=1e-12)
+    assert np.isnan(found["mouth"][1])
+
+
+# ------------------------------------------------------- results.json entries and means (mutation review)
+def test_metric_entry_from_a_result_and_from_a_dict():
+    import dataclasses
+    import types
+
+    from benchmark.metrics.compute import MetricResult
+    from benchmark.results import metric_entry
+
+    result = MetricResult("lmd", np.float32(2.5), "ok", "", "det:abc", {"per_frame": np.array([2.0, 3.0])})
+    assert metric_entry(result) == {
+        "value": 2.5, "status": "ok", "reason": "", "weight_id": "det:abc", "direction": "lower",
+        "details": {"per_frame": [2.0, 3.0]},
+    }  # fmt: skip
+    assert metric_entry(dataclasses.asdict(result)) == metric_entry(result)
+    missing = {"name": "lpips", "value": None, "status": "missing", "reason": "no AlexNet file"}
+    assert metric_entry(missing) == {
+        "value": None, "status": "missing", "reason": "no AlexNet file", "weight_id": None,
+        "direction": "lower", "details": {},
+    }  # fmt: skip
+    bare = types.SimpleNamespace(name="psnr", value=31)  # defaults: ok, no reason, no details
+    assert metric_entry(bare) == {
+        "value": 31.0, "status": "ok", "reason": "", "weight_id": None, "direction": "higher", "details": {},
+    }  # fmt: skip
+    assert metric_entry({"name": "psnr", "value": 1.0, "reason": None, "details": None})["reason"] == ""
+
+
+def test_jsonable_turns_arrays_and_other_objects_into_json():
+    from pathlib import Path
+
+    from benchmark.results import _jsonable
+
+    value = {"a": np.arange(3), "b": np.float32(0.5), "c": Path("x/y"), "d": [np.int64(4)], "e": "s"}
+    assert _jsonable(value) == {"a": [0, 1, 2], "b": 0.5, "c": "x/y", "d": [4], "e": "s"}
+
+
+def test_mean_of_bad_entries_keeps_their_status_reason_and_weights():
+    def entry(value, status="ok", reason="", weight_id=None, details=None):
+        return {"value": value, "status": status, "reason": reason, "weight_id": weight_id,
+                "direction": "higher", "details": details or {}}  # fmt: skip
+
+    frames = {"a": 10, "b": 30}
+    # cross-id: every sequence skipped for the same reason -> the mean is skipped with that reason
+    skipped = {s: {"psnr": entry(None, "skipped", "cross-id: no ground truth")} for s in frames}
+    means = mean_metrics(skipped, frames)
+    assert means["psnr"]["status"] == "skipped" and means["psnr"]["reason"] == "cross-id: no ground truth"
+    # different reasons -> counted, with the first one as the example
+    different = {"a": {"psnr": entry(None, "missing", "no face")}, "b": {"psnr": entry(None, "missing", "x")}}
+    assert mean_metrics(different, frames)["psnr"]["reason"] == "2/2 sequences not ok (e.g. a: no face)"
+    # absent from two sequences, "not computed" in the third: all bad for one reason, said once
+    absent = {"a": {}, "b": {"psnr": entry(None, "missing", "not computed")}, "c": {"lmd": entry(1.0)}}
+    means = mean_metrics(absent, {"a": 10, "b": 30, "c": 5})
+    assert means["psnr"]["status"] == "missing" and means["psnr"]["reason"] == "not computed"
+    only = mean_metrics(
+        {"a": {"lmd": entry(1.0)}, "b": {"psnr": entry(None, "missing", "not computed")}}, frames
+    )
+    assert only["psnr"]["status"] == "missing"
+    # weight ids of the sequences, sorted and joined, on ok and on bad means
+    weights = {"a": {"lpips": entry(0.1, weight_id="w:2")}, "b": {"lpips": entry(0.3, weight_id="w:1")}}
+    assert mean_metrics(weights, frames)["lpips"]["weight_id"] == "w:1,w:2"
+    weights["b"]["lpips"] = entry(None, "missing", "gone", weight_id="w:1")
+    assert mean_metrics(weights, frames)["lpips"]["weight_id"] == "w:1,w:2"
+    same = {s: {"lpips": entry(0.2, weight_id="w:1")} for s in frames}
+    assert mean_metrics(same, frames)["lpips"]["weight_id"] == "w:1"
+
+
+def test_mean_keeps_only_the_conventions_every_sequence_shares():
+    def entry(details):
+        return {"value": 1.0, "status": "ok", "reason": "", "weight_id": None, "direction": "lower",
+                "details": details}  # fmt: skip
+
+    one = {"detector": "mediapipe", "resolution": "64x48", "units": "px", "subset": None}
+    two = {"detector": "mediapipe", "resolution": "32x24", "units": "px"}
+    means = mean_metrics({"a": {"lmd": entry(one)}, "b": {"lmd": entry(two)}}, {"a": 1, "b": 1})
+    assert means["lmd"]["details"] == {"weighting": "frames", "num_frames": 2, "detector": "mediapipe",
+                                       "units": "px"}  # fmt: skip
+    single = mean_metrics({"a": {"lmd": entry(one)}}, {"a": 3})  # one sequence: all of its conventions
+    assert single["lmd"]["details"] == {"weighting": "frames", "num_frames": 3, "detector": "mediapipe",
+                                        "resolution": "64x48", "units": "px"}  # fmt: skip
+    no_details = {"value": 1.0, "status": "ok", "reason": "", "weight_id": None, "direction": "lower"}
+    means = mean_metrics({"a": {"lmd": no_details}, "b": {"lmd": entry(one)}}, {"a": 1, "b": 1})
+    assert means["lmd"]["details"] == {"weighting": "frames", "num_frames": 2}
