@@ -161,6 +161,11 @@ def _export_subject(
     jobs = []
     for sequence in sequences:
         flame = flames[sequence]
+        audio = root / "sequences" / sequence / "audio.wav"
+        if audio.is_file():  # the layout has no audio; carried so that an import gets it back
+            (out / sequence).mkdir(parents=True, exist_ok=True)
+            with atomic_path(out / sequence / "audio.wav") as tmp:
+                shutil.copyfile(audio, tmp)
         num_frames = int(meta["sequences"][sequence]["num_frames"])
         for t in range(num_frames):
             param_path = f"{sequence}/flame_param/{timestep:05d}.npz"

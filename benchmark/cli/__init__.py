@@ -33,6 +33,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Export a tracked dataset for other tools (GaussianAvatars/VHAP layout).",
     ),
     "head": ("benchmark.cli.head:head", "The FLAME-format default head model (gsbench-head)."),
+    "import": (
+        "benchmark.cli.import_dataset:import_dataset",
+        "A dataset in another layout (GaussianAvatars/VHAP export) -> a gsbench dataset.",
+    ),
     "ingest": (
         "benchmark.cli.ingest:ingest",
         "Raw rig session -> dataset: sync, calibrate, frames, masks, landmarks, FLAME.",
