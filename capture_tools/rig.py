@@ -104,6 +104,12 @@ class RigSpec:
     background: str | None
     baseline: BaselineSpec | None
     intrinsics: IntrinsicsSpec | None = None
+    # "audio" (default): per-camera offsets from the camera mics (visual events for cameras without);
+    # "hardware": the cameras are triggered together (one offset for all), the master audio aligned by
+    # ``audio_offset_s`` (master time of the cameras' frame 0) or, when absent, by a clap: the master
+    # track's strongest onset against the cameras' flash/brightness step
+    sync_mode: str = "audio"
+    audio_offset_s: float | None = None
 
     @property
     def camera_ids(self) -> list[str]:
@@ -219,6 +225,7 @@ def load_rig(session: str | Path) -> RigSpec:
         "background",
         "baseline",
         "intrinsics",
+        "sync",
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -316,6 +323,21 @@ def load_rig(session: str | Path) -> RigSpec:
         value = r.get(data, "intrinsics", "", str)
         intrinsics = load_intrinsics(path.parent / Path(value).expanduser(), ids, path)
 
+    sync_mode, audio_offset_s = "audio", None
+    if data.get("sync") is not None:
+        sync = data["sync"]
+        sync = {"mode": sync} if isinstance(sync, str) else r.mapping(sync, "sync")
+        sync_mode = r.get(sync, "mode", "sync.", str)
+        if sync_mode not in ("audio", "hardware"):
+            raise r.fail("sync.mode", f"unknown sync mode {sync_mode!r}", fix="use 'audio' or 'hardware'")
+        unknown_sync = sorted(set(sync) - {"mode", "audio_offset_s"})
+        if unknown_sync:
+            raise r.fail(f"sync.{unknown_sync[0]}", "unknown key", fix="known keys: mode, audio_offset_s")
+        if sync.get("audio_offset_s") is not None:
+            if sync_mode != "hardware":
+                raise r.fail("sync.audio_offset_s", "applies to mode: hardware only")
+            audio_offset_s = float(r.get(sync, "audio_offset_s", "sync.", (int, float)))
+
     return RigSpec(
         root=path.parent.resolve(),
         name=name,
@@ -329,6 +351,8 @@ def load_rig(session: str | Path) -> RigSpec:
         background=background,
         baseline=baseline,
         intrinsics=intrinsics,
+        sync_mode=sync_mode,
+        audio_offset_s=audio_offset_s,
     )
 
 

@@ -168,11 +168,14 @@ def _check_take_lengths(rig: RigSpec, jobs: list[tuple], videos: dict[str, dict]
 # ---------------------------------------------------------------- sync
 def _sync_inputs(ctx: Context) -> dict:
     probe = need(ctx, "probe")
-    return {
+    inputs = {
         "rig": {k: v for k, v in _rig_summary(ctx).items() if k not in ("calibration", "background")},
         "videos": {k: v for k, v in probe["videos"].items() if k.startswith("takes/")},
         "audio": probe["audio"],
     }
+    if ctx.rig.sync_mode != "audio":  # only then: earlier datasets keep their keys
+        inputs["hardware"] = {"mode": ctx.rig.sync_mode, "audio_offset_s": ctx.rig.audio_offset_s}
+    return inputs
 
 
 def _sync(ctx: Context) -> dict:
@@ -203,6 +206,8 @@ def _sync_job(job: dict) -> tuple[str, dict, dict]:
     rig, params, take_id, videos = job["rig"], job["params"], job["take"], job["videos"]
     fs = 16000
     master = media.read_audio(rig.take_audio(take_id), fs)
+    if rig.sync_mode == "hardware":
+        return take_id, _hardware_sync(rig, params, videos, take_id, master, fs), {}
     with_audio = [c for c in rig.camera_ids if videos[c]["has_audio"]]
     no_audio = [c for c in rig.camera_ids if not videos[c]["has_audio"]]
     tracks = media.read_audio_many([rig.take_video(take_id, c) for c in with_audio], fs)
@@ -229,6 +234,45 @@ def _sync_job(job: dict) -> tuple[str, dict, dict]:
         "cameras": {c: cameras[c] for c in rig.camera_ids},
     }
     return take_id, take_result, plot_data
+
+
+def _hardware_sync(
+    rig: RigSpec, params: sy.SyncParams, videos: dict[str, dict], take_id: str, master: np.ndarray, fs: int
+) -> dict:
+    """``sync: hardware``: every camera's frame 0 is one instant; the master audio's offset to it is
+    rig.yaml's ``audio_offset_s``, else a clap: the master's strongest onset against the median time
+    of the brightness step (a flash at the clap) over the cameras that show one."""
+    if rig.audio_offset_s is not None:
+        offset, method, extra = rig.audio_offset_s, "hardware (given offset)", {}
+    else:
+        times = []
+        for camera in rig.camera_ids:
+            info = videos[camera]
+            frames = media.read_frames(rig.take_video(take_id, camera), info["width"], info["height"])
+            found = sy.find_visual_event(sy.frame_brightness(frames), info["fps"], params)
+            if found is not None:
+                times.append(found.time_s)
+        if not times:
+            raise StageError(
+                f"take {take_id}: sync: hardware without audio_offset_s needs a flash at the clap "
+                "(a brightness step) in the cameras; none found",
+                path=rig.take_audio(take_id),
+                fix="set sync.audio_offset_s in rig.yaml (master time of the cameras' frame 0)",
+            )
+        offset = sy.master_onset_s(master, fs) - float(np.median(times))
+        method = "hardware (clap)"
+        extra = {"event_cameras": len(times), "event_spread_s": float(np.ptp(times))}
+    cameras = {
+        c: {
+            "offset_s": offset,
+            "offset_frames": offset * videos[c]["fps"],
+            "method": method,
+            "confidence": 1.0,
+            **extra,
+        }
+        for c in rig.camera_ids
+    }
+    return {"audio_duration_s": len(master) / fs, "cameras": cameras}
 
 
 def _visual_sync(
