@@ -982,35 +982,35 @@ std::vector<at::Tensor> project_forward_impl(const at::Tensor& means, const at::
   // Chunks of Gaussians from an atomic counter (see run_workers).
   std::atomic<int64_t> next_chunk{0};
   run_workers(N * C < 20000 ? 1 : at::get_num_threads(), [&] {
-  for (int64_t first; (first = next_chunk.fetch_add(kProjectChunk)) < C * N;)
-  for (int64_t job = first; job < std::min(C * N, first + kProjectChunk); ++job) {
-    const int64_t c = job / N, n = job % N;
-    const Camera cam = camera_of(vmp + 16 * c, kp + 9 * c);
-    double mean[3], quat[4], scale[3];
-    for (int i = 0; i < 3; ++i) { mean[i] = m[3 * n + i]; scale[i] = s[3 * n + i]; }
-    for (int i = 0; i < 4; ++i) quat[i] = q[4 * n + i];
-    ProjState st;
-    project_one(cam, mean, quat, scale, near, far, eps2d, (int)width, (int)height, st);
-    const double z = st.p[2], zs = st.valid ? z : 1.0;
-    de[job] = (scalar_t)z;
-    const double comp = antialiased ? st.comp : 1.0;
-    cp[job] = (scalar_t)comp;
-    const double op = o[n] * comp;
-    oe[job] = (scalar_t)op;
-    const double a = st.cov[0][0] + eps2d, b = 0.5 * (st.cov[0][1] + st.cov[1][0]), cc = st.cov[1][1] + eps2d;
-    const double det = st.valid ? st.det : 1.0;
-    co[3 * job] = (scalar_t)(cc / det); co[3 * job + 1] = (scalar_t)(-b / det); co[3 * job + 2] = (scalar_t)(a / det);
-    const double u = cam.fx * st.p[0] / zs + cam.cx, v = cam.fy * st.p[1] / zs + cam.cy;
-    m2[2 * job] = (scalar_t)u; m2[2 * job + 1] = (scalar_t)v;
-    // Same visibility rule as projection.py, on the values as stored (scalar_t).
-    const double op_s = (double)oe[job];
-    if (!st.valid || !(op_s >= kAlphaThreshold) || !std::isfinite(u) || !std::isfinite(v)) continue;
-    const double sigma_radius = std::sqrt(2.0 * std::log(std::max(op_s / kAlphaThreshold, 1.0)));
-    const double ext_x = sigma_radius * std::sqrt(std::max(a, 0.0)), ext_y = sigma_radius * std::sqrt(std::max(cc, 0.0));
-    if (!(u + ext_x > 0 && u - ext_x < width && v + ext_y > 0 && v - ext_y < height)) continue;
-    ex[2 * job] = (scalar_t)ext_x; ex[2 * job + 1] = (scalar_t)ext_y;
-    ra[job] = std::max(1, (int32_t)std::ceil(std::max(ext_x, ext_y)));
-  }
+    for (int64_t first; (first = next_chunk.fetch_add(kProjectChunk)) < C * N;)
+      for (int64_t job = first; job < std::min(C * N, first + kProjectChunk); ++job) {
+        const int64_t c = job / N, n = job % N;
+        const Camera cam = camera_of(vmp + 16 * c, kp + 9 * c);
+        double mean[3], quat[4], scale[3];
+        for (int i = 0; i < 3; ++i) { mean[i] = m[3 * n + i]; scale[i] = s[3 * n + i]; }
+        for (int i = 0; i < 4; ++i) quat[i] = q[4 * n + i];
+        ProjState st;
+        project_one(cam, mean, quat, scale, near, far, eps2d, (int)width, (int)height, st);
+        const double z = st.p[2], zs = st.valid ? z : 1.0;
+        de[job] = (scalar_t)z;
+        const double comp = antialiased ? st.comp : 1.0;
+        cp[job] = (scalar_t)comp;
+        const double op = o[n] * comp;
+        oe[job] = (scalar_t)op;
+        const double a = st.cov[0][0] + eps2d, b = 0.5 * (st.cov[0][1] + st.cov[1][0]), cc = st.cov[1][1] + eps2d;
+        const double det = st.valid ? st.det : 1.0;
+        co[3 * job] = (scalar_t)(cc / det); co[3 * job + 1] = (scalar_t)(-b / det); co[3 * job + 2] = (scalar_t)(a / det);
+        const double u = cam.fx * st.p[0] / zs + cam.cx, v = cam.fy * st.p[1] / zs + cam.cy;
+        m2[2 * job] = (scalar_t)u; m2[2 * job + 1] = (scalar_t)v;
+        // Same visibility rule as projection.py, on the values as stored (scalar_t).
+        const double op_s = (double)oe[job];
+        if (!st.valid || !(op_s >= kAlphaThreshold) || !std::isfinite(u) || !std::isfinite(v)) continue;
+        const double sigma_radius = std::sqrt(2.0 * std::log(std::max(op_s / kAlphaThreshold, 1.0)));
+        const double ext_x = sigma_radius * std::sqrt(std::max(a, 0.0)), ext_y = sigma_radius * std::sqrt(std::max(cc, 0.0));
+        if (!(u + ext_x > 0 && u - ext_x < width && v + ext_y > 0 && v - ext_y < height)) continue;
+        ex[2 * job] = (scalar_t)ext_x; ex[2 * job + 1] = (scalar_t)ext_y;
+        ra[job] = std::max(1, (int32_t)std::ceil(std::max(ext_x, ext_y)));
+      }
   });
   return {means2d, conics, depths, opac_eff, extents, radii, comps};
 }
@@ -1039,111 +1039,111 @@ std::vector<at::Tensor> project_backward_impl(const at::Tensor& means, const at:
   // Chunks of Gaussians from an atomic counter (see run_workers).
   std::atomic<int64_t> next_chunk{0};
   run_workers(N * C < 20000 ? 1 : at::get_num_threads(), [&] {
-  for (int64_t first; (first = next_chunk.fetch_add(kProjectChunk)) < N;)
-  for (int64_t n = first; n < std::min(N, first + kProjectChunk); ++n) {
-  double total[11] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};  // mean 3, quat 4, scale 3, opacity 1
-  for (int64_t c = 0; c < C; ++c) {
-    const int64_t job = c * N + n;
-    if (ra[job] <= 0) continue;  // culled: no pixel saw it
-    const Camera cam = camera_of(vmp + 16 * c, kp + 9 * c);
-    double mean[3], quat[4], scale[3];
-    for (int i = 0; i < 3; ++i) { mean[i] = m[3 * n + i]; scale[i] = s[3 * n + i]; }
-    for (int i = 0; i < 4; ++i) quat[i] = q[4 * n + i];
-    ProjState st;
-    project_one(cam, mean, quat, scale, near, far, eps2d, (int)width, (int)height, st);
-    double out[11];  // this camera's gradients: mean 3, quat 4, scale 3, opacity 1
-    const double x = st.p[0], y = st.p[1], z = st.p[2];
-    const double a = st.cov[0][0] + eps2d, b = 0.5 * (st.cov[0][1] + st.cov[1][0]), cc = st.cov[1][1] + eps2d;
-    const double det = st.det;
-    // conic = inverse of the blurred covariance: v_cov = -Ci V Ci with V the symmetric upstream.
-    const double Ci[2][2] = {{cc / det, -b / det}, {-b / det, a / det}};
-    const double V[2][2] = {{(double)vco[3 * job], 0.5 * vco[3 * job + 1]}, {0.5 * vco[3 * job + 1], (double)vco[3 * job + 2]}};
-    double G[2][2];
-    for (int i = 0; i < 2; ++i)
-      for (int j = 0; j < 2; ++j) {
-        double acc = 0;
-        for (int k = 0; k < 2; ++k)
-          for (int l = 0; l < 2; ++l) acc += Ci[i][k] * V[k][l] * Ci[l][j];
-        G[i][j] = -acc;
+    for (int64_t first; (first = next_chunk.fetch_add(kProjectChunk)) < N;)
+      for (int64_t n = first; n < std::min(N, first + kProjectChunk); ++n) {
+        double total[11] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};  // mean 3, quat 4, scale 3, opacity 1
+        for (int64_t c = 0; c < C; ++c) {
+          const int64_t job = c * N + n;
+          if (ra[job] <= 0) continue;  // culled: no pixel saw it
+          const Camera cam = camera_of(vmp + 16 * c, kp + 9 * c);
+          double mean[3], quat[4], scale[3];
+          for (int i = 0; i < 3; ++i) { mean[i] = m[3 * n + i]; scale[i] = s[3 * n + i]; }
+          for (int i = 0; i < 4; ++i) quat[i] = q[4 * n + i];
+          ProjState st;
+          project_one(cam, mean, quat, scale, near, far, eps2d, (int)width, (int)height, st);
+          double out[11];  // this camera's gradients: mean 3, quat 4, scale 3, opacity 1
+          const double x = st.p[0], y = st.p[1], z = st.p[2];
+          const double a = st.cov[0][0] + eps2d, b = 0.5 * (st.cov[0][1] + st.cov[1][0]), cc = st.cov[1][1] + eps2d;
+          const double det = st.det;
+          // conic = inverse of the blurred covariance: v_cov = -Ci V Ci with V the symmetric upstream.
+          const double Ci[2][2] = {{cc / det, -b / det}, {-b / det, a / det}};
+          const double V[2][2] = {{(double)vco[3 * job], 0.5 * vco[3 * job + 1]}, {0.5 * vco[3 * job + 1], (double)vco[3 * job + 2]}};
+          double G[2][2];
+          for (int i = 0; i < 2; ++i)
+            for (int j = 0; j < 2; ++j) {
+              double acc = 0;
+              for (int k = 0; k < 2; ++k)
+                for (int l = 0; l < 2; ++l) acc += Ci[i][k] * V[k][l] * Ci[l][j];
+              G[i][j] = -acc;
+            }
+          const double v_op_eff = voe[job];
+          const double comp = antialiased ? st.comp : 1.0;
+          out[10] = v_op_eff * comp;
+          if (antialiased && st.comp > 1e-12) {
+            // comp = sqrt(det_orig / det_blur); d det / d cov = adjugate (entries as independent).
+            const double v_comp = v_op_eff * o[n];
+            const double v_r = v_comp * 0.5 / st.comp;
+            const double a0 = st.cov[0][0], c0 = st.cov[1][1];
+            const double dorig[2][2] = {{c0, -b}, {-b, a0}}, dblur[2][2] = {{cc, -b}, {-b, a}};
+            for (int i = 0; i < 2; ++i)
+              for (int j = 0; j < 2; ++j)
+                G[i][j] += v_r * (dorig[i][j] * det - st.det_orig * dblur[i][j]) / (det * det);
+          }
+          // cov = J Sigma_c J^T: v_Sigma_c = J^T G J, v_J = 2 G J Sigma_c.
+          double v_Sc[3][3], GJ[2][3], v_J[2][3];
+          for (int i = 0; i < 2; ++i)
+            for (int j = 0; j < 3; ++j) GJ[i][j] = G[i][0] * st.J[0][j] + G[i][1] * st.J[1][j];
+          for (int i = 0; i < 3; ++i)
+            for (int j = 0; j < 3; ++j) v_Sc[i][j] = st.J[0][i] * GJ[0][j] + st.J[1][i] * GJ[1][j];
+          for (int i = 0; i < 2; ++i)
+            for (int j = 0; j < 3; ++j) {
+              double acc = 0;
+              for (int k = 0; k < 3; ++k) acc += GJ[i][k] * st.Sigma_c[k][j];
+              v_J[i][j] = 2 * acc;
+            }
+          // Camera-space point: means2d, depth and J depend on it.
+          const double fx = cam.fx, fy = cam.fy;
+          const double vu = vm2[2 * job], vv = vm2[2 * job + 1];
+          double v_p[3] = {vu * fx / z, vv * fy / z, (double)vde[job] - vu * fx * x / (z * z) - vv * fy * y / (z * z)};
+          v_p[2] += -v_J[0][0] * fx / (z * z) - v_J[1][1] * fy / (z * z);
+          v_p[2] += v_J[0][2] * fx * st.ux / (z * z) + v_J[1][2] * fy * st.uy / (z * z);
+          if (!st.clamped_x) {
+            v_p[0] += -v_J[0][2] * fx / (z * z);
+            v_p[2] += v_J[0][2] * fx * x / (z * z * z);
+          }
+          if (!st.clamped_y) {
+            v_p[1] += -v_J[1][2] * fy / (z * z);
+            v_p[2] += v_J[1][2] * fy * y / (z * z * z);
+          }
+          for (int k = 0; k < 3; ++k) out[k] = cam.R[0][k] * v_p[0] + cam.R[1][k] * v_p[1] + cam.R[2][k] * v_p[2];
+          // Sigma_c = R Sigma R^T: v_Sigma = R^T v_Sigma_c R; Sigma = M M^T: v_M = 2 v_Sigma M.
+          double tmp[3][3], v_S[3][3], v_S_sym[3][3], v_M[3][3];
+          mul3(v_Sc, false, cam.R, false, tmp);
+          mul3(cam.R, true, tmp, false, v_S);
+          for (int i = 0; i < 3; ++i)
+            for (int k = 0; k < 3; ++k) v_S_sym[i][k] = v_S[i][k] + v_S[k][i];
+          mul3(v_S_sym, false, st.M, false, v_M);
+          double v_R[3][3];
+          for (int j = 0; j < 3; ++j) {
+            double acc = 0;
+            for (int i = 0; i < 3; ++i) {
+              v_R[i][j] = v_M[i][j] * scale[j];
+              acc += v_M[i][j] * st.Rq[i][j];
+            }
+            out[7 + j] = acc;
+          }
+          const double w = st.q[0], qx = st.q[1], qy = st.q[2], qz = st.q[3];
+          const double dw[3][3] = {{0, -2 * qz, 2 * qy}, {2 * qz, 0, -2 * qx}, {-2 * qy, 2 * qx, 0}};
+          const double dx[3][3] = {{0, 2 * qy, 2 * qz}, {2 * qy, -4 * qx, -2 * w}, {2 * qz, 2 * w, -4 * qx}};
+          const double dy[3][3] = {{-4 * qy, 2 * qx, 2 * w}, {2 * qx, 0, 2 * qz}, {-2 * w, 2 * qz, -4 * qy}};
+          const double dz[3][3] = {{-4 * qz, -2 * w, 2 * qx}, {2 * w, -4 * qz, 2 * qy}, {2 * qx, 2 * qy, 0}};
+          double v_q[4] = {0, 0, 0, 0};
+          for (int i = 0; i < 3; ++i)
+            for (int j = 0; j < 3; ++j) {
+              v_q[0] += v_R[i][j] * dw[i][j];
+              v_q[1] += v_R[i][j] * dx[i][j];
+              v_q[2] += v_R[i][j] * dy[i][j];
+              v_q[3] += v_R[i][j] * dz[i][j];
+            }
+          const double dot = v_q[0] * st.q[0] + v_q[1] * st.q[1] + v_q[2] * st.q[2] + v_q[3] * st.q[3];
+          for (int k = 0; k < 4; ++k) out[3 + k] = (v_q[k] - st.q[k] * dot) / st.qnorm;
+          for (int k = 0; k < 11; ++k) total[k] += out[k];
+        }
+        for (int k = 0; k < 3; ++k) gm[3 * n + k] = (scalar_t)total[k];
+        for (int k = 0; k < 4; ++k) gq[4 * n + k] = (scalar_t)total[3 + k];
+        for (int k = 0; k < 3; ++k) gs[3 * n + k] = (scalar_t)total[7 + k];
+        go[n] = (scalar_t)total[10];
       }
-    const double v_op_eff = voe[job];
-    const double comp = antialiased ? st.comp : 1.0;
-    out[10] = v_op_eff * comp;
-    if (antialiased && st.comp > 1e-12) {
-      // comp = sqrt(det_orig / det_blur); d det / d cov = adjugate (entries as independent).
-      const double v_comp = v_op_eff * o[n];
-      const double v_r = v_comp * 0.5 / st.comp;
-      const double a0 = st.cov[0][0], c0 = st.cov[1][1];
-      const double dorig[2][2] = {{c0, -b}, {-b, a0}}, dblur[2][2] = {{cc, -b}, {-b, a}};
-      for (int i = 0; i < 2; ++i)
-        for (int j = 0; j < 2; ++j)
-          G[i][j] += v_r * (dorig[i][j] * det - st.det_orig * dblur[i][j]) / (det * det);
-    }
-    // cov = J Sigma_c J^T: v_Sigma_c = J^T G J, v_J = 2 G J Sigma_c.
-    double v_Sc[3][3], GJ[2][3], v_J[2][3];
-    for (int i = 0; i < 2; ++i)
-      for (int j = 0; j < 3; ++j) GJ[i][j] = G[i][0] * st.J[0][j] + G[i][1] * st.J[1][j];
-    for (int i = 0; i < 3; ++i)
-      for (int j = 0; j < 3; ++j) v_Sc[i][j] = st.J[0][i] * GJ[0][j] + st.J[1][i] * GJ[1][j];
-    for (int i = 0; i < 2; ++i)
-      for (int j = 0; j < 3; ++j) {
-        double acc = 0;
-        for (int k = 0; k < 3; ++k) acc += GJ[i][k] * st.Sigma_c[k][j];
-        v_J[i][j] = 2 * acc;
-      }
-    // Camera-space point: means2d, depth and J depend on it.
-    const double fx = cam.fx, fy = cam.fy;
-    const double vu = vm2[2 * job], vv = vm2[2 * job + 1];
-    double v_p[3] = {vu * fx / z, vv * fy / z, (double)vde[job] - vu * fx * x / (z * z) - vv * fy * y / (z * z)};
-    v_p[2] += -v_J[0][0] * fx / (z * z) - v_J[1][1] * fy / (z * z);
-    v_p[2] += v_J[0][2] * fx * st.ux / (z * z) + v_J[1][2] * fy * st.uy / (z * z);
-    if (!st.clamped_x) {
-      v_p[0] += -v_J[0][2] * fx / (z * z);
-      v_p[2] += v_J[0][2] * fx * x / (z * z * z);
-    }
-    if (!st.clamped_y) {
-      v_p[1] += -v_J[1][2] * fy / (z * z);
-      v_p[2] += v_J[1][2] * fy * y / (z * z * z);
-    }
-    for (int k = 0; k < 3; ++k) out[k] = cam.R[0][k] * v_p[0] + cam.R[1][k] * v_p[1] + cam.R[2][k] * v_p[2];
-    // Sigma_c = R Sigma R^T: v_Sigma = R^T v_Sigma_c R; Sigma = M M^T: v_M = 2 v_Sigma M.
-    double tmp[3][3], v_S[3][3], v_S_sym[3][3], v_M[3][3];
-    mul3(v_Sc, false, cam.R, false, tmp);
-    mul3(cam.R, true, tmp, false, v_S);
-    for (int i = 0; i < 3; ++i)
-      for (int k = 0; k < 3; ++k) v_S_sym[i][k] = v_S[i][k] + v_S[k][i];
-    mul3(v_S_sym, false, st.M, false, v_M);
-    double v_R[3][3];
-    for (int j = 0; j < 3; ++j) {
-      double acc = 0;
-      for (int i = 0; i < 3; ++i) {
-        v_R[i][j] = v_M[i][j] * scale[j];
-        acc += v_M[i][j] * st.Rq[i][j];
-      }
-      out[7 + j] = acc;
-    }
-    const double w = st.q[0], qx = st.q[1], qy = st.q[2], qz = st.q[3];
-    const double dw[3][3] = {{0, -2 * qz, 2 * qy}, {2 * qz, 0, -2 * qx}, {-2 * qy, 2 * qx, 0}};
-    const double dx[3][3] = {{0, 2 * qy, 2 * qz}, {2 * qy, -4 * qx, -2 * w}, {2 * qz, 2 * w, -4 * qx}};
-    const double dy[3][3] = {{-4 * qy, 2 * qx, 2 * w}, {2 * qx, 0, 2 * qz}, {-2 * w, 2 * qz, -4 * qy}};
-    const double dz[3][3] = {{-4 * qz, -2 * w, 2 * qx}, {2 * w, -4 * qz, 2 * qy}, {2 * qx, 2 * qy, 0}};
-    double v_q[4] = {0, 0, 0, 0};
-    for (int i = 0; i < 3; ++i)
-      for (int j = 0; j < 3; ++j) {
-        v_q[0] += v_R[i][j] * dw[i][j];
-        v_q[1] += v_R[i][j] * dx[i][j];
-        v_q[2] += v_R[i][j] * dy[i][j];
-        v_q[3] += v_R[i][j] * dz[i][j];
-      }
-    const double dot = v_q[0] * st.q[0] + v_q[1] * st.q[1] + v_q[2] * st.q[2] + v_q[3] * st.q[3];
-    for (int k = 0; k < 4; ++k) out[3 + k] = (v_q[k] - st.q[k] * dot) / st.qnorm;
-    for (int k = 0; k < 11; ++k) total[k] += out[k];
-  }
-  for (int k = 0; k < 3; ++k) gm[3 * n + k] = (scalar_t)total[k];
-  for (int k = 0; k < 4; ++k) gq[4 * n + k] = (scalar_t)total[3 + k];
-  for (int k = 0; k < 3; ++k) gs[3 * n + k] = (scalar_t)total[7 + k];
-  go[n] = (scalar_t)total[10];
-  }
   });
   return {v_means, v_quats, v_scales, v_opacities};
 }
