@@ -356,3 +356,38 @@ def test_mean_keeps_only_the_conventions_every_sequence_shares():
     no_details = {"value": 1.0, "status": "ok", "reason": "", "weight_id": None, "direction": "lower"}
     means = mean_metrics({"a": {"lmd": no_details}, "b": {"lmd": entry(one)}}, {"a": 1, "b": 1})
     assert means["lmd"]["details"] == {"weighting": "frames", "num_frames": 2}
+
+
+# ------------------------------------------------------------------------- lip box (mutation review)
+def _mouth_at(centres: list[tuple[float, float]], half: float = 3.0) -> np.ndarray:
+    """[T, 478, 2] MediaPipe points whose 20 iBUG mouth points lie on a square around each centre."""
+    points = np.zeros((len(centres), 478, 2))
+    ring = np.stack([np.cos(np.arange(20) * np.pi / 10), np.sin(np.arange(20) * np.pi / 10)], 1) * half
+    for t, centre in enumerate(centres):
+        points[t, MEDIAPIPE_TO_IBUG68[48:68]] = np.asarray(centre) + ring
+    return points
+
+
+def test_lip_boxes_at_the_edges_and_for_undetected_frames():
+    from benchmark.metrics.mouth import mouth_boxes
+
+    height, width, size = 40, 60, 12
+    # frame 0 near the top-left corner, 1 near the bottom-right corner, 2 undetected, 3 NaN points,
+    # 4 in the middle: boxes are shifted inside the frame, never shrunk
+    points = _mouth_at([(2.0, 3.0), (58.0, 39.0), (30.0, 20.0), (30.0, 20.0), (25.0, 17.0)])
+    points[3, MEDIAPIPE_TO_IBUG68[50]] = np.nan
+    detected = np.array([True, True, False, True, True])
+    boxes = mouth_boxes(points, detected, size, (height, width))
+    np.testing.assert_array_equal(boxes.valid, [True, True, False, False, True])
+    np.testing.assert_array_equal(boxes.corners[[0, 1, 4]], [[0, 0], [width - size, height - size], [19, 11]])
+    # frames without a face get the box of the first frame with one (frame 0), not of another one
+    np.testing.assert_array_equal(boxes.corners[[2, 3]], [[0, 0], [0, 0]])
+    integer_flags = mouth_boxes(points, detected.astype(np.int64), size, (height, width))
+    np.testing.assert_array_equal(integer_flags.valid, boxes.valid)
+    np.testing.assert_array_equal(integer_flags.corners, boxes.corners)
+    frames = np.arange(5 * height * width).reshape(5, height, width, 1)
+    crops = boxes.crop(frames)
+    assert crops.shape == (5, size, size, 1)
+    np.testing.assert_array_equal(crops[4], frames[4, 11:23, 19:31])
+    with pytest.raises(ValueError):
+        boxes.crop(frames[:4])  # one box per frame: a frame count that does not match is an error
