@@ -13,8 +13,13 @@ import sys
 
 import click
 
-from gsbench import __version__
-from gsbench.errors import GsbenchError
+# Before anything imports torch: OpenMP threads that busy-wait for a descheduled peer cost up to 20x wall
+# time on a shared 2-core machine (one training step 5.1 s -> 0.24 s with PASSIVE at load ~12, README).
+# A user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from gsbench import __version__  # noqa: E402
+from gsbench.errors import GsbenchError  # noqa: E402
 
 # name -> ("module:attribute" of a click command or group, its one-line help for ``gsbench --help``).
 # The short help lives here so that listing the commands imports none of them; a test checks that it
