@@ -424,6 +424,9 @@ def hash_inputs(rig: RigSpec, cache: dict[tuple, str] | None = None) -> dict[str
     def digest(path: Path) -> str | None:
         if not path.exists():
             return None
+        if path.is_dir():  # a camera stored as an image folder: the digest of its files' digests
+            files = sorted(p for p in path.iterdir() if p.is_file())
+            return hashlib.sha256("".join(f"{p.name}:{digest(p)}\n" for p in files).encode()).hexdigest()
         stat = path.stat()
         key = (str(path), stat.st_size, stat.st_mtime_ns)
         if key not in cache:

@@ -59,11 +59,49 @@ def _first_error_line(stderr: str) -> str:
     return lines[-1] if lines else "unknown ffmpeg error"
 
 
-def probe_video(path: str | Path) -> VideoInfo:
-    """fps, resolution, frame count, duration and audio presence of one video file."""
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def folder_images(path: Path) -> list[Path]:
+    """The frames of a camera stored as an image folder (``00000.jpg ...``), in name order."""
+    images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not images:
+        raise MediaError(
+            "camera folder holds no images",
+            path=path,
+            fix=f"put the frames there ({', '.join(IMAGE_SUFFIXES)})",
+        )
+    return images
+
+
+def probe_video(path: str | Path, folder_fps: float | None = None) -> VideoInfo:
+    """fps, resolution, frame count, duration and audio presence of one video file, or of an image
+    folder (a camera stored as ``00000.jpg ...``: no audio, rate ``folder_fps``, rig.yaml's)."""
     path = Path(path)
     if not path.exists():
         raise MediaError("video file is missing", path=path)
+    if path.is_dir():
+        import cv2
+
+        images = folder_images(path)
+        first = cv2.imread(str(images[0]), cv2.IMREAD_UNCHANGED)
+        if first is None:
+            raise MediaError("cannot decode image", path=images[0])
+        if not folder_fps:
+            raise MediaError(
+                "an image folder has no frame rate of its own", path=path, fix="set fps in rig.yaml"
+            )
+        return VideoInfo(
+            path=str(path),
+            fps=float(folder_fps),
+            width=int(first.shape[1]),
+            height=int(first.shape[0]),
+            num_frames=len(images),
+            duration_s=len(images) / float(folder_fps),
+            has_audio=False,
+            audio_sample_rate=None,
+            codec="images",
+        )
     # One ffmpeg run: the input's stream lines on stderr (they come before the output's), and one
     # framecrc line per video packet (= frame for camera codecs) on stdout, without decoding; unlike
     # the "frame=" progress line this does not depend on the ffmpeg version.
@@ -162,8 +200,10 @@ def _declared_frames(path: Path) -> int:
 def read_frames(
     path: str | Path, width: int, height: int, frame_indices: np.ndarray | None = None
 ) -> np.ndarray:
-    """Decode every frame (or the listed ones) of a video: ``[T, H, W, 3] uint8`` RGB."""
+    """Decode every frame (or the listed ones) of a video or image folder: ``[T, H, W, 3] uint8`` RGB."""
     path = Path(path)
+    if path.is_dir():
+        return _read_folder(path, width, height, frame_indices)
     # One decoder thread: camera frames are small, and the stages already decode one video per core;
     # ffmpeg's frame threads cost ~40% more CPU here for the same pixels.
     process = (
@@ -183,6 +223,27 @@ def read_frames(
     frames = np.frombuffer(out, np.uint8).reshape(-1, height, width, 3)
     if frame_indices is not None:
         frames = frames[np.asarray(frame_indices)]
+    return frames
+
+
+def _read_folder(path: Path, width: int, height: int, frame_indices: np.ndarray | None) -> np.ndarray:
+    import cv2
+
+    images = folder_images(path)
+    if frame_indices is not None:
+        images = [images[int(i)] for i in np.asarray(frame_indices)]
+    frames = np.empty((len(images), height, width, 3), np.uint8)
+    for index, image_path in enumerate(images):
+        image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise MediaError("cannot decode image", path=image_path, fix="re-copy the camera's frames")
+        if image.shape[:2] != (height, width):
+            raise MediaError(
+                f"image is {image.shape[1]}x{image.shape[0]}, the camera's first frame is {width}x{height}",
+                path=image_path,
+                fix="every frame of a camera must have one size",
+            )
+        frames[index] = image[:, :, ::-1]
     return frames
 
 

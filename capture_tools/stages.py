@@ -71,7 +71,7 @@ def _probe(ctx: Context) -> dict:
                 fix="copy the file into the session, or remove the camera/take from rig.yaml",
             )
         try:
-            return media.probe_video(path)
+            return media.probe_video(path, folder_fps=rig.fps)
         except MediaError as error:
             raise MediaError(f"camera {camera}, {where}: {error}") from error
 
