@@ -158,7 +158,10 @@ def test_mean_over_sequences_of_different_lengths_is_frame_weighted():
     }
     frames = {"s01_t03": 10, "s01_t04": 20, "s01_t05": 70}
     means = mean_metrics(per_sequence, frames)
-    assert means["psnr"]["value"] == pytest.approx(14.0, abs=1e-12)
+    assert means["psnr"] == {
+        "value": pytest.approx(14.0, abs=1e-12), "status": "ok", "reason": "", "direction": "higher",
+        "weight_id": None, "details": {"weighting": "frames", "num_frames": 100},
+    }  # fmt: skip
     assert means["lmd"]["value"] == pytest.approx((10 * 1 + 20 * 2 + 70 * 4) / 100, abs=1e-12)  # 3.3
     assert means["lse_d"]["value"] == pytest.approx((80 + 140 + 420) / 100, abs=1e-12)  # 6.4
     assert means["lse_d_video"]["value"] == pytest.approx(7.0, abs=1e-12)  # every video once
@@ -177,8 +180,12 @@ def test_mean_is_not_ok_when_any_sequence_is_not():
         "c": {"psnr": _ok(10.0)},
     }
     means = mean_metrics(per_sequence, {"a": 10, "b": 20, "c": 70})
-    assert means["psnr"]["status"] == "missing" and means["psnr"]["value"] is None
-    assert "1/3 sequences not ok" in means["psnr"]["reason"] and "b: no face" in means["psnr"]["reason"]
+    assert means["psnr"] == {
+        "value": None, "status": "missing", "direction": "higher", "reason":
+        "1/3 sequences not ok (e.g. b: no face)", "weight_id": None, "details": {},
+    }  # fmt: skip
+    means = mean_metrics({"b": per_sequence["b"]}, {"b": 20})  # the only sequence: its reason as it is
+    assert means["psnr"]["reason"] == "no face" and means["psnr"]["status"] == "missing"
     # a metric absent from one sequence is not ok either
     del per_sequence["b"]["psnr"]
     means = mean_metrics(per_sequence, {"a": 10, "b": 20, "c": 70})
@@ -391,3 +398,19 @@ def test_lip_boxes_at_the_edges_and_for_undetected_frames():
     np.testing.assert_array_equal(crops[4], frames[4, 11:23, 19:31])
     with pytest.raises(ValueError):
         boxes.crop(frames[:4])  # one box per frame: a frame count that does not match is an error
+
+
+def test_mouth_extent_and_box_size_by_hand():
+    from benchmark.metrics.mouth import mouth_box_size, mouth_extent
+
+    points = _mouth_at([(20.0, 20.0), (30.0, 20.0), (30.0, 25.0)], half=3.0)  # ring of radius 3: 6 x 6
+    np.testing.assert_allclose(mouth_extent(points, np.array([True, False, True])), [6.0, 6.0], atol=1e-9)
+    np.testing.assert_allclose(mouth_extent(points, np.array([1, 0, 0])), [6.0], atol=1e-9)  # one frame
+    assert mouth_extent(points, np.zeros(3, bool)).shape == (0,)
+    assert mouth_box_size(np.array([10.0, 10.0, 50.0]), (40, 60)) == 16  # median 10, padded by 1.6
+    assert mouth_box_size(np.array([2.0]), (40, 60)) == 11  # at least one SSIM window
+    assert mouth_box_size(np.array([100.0]), (40, 60)) == 40  # at most the frame's shorter side
+    assert (
+        mouth_box_size(np.array([np.nan, 20.0]), (40, 60)) == 32
+        and mouth_box_size(np.zeros(0), (40, 60)) == 0
+    )
