@@ -10,7 +10,15 @@ from gsbench.io import write_json
 from leaderboards.publish import publish
 
 
-def _results(runs: Path, protocol: str, method: str, subject: str, metric: str, value: float) -> None:
+def _results(
+    runs: Path,
+    protocol: str,
+    method: str,
+    subject: str,
+    metric: str,
+    value: float,
+    rule: str = "head-over-plate",
+) -> None:
     direction = "lower" if metric in ("lse_d", "lmd", "lpips") else "higher"
     write_json(
         runs / "ds" / protocol / method / subject / "results.json",
@@ -23,6 +31,7 @@ def _results(runs: Path, protocol: str, method: str, subject: str, metric: str, 
             "method": method,
             "subject": subject,
             "method_info": {"oracle": False},
+            "compositing": {"rule": rule},
             "metrics": {
                 metric: {"value": value, "status": "ok", "reason": "", "direction": direction, "details": {}}
             },
@@ -62,3 +71,12 @@ def test_cross_id_ranks_by_lse_c_higher_first_with_ties(tmp_path):
         _results(runs, "cross-id", method, "b", "lse_c", b)
     (board,) = publish(runs, tmp_path / "out", plot=False)
     assert _ranks(board) == {"one": "1", "two": "1", "three": "3"}
+
+
+def test_a_row_whose_rules_include_the_own_compositor_is_never_ranked(tmp_path):
+    runs = tmp_path / "runs"
+    for subject in ("a", "b"):
+        _results(runs, "mono-front", "shared", subject, "psnr", 20.0)
+        _results(runs, "mono-front", "mixed", subject, "psnr", 40.0, rule="head-over-plate;own-compositor")
+    (board,) = publish(runs, tmp_path / "out", plot=False)
+    assert _ranks(board) == {"shared": "1", "mixed": ""}
