@@ -20,6 +20,8 @@
 #   MUTATION_JOBS  mutants tested in parallel (default: the number of CPUs)
 #   MUTATION_NAMES mutant name patterns to test (default: all of the targets), e.g.
 #                  'leaderboards.publish.x_rank_rows*' for one function
+#   MUTATION_TIMEOUT  stop testing mutants after this long (timeout(1) syntax, e.g. 25m; default: no limit);
+#                  the score is then over the mutants tested so far, and says how many were not
 #
 # Prints every mutant that was not killed and the mutation score
 #   killed / (mutants - equivalent)
@@ -92,7 +94,8 @@ git -C "$repo" archive "$ref" | tar -x -C "$scratch"
 cd "$scratch"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 read -r -a names <<< "${MUTATION_NAMES:-}"
-"$mutmut" run --max-children "$jobs" "${names[@]}" > "$scratch/mutmut-run.log" 2>&1 || true
+timeout --signal=INT "${MUTATION_TIMEOUT:-0}" "$mutmut" run --max-children "$jobs" "${names[@]}" \
+    > "$scratch/mutmut-run.log" 2>&1 || true
 "$mutmut" results --all true > "$scratch/mutmut-results.txt"
 "$python" - "$repo/scripts/mutation_equivalent.txt" "$scratch/mutmut-results.txt" <<'PY'
 import collections
@@ -116,6 +119,8 @@ for name, verdict in sorted(scored.items()):
     if verdict not in ("killed", "timeout"):
         print(f"{verdict:>10}  {name}")
 print(f"mutants: {dict(counts)}; equivalent (excluded): {len(set(status) & equivalent)}")
+if counts.get("not checked"):
+    print(f"not tested (outside MUTATION_NAMES or past MUTATION_TIMEOUT): {counts['not checked']}")
 if scored:
     print(f"mutation score: {killed}/{len(scored)} = {100 * killed / len(scored):.1f} %")
 PY
