@@ -51,6 +51,7 @@ from benchmark.protocols import (
     EvalItem,
     TrainView,
     blanked_background,
+    check_protocol,
     compositing_record,
     cross_id_source,
     eval_items,
@@ -178,6 +179,9 @@ def plan_jobs(data: str | Path, runs_dir: str | Path, options: RunOptions) -> Pl
     protocols = options.protocols or tuple(PROTOCOLS)
     for protocol in protocols:
         get_protocol(protocol)
+    if options.protocols is not None:  # asked for by name: refuse what the dataset cannot do, up front
+        for protocol in protocols:
+            check_protocol(dataset, protocol)
     subjects = options.subjects or dataset.subjects
     unknown = [s for s in subjects if s not in dataset.subjects]
     if unknown:
@@ -208,6 +212,13 @@ def plan_jobs(data: str | Path, runs_dir: str | Path, options: RunOptions) -> Pl
                 )
                 continue
             own = own_protocol(cls.protocols) if protocol == "cross-id" else None
+            trains_as = own if protocol == "cross-id" else protocol
+            if trains_as == "multiview" and len(dataset.camera_ids) < 2:
+                notes.append(
+                    f"{method_name}: {protocol} skipped, it trains as multiview and {dataset.name} "
+                    "has one camera"
+                )
+                continue
             if protocol == "cross-id":
                 if own is None:
                     notes.append(f"{method_name}: cross-id needs mono-front or multiview support")

@@ -246,3 +246,26 @@ def test_run_scores_lse_with_a_syncnet_trained_here(tiny_dataset_master, tmp_pat
     assert entry["status"] == "missing" and "syncnet-gsbench-00000000" in entry["reason"]
 
     assert _cli(argv + ["--syncnet", "no-such-net"]) != 0
+
+
+def test_one_camera_dataset_plans_no_multiview_job(tiny_dataset_master, tmp_path, monkeypatch):
+    """On a monocular (one-camera) dataset, multiview and the cross-id of a multiview method are left
+    out at planning time with a note, and asking for multiview by name is one clear error."""
+    import dataclasses
+
+    import benchmark.runner as runner
+    from benchmark.dataset import load_dataset
+    from gsbench.errors import ConfigError
+
+    full = load_dataset(tiny_dataset_master)
+    frontal = full.frontal_camera
+    mono = dataclasses.replace(full, camera_ids=(frontal,), cameras={frontal: full.cameras[frontal]})
+    monkeypatch.setattr(runner, "load_dataset", lambda *args, **kwargs: mono)
+    plan = runner.plan_jobs(tiny_dataset_master, tmp_path, RunOptions(methods="gaussianspeech,retrieval"))
+    assert {job.protocol for job in plan.jobs if job.method == "gaussianspeech"} == set()
+    assert any("gaussianspeech: multiview skipped" in note for note in plan.notes)
+    assert {job.method for job in plan.jobs} == {"retrieval"}
+    with pytest.raises(ConfigError, match="monocular"):
+        runner.plan_jobs(
+            tiny_dataset_master, tmp_path, RunOptions(methods="retrieval", protocols=("multiview",))
+        )
