@@ -166,6 +166,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="JSON file for every row")
+    parser.add_argument(
+        "--syncnet",
+        default="syncnet-v2",
+        help="SyncNet for LSE-D/LSE-C (syncnet-v2 or a syncnet-gsbench-<sha8>)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -177,7 +182,7 @@ def main() -> int:
 
     dataset = load_dataset(args.data)
     subject = args.subject or dataset.subjects[0]
-    weights = WeightRegistry()
+    weights = WeightRegistry(syncnet=args.syncnet)
     height, width = dataset.image_size
     print(
         f"audio-plane benchmark: dataset {dataset.name} ({width}x{height}), subject {subject}, mono-front, "
