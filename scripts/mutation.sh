@@ -55,7 +55,8 @@ tests_for() {  # the test files that exercise a target
         benchmark/metrics/syncnet.py) echo tests/benchmark/test_metrics_syncnet.py ;;
         benchmark/metrics/media.py) echo tests/benchmark/test_reliability.py tests/benchmark/test_metrics_compute.py ;;
         benchmark/metrics/train_syncnet.py) echo tests/benchmark/test_metrics_train_syncnet.py ;;
-        benchmark/protocols.py) echo tests/benchmark/test_leakage.py tests/benchmark/test_dataset_reader.py \
+        benchmark/protocols.py) echo tests/benchmark/test_leakage.py tests/benchmark/test_protocol_contracts.py \
+            tests/benchmark/test_dataset_reader.py \
             tests/benchmark/test_compositing.py tests/benchmark/test_scoring_path.py ;;
         benchmark/results.py) echo tests/benchmark/test_metric_definitions.py tests/leaderboards/test_conventions.py \
             tests/benchmark/test_scoring_path.py ;;
