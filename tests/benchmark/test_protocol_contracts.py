@@ -30,14 +30,16 @@ from gsbench.errors import ConfigError, MethodError
 
 
 def test_over_clips_its_inputs_and_its_result_and_returns_float32():
-    rgb = np.array([[[[1.5, -0.5, 0.5], [0.5, 0.5, 0.5], [0.2, 0.2, 0.2]]]])  # [1, 1, 3, 3]
-    alpha = np.array([[[2.0, -1.0, 0.5]]])
-    background = np.array([[[[0.25, 0.25, 0.25], [0.75, 0.75, 0.75], [1.5, -0.5, 0.4]]]])
+    # pixels: alpha 2 (-> 1), alpha -1 (-> 0), then alpha 0.5 over rgb 1.5 / -0.5, then a background of 1.5
+    rgb = np.array([[[[1.5, -0.5, 0.5], [0.5, 0.5, 0.5], [1.5, -0.5, 0.2], [0.3, 0.3, 0.3]]]])  # [1, 1, 4, 3]
+    alpha = np.array([[[2.0, -1.0, 0.5, 0.0]]])
+    background = np.array([[[[0.25, 0.25, 0.25], [0.75, 0.75, 0.75], [0.0, 0.8, 0.4], [1.5, -0.5, 0.6]]]])
     out = over(rgb, alpha, background)
     assert out.dtype == np.float32
-    np.testing.assert_allclose(out[0, 0, 0], [1.0, 0.0, 0.5])  # alpha 2 -> 1: the clipped colour
-    np.testing.assert_allclose(out[0, 0, 1], [0.75, 0.75, 0.75])  # alpha -1 -> 0: the background
-    np.testing.assert_allclose(out[0, 0, 2], [0.85, 0.0, 0.3], atol=1e-7)  # result clipped to [0, 1]
+    np.testing.assert_allclose(out[0, 0, 0], [1.0, 0.0, 0.5])  # the clipped colour
+    np.testing.assert_allclose(out[0, 0, 1], [0.75, 0.75, 0.75])  # the background
+    np.testing.assert_allclose(out[0, 0, 2], [0.5, 0.4, 0.3], atol=1e-7)  # colour clipped before blending
+    np.testing.assert_allclose(out[0, 0, 3], [1.0, 0.0, 0.6], atol=1e-7)  # the result clipped to [0, 1]
 
 
 def test_backgrounds_of_every_rule_by_hand():
@@ -142,5 +144,18 @@ def test_train_view_attributes_frames_errors_and_pickling(dataset):
     with pytest.raises(MethodError) as error:
         view.load_images("s02_t00", "cam01")
     assert error.value.fix == "train only on train_view.cameras"
-    with pytest.raises(TypeError, match="a TrainView is not picklable: build it where the job runs"):
+    with pytest.raises(TypeError, match="^a TrainView is not picklable: build it where the job runs$"):
         pickle.dumps(view)
+    with pytest.raises(ConfigError, match="^cross-id needs an own protocol, got None$"):
+        TrainView(dataset, "cross-id", "s01")
+
+
+def test_multiview_train_view_is_refused_on_a_monocular_dataset(tiny_dataset_writer, tmp_path):
+    mono = load_dataset(
+        tiny_dataset_writer(tmp_path / "mono", num_cameras=1, num_frames=2, sequences_per_subject=3)
+    )
+    assert list(TrainView(mono, "mono-front", "s01").cameras) == ["cam00"]
+    with pytest.raises(ConfigError, match="monocular video dataset"):
+        TrainView(mono, "multiview", "s01")
+    with pytest.raises(ConfigError, match="monocular video dataset"):
+        TrainView(mono, "cross-id", "s01", own="multiview")
