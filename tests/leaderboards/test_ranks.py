@@ -4,6 +4,7 @@ metric direction decides the order, and the mean row is the plain mean over subj
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 from gsbench.io import write_json
@@ -18,6 +19,7 @@ def _results(
     metric: str,
     value: float,
     rule: str = "head-over-plate",
+    **extra,
 ) -> None:
     direction = "lower" if metric in ("lse_d", "lmd", "lpips") else "higher"
     write_json(
@@ -35,6 +37,7 @@ def _results(
             "metrics": {
                 metric: {"value": value, "status": "ok", "reason": "", "direction": direction, "details": {}}
             },
+            **extra,
         },
     )
 
@@ -80,3 +83,25 @@ def test_a_row_whose_rules_include_the_own_compositor_is_never_ranked(tmp_path):
         _results(runs, "mono-front", "mixed", subject, "psnr", 40.0, rule="head-over-plate;own-compositor")
     (board,) = publish(runs, tmp_path / "out", plot=False)
     assert _ranks(board) == {"shared": "1", "mixed": ""}
+
+
+def test_mean_rows_by_hand(tmp_path):
+    """Without a subject list in the results, the subjects are those of the rows; train time and render
+    rate are averaged over subjects (1 digit); a failed subject makes the mean incomplete, naming it."""
+    runs = tmp_path / "runs"
+    for subject, train_s, fps in (("a", 1.0, 10.0), ("b", 2.0, 15.0)):
+        timing = {"timing": {"train_seconds": train_s, "render_fps": fps}}
+        _results(runs, "mono-front", "good", subject, "psnr", 30.0 if subject == "a" else 31.0, **timing)
+    _results(runs, "mono-front", "half", "a", "psnr", 40.0, status="ok")
+    _results(runs, "mono-front", "half", "b", "psnr", 40.0, status="failed", error="RuntimeError: boom")
+    for path in runs.rglob("results.json"):  # no subject list: the rows' subjects are expected
+        data = json.loads(path.read_text())
+        del data["dataset"]["subjects"]
+        path.write_text(json.dumps(data))
+    (board,) = publish(runs, tmp_path / "out", plot=False)
+    means = _means(board)
+    good = means["good"]
+    assert (good["status"], good["rank"], good["rank_by"]) == ("ok", "1", "psnr")
+    assert (good["psnr ↑"], good["train_s"], good["render_fps"]) == ("30.5000", "1.5", "12.5")
+    assert means["half"]["status"] == "incomplete: 1/2 subjects ok (missing or failed: b)"
+    assert means["half"]["rank"] == "" and means["half"]["psnr ↑"] == ""
