@@ -31,7 +31,7 @@ from avatars.audio_plane.model import (
     render_head,
 )
 from avatars.gaussians import DensificationStrategy, LearningRates, StrategyConfig
-from gsbench.progress import log
+from gsbench.progress import warn_once
 
 LPIPS_WEIGHT = "lpips-alexnet"
 # torchvision ``alexnet().features`` index -> lpips ``net.slice<k>`` (lpips keeps torchvision's indices)
@@ -133,7 +133,7 @@ def train_head(
         load_lpips(weights) if config.lambda_lpips > 0 else (None, "", "lambda_lpips = 0")
     )
     if lpips_net is None:
-        log(train_log.lpips_reason)
+        warn_once(f"audio-plane: {train_log.lpips_reason}")
     generator = torch.Generator().manual_seed(seed)
     gaussian_optimizer, field_optimizer = make_optimizers(head, config)
     strategy = DensificationStrategy(

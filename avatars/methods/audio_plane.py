@@ -47,7 +47,7 @@ from avatars.audio_plane.trainer import LPIPS_WEIGHT, TrainingImages, train_head
 from avatars.methods.base import Method, RenderOutput, RenderRequest, TrainData, TrainStats, check_budget
 from avatars.methods.gaussian_avatars import check_flame, default_head_model
 from gsbench.errors import MethodError
-from gsbench.progress import log
+from gsbench.progress import log, warn_once
 
 BUDGET_CONFIGS: dict[str, AudioPlaneConfig] = {
     "smoke": AudioPlaneConfig(
@@ -156,7 +156,7 @@ class AudioPlaneMethod(Method):
             ),  # the dataset's cache finds imported DeepSpeech features
         )
         if reason:
-            log(f"audio-plane: {reason}")
+            warn_once(f"audio-plane: {reason}")
         return encoder, reason
 
     def _windows(self, audio: np.ndarray, fps: float, num_frames: int) -> np.ndarray:

@@ -56,7 +56,7 @@ from avatars.methods.gaussian_avatars import (
     train_avatar,
 )
 from gsbench.errors import MethodError
-from gsbench.progress import log
+from gsbench.progress import log, warn_once
 
 AUDIO_ENCODER = "wav2vec2-base-960h"  # paper: wav2vec 2.0 (TCN features + Frequency Interpolation)
 AUDIO_FALLBACK = "logmel50"
@@ -240,7 +240,7 @@ class GaussianSpeechMethod(Method):
 
         encoder, reason = resolve_encoder(AUDIO_ENCODER, fallback=AUDIO_FALLBACK, weights=self.weights)
         if reason:
-            log(f"gaussianspeech: {reason}")
+            warn_once(f"gaussianspeech: {reason}")
         return encoder, reason
 
     def _audio_features(self, audio: np.ndarray, fps: float, num_frames: int) -> torch.Tensor:

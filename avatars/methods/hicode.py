@@ -43,7 +43,7 @@ from avatars.hicode.trainer import HeadData, HeadTrainConfig, anchor_points, tra
 from avatars.methods.base import Method, RenderOutput, RenderRequest, TrainData, TrainStats, check_budget
 from avatars.methods.gaussian_avatars import default_head_model, flame_vertices
 from gsbench.errors import MethodError, WeightsError
-from gsbench.progress import log
+from gsbench.progress import log, warn_once
 
 AUDIO_ENCODER = "hubert-large-ls960-ft"
 AUDIO_FALLBACK = "logmel50"
@@ -274,7 +274,7 @@ class HiCoDeMethod(Method):
 
         encoder, reason = resolve_encoder(AUDIO_ENCODER, fallback=AUDIO_FALLBACK, weights=self.weights)
         if reason:
-            log(f"hicode: {reason}")
+            warn_once(f"hicode: {reason}")
         return encoder, reason
 
     def _encode(self, audio: np.ndarray) -> np.ndarray:
@@ -293,7 +293,7 @@ class HiCoDeMethod(Method):
                 reason = f"L_VGG skipped, {VGG_WEIGHTS} unavailable: {str(error).splitlines()[0]}"
             else:
                 return network, resolved.weight_id, None
-        log(f"hicode: {reason}")
+        warn_once(f"hicode: {reason}")
         return None, None, reason
 
     # --- training ------------------------------------------------------------------------------------
