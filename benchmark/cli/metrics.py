@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from benchmark.cli._options import lmd_detector_option, lse_boxes_option
+
 
 def _summary(result) -> str:
     d = result.details
@@ -51,22 +53,8 @@ def _summary(result) -> str:
     multiple=True,
     help="Look for weights here first (repeatable), then the default search paths.",
 )
-@click.option(
-    "--lse-boxes",
-    type=click.Choice(["mediapipe", "s3fd"]),
-    default="mediapipe",
-    show_default=True,
-    help="Face boxes of the SyncNet crops: MediaPipe landmarks (default) or syncnet_python's S3FD tracks, "
-    "the official pipeline's (registered weights s3fd-sfd-face; missing weights make LSE 'missing').",
-)
-@click.option(
-    "--lmd-detector",
-    type=click.Choice(["mediapipe", "fan"]),
-    default="mediapipe",
-    show_default=True,
-    help="Landmarks for LMD: MediaPipe FaceMesh (offline default) or face_alignment's 2D-FAN, the papers' "
-    "detector (needs the registered fan-2d weights: gsbench weights add fan-2d FILE).",
-)
+@lse_boxes_option
+@lmd_detector_option
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 def metrics(
     pred: Path,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from benchmark.cli._options import lmd_detector_option, lse_boxes_option
 from gsbench.errors import StageError
 
 
@@ -70,22 +71,8 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:
     help="harness: the shared rule (head over the clean plate inside the GT mask, GT outside); own: the "
     "method's own compositor (methods that have one), a separate track never ranked with the shared rule.",
 )
-@click.option(
-    "--lse-boxes",
-    type=click.Choice(["mediapipe", "s3fd"]),
-    default="mediapipe",
-    show_default=True,
-    help="Face boxes of the SyncNet crops: MediaPipe landmarks (default) or syncnet_python's S3FD tracks, "
-    "the official pipeline's (registered weights s3fd-sfd-face; missing weights make LSE 'missing').",
-)
-@click.option(
-    "--lmd-detector",
-    type=click.Choice(["mediapipe", "fan"]),
-    default="mediapipe",
-    show_default=True,
-    help="Landmarks for LMD: MediaPipe FaceMesh (offline default) or face_alignment's 2D-FAN, the papers' "
-    "detector (registered weights fan-2d; missing weights make LMD 'missing').",
-)
+@lse_boxes_option
+@lmd_detector_option
 def run(
     methods,
     data,
