@@ -15,8 +15,11 @@ when a method is used or listed.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
 import importlib.metadata
+from collections.abc import Iterable
+from typing import Any
 
 from avatars.methods import BUILTIN_METHODS
 from avatars.methods.base import (  # noqa: F401  (re-exported: the interface methods implement)
@@ -29,7 +32,8 @@ from avatars.methods.base import (  # noqa: F401  (re-exported: the interface me
     TrainStats,
     check_budget,
 )
-from gsbench.errors import MethodError
+from gsbench.errors import ConfigError, GsbenchError, MethodError
+from gsbench.overrides import OPTION, Override
 
 ENTRY_POINT_GROUP = "gsbench.methods"
 
@@ -109,6 +113,70 @@ def resolve_methods(selection: str | list[str] | tuple[str, ...]) -> list[str]:
             fix=f"use 'all' or a comma-separated list of: {', '.join(specs)}",
         )
     return list(dict.fromkeys(names))
+
+
+def split_method_overrides(
+    overrides: Iterable[Override], option: str = OPTION
+) -> dict[str, dict[str | None, dict[str, Any]]]:
+    """``--set METHOD.KEY=VALUE`` / ``--set METHOD.BUDGET.KEY=VALUE`` -> ``{method: {budget | None:
+    {dotted key: value}}}`` (``None``: every budget). The method must be registered and a key must follow
+    it; the keys themselves are checked by :func:`check_method_overrides`."""
+    specs = registry()
+    split: dict[str, dict[str | None, dict[str, Any]]] = {}
+    for override in overrides:
+        method, *rest = override.key
+        if method not in specs:
+            close = difflib.get_close_matches(method, list(specs), n=1)
+            raise ConfigError(
+                f"{option} {override.text!r}: unknown method {method!r}"
+                + (f" (did you mean {close[0]!r}?)" if close else ""),
+                fix=f"write {option} METHOD[.BUDGET].KEY=VALUE with METHOD one of: {', '.join(specs)}",
+            )
+        budget = rest[0] if rest and rest[0] in BUDGETS else None
+        key = rest[1:] if budget else rest
+        if not key:
+            raise ConfigError(
+                f"{option} {override.text!r} names no setting of {method}",
+                fix=f"write {option} {'.'.join(override.key)}.KEY=VALUE "
+                f"(the keys: gsbench run --method {method} --list-settings)",
+            )
+        split.setdefault(method, {}).setdefault(budget, {})[".".join(key)] = override.value
+    return split
+
+
+def overrides_for(split: dict[str, dict[str | None, dict[str, Any]]], method: str, budget: str) -> dict:
+    """The overrides one job of ``method`` at ``budget`` gets: the every-budget ones, then the budget's
+    own (which win)."""
+    per_budget = split.get(method, {})
+    return {**per_budget.get(None, {}), **per_budget.get(budget, {})}
+
+
+def check_method_overrides(split: dict[str, dict[str | None, dict[str, Any]]], option: str = OPTION) -> None:
+    """Build each named method with its overrides for every budget they apply to and resolve its config,
+    so that an unknown key or a bad value fails before any job starts (one :class:`ConfigError` that
+    names the method, the key and the valid keys)."""
+    for name, per_budget in split.items():
+        cls = get_method(name)
+        budgets = BUDGETS if None in per_budget else tuple(b for b in BUDGETS if b in per_budget)
+        for budget in budgets:
+            overrides = overrides_for(split, name, budget)
+            try:
+                cls(overrides=overrides).config(budget)
+            except TypeError as error:
+                if "overrides" not in str(error):
+                    raise
+                raise ConfigError(
+                    f"{option}: method {name!r} ({cls.__module__}) takes no settings from the command line",
+                    fix="derive it from avatars.methods.base.Method and pass overrides= to its __init__",
+                ) from error
+            except GsbenchError as error:
+                where = f"{name}.{budget}" if budget in per_budget else name
+                raise ConfigError(f"{option} {where}.*: {error}") from error
+
+
+def method_settings(name: str, budget: str) -> dict[str, Any]:
+    """``{dotted key: default}`` of every setting ``--set NAME[.BUDGET].KEY=VALUE`` can change."""
+    return dict(get_method(name).override_keys(check_budget(budget)))
 
 
 def describe_methods() -> list[dict[str, object]]:

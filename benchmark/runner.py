@@ -43,7 +43,14 @@ import numpy as np
 from benchmark import results as results_mod
 from benchmark.audio_features import dataset_feature_cache
 from benchmark.dataset import Dataset, load_dataset
-from benchmark.methods import check_budget, get_method, resolve_methods
+from benchmark.methods import (
+    check_budget,
+    check_method_overrides,
+    get_method,
+    overrides_for,
+    resolve_methods,
+    split_method_overrides,
+)
 from benchmark.protocols import (
     COMPOSITING_MODES,
     COMPOSITING_VERSION,
@@ -71,6 +78,7 @@ from gsbench.io import (
     staging_dir,
     write_json,
 )
+from gsbench.overrides import parse_overrides
 
 logger = logging.getLogger("benchmark.runner")
 
@@ -97,6 +105,9 @@ class RunOptions:
     # face boxes of the SyncNet crops: "mediapipe" (default) or "s3fd" (syncnet_python's run_pipeline
     # tracks, registered weights s3fd-sfd-face); named in every LSE figure
     lse_boxes: str = "mediapipe"
+    # method settings, ``--set METHOD[.BUDGET].KEY=VALUE`` as typed (gsbench.overrides); each job gets its
+    # method's keys for its budget, recorded in config.json and hashed into the config hash
+    overrides: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +131,7 @@ class Job:
     lse_boxes: str = "mediapipe"
     num_cpus: float = 1.0
     num_gpus: float = 0.0
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)  # {dotted key: value} of its method
 
     @property
     def label(self) -> str:
@@ -166,9 +178,9 @@ def resolve_device(device: str) -> str:
                     f"--device {device}: CUDA is not available here", fix="use --device cpu or auto"
                 )
         return device
-    import torch
+    from avatars.render.backend import auto_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return auto_device()  # the GPU only where gsplat works on it (gsbench doctor says why not)
 
 
 def plan_jobs(data: str | Path, runs_dir: str | Path, options: RunOptions) -> PlannedRun:
@@ -197,6 +209,14 @@ def plan_jobs(data: str | Path, runs_dir: str | Path, options: RunOptions) -> Pl
             fix=f"use one of: {', '.join(COMPOSITING_MODES)}",
         )
     jobs, notes = [], []
+    settings = split_method_overrides(parse_overrides(options.overrides))
+    check_method_overrides(settings)  # a bad key fails here, before any job starts
+    for name, per_budget in settings.items():
+        if name not in method_names:
+            notes.append(f"{name}: --set {name}.* not used, {name} is not among the methods run")
+        for budget in per_budget:
+            if budget is not None and budget != options.budget and name in method_names:
+                notes.append(f"{name}: --set {name}.{budget}.* not used at budget {options.budget}")
     for method_name in method_names:
         cls = get_method(method_name)
         if options.compositing not in cls.compositing:
@@ -248,6 +268,7 @@ def plan_jobs(data: str | Path, runs_dir: str | Path, options: RunOptions) -> Pl
                         lse_boxes=options.lse_boxes,
                         num_cpus=float(cls.cpus_per_job),
                         num_gpus=float(cls.gpus_per_job) if device.startswith("cuda") else 0.0,
+                        overrides=overrides_for(settings, method_name, options.budget),
                     )
                 )
     if not jobs:
@@ -281,8 +302,11 @@ def canonical_hash(obj: Any) -> str:
 
 
 def job_config(job: Job, method_config: dict[str, Any]) -> dict[str, Any]:
-    """What determines a job's result (device and paths excluded): hashed into ``config_hash``."""
-    return {
+    """What determines a job's result (device and paths excluded): hashed into ``config_hash``.
+
+    ``overrides`` (the job's ``--set`` settings) is there only when some were given, so that the hash of
+    a job without any stays what it was before overrides existed (its earlier results still resume)."""
+    config = {
         "dataset": {"name": job.dataset_name, "hash": job.dataset_hash},
         "protocol": job.protocol,
         "trained_as": job.own_protocol or job.protocol,
@@ -297,6 +321,9 @@ def job_config(job: Job, method_config: dict[str, Any]) -> dict[str, Any]:
         "lse_boxes": job.lse_boxes,
         "gsbench_version": __version__,
     }
+    if job.overrides:
+        config["overrides"] = dict(job.overrides)
+    return config
 
 
 def train_config_hash(config: dict[str, Any]) -> str:
@@ -310,8 +337,9 @@ def train_config_hash(config: dict[str, Any]) -> str:
         "seed",
         "method_config",
         "gsbench_version",
+        "overrides",
     )
-    return canonical_hash({k: config[k] for k in keys})
+    return canonical_hash({k: config[k] for k in keys if k in config})
 
 
 @functools.cache
@@ -352,12 +380,15 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        import torch
+def device_name(device: str, rasterizer: str | None = None) -> str:
+    """results.json ``device``: the rasterizer backend the job's renders ran on (``rasterizer``, the
+    ``RenderOutput.backend`` a method reports in its info) or, when it reports none, the one ``auto``
+    picks for ``device``: ``cuda:0 (gsplat 1.5.3)``, ``cpu (gsbench C++)``, ``cpu (gsbench torch)``."""
+    from avatars.render.backend import backend_label, choose_backend
 
-        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
-    return f"cpu ({platform.processor() or platform.machine()})"
+    if rasterizer:
+        return backend_label(rasterizer, device)
+    return choose_backend(device).label
 
 
 FAILED_RESULTS = "results.failed.json"  # a failed attempt's record when results.json holds an ok result
@@ -417,7 +448,10 @@ def _run_locked_job(job: Job, run_dir: Path, results_path: Path, start: float) -
             job.device,
         )
         method_cls = get_method(job.method)
-        method = method_cls(seed=job.seed, device=job.device, weights=_weight_registry(job.syncnet))
+        settings = {"overrides": job.overrides} if job.overrides else {}  # methods without any: unchanged
+        method = method_cls(
+            seed=job.seed, device=job.device, weights=_weight_registry(job.syncnet), **settings
+        )
         config = job_config(job, method.config(job.budget))
         config_hash = canonical_hash(config)
         state.update(config=config, config_hash=config_hash, method_cls=method_cls)
@@ -472,6 +506,7 @@ def _base_document(job: Job, state: dict[str, Any]) -> dict[str, Any]:
             "protocols": list(getattr(method_cls, "protocols", ())),
             "pretrained_networks": list(getattr(method_cls, "pretrained_networks", ())),
             "trained_as": job.own_protocol or job.protocol,
+            **({"overrides": dict(job.overrides)} if job.overrides else {}),
         },
         "config_hash": state.get("config_hash"),
         "compositing": compositing_record(job.compositing, []),
@@ -624,6 +659,7 @@ def _execute(job: Job, method: Any, config: dict, config_hash: str, run_dir: Pat
     )
     document["train_stats"] = training["train_stats"]
     document["method_info"].update(results_mod._jsonable(method.info()))
+    document["device"] = device_name(job.device, document["method_info"].get("rasterizer"))
     document["num_gaussians"] = method.num_gaussians()
     if job.protocol == "cross-id":
         document["method_info"]["driven_by_subject"] = cross_id_source(dataset, job.subject)

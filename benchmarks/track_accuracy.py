@@ -259,15 +259,9 @@ def main() -> None:
     model = build_default_head(
         seed=json.loads((args.session / "ground_truth" / "subjects.json").read_text())["head_model"]["seed"]
     )
-    defaults = TrackingConfig()
-    overrides = {}
-    for item in args.overrides:
-        key, _, text = item.partition("=")
-        default = getattr(defaults, key, "")
-        overrides[key] = (
-            text.lower() in ("1", "true", "yes") if isinstance(default, bool) else type(default)(text)
-        )
-    config = TrackingConfig.from_overrides(overrides)
+    from gsbench.overrides import as_flat_dict, parse_overrides
+
+    config = TrackingConfig.from_overrides(as_flat_dict(parse_overrides(args.overrides)))
     if not args.no_track:
         wall, cpu = time.perf_counter(), time.process_time()
         track_dataset(args.dataset, model, config, force=True)

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import re
+import types
+import typing
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Union
 
 from gsbench.errors import ConfigError
 
@@ -41,6 +44,19 @@ class Override:
         return ".".join(self.key)
 
 
+@functools.cache
+def _loader() -> type:
+    """PyYAML's safe loader, also resolving YAML 1.2 floats such as ``1e-4`` (plain scalars only: a quoted
+    ``'1e-4'`` stays a string)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+    return Loader
+
+
 def parse_value(text: str) -> Any:
     """A YAML scalar or flow list: int, float, bool, None, str, or a list of those."""
     import yaml
@@ -49,18 +65,9 @@ def parse_value(text: str) -> Any:
     if not stripped:
         return ""
     try:
-        value = yaml.safe_load(stripped)
+        return yaml.load(stripped, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError:
         return stripped  # e.g. "a: b" or an unbalanced bracket inside a plain string: keep the text
-    return _number(value)
-
-
-def _number(value: Any) -> Any:
-    if isinstance(value, str) and _FLOAT.match(value):
-        return float(value)
-    if isinstance(value, list):
-        return [_number(item) for item in value]
-    return value
 
 
 def parse_override(text: str, option: str = OPTION) -> Override:
@@ -74,7 +81,8 @@ def parse_override(text: str, option: str = OPTION) -> Override:
             fix=f"write e.g. {option} hicode.quick.head.refine_steps=500",
         )
     value = parse_value(raw)
-    if isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, list | dict) for v in value)):
+    nested = isinstance(value, list) and any(isinstance(item, list | dict) for item in value)
+    if isinstance(value, dict) or nested:
         raise ConfigError(
             f"{option} {text!r}: the value is a mapping or nested list",
             fix=f"set one key at a time ({option} {key}.SUBKEY=VALUE) or give a flat list [a, b]",
@@ -99,6 +107,22 @@ def parse_overrides(texts: Iterable[str], option: str = OPTION) -> tuple[Overrid
 def as_flat_dict(overrides: Iterable[Override]) -> dict[str, Any]:
     """``{dotted key: value}``."""
     return {override.dotted: override.value for override in overrides}
+
+
+def _leaf_types(config: Any, prefix: str = "") -> dict[str, Any]:
+    """``{dotted key: type annotation}`` of every leaf field (``None`` where it cannot be resolved)."""
+    try:
+        hints = typing.get_type_hints(type(config))
+    except Exception:  # noqa: BLE001 - an unresolvable annotation only loses the check of None defaults
+        hints = {}
+    types: dict[str, Any] = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            types.update(_leaf_types(value, f"{prefix}{field.name}."))
+        else:
+            types[f"{prefix}{field.name}"] = hints.get(field.name)
+    return types
 
 
 def config_keys(config: Any, prefix: str = "") -> dict[str, Any]:
@@ -130,10 +154,11 @@ def unknown_key_error(unknown: Iterable[str], valid: Iterable[str], what: str) -
     )
 
 
-def coerce(value: Any, current: Any, key: str, what: str) -> Any:
+def coerce(value: Any, current: Any, key: str, what: str, hint: Any = None) -> Any:
     """``value`` as the type of the field's ``current`` value: bool (also 0/1), int, float (also an int
     or a number written as a string), str (numbers are written back as text), tuple/list (from a list);
-    a field whose default is None takes any value. Anything else raises :class:`ConfigError`."""
+    a field whose default is None is checked against its annotation ``hint`` when there is one (e.g.
+    ``tuple[int, int] | None``), else takes any value. Anything else raises :class:`ConfigError`."""
 
     def bad(expected: str) -> ConfigError:
         return ConfigError(
@@ -142,7 +167,7 @@ def coerce(value: Any, current: Any, key: str, what: str) -> Any:
         )
 
     if current is None:
-        return value
+        return _coerce_by_hint(value, hint, key, what)
     if isinstance(current, bool):
         if isinstance(value, bool):
             return value
@@ -189,6 +214,48 @@ def coerce(value: Any, current: Any, key: str, what: str) -> Any:
     raise bad(type(current).__name__)
 
 
+_SAMPLES = {bool: False, int: 0, float: 0.0, str: "", tuple: (), list: []}
+
+
+def _coerce_by_hint(value: Any, hint: Any, key: str, what: str) -> Any:
+    """A value for a field whose default is None: None, or a value of one of the annotation's types."""
+    if value is None:
+        return None
+    options = (
+        typing.get_args(hint)
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is Union
+        else (hint,)
+    )
+    samples = []
+    for option in options:
+        origin = typing.get_origin(option) or option
+        if origin in _SAMPLES:
+            samples.append((_SAMPLES[origin], typing.get_args(option)))
+    if not samples:  # no annotation we can check against: keep the value as given
+        return value
+    for sample, args in samples:
+        try:
+            result = coerce(value, sample, key, what)
+        except ConfigError:
+            continue
+        if isinstance(result, tuple) and args and args[-1] is not Ellipsis:
+            if len(result) != len(args):
+                continue
+            result = tuple(
+                coerce(item, _SAMPLES.get(arg, None), key, what)
+                for item, arg in zip(result, args, strict=True)
+            )
+        return result
+    raise ConfigError(
+        f"{what} key {key!r} expects {_describe(hint)}, got {value!r}",
+        fix=f"give {key} a value of that type, or null",
+    )
+
+
+def _describe(hint: Any) -> str:
+    return re.sub(r"\b(NoneType|None)\b", "null", str(hint).replace("typing.", ""))
+
+
 def _example(current: Any) -> str:
     if isinstance(current, bool):
         return "true"
@@ -206,6 +273,7 @@ def apply_overrides(config: Config, overrides: Mapping[str, Any], what: str = "c
     if not overrides:
         return config
     valid = config_keys(config)
+    hints = _leaf_types(config)
     unknown = [key for key in overrides if key not in valid]
     if unknown:
         groups = {key for key in unknown if any(v.startswith(key + ".") for v in valid)}
@@ -220,7 +288,7 @@ def apply_overrides(config: Config, overrides: Mapping[str, Any], what: str = "c
         node = nested
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = coerce(value, valid[key], key, what)
+        node[parts[-1]] = coerce(value, valid[key], key, what, hints.get(key))
     return _replace(config, nested)
 
 

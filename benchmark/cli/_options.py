@@ -22,3 +22,17 @@ lmd_detector_option = click.option(
     "detector (registered weights fan-2d: gsbench weights add fan-2d FILE; missing weights make LMD "
     "'missing').",
 )
+
+
+def set_option(example: str, keys: str):
+    """The repeatable ``--set KEY=VALUE`` of ``ingest``, ``track`` and ``run`` (parsed by
+    :func:`gsbench.overrides.parse_overrides`: dotted KEY, VALUE a YAML scalar or list such as 500, 1e-4,
+    true, depth, [1, 2]). ``keys`` says what KEY names for the command, ``example`` shows one."""
+    return click.option(
+        "--set",
+        "overrides",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help=f"Change a setting (repeatable): {keys}; VALUE is a YAML scalar or list (500, 1e-4, true, "
+        f"depth, [1, 2]). E.g. --set {example}. Unknown keys are refused with the list of valid ones.",
+    )

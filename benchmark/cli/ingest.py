@@ -7,6 +7,7 @@ import os
 
 import click
 
+from benchmark.cli._options import set_option
 from gsbench.errors import InputError
 
 
@@ -74,6 +75,12 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
     help="Video input: test = the last 1/11 of the frames (ER-NeRF/GeneFace), or seeded by sequence.",
 )
 @click.option("--no-track", is_flag=True, help="Video input: skip FLAME tracking.")
+@set_option(
+    "sync.min_confidence=0.3",
+    "KEY is SECTION.FIELD of capture_tools.ingest.IngestParams (frames, sync, calibration, masks) or a "
+    "top-level field (split_seed, workers); for video input a field of capture_tools.monocular."
+    "MonocularParams; applied after the other options",
+)
 def ingest(
     session: tuple[str, ...],
     out: str,
@@ -90,6 +97,7 @@ def ingest(
     focal: float | None,
     split: str,
     no_track: bool,
+    overrides: tuple[str, ...],
 ) -> None:
     """Turn a raw rig SESSION into a dataset: probe, sync, calibrate, frames, masks, landmarks, track.
 
@@ -98,7 +106,16 @@ def ingest(
     landmarks, monocular FLAME tracking with the focal length estimated; capture_tools/monocular.py).
     """
     from capture_tools.monocular import is_video_input
+    from gsbench.overrides import apply_overrides, as_flat_dict, parse_overrides
 
+    settings = as_flat_dict(parse_overrides(overrides))
+    tracking = [key for key in settings if key.split(".")[0] == "tracking"]
+    if tracking:
+        raise InputError(
+            f"--set {tracking[0]}: ingest's track stage runs with the default tracking settings",
+            fix=f"ingest without tracking (a rig session: --stages -landmarks; videos: --no-track), then "
+            f"gsbench track {out} --set {tracking[0]}=VALUE",
+        )
     if is_video_input(list(session)):
         from capture_tools.monocular import MonocularParams, ingest_videos
 
@@ -114,6 +131,7 @@ def ingest(
             focal=focal,
             track=not no_track,
         )
+        params = apply_overrides(params, settings, what="ingest (video)")
         report = ingest_videos(list(session), out, params)
         tracking = report.get("tracking")
         click.echo(
@@ -145,6 +163,7 @@ def ingest(
         split_seed=split_seed,
         workers=workers if workers is not None else min(4, os.cpu_count() or 1),
     )
+    params = apply_overrides(params, settings, what="ingest")
     summary = run_ingest(session, out, params, stages=parse_stages(stages), force=force)
     timing = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in summary.seconds.items())
     click.echo(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from benchmark.cli._options import lmd_detector_option, lse_boxes_option
+from benchmark.cli._options import lmd_detector_option, lse_boxes_option, set_option
 from gsbench.errors import StageError
 
 
@@ -24,7 +24,7 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:
     help="'all' or a comma-separated list of methods (see `gsbench methods`).",
 )
 @click.option(
-    "--data", required=True, type=click.Path(path_type=Path), help="Dataset folder (from `gsbench ingest`)."
+    "--data", type=click.Path(path_type=Path), help="Dataset folder (from `gsbench ingest`). Required."
 )
 @click.option(
     "--protocol",
@@ -71,6 +71,17 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:
     help="harness: the shared rule (head over the clean plate inside the GT mask, GT outside); own: the "
     "method's own compositor (methods that have one), a separate track never ranked with the shared rule.",
 )
+@set_option(
+    "hicode.quick.head.refine_steps=500",
+    "METHOD.KEY applies to every budget of METHOD, METHOD.BUDGET.KEY only to that budget (and wins); the "
+    "settings are recorded in each job's config.json and change its config hash (the job re-runs)",
+)
+@click.option(
+    "--list-settings",
+    is_flag=True,
+    help="Print the settings --set can change for the selected methods at --budget (with their values) "
+    "and exit.",
+)
 @lse_boxes_option
 @lmd_detector_option
 def run(
@@ -88,10 +99,21 @@ def run(
     no_videos,
     syncnet,
     compositing,
+    overrides,
+    list_settings,
     lse_boxes,
     lmd_detector,
 ):
-    """Train + render + score; exits non-zero if any job failed (the others still run)."""
+    """Train + render + score; exits non-zero if any job failed (the others still run).
+
+    Method settings: --set METHOD[.BUDGET].KEY=VALUE (repeatable), e.g.
+    --set hicode.quick.head.refine_steps=500 or --set audio-plane.fine_iterations=200;
+    --list-settings shows the keys."""
+    if list_settings:
+        _print_settings(methods, budget)
+        return
+    if data is None:
+        raise click.UsageError("Missing option '--data'.")
     from rich.table import Table
 
     from benchmark.executors import make_executor
@@ -113,6 +135,7 @@ def run(
         compositing=compositing,
         lmd_detector=lmd_detector,
         lse_boxes=lse_boxes,
+        overrides=tuple(overrides),
     )
     summary = run_benchmark(data, runs_dir, options, executor=make_executor(executor, address))
     table = Table(title=f"gsbench run: {len(summary.outcomes)} jobs in {runs_dir}")
@@ -135,3 +158,23 @@ def run(
             + ", ".join(o.job.label for o in summary.failed),
             fix="read the log.txt in each failed job folder, fix, and re-run (finished jobs are skipped)",
         )
+
+
+def _print_settings(methods: str, budget: str) -> None:
+    from benchmark.methods import method_settings, resolve_methods
+
+    for name in resolve_methods(methods):
+        settings = method_settings(name, budget)
+        click.echo(f"{name} ({budget}):" + ("" if settings else " no settings"))
+        for key, value in settings.items():
+            click.echo(f"  --set {name}.{key}={_yaml_value(value)}")
+
+
+def _yaml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_yaml_value(item) for item in value) + "]"
+    return str(value)

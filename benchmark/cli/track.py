@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from benchmark.cli._options import set_option
+
 
 @click.command()
 @click.argument("dataset", type=click.Path(file_okay=False, path_type=Path))
@@ -25,12 +27,9 @@ import click
 @click.option("--landmarks-only", is_flag=True, help="Stop after stage 1 (68 iBUG landmarks).")
 @click.option("--force", is_flag=True, help="Refit even when the inputs are unchanged.")
 @click.option("--no-plots", is_flag=True, help="Skip the overlay and error PNGs.")
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a TrackingConfig field, e.g. --set dense_iterations=200.",
+@set_option(
+    "dense_iterations=200",
+    "KEY is a field of tracking.fit.TrackingConfig (also written tracking.KEY, as in gsbench ingest)",
 )
 @click.option(
     "--focal",
@@ -56,22 +55,10 @@ def track(
     import dataclasses
 
     from gsbench.errors import ConfigError
+    from gsbench.overrides import apply_overrides, parse_overrides
     from tracking.fit import TrackingConfig, track_dataset
 
-    fields = {field.name: field for field in dataclasses.fields(TrackingConfig)}
-    values: dict[str, object] = {"dense": not landmarks_only}
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or key not in fields:
-            raise ConfigError(f"bad --set {item!r}", fix=f"use KEY=VALUE with KEY one of {sorted(fields)}")
-        default = getattr(TrackingConfig(), key)
-        try:
-            if isinstance(default, bool):
-                values[key] = text.lower() in ("1", "true", "yes")
-            else:
-                values[key] = type(default)(text)
-        except ValueError:
-            raise ConfigError(f"--set {key}: {text!r} is not a {type(default).__name__}") from None
+    values = tracking_overrides(parse_overrides(overrides))
     from tracking.fit.dataset_io import read_dataset
 
     if len(read_dataset(dataset).camera_ids) == 1:
@@ -80,7 +67,9 @@ def track(
 
         if subjects or landmark_embedding is not None:
             raise InputError("--subject and --landmark-embedding apply to multi-view datasets only")
-        config = dataclasses.replace(MONOCULAR_CONFIG, **values)
+        config = apply_overrides(
+            dataclasses.replace(MONOCULAR_CONFIG, dense=not landmarks_only), values, what="tracking"
+        )
         report = track_monocular(dataset, focal, head_model, config, plots=not no_plots)
         click.echo(f"focal length {report['focal_px']:.1f} px")
     elif focal is not None:
@@ -89,7 +78,7 @@ def track(
         report = track_dataset(
             dataset,
             head_model,
-            TrackingConfig.from_overrides(values),
+            apply_overrides(TrackingConfig(dense=not landmarks_only), values, what="tracking"),
             landmark_embedding=landmark_embedding,
             subjects=list(subjects) or None,
             force=force,
@@ -101,3 +90,11 @@ def track(
         text = f"{median:.2f} px median reprojection" if median is not None else "no result"
         click.echo(f"{subject}: {len(entry.get('sequences', []))} sequences, {text}")
     click.echo(str(Path(dataset) / "reports" / "tracking.json"))
+
+
+def tracking_overrides(overrides) -> dict[str, object]:
+    """``{TrackingConfig field: value}`` of ``--set KEY=VALUE`` / ``--set tracking.KEY=VALUE``."""
+    return {
+        ".".join(o.key[1:] if o.key[0] == "tracking" and len(o.key) > 1 else o.key): o.value
+        for o in overrides
+    }

@@ -81,10 +81,8 @@ class TrackingConfig:
 
     @classmethod
     def from_overrides(cls, overrides: dict[str, Any]) -> TrackingConfig:
-        names = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            from gsbench.errors import ConfigError
+        """The defaults with ``{field: value}`` applied and checked (``gsbench.overrides.apply_overrides``,
+        the rules of every ``--set``)."""
+        from gsbench.overrides import apply_overrides
 
-            raise ConfigError(f"unknown tracking options {unknown}", fix=f"use some of {sorted(names)}")
-        return dataclasses.replace(cls(), **overrides)
+        return apply_overrides(cls(), overrides, what="tracking")
