@@ -108,14 +108,15 @@ def ingest(
     from capture_tools.monocular import is_video_input
     from gsbench.overrides import apply_overrides, as_flat_dict, parse_overrides
 
-    settings = as_flat_dict(parse_overrides(overrides))
-    tracking = [key for key in settings if key.split(".")[0] == "tracking"]
+    parsed = parse_overrides(overrides)
+    tracking = [override for override in parsed if override.key[0] == "tracking"]
     if tracking:
         raise InputError(
-            f"--set {tracking[0]}: ingest's track stage runs with the default tracking settings",
+            f"--set {tracking[0].dotted}: ingest's track stage runs with the default tracking settings",
             fix=f"ingest without tracking (a rig session: --stages -landmarks; videos: --no-track), then "
-            f"gsbench track {out} --set {tracking[0]}=VALUE",
+            f"gsbench track {out} " + " ".join(f"--set {override.text}" for override in tracking),
         )
+    settings = as_flat_dict(parsed)
     if is_video_input(list(session)):
         from capture_tools.monocular import MonocularParams, ingest_videos
 
