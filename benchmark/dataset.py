@@ -13,37 +13,25 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
-import wave
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from avatars.methods.base import Camera
+from gsbench import dataset as contract
+from gsbench.dataset import (  # noqa: F401  (FIX_REINGEST, SequenceInfo, Split: re-exported names)
+    FIX_REINGEST,
+    Camera,
+    SequenceInfo,
+    Split,
+    check_benchmark_splits,
+    read_cameras_json,
+    read_dataset_json,
+    read_flame,
+    read_landmarks,
+)
 from gsbench.errors import ConfigError, InputError, MediaError
-
-SCHEMA_VERSION = 1
-SAMPLE_RATE = 16000
-FLAME_FRAME_KEYS = ("expr", "jaw_pose", "neck_pose", "eyes_pose", "rotation", "translation")
-FIX_REINGEST = "re-run `gsbench ingest` to rebuild the dataset"
-
-
-@dataclasses.dataclass(frozen=True)
-class SequenceInfo:
-    id: str
-    subject: str
-    num_frames: int
-    duration_s: float
-
-
-@dataclasses.dataclass(frozen=True)
-class Split:
-    train: tuple[str, ...]
-    val: tuple[str, ...]
-    test: tuple[str, ...]
+from gsbench.media import read_wav
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -65,19 +53,19 @@ class Dataset:
 
     # -- paths -------------------------------------------------------------------------------------
     def sequence_dir(self, sequence: str) -> Path:
-        return self.root / "sequences" / sequence
+        return contract.sequence_dir(self.root, sequence)
 
     def image_path(self, sequence: str, camera: str, frame: int) -> Path:
-        return self.sequence_dir(sequence) / "images" / camera / f"{frame:05d}.jpg"
+        return contract.image_path(self.root, sequence, camera, frame)
 
     def mask_path(self, sequence: str, camera: str, frame: int) -> Path:
-        return self.sequence_dir(sequence) / "masks" / camera / f"{frame:05d}.png"
+        return contract.mask_path(self.root, sequence, camera, frame)
 
     def audio_path(self, sequence: str) -> Path:
-        return self.sequence_dir(sequence) / "audio.wav"
+        return contract.audio_path(self.root, sequence)
 
     def background_path(self, camera: str) -> Path:
-        return self.root / "backgrounds" / f"{camera}.png"
+        return contract.background_path(self.root, camera)
 
     def has_background(self, camera: str) -> bool:
         return self.background_path(camera).is_file()
@@ -131,33 +119,19 @@ class Dataset:
         return np.ascontiguousarray(image[:, :, ::-1])
 
     def load_audio(self, sequence: str) -> np.ndarray:
-        return read_wav(self.audio_path(sequence))
+        """``[N]`` float32 16 kHz mono of the sequence's 16-bit PCM ``audio.wav``."""
+        return read_wav(self.audio_path(sequence), fix=FIX_REINGEST)
 
     def load_flame(self, sequence: str) -> dict[str, np.ndarray]:
-        path = self.sequence_dir(sequence) / "flame.npz"
-        arrays = _load_npz(path)
-        missing = [key for key in (*FLAME_FRAME_KEYS, "shape") if key not in arrays]
-        if missing:
-            raise ConfigError(f"flame.npz lacks {missing}", path=path, fix=FIX_REINGEST)
-        num_frames = self.sequences[sequence].num_frames
-        for key in FLAME_FRAME_KEYS:
-            if arrays[key].shape[0] != num_frames:
-                raise ConfigError(
-                    f"{key} has {arrays[key].shape[0]} frames, dataset.json says {num_frames}",
-                    path=path,
-                    fix=FIX_REINGEST,
-                )
-        return arrays
+        """The sequence's ``flame.npz`` (:func:`gsbench.dataset.read_flame`)."""
+        return read_flame(
+            contract.flame_path(self.root, sequence), self.sequences[sequence].num_frames, fix=FIX_REINGEST
+        )
 
     def load_landmarks(self, sequence: str, camera: str) -> tuple[np.ndarray, np.ndarray]:
         """(``[T, 478, 2]`` float32 pixels, NaN where undetected; ``[T]`` bool detected)."""
-        path = self.sequence_dir(sequence) / "landmarks.npz"
-        arrays = _load_npz(path)
-        if camera not in arrays or f"{camera}_detected" not in arrays:
-            raise ConfigError(
-                f"landmarks.npz lacks {camera!r} / {camera}_detected", path=path, fix=FIX_REINGEST
-            )
-        return arrays[camera], arrays[f"{camera}_detected"].astype(bool)
+        path = contract.landmarks_path(self.root, sequence)
+        return read_landmarks(path, [camera], self.sequences[sequence].num_frames, fix=FIX_REINGEST)[camera]
 
     # -- identity ----------------------------------------------------------------------------------
     @functools.cached_property
@@ -190,182 +164,30 @@ class Dataset:
         return getattr(self.splits[subject], split)
 
 
-def read_wav(path: Path) -> np.ndarray:
-    """16-bit PCM mono 16 kHz WAV -> ``[N]`` float32 in [-1, 1]."""
-    try:
-        with wave.open(str(path), "rb") as handle:
-            channels, width, rate = handle.getnchannels(), handle.getsampwidth(), handle.getframerate()
-            data = handle.readframes(handle.getnframes())
-    except (OSError, wave.Error, EOFError) as error:
-        raise MediaError(f"cannot read WAV ({error})", path=path, fix=FIX_REINGEST) from error
-    if width != 2 or rate != SAMPLE_RATE:
-        raise MediaError(
-            f"expected 16-bit PCM at {SAMPLE_RATE} Hz, got {8 * width}-bit at {rate} Hz",
-            path=path,
-            fix=FIX_REINGEST,
-        )
-    audio = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
-    return audio.reshape(-1, channels).mean(axis=1) if channels > 1 else audio
-
-
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            return {key: arrays[key] for key in arrays.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:  # truncated/corrupt
-        raise MediaError(f"cannot read npz ({error})", path=path, fix=FIX_REINGEST) from error
-
-
-def _require(mapping: dict, key: str, kind: type | tuple[type, ...], path: Path, where: str = "") -> Any:
-    if not isinstance(mapping, dict) or key not in mapping:
-        raise ConfigError(f"missing key {where}{key!r}", path=path, fix=FIX_REINGEST)
-    value = mapping[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ConfigError(
-            f"{where}{key!r} must be {names}, got {type(value).__name__}", path=path, fix=FIX_REINGEST
-        )
-    return value
-
-
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise InputError(
-            "not found",
-            path=path,
-            fix="point --data at a folder written by `gsbench ingest` (it holds dataset.json)",
-        )
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(f"is not valid JSON ({error})", path=path, fix=FIX_REINGEST) from error
-
-
-def _read_cameras(path: Path, camera_ids: tuple[str, ...]) -> dict[str, Camera]:
-    raw = _read_json(path)
-    if not isinstance(raw, dict):
-        raise ConfigError("must be an object camera id -> camera", path=path, fix=FIX_REINGEST)
-    cameras = {}
-    for camera_id in camera_ids:
-        entry = _require(raw, camera_id, dict, path)
-        try:
-            K = np.asarray(entry["K"], dtype=np.float64)
-            world_to_cam = np.asarray(entry["world_to_cam"], dtype=np.float64)
-            width, height = int(entry["width"]), int(entry["height"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise ConfigError(
-                f"camera {camera_id!r} needs K, world_to_cam, width, height ({error})",
-                path=path,
-                fix=FIX_REINGEST,
-            ) from error
-        if K.shape != (3, 3) or world_to_cam.shape != (4, 4):
-            raise ConfigError(
-                f"camera {camera_id!r}: K must be 3x3 and world_to_cam 4x4", path=path, fix=FIX_REINGEST
-            )
-        cameras[camera_id] = Camera(camera_id, K, world_to_cam, width, height)
-    return cameras
-
-
 def load_dataset(root: str | Path, *, check_files: bool = True) -> Dataset:
-    """Open and validate the dataset folder ``root``.
+    """Open and validate the dataset folder ``root`` (:func:`gsbench.dataset.read_dataset_json`,
+    :func:`gsbench.dataset.check_benchmark_splits`, :func:`gsbench.dataset.read_cameras_json`).
 
     ``check_files`` lists every sequence folder to confirm each frame's image and mask exist (a few
     directory listings per sequence and camera; skip only for speed where a caller re-opens a dataset
     it has already validated).
     """
     root = Path(root)
-    if not root.is_dir():
-        raise InputError(
-            "dataset folder not found", path=root, fix="pass the output folder of `gsbench ingest`"
-        )
-    path = root / "dataset.json"
-    meta = _read_json(path)
-    if not isinstance(meta, dict):
-        raise ConfigError("must be a JSON object", path=path, fix=FIX_REINGEST)
-    version = _require(meta, "schema_version", int, path)
-    if version != SCHEMA_VERSION:
-        raise ConfigError(
-            f"schema_version {version} is not supported (this gsbench reads {SCHEMA_VERSION})",
-            path=path,
-            fix="re-ingest with this gsbench version, or install the gsbench that wrote it",
-        )
-    name = _require(meta, "name", str, path)
-    fps = float(_require(meta, "fps", (int, float), path))
-    if fps <= 0:
-        raise ConfigError(f"fps must be positive, got {fps}", path=path, fix=FIX_REINGEST)
-    image_size = _require(meta, "image_size", list, path)
-    if len(image_size) != 2 or not all(isinstance(v, int) and v > 0 for v in image_size):
-        raise ConfigError(
-            f"image_size must be [height, width], got {image_size}", path=path, fix=FIX_REINGEST
-        )
-    camera_ids = tuple(_require(meta, "cameras", list, path))
-    if not camera_ids or not all(isinstance(c, str) for c in camera_ids):
-        raise ConfigError("'cameras' must be a non-empty list of camera ids", path=path, fix=FIX_REINGEST)
-    frontal = _require(meta, "frontal_camera", str, path)
-    if frontal not in camera_ids:
-        raise ConfigError(f"frontal_camera {frontal!r} is not in 'cameras'", path=path, fix=FIX_REINGEST)
-    subjects = tuple(_require(meta, "subjects", list, path))
-    raw_sequences = _require(meta, "sequences", dict, path)
-    sequences = {}
-    for seq_id, entry in raw_sequences.items():
-        where = f"sequences.{seq_id}."
-        subject = _require(entry, "subject", str, path, where)
-        if subject not in subjects:
-            raise ConfigError(f"{where}subject {subject!r} is not in 'subjects'", path=path, fix=FIX_REINGEST)
-        num_frames = _require(entry, "num_frames", int, path, where)
-        if num_frames <= 0:
-            raise ConfigError(f"{where}num_frames must be positive", path=path, fix=FIX_REINGEST)
-        duration = float(entry.get("duration_s", num_frames / fps))
-        sequences[seq_id] = SequenceInfo(seq_id, subject, num_frames, duration)
-    raw_splits = _require(meta, "splits", dict, path)
-    splits = {}
-    for subject in subjects:
-        entry = _require(raw_splits, subject, dict, path, "splits.")
-        parts = {}
-        for part in ("train", "val", "test"):
-            ids = entry.get(part, [])
-            if not isinstance(ids, list):
-                raise ConfigError(f"splits.{subject}.{part} must be a list", path=path, fix=FIX_REINGEST)
-            for seq_id in ids:
-                if seq_id not in sequences:
-                    raise ConfigError(
-                        f"splits.{subject}.{part} names unknown sequence {seq_id!r}",
-                        path=path,
-                        fix=FIX_REINGEST,
-                    )
-                if sequences[seq_id].subject != subject:
-                    raise ConfigError(
-                        f"splits.{subject}.{part}: {seq_id!r} belongs to {sequences[seq_id].subject!r}",
-                        path=path,
-                        fix=FIX_REINGEST,
-                    )
-            parts[part] = tuple(ids)
-        if not parts["train"] or not parts["test"]:
-            raise ConfigError(
-                f"splits.{subject} needs at least one train and one test sequence",
-                path=path,
-                fix=FIX_REINGEST,
-            )
-        overlap = set(parts["train"]) & set(parts["test"])
-        if overlap:
-            raise ConfigError(
-                f"splits.{subject}: {sorted(overlap)} are in both train and test", path=path, fix=FIX_REINGEST
-            )
-        splits[subject] = Split(**parts)
-    cameras = _read_cameras(root / "cameras.json", camera_ids)
+    meta = read_dataset_json(root)
+    check_benchmark_splits(meta)
     dataset = Dataset(
         root=root,
-        name=name,
-        fps=fps,
-        image_size=(image_size[0], image_size[1]),
-        frontal_camera=frontal,
-        camera_ids=camera_ids,
-        cameras=cameras,
-        subjects=subjects,
-        sequences=sequences,
-        splits=splits,
-        split_seed=meta.get("split_seed"),
-        provenance=meta.get("provenance", {}),
+        name=meta.name,
+        fps=meta.fps,
+        image_size=meta.image_size,
+        frontal_camera=meta.frontal_camera,
+        camera_ids=meta.camera_ids,
+        cameras=read_cameras_json(root, meta.camera_ids),
+        subjects=meta.subjects,
+        sequences=meta.sequences,
+        splits=meta.splits,
+        split_seed=meta.split_seed,
+        provenance=meta.provenance,
     )
     if check_files:
         _check_files(dataset)

@@ -33,11 +33,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gsbench.dataset import (
+    FLAME_FRAME_KEYS,
+    Camera,
+    DatasetMeta,
+    audio_path,
+    flame_path,
+    image_path,
+    mask_path,
+    read_cameras_json,
+    read_dataset_json,
+    read_flame,
+)
 from gsbench.errors import InputError
-from gsbench.io import atomic_path, load_npz, save_npz, write_json, write_text
+from gsbench.io import atomic_path, save_npz, write_json, write_text
 from gsbench.progress import track
 
-FRAME_KEYS = ("expr", "jaw_pose", "neck_pose", "eyes_pose", "rotation", "translation")
 OPENGL_FROM_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
 
 
@@ -49,31 +60,6 @@ def opencv_world_to_cam_to_opengl_cam_to_world(world_to_cam: np.ndarray) -> np.n
 def opengl_cam_to_world_to_opencv_world_to_cam(transform_matrix: np.ndarray) -> np.ndarray:
     """Inverse of :func:`opencv_world_to_cam_to_opengl_cam_to_world` (what GaussianAvatars does on load)."""
     return np.linalg.inv(np.asarray(transform_matrix, np.float64) @ OPENGL_FROM_OPENCV)
-
-
-def _load_json(path: Path) -> dict:
-    if not path.is_file():
-        raise InputError("file not found", path=path, fix="pass a dataset written by `gsbench ingest`")
-    return json.loads(path.read_text())
-
-
-def _load_flame(path: Path, num_frames: int) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise InputError(
-            "no tracked FLAME parameters", path=path, fix="run `gsbench track` on the dataset first"
-        )
-    arrays = load_npz(path, fix="re-run `gsbench track --force`")
-    missing = [key for key in (*FRAME_KEYS, "shape") if key not in arrays]
-    if missing:
-        raise InputError(f"flame.npz lacks {missing}", path=path, fix="re-run `gsbench track --force`")
-    for key in FRAME_KEYS:
-        if arrays[key].shape[0] != num_frames:
-            raise InputError(
-                f"{key} has {arrays[key].shape[0]} frames, dataset.json says {num_frames}",
-                path=path,
-                fix="re-run `gsbench track --force`",
-            )
-    return arrays
 
 
 def export_gaussian_avatars(
@@ -92,25 +78,28 @@ def export_gaussian_avatars(
     """
     root = Path(dataset_dir)
     out = Path(out_dir)
-    meta = _load_json(root / "dataset.json")
-    cameras = _load_json(root / "cameras.json")
-    camera_ids = [str(cam) for cam in meta["cameras"]]
-    frontal = str(meta.get("frontal_camera", camera_ids[len(camera_ids) // 2]))
-    by_subject: dict[str, list[str]] = {}
-    for sequence, info in sorted(meta["sequences"].items()):
-        by_subject.setdefault(str(info["subject"]), []).append(sequence)
+    meta = read_dataset_json(root)
+    camera_ids = list(meta.camera_ids)
+    cameras = read_cameras_json(root, camera_ids)
+    by_subject = meta.subject_sequences()
     unknown = sorted(set(subjects or []) - set(by_subject))
     if unknown:
-        raise InputError(
-            f"unknown subjects {unknown}", path=root / "dataset.json", fix=f"use {sorted(by_subject)}"
-        )
+        raise InputError(f"unknown subjects {unknown}", path=meta.path, fix=f"use {sorted(by_subject)}")
     summary = {}
     for subject in sorted(subjects or by_subject):
-        split = meta.get("splits", {}).get(subject, {})
-        test = [s for s in split.get("test", []) if s in by_subject[subject]]
+        test = list(meta.splits[subject].test)
         trainval = [s for s in by_subject[subject] if s not in test]
         summary[subject] = _export_subject(
-            root, out / subject, meta, cameras, camera_ids, frontal, trainval, test, recentre, copy_images
+            root,
+            out / subject,
+            meta,
+            cameras,
+            camera_ids,
+            meta.frontal_camera,
+            trainval,
+            test,
+            recentre,
+            copy_images,
         )
     return summary
 
@@ -118,8 +107,8 @@ def export_gaussian_avatars(
 def _export_subject(
     root: Path,
     out: Path,
-    meta: dict,
-    cameras: dict,
+    meta: DatasetMeta,
+    cameras: dict[str, Camera],
     camera_ids: list[str],
     frontal: str,
     trainval: list[str],
@@ -128,10 +117,7 @@ def _export_subject(
     copy_images: bool,
 ) -> dict:
     sequences = trainval + test
-    flames = {
-        s: _load_flame(root / "sequences" / s / "flame.npz", int(meta["sequences"][s]["num_frames"]))
-        for s in sequences
-    }
+    flames = {s: read_flame(flame_path(root, s), meta.sequences[s].num_frames) for s in sequences}
     alignment = np.eye(4)
     if recentre:
         alignment[:3, 3] = -np.concatenate([flames[s]["translation"] for s in sequences]).mean(0)
@@ -161,27 +147,24 @@ def _export_subject(
     jobs = []
     for sequence in sequences:
         flame = flames[sequence]
-        audio = root / "sequences" / sequence / "audio.wav"
+        audio = audio_path(root, sequence)
         if audio.is_file():  # the layout has no audio; carried so that an import gets it back
             (out / sequence).mkdir(parents=True, exist_ok=True)
             with atomic_path(out / sequence / "audio.wav") as tmp:
                 shutil.copyfile(audio, tmp)
-        num_frames = int(meta["sequences"][sequence]["num_frames"])
+        num_frames = meta.sequences[sequence].num_frames
         for t in range(num_frames):
             param_path = f"{sequence}/flame_param/{timestep:05d}.npz"
-            params = {key: np.asarray(flame[key][t : t + 1], np.float32) for key in FRAME_KEYS}
+            params = {key: np.asarray(flame[key][t : t + 1], np.float32) for key in FLAME_FRAME_KEYS}
             params["translation"] = params["translation"] + alignment[:3, 3].astype(np.float32)
             params["shape"] = shape
             if "static_offset" in flame:
                 params["static_offset"] = np.asarray(flame["static_offset"], np.float32).reshape(1, -1, 3)
             save_npz(out / param_path, **params)
             for camera_index, cam in enumerate(camera_ids):
-                entry = cameras[cam]
-                intrinsics = np.asarray(entry["K"], np.float64)
-                width, height = int(entry["width"]), int(entry["height"])
-                transform = alignment @ opencv_world_to_cam_to_opengl_cam_to_world(
-                    np.asarray(entry["world_to_cam"], np.float64)
-                )
+                camera = cameras[cam]
+                intrinsics, width, height = camera.K, camera.width, camera.height
+                transform = alignment @ opencv_world_to_cam_to_opengl_cam_to_world(camera.world_to_cam)
                 name = f"{timestep:05d}_{camera_index:02d}.png"
                 item = {
                     "timestep_index": timestep,
@@ -205,12 +188,11 @@ def _export_subject(
                 }
                 division = "test" if sequence in test else ("val" if cam == frontal else "train")
                 frames[division].append(item)
-                src = root / "sequences" / sequence
                 jobs.append(
                     (
-                        src / "images" / cam / f"{t:05d}.jpg",
+                        image_path(root, sequence, cam, t),
                         out / item["file_path"],
-                        src / "masks" / cam / f"{t:05d}.png",
+                        mask_path(root, sequence, cam, t),
                         out / item["fg_mask_path"],
                     )
                 )

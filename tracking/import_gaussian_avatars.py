@@ -28,12 +28,23 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gsbench.dataset import (
+    FLAME_FRAME_KEYS,
+    SCHEMA_VERSION,
+    audio_path,
+    flame_path,
+    image_path,
+    landmarks_path,
+    mask_path,
+    write_cameras_json,
+    write_dataset_json,
+    write_flame,
+    write_landmarks,
+)
 from gsbench.errors import InputError
-from gsbench.io import folder_lock, load_npz, save_npz, write_json
+from gsbench.io import folder_lock, load_npz
 from gsbench.progress import log, track
-from tracking.export_gaussian_avatars import FRAME_KEYS, opengl_cam_to_world_to_opencv_world_to_cam
-
-SCHEMA_VERSION = 1
+from tracking.export_gaussian_avatars import opengl_cam_to_world_to_opencv_world_to_cam
 
 
 def _subject_dirs(src: Path) -> list[Path]:
@@ -147,7 +158,6 @@ def _write(out: Path, src: Path, plans: list[dict], landmarks: bool) -> dict:
                     path=audio,
                     fix="put the sequence's 16 kHz recording there (the protocols are driven by audio)",
                 )
-            target = out / "sequences" / sequence
             order = sorted(timesteps)
             flames = []
             for t, step in enumerate(track(order, f"import {sequence}")):
@@ -163,33 +173,34 @@ def _write(out: Path, src: Path, plans: list[dict], landmarks: bool) -> dict:
                 for camera in camera_ids:
                     item = items[camera]
                     image = fr.read_image(folder / item["file_path"])
-                    fr.write_jpeg(target / "images" / camera / f"{t:05d}.jpg", image, 95)
+                    fr.write_jpeg(image_path(out, sequence, camera, t), image, 95)
                     if item.get("fg_mask_path"):
                         mask = cv2.imread(str(folder / item["fg_mask_path"]), cv2.IMREAD_GRAYSCALE)
                         if mask is None:
                             raise InputError("cannot read mask", path=folder / item["fg_mask_path"])
-                        mk.write_mask(target / "masks" / camera / f"{t:05d}.png", mask > 127)
+                        mk.write_mask(mask_path(out, sequence, camera, t), mask > 127)
             flame = {
-                key: np.concatenate([np.asarray(f[key]).reshape(1, -1) for f in flames]) for key in FRAME_KEYS
+                key: np.concatenate([np.asarray(f[key]).reshape(1, -1) for f in flames])
+                for key in FLAME_FRAME_KEYS
             }
             flame["translation"] = flame["translation"] - plan["translation_shift"][None]
             flame["shape"] = np.asarray(flames[0]["shape"]).reshape(-1)
-            save_npz(target / "flame.npz", **flame)
-            shutil.copyfile(audio, target / "audio.wav")
+            write_flame(flame_path(out, sequence), flame)
+            shutil.copyfile(audio, audio_path(out, sequence))
             sequences_meta[sequence] = {
                 "subject": plan["subject"],
                 "num_frames": len(order),
                 "duration_s": len(order) / fps,
             }
             if landmarks:
-                _detect(target, camera_ids, len(order))
+                _detect(out, sequence, camera_ids, len(order))
         names = sorted(plan["sequences"])
         splits[plan["subject"]] = {
             "train": [s for s in names if s not in plan["test"]],
             "val": [],
             "test": list(plan["test"]),
         }
-    write_json(out / "cameras.json", plans[0]["cameras"])
+    write_cameras_json(out, plans[0]["cameras"])
     height, width = plans[0]["cameras"][camera_ids[0]]["height"], plans[0]["cameras"][camera_ids[0]]["width"]
     dataset = {
         "schema_version": SCHEMA_VERSION,
@@ -204,20 +215,17 @@ def _write(out: Path, src: Path, plans: list[dict], landmarks: bool) -> dict:
         "split_seed": None,
         "provenance": {"source": str(src), "format": "gaussian-avatars"},
     }
-    write_json(out / "dataset.json", dataset)
+    write_dataset_json(out, dataset)
     log(f"imported {len(sequences_meta)} sequences of {len(plans)} subject(s)")
     return {"sequences": len(sequences_meta), "subjects": dataset["subjects"]}
 
 
-def _detect(target: Path, camera_ids: list[str], num_frames: int) -> None:
+def _detect(out: Path, sequence: str, camera_ids: list[str], num_frames: int) -> None:
     from capture_tools import frames as fr
     from tracking.landmarks import detect_landmarks
 
-    arrays = {}
+    landmarks = {}
     for camera in camera_ids:
-        images = np.stack(
-            [fr.read_image(target / "images" / camera / f"{t:05d}.jpg") for t in range(num_frames)]
-        )
-        points, detected = detect_landmarks(images)
-        arrays[camera], arrays[f"{camera}_detected"] = points.astype(np.float32), detected
-    save_npz(target / "landmarks.npz", **arrays)
+        images = np.stack([fr.read_image(image_path(out, sequence, camera, t)) for t in range(num_frames)])
+        landmarks[camera] = detect_landmarks(images)
+    write_landmarks(landmarks_path(out, sequence), landmarks)

@@ -208,15 +208,16 @@ def test_truncated_flame_npz_fails_the_job_naming_the_file(tiny_dataset, oracle_
     flame = tiny_dataset / "sequences" / "s01_t03" / "flame.npz"  # s01's test sequence
     flame.write_bytes(flame.read_bytes()[:200])
     outcome = run_job(oracle_job())
-    assert outcome.status == "failed" and str(flame) in outcome.error and "BadZipFile" not in outcome.error
+    assert outcome.status == "failed" and str(flame) in outcome.error
+    assert "unreadable .npz, truncated or corrupt" in outcome.error  # a message, not a bare BadZipFile
 
 
 def test_truncated_flame_npz_in_export_names_the_file(tiny_dataset):
     from gsbench.errors import InputError
-    from tracking.export_gaussian_avatars import _load_flame
+    from tracking.export_gaussian_avatars import export_gaussian_avatars
 
     flame = tiny_dataset / "sequences" / "s01_t00" / "flame.npz"
     flame.write_bytes(flame.read_bytes()[:200])
     with pytest.raises(InputError, match="truncated or corrupt") as error:
-        _load_flame(flame, 12)
+        export_gaussian_avatars(tiny_dataset, tiny_dataset.parent / "export", copy_images=False)
     assert str(flame) in str(error.value)

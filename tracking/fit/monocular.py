@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gsbench.dataset import landmarks_path, read_landmarks, write_cameras_json
 from gsbench.errors import InputError, StageError
 from gsbench.io import write_json
 from gsbench.progress import log as progress_log
@@ -73,18 +74,10 @@ def camera_entry(focal: float, width: int, height: int, distance: float) -> dict
 
 def read_monocular_landmarks(info, sequence: str) -> SequenceLandmarks:
     """landmarks.npz of a one-camera sequence: ``[1, T, 478, 2]``, NaN where no face was found."""
-    path = info.sequence_dir(sequence) / "landmarks.npz"
-    if not path.is_file():
-        raise InputError("landmarks file not found", path=path, fix=FIX_INGEST)
     camera = info.camera_ids[0]
-    with np.load(path) as data:
-        points = np.asarray(data[camera], np.float64)
-        detected = np.asarray(data[f"{camera}_detected"]).astype(bool)
-    num_frames = info.num_frames(sequence)
-    if points.shape != (num_frames, NUM_MEDIAPIPE_LANDMARKS, 2) or detected.shape != (num_frames,):
-        raise InputError(
-            f"expected [{num_frames},478,2] points, got {points.shape}", path=path, fix=FIX_INGEST
-        )
+    path = landmarks_path(info.root, sequence)
+    values, detected = read_landmarks(path, [camera], info.num_frames(sequence), fix=FIX_INGEST)[camera]
+    points = np.asarray(values, np.float64)
     points[~detected] = np.nan
     return SequenceLandmarks(
         points[None], [] if detected.any() else [camera], np.flatnonzero(~detected).tolist()
@@ -331,14 +324,14 @@ def track_monocular(
     else:
         used = float(focal)
     # the camera at the median head distance, so the head sits near the world origin
-    write_json(root / "cameras.json", {info.camera_ids[0]: camera_entry(used, width, height, 1.0)})
+    write_cameras_json(root, {info.camera_ids[0]: camera_entry(used, width, height, 1.0)})
     info = read_dataset(root)
     distances = []
     for names in by_subject.values():
         usable = [s for s in names if not landmarks[s].cameras_without_detections]
         distances.append(_median_distance(_observations(info, usable, landmarks), model, config))
     distance = float(np.median(distances))
-    write_json(root / "cameras.json", {info.camera_ids[0]: camera_entry(used, width, height, distance)})
+    write_cameras_json(root, {info.camera_ids[0]: camera_entry(used, width, height, distance)})
     info = read_dataset(root)
     report = {
         "schema_version": multiview.REPORT_SCHEMA_VERSION,
