@@ -82,8 +82,8 @@ def ingest_without_calibration(
     :class:`capture_tools.sfm.InstantChoice`), which is returned. Raises GsbenchError."""
     import dataclasses
 
-    from capture_tools import stages
     from capture_tools.ingest import ingest
+    from capture_tools.stages import calibrate as stages
 
     sfm_session = out / "session_sfm"
     shutil.rmtree(sfm_session, ignore_errors=True)

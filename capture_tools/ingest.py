@@ -1,7 +1,8 @@
 """``gsbench ingest``: a raw rig session -> the dataset layout of DESIGN.md, in resumable stages.
 
-Stages, in order: probe -> sync -> calibrate -> frames -> masks -> landmarks (-> track, registered by
-the tracking package with :func:`register_stage`). Each stage
+Stages, in order: probe -> sync -> calibrate -> frames -> masks -> backgrounds -> landmarks -> track,
+one module each in ``capture_tools/stages/`` (listed in ``capture_tools.stages.ORDER``); more plug in
+with :func:`register_stage`. Each stage
 
 * declares its **inputs** (a JSON-able dict: the parts of earlier stages' results it reads, which
   include the sha256 of every raw file) and its **parameters**; their hash is the stage **key**;
@@ -28,7 +29,7 @@ import os
 import shutil
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from capture_tools.sync import SyncParams
 from gsbench import __version__
 from gsbench.errors import InputError, StageError
 from gsbench.io import folder_lock, json_default, remove_stale_temporaries, sha256_file, write_json
-from gsbench.progress import log
+from gsbench.progress import log, track
 from gsbench.workers import init_worker, terminate_pool
 
 SCHEMA_VERSION = 1
@@ -112,6 +113,8 @@ class Context:
 
 @dataclass(frozen=True)
 class Stage:
+    """What a stage declares; the driver (:func:`ingest`) does the rest (keys, skipping, reports)."""
+
     name: str
     run: Callable[[Context], dict]  # returns the stage's deterministic result (JSON-able)
     inputs: Callable[[Context], Any]  # what the result depends on (besides params)
@@ -119,28 +122,34 @@ class Stage:
     outputs_exist: Callable[[Context, dict], bool] = lambda ctx, result: True
     report: str | None = None  # reports/<report>.json; default: the stage name
     needs_dataset_files: bool = False  # dataset.json/cameras.json are written before it runs
+    # The files it writes besides its report, relative to the dataset folder; {sequence}, {camera} and
+    # {frame:05d} stand for every sequence, camera and frame index, * for any file name.
+    outputs: tuple[str, ...] = ()
 
     @property
     def report_name(self) -> str:
         return self.report or self.name
 
 
-_STAGES: dict[str, Stage] = {}
+_REGISTERED: dict[str, Stage] = {}  # stages added with register_stage, run after the built-in ones
 
 
 def register_stage(stage: Stage) -> None:
-    """Add a stage after the built-in ones (the tracking package registers ``track`` this way)."""
-    _STAGES[stage.name] = stage
+    """Add a stage after the built-in ones of ``capture_tools.stages`` (or replace one of the same name)."""
+    _REGISTERED[stage.name] = stage
+
+
+def all_stages() -> dict[str, Stage]:
+    """Every stage by name, in the order ingest runs them."""
+    from capture_tools.stages import builtin_stages
+
+    stages = {stage.name: stage for stage in builtin_stages()}
+    stages.update(_REGISTERED)
+    return stages
 
 
 def stage_names() -> list[str]:
-    _load_builtin_stages()
-    return list(_STAGES)
-
-
-def _load_builtin_stages() -> None:
-    if "probe" not in _STAGES:
-        from capture_tools import stages  # noqa: F401  (registers the built-in stages, track included)
+    return list(all_stages())
 
 
 def _digest(obj: Any) -> str:
@@ -161,8 +170,8 @@ class _State:
             self.save()
 
 
-def _load_result(ctx: Context, name: str) -> dict | None:
-    path = ctx.reports / f"{_STAGES[name].report_name}.json"
+def _load_result(ctx: Context, stage: Stage) -> dict | None:
+    path = ctx.reports / f"{stage.report_name}.json"
     if not path.exists():
         return None
     return json.loads(path.read_text())["result"]
@@ -206,7 +215,6 @@ def ingest(
     force: bool = False,
 ) -> IngestSummary:
     """Run the selected stages (default: all) of ``session`` into the dataset folder ``out``."""
-    _load_builtin_stages()
     rig = load_rig(session)
     out = Path(out).resolve()
     if out == rig.root or out in rig.root.parents:
@@ -247,9 +255,10 @@ def _check_output(out: Path) -> None:
 def _run_stages(ctx: Context, stages: list[str] | None, force: bool) -> IngestSummary:
     out, params = ctx.out, ctx.params
     state = _State(out)
-    selected = list(_STAGES) if stages is None else stages
+    registry = all_stages()
+    selected = list(registry) if stages is None else stages
     ran, skipped, seconds = [], [], {}
-    for name, stage in _STAGES.items():
+    for name, stage in registry.items():
         try:
             inputs = stage.inputs(ctx)
         except _Missing as missing:
@@ -265,7 +274,7 @@ def _run_stages(ctx: Context, stages: list[str] | None, force: bool) -> IngestSu
             {"stage": name, "params": stage.params(params), "inputs": inputs, "version": __version__}
         )
         record = state.records.get(name)
-        previous = _load_result(ctx, name) if record else None
+        previous = _load_result(ctx, stage) if record else None
         up_to_date = (
             record is not None
             and record.get("key") == key
@@ -323,6 +332,24 @@ def need(ctx: Context, stage: str) -> dict:
     if stage not in ctx.results:
         raise _Missing(stage)
     return ctx.results[stage]
+
+
+def run_jobs(ctx: Context, function: Callable[[Any], Any], jobs: list, description: str) -> Iterator:
+    """Yield ``function(job)`` for every job, in order, in the run's process pool when
+    ``params.workers > 1`` and there are enough jobs to pay for starting it (:meth:`Context.executor`).
+    The first failing job (in order) raises; the jobs not started yet are cancelled."""
+    workers = ctx.params.workers
+    if workers <= 1 or len(jobs) < 4 * workers:
+        for job in track(jobs, description):
+            yield function(job)
+        return
+    futures = [ctx.executor().submit(function, job) for job in jobs]
+    try:
+        for future in track(futures, description):
+            yield future.result()
+    finally:
+        for future in futures:
+            future.cancel()
 
 
 def split_sequences(sequences: dict[str, dict], seed: int) -> dict[str, dict[str, list[str]]]:
@@ -448,4 +475,14 @@ def clear_dir(path: Path) -> None:
         shutil.rmtree(path)
 
 
-__all__ = ["IngestParams", "Stage", "Context", "ingest", "register_stage", "stage_names", "need"]
+__all__ = [
+    "IngestParams",
+    "Stage",
+    "Context",
+    "ingest",
+    "register_stage",
+    "all_stages",
+    "stage_names",
+    "need",
+    "run_jobs",
+]

@@ -286,8 +286,7 @@ def test_session_without_calibration_needs_a_baseline_for_sfm(broken, capsys):
 
 
 def test_worker_pool_keeps_job_order_and_raises_the_first_failure(tmp_path):
-    from capture_tools.ingest import Context
-    from capture_tools.stages import run_jobs
+    from capture_tools.ingest import Context, run_jobs
 
     # builtins pickle by name, so the spawned workers import nothing of the test
     ctx = Context(rig=None, out=tmp_path, params=IngestParams(workers=2))

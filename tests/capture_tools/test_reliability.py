@@ -158,7 +158,7 @@ import os, sys, time
 from pathlib import Path
 from benchmark.cli import main
 from capture_tools import ingest as ingest_mod
-from capture_tools.stages import run_jobs
+from capture_tools.ingest import run_jobs
 
 def sleepy(ctx):
     executor = ctx.executor()
@@ -171,7 +171,6 @@ def sleepy(ctx):
     list(run_jobs(ctx, time.sleep, [30.0] + [0.01] * 7, "sleepy"))
     return {}
 
-ingest_mod._load_builtin_stages()
 ingest_mod.register_stage(ingest_mod.Stage("sleepy", sleepy, lambda ctx: {}, lambda p: {}))
 main(["--quiet", "ingest", sys.argv[1], "-o", sys.argv[2], "--stages", "sleepy", "--workers", "2"])
 """

@@ -326,7 +326,7 @@ def test_calibrate_resume_key_follows_the_intrinsics_file(tmp_path):
     import types
 
     from capture_tools.rig import load_rig
-    from capture_tools.stages import _calibrate_inputs
+    from capture_tools.stages.calibrate import inputs as _calibrate_inputs
 
     rig = {
         "fps": 25,
@@ -360,9 +360,9 @@ def test_calibrate_resume_key_follows_the_instant_choice(tmp_path, monkeypatch):
     only. "auto" resolves to the stillness pass with known intrinsics, to the first take without."""
     import types
 
-    from capture_tools import stages
     from capture_tools.rig import load_rig
     from capture_tools.sfm import InstantChoice
+    from capture_tools.stages import calibrate as stages
 
     rig = {
         "fps": 25,
@@ -379,7 +379,7 @@ def test_calibrate_resume_key_follows_the_instant_choice(tmp_path, monkeypatch):
     def inputs(data, choice):
         monkeypatch.setattr(stages, "SFM_INSTANTS", choice)
         (tmp_path / "rig.yaml").write_text(yaml.safe_dump(data))
-        return stages._calibrate_inputs(types.SimpleNamespace(rig=load_rig(tmp_path), results=results))["sfm"]
+        return stages.inputs(types.SimpleNamespace(rig=load_rig(tmp_path), results=results))["sfm"]
 
     still = inputs(rig, InstantChoice(mode="still"))
     assert still["instants"]["mode"] == "still" and sorted(still["sync"]) == ["t0", "t1"]
@@ -536,7 +536,7 @@ def test_stage_picks_the_still_instants_of_the_videos(tmp_path):
     from session_factory import encode
 
     from capture_tools.sfm import InstantChoice
-    from capture_tools.stages import _still_instants
+    from capture_tools.stages.calibrate import _still_instants
 
     fps, num_frames = 25.0, 30
     offsets_s = {"c0": 0.0, "c1": 0.013, "c2": -0.009}

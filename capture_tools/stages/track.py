@@ -1,0 +1,49 @@
+"""Track: multi-view FLAME tracking of every subject (:func:`tracking.fit.track_dataset`) on the dataset
+so far; ``sequences/<seq>/flame.npz`` and the tracker's ``reports/tracking.json``. Its own stage record is
+``reports/track_stage.json``."""
+
+from __future__ import annotations
+
+from capture_tools.ingest import Context, Stage, need
+
+
+def inputs(ctx: Context) -> dict:
+    return {
+        "landmarks": need(ctx, "landmarks"),
+        "calibrate": need(ctx, "calibrate"),
+        "frames": need(ctx, "frames"),
+        "split_seed": ctx.params.split_seed,
+    }
+
+
+def run(ctx: Context) -> dict:
+    """Multi-view FLAME tracking of every subject (tracking.fit.track_dataset) on the dataset so far."""
+    from tracking.fit import track_dataset
+
+    report = track_dataset(ctx.out)
+    return {
+        "head_model": report["head_model"],
+        "head_model_sha256": report["head_model_sha256"],
+        "median_reprojection_px": {
+            subject: entry["reprojection"]["median_px"]
+            for subject, entry in sorted(report["subjects"].items())
+            if "reprojection" in entry
+        },
+        "sequences": sorted(report["sequences"]),
+    }
+
+
+def outputs_exist(ctx: Context, result: dict) -> bool:
+    return all((ctx.sequence_dir(seq) / "flame.npz").is_file() for seq in result.get("sequences", []))
+
+
+STAGE = Stage(
+    "track",
+    run,
+    inputs,
+    lambda p: {},
+    outputs_exist,
+    report="track_stage",
+    needs_dataset_files=True,
+    outputs=("sequences/{sequence}/flame.npz", "reports/tracking.json", "reports/tracking/*"),
+)
