@@ -67,9 +67,8 @@ from benchmark.protocols import (
     over,
     own_protocol,
 )
-from gsbench import __version__
+from gsbench import __version__, media
 from gsbench.errors import BusyError, ConfigError, GsbenchError, MediaError, MethodError
-from gsbench.ffmpeg import ffmpeg_exe
 from gsbench.io import (
     atomic_path,
     folder_lock,
@@ -834,66 +833,10 @@ def _to_uint8(frames: np.ndarray) -> np.ndarray:
 
 
 def write_video(path: Path, frames: np.ndarray, fps: float, audio_path: Path | None = None) -> None:
-    """H.264 mp4 of ``frames [T, H, W, 3] uint8 RGB`` at ``fps`` with ``audio_path`` muxed as AAC."""
-    num_frames, height, width = frames.shape[:3]
-    command = [
-        ffmpeg_exe(),
-        "-y",
-        "-loglevel",
-        "error",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-s",
-        f"{width}x{height}",
-        "-r",
-        f"{fps:g}",
-        "-i",
-        "-",
-    ]
-    if audio_path is not None:
-        command += [
-            "-i",
-            str(audio_path),
-            "-map",
-            "0:v",
-            "-map",
-            "1:a",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "128k",
-            "-shortest",
-        ]
-    command += [
-        "-vf",
-        "pad=ceil(iw/2)*2:ceil(ih/2)*2",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-crf",
-        "18",
-        "-pix_fmt",
-        "yuv420p",
-        "-threads",
-        "1",
-    ]
-    with atomic_path(path) as tmp:
-        completed = subprocess.run(
-            [*command, str(tmp)],
-            input=np.ascontiguousarray(frames).tobytes(),
-            capture_output=True,
-            check=False,
-        )
-        if completed.returncode != 0:
-            raise MediaError(
-                f"ffmpeg failed to write the video: {completed.stderr.decode(errors='replace')[-500:]}",
-                path=path,
-                fix="check the ffmpeg installation (`gsbench doctor`)",
-            )
-    logger.info("wrote %s (%d frames)", path, num_frames)
+    """H.264 mp4 of ``frames [T, H, W, 3] uint8 RGB`` at ``fps`` with ``audio_path`` muxed as AAC
+    (:func:`gsbench.media.write_video`, :data:`gsbench.media.RESULT_ENCODING`)."""
+    media.write_video(path, frames, fps, audio_path, encoding=media.RESULT_ENCODING)
+    logger.info("wrote %s (%d frames)", path, frames.shape[0])
 
 
 def write_comparison_png(path: Path, gt: np.ndarray, pred: np.ndarray, columns: int = 4) -> None:

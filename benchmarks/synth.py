@@ -27,7 +27,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 import numpy as np
 
 from capture_tools.synth import generate_session  # noqa: E402
-from capture_tools.synth.media import read_video_frames  # noqa: E402
+from gsbench.media import read_video  # noqa: E402
 
 # MediaPipe FaceMesh indices: inner lip midpoints and the mouth corners
 _UPPER_INNER, _LOWER_INNER, _LEFT_CORNER, _RIGHT_CORNER = 13, 14, 61, 291
@@ -158,7 +158,7 @@ def main() -> None:
     for take in session["takes"]:
         phonemes = json.loads((gt / "takes" / take / "phonemes.json").read_text())
         for camera_id in near:
-            frames = read_video_frames(out / "takes" / take / f"{camera_id}.mp4")
+            frames = read_video(out / "takes" / take / f"{camera_id}.mp4")[0]
             detected, gap = _facemesh_track(frames)
             detections += int(detected.sum())
             total += len(frames)

@@ -51,10 +51,10 @@ from pathlib import Path
 
 import numpy as np
 
-from capture_tools import media
-from gsbench import __version__
+from gsbench import __version__, media
+from gsbench.dataset import landmarks_path, write_cameras_json, write_dataset_json, write_landmarks
 from gsbench.errors import InputError, MediaError
-from gsbench.io import folder_lock, remove_stale_temporaries, save_npz, sha256_file, write_json
+from gsbench.io import folder_lock, remove_stale_temporaries, sha256_file, write_json
 from gsbench.progress import log
 
 CAMERA = "front"
@@ -141,36 +141,34 @@ class VideoProbe:
 
 def probe(path: Path) -> VideoProbe:
     """Stream facts of one input; a :class:`MediaError` naming the file when it is no usable video."""
-    result = media._run_ffmpeg(["-i", str(path)])  # stream lines only (ffmpeg exits 1: no output)
+    result = media.run_ffmpeg(["-i", str(path)])  # stream lines only (ffmpeg exits 1: no output)
     stderr = result.stderr.decode("utf-8", "replace")
-    video = media._VIDEO_LINE.search(stderr)
-    if video is None:
+    info = media.parse_streams(stderr)
+    if info.video_codec is None:
         raise MediaError(
-            f"not a video ({media._first_error_line(stderr)})",
+            f"not a video ({media.ffmpeg_error_line(stderr)})",
             path=path,
             fix="pass a video file (mp4, mov, mkv, ...) with the speaker's face and voice",
         )
-    image = media._IMAGE_DEMUXER.search(stderr)
-    if image is not None:
-        raise MediaError(f"is a still image ({image['demuxer']}), not a video", path=path)
-    line = stderr[video.start() : stderr.find("\n", video.start())]
-    fps_match = media._FPS.search(line)
-    fps = float(fps_match["fps"]) * (1000.0 if fps_match["k"] else 1.0) if fps_match else 0.0
-    duration = media._DURATION.search(stderr)
-    duration_s = (
-        int(duration["h"]) * 3600 + int(duration["m"]) * 60 + float(duration["s"]) if duration else 0.0
-    )
+    if info.image_demuxer is not None:
+        raise MediaError(f"is a still image ({info.image_demuxer}), not a video", path=path)
+    duration_s = info.duration_s or 0.0
     if duration_s <= 0:
         raise MediaError("video has no duration (a single frame or an empty stream)", path=path)
-    audio = media._AUDIO_LINE.search(stderr)
-    if audio is None:
+    if info.audio_sample_rate is None:
         raise MediaError(
             "video has no audio track",
             path=path,
             fix="use the recording with its sound: talking-head methods are driven by the speech",
         )
     return VideoProbe(
-        str(path), int(video["w"]), int(video["h"]), fps, duration_s, int(audio["rate"]), video["codec"]
+        str(path),
+        info.width,
+        info.height,
+        info.fps or 0.0,
+        duration_s,
+        info.audio_sample_rate,
+        info.video_codec,
     )
 
 
@@ -199,7 +197,7 @@ def decode_frames(path: Path, fps: float, scale_to: tuple[int, int] | None = Non
         stderr = process.stderr.read().decode("utf-8", "replace")
         process.wait()
     if process.returncode not in (0, -9) and stderr.strip():
-        raise MediaError(f"cannot decode ({media._first_error_line(stderr)})", path=path)
+        raise MediaError(f"cannot decode ({media.ffmpeg_error_line(stderr)})", path=path)
 
 
 # --------------------------------------------------------------------------------------- face track
@@ -500,10 +498,7 @@ def _write_dataset(out: Path, subjects: list[_Subject], params: MonocularParams,
                     ]
                 )
                 points, detected = detect_landmarks(images)
-                save_npz(
-                    folder / "landmarks.npz",
-                    **{CAMERA: points.astype(np.float32), f"{CAMERA}_detected": detected},
-                )
+                write_landmarks(landmarks_path(out, seq), {CAMERA: (points, detected)})
                 sequences[seq]["frames_without_face"] = np.flatnonzero(~detected).tolist()
                 detection[seq] = float(detected.mean())
                 a = sequences[seq]["source_frames"][0]
@@ -569,7 +564,7 @@ def _write_dataset(out: Path, subjects: list[_Subject], params: MonocularParams,
             else "none (several subjects)",
         },
     }
-    write_json(out / "dataset.json", dataset)
+    write_dataset_json(out, dataset)
     if params.track:
         from tracking.fit.monocular import track_monocular
 
@@ -590,7 +585,7 @@ def write_camera(out: Path, focal: float, width: int, height: int, distance: flo
     """cameras.json of the one camera (tracking.fit.monocular.camera_entry)."""
     from tracking.fit.monocular import camera_entry
 
-    write_json(out / "cameras.json", {CAMERA: camera_entry(focal, width, height, distance)})
+    write_cameras_json(out, {CAMERA: camera_entry(focal, width, height, distance)})
 
 
 def _plot_face_track(path: Path, s: _Subject, boxes: np.ndarray | None, fps: float) -> None:

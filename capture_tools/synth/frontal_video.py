@@ -11,15 +11,14 @@ rows; the camera's clock is at most a few ms off the master's, below a frame).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 
-from capture_tools import media
-from capture_tools.synth.media import write_video
-
-FLAME_FRAME_KEYS = ("expr", "jaw_pose", "neck_pose", "eyes_pose", "rotation", "translation")
+from gsbench import media
+from gsbench.dataset import FLAME_FRAME_KEYS
 
 
 def write_frontal_video(
@@ -59,7 +58,8 @@ def write_frontal_video(
         shape = truth["shape"]
         take_ranges[take] = [count, count + num]
         count += num
-    write_video(path, np.stack(frames), fps, np.concatenate(audio), 16000, crf=crf)
+    encoding = dataclasses.replace(media.CAMERA_ENCODING, crf=crf)
+    media.write_video(path, np.stack(frames), fps, np.concatenate(audio), encoding=encoding)
     return {
         "K": ideal,
         "world_to_cam": np.asarray(cameras["world_to_cam"], np.float64),

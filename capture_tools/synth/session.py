@@ -32,7 +32,6 @@ import cv2
 import numpy as np
 import yaml
 
-from capture_tools.synth import media
 from capture_tools.synth._kernel import load_kernel
 from capture_tools.synth.motion import ExpressionMap, Performance, PerformanceStyle
 from capture_tools.synth.posing import SubjectPoser
@@ -40,7 +39,7 @@ from capture_tools.synth.presets import SynthPreset, get_preset
 from capture_tools.synth.rig import SynthCamera, build_rig
 from capture_tools.synth.scene import BoardRenderer, board_trajectory, build_studio
 from capture_tools.synth.speech import SAMPLE_RATE, Speaker, random_sentence, synthesize, timeline_to_json
-from gsbench import __version__
+from gsbench import __version__, media
 from gsbench.errors import InputError
 from gsbench.io import atomic_path, save_npz, write_json, write_text
 from gsbench.progress import log, track
@@ -177,6 +176,10 @@ def _views(context: _Context):
     return _WORKER_STATE["views"]
 
 
+def _camera_encoding(context: _Context) -> media.VideoEncoding:
+    return dataclasses.replace(media.CAMERA_ENCODING, threads=context.threads)
+
+
 def _camera_mic(
     speech: np.ndarray, camera: SynthCamera, num_samples: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -245,11 +248,13 @@ def _render_take(job: dict[str, Any]) -> dict[str, Any]:
 
     take_dir = context.out / "takes" / take_id
     take_dir.mkdir(parents=True, exist_ok=True)
-    media.write_wav(take_dir / "audio.wav", master_mic)
+    media.write_wav(take_dir / "audio.wav", master_mic, precision=np.float32)  # float32 scaling: same bytes
     mic_rng = _rng(context.seed, _KEY_TAKE, job["index"], 2000)
     for c, camera in enumerate(cameras):
         mic = _camera_mic(master, camera, num_samples, mic_rng)
-        media.write_video(take_dir / f"{camera.id}.mp4", frames[c], preset.fps, mic, threads=context.threads)
+        media.write_video(
+            take_dir / f"{camera.id}.mp4", frames[c], preset.fps, mic, encoding=_camera_encoding(context)
+        )
 
     gt_dir = context.out / "ground_truth" / "takes" / take_id
     save_npz(
@@ -317,7 +322,9 @@ def _render_calibration(job: dict[str, Any]) -> dict[str, Any]:
             frames[k] = camera_response(np.where(hit[..., None], colour, view.plate), camera, noise.draw())
         poses[camera.id] = camera_poses
         mic = _camera_mic(claps, camera, num_samples, _rng(context.seed, _KEY_CALIBRATION, 2000 + c))
-        media.write_video(out_dir / f"{camera.id}.mp4", frames, preset.fps, mic, threads=context.threads)
+        media.write_video(
+            out_dir / f"{camera.id}.mp4", frames, preset.fps, mic, encoding=_camera_encoding(context)
+        )
     save_npz(
         context.out / "ground_truth" / "calibration" / "board_poses.npz",
         **{f"{cid}_board_to_world": value for cid, value in poses.items()},

@@ -18,8 +18,8 @@ import numpy as np
 import yaml
 from charuco_render import BOARD, board_texture, camera_rays, look_at, render_board
 
-from capture_tools.media import write_wav
 from gsbench.ffmpeg import ffmpeg_exe
+from gsbench.media import write_wav
 
 FS = 16000
 FPS = 25.0

@@ -13,10 +13,10 @@ import pytest
 from scipy.io import wavfile
 
 from capture_tools.synth import PRESETS, generate_session
-from capture_tools.synth.media import read_video_audio, read_video_frames
 from capture_tools.synth.scene import BoardSpec
 from gsbench.errors import InputError
 from gsbench.ffmpeg import ffmpeg_exe
+from gsbench.media import read_audio, read_video
 
 
 @pytest.fixture(scope="module")
@@ -71,11 +71,11 @@ def test_every_mp4_decodes_with_frames_fps_and_audio(tiny):
         flame = np.load(root / "ground_truth" / "takes" / take / "flame.npz")
         videos += [(root / "takes" / take / f"{c}.mp4", len(flame["frame_times_s"])) for c in summary.cameras]
     for path, expected_frames in videos:
-        frames = read_video_frames(path)
+        frames = read_video(path)[0]
         assert frames.shape == (expected_frames, 128, 128, 3), path
         video_fps, has_audio = _probe(path)
         assert video_fps == fps and has_audio, path
-        audio = read_video_audio(path)
+        audio = read_audio(path)
         assert abs(len(audio) - expected_frames / fps * 16000) <= 1100, path  # AAC pads < 1 frame of 1024
 
 
@@ -88,7 +88,7 @@ def test_camera_audio_offset_recovered_by_cross_correlation(tiny):
     master = master.astype(np.float64) / 32768.0
     offsets = []
     for camera_id in summary.cameras:
-        mic = read_video_audio(root / "takes" / take / f"{camera_id}.mp4")[: len(master)].astype(np.float64)
+        mic = read_audio(root / "takes" / take / f"{camera_id}.mp4")[: len(master)].astype(np.float64)
         spectrum = np.fft.rfft(master, 2 * len(master)) * np.conj(np.fft.rfft(mic, 2 * len(master)))
         correlation = np.fft.irfft(spectrum)
         lag = int(np.argmax(correlation))
@@ -117,7 +117,7 @@ def test_gt_landmarks_project_onto_the_rendered_face(tiny):
     plate_distance, lip_hits, lip_count, corner_hits, corner_count = [], 0, 0, 0, 0
     for camera_id in summary.cameras:
         camera = cameras[camera_id]
-        frames = read_video_frames(root / "takes" / take / f"{camera_id}.mp4").astype(np.float32)
+        frames = read_video(root / "takes" / take / f"{camera_id}.mp4")[0].astype(np.float32)
         plate = cv2.cvtColor(cv2.imread(str(root / "background" / f"{camera_id}.png")), cv2.COLOR_BGR2RGB)
         times = master_times + camera["time_offset_s"]
         for k in range(0, len(frames), 4):
@@ -210,7 +210,7 @@ def test_calibration_board_detected_where_ground_truth_says(tiny):
     camera = cameras[camera_id]
     world_to_cam = np.asarray(camera["world_to_cam"])
     rvec, _ = cv2.Rodrigues(world_to_cam[:3, :3])
-    for k, frame in enumerate(read_video_frames(root / "calibration" / f"{camera_id}.mp4")):
+    for k, frame in enumerate(read_video(root / "calibration" / f"{camera_id}.mp4")[0]):
         corners, ids, _, _ = detector.detectBoard(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
         if ids is None or len(ids) < 4:
             continue
@@ -257,9 +257,7 @@ def test_same_seed_same_bytes(tmp_path):
         if relative.name == "rig.yaml":  # carries the folder name
             continue
         if relative.suffix == ".mp4":
-            assert np.array_equal(
-                read_video_frames(first.root / relative), read_video_frames(second.root / relative)
-            )
+            assert np.array_equal(read_video(first.root / relative)[0], read_video(second.root / relative)[0])
         assert (first.root / relative).read_bytes() == (second.root / relative).read_bytes(), relative
     other = generate_session(tmp_path / "c", preset=_MICRO, seed=8, workers=1)
     take = other.takes[0]
