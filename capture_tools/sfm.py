@@ -1,60 +1,24 @@
 """Structure-from-motion calibration fallback (pycolmap) for sessions without a calibration take.
 
-Images: the same few synchronized instants in every camera (:class:`InstantChoice`; the ingest stage
-decodes the videos). With known intrinsics (below), the stillest instants of all takes by the frontal
-camera's image change (:func:`frame_motion`, :func:`candidate_instants`, :func:`select_still_instants`):
-free-running cameras sample a moving head up to ~0.75 frame apart at one instant, which the rig
-adjustment cannot fit, while the studio is static; on the default session this brought the worst
-camera from 0.54 to 0.33 deg (benchmarks/sfm.py). From scratch, instants evenly spaced over the first
-take, as before: there the stillest ones improved the median camera (0.59 -> 0.52 deg) but not the worst
-(1.17 -> 2.78; :class:`InstantChoice`). The subject moves between instants, so a scene point is only
-consistent within one instant: each instant is reconstructed on its own (SIFT features on the CPU,
-exhaustive matching of its cameras, incremental mapping), the instants' reconstructions are brought
-onto the one that registered most cameras by the similarity that best maps
-their camera centres (:func:`pycolmap.estimate_sim3d`, without centres that miss badly), and each
-camera's pose is the mean over the instants that registered it (the rig does not move), leaving out
-instants more than ``max_pose_deviation_deg`` from the camera's medoid pose.
+Input: the same few synchronized instants in every camera (:class:`InstantChoice`; the calibrate stage
+picks them with :mod:`capture_tools.instants` and decodes them). Each instant is reconstructed on its own
+(SIFT on the CPU, exhaustive matching, incremental mapping with one fixed pinhole focal length for all
+cameras: the candidate of :attr:`SfmParams.focal_factors` that registers most cameras, refined to the
+median of the per-camera focal lengths a bundle adjustment finds). The instants' reconstructions are
+brought onto the one that registered most cameras by the similarity that best maps their camera centres
+(:func:`pycolmap.estimate_sim3d`, without centres that miss badly), and each camera's pose is the mean
+over the instants that registered it, leaving out those more than ``max_pose_deviation_deg`` from its
+medoid pose. These poses initialise one joint bundle adjustment of all instants in COLMAP's rig model
+(:func:`_rig_adjustment`): one pose and one set of intrinsics per camera (:attr:`SfmParams.camera_model`,
+SIMPLE_RADIAL: focal length and k1; principal point fixed at the image centre), 3D points per instant.
 
-Intrinsics and the joint adjustment: narrow lenses on small images leave COLMAP's self-calibration
-ill-posed from its default focal guess (1.2 x the image size; the synthetic rig's lenses are ~2.7 x), and
-the mapper then registers few cameras with focal lengths off by tens of percent. So the mapper runs with
-fixed pinhole intrinsics (one focal length for all cameras, principal point at the image centre): the
-focal length is the candidate (:attr:`SfmParams.focal_factors`) whose reconstruction registers the most
-cameras, refined to the median of the per-camera focal lengths that a bundle adjustment then finds.
-The per-instant reconstructions disagree with each other by up to degrees (each sees one head pose
-from 16 narrow views), so their averaged poses only initialise one joint bundle adjustment of all
-instants in COLMAP's rig model (:func:`_rig_adjustment`): one pose and one set of intrinsics per camera
-shared by every instant, 3D points per instant (the instants' tracks re-triangulated from the averaged
-poses). Camera model: :attr:`SfmParams.camera_model`, SIMPLE_RADIAL (focal length, k1) by default:
-- k1 is modelled because real (and the synthetic) lenses have radial distortion of a few pixels at the
-  corners (|k1| up to 0.3 on the default rig), which otherwise biases the focal lengths (measured on
-  the default session: median focal error 6.8 % without k1, 1.6 % with it);
-- k2 is not: at a ~21 deg field of view its term is below 0.1 px at the corners, unobservable;
-- the principal point is not refined: rotating a narrow camera by a small angle moves its image almost
-  exactly like shifting its principal point (they differ by the keystone term, ~3 % of the shift at the
-  image edge, which k1 about a shifted centre mimics too), so refining it diverged (principal points
-  tens of pixels off, rotation errors of 5-17 deg on the default session, also with RADIAL).
-The cost of the fixed principal point: a camera whose true principal point is off centre by d pixels
-gets a rotation error of about d / focal. On the default synthetic rig (principal points up to 11 px
-off centre) that alone puts the worst camera at 0.88 deg after similarity alignment even with every
-other quantity exact, so issue 4's 0.5 deg target for the worst camera is out of reach of this
-fallback; benchmarks/sfm.py prints the measured figures.
-
-Known intrinsics (rig.yaml key ``intrinsics``, :class:`capture_tools.rig.IntrinsicsSpec`): a rig calibrated
-earlier (fixed lenses) but recorded without a calibration board re-uses that calibration's K and
-distortion and re-estimates only the poses (the rig may have been bumped). Only K, dist, width and
-height are read from that file; its extrinsics are ignored. Each camera then has its own intrinsics
-held fixed throughout: COLMAP's FULL_OPENCV model (fx, fy, cx, cy, k1, k2, p1, p2, k3, k4-k6 = 0) is
-OpenCV's 5-term distortion model exactly (same equations, no approximation), so the keypoints stay
-where SIFT found them and COLMAP's own projection handles the lens, rather than undistorting keypoints
-ourselves. No focal candidates are tried, the mappers and both adjustments refine no intrinsics, and the
-output cameras carry the file's K and dist unchanged. This does not change what the fallback achieves
-from scratch (above): it needs that earlier calibration, and its figure is its own (benchmarks/sfm.py
-prints both).
-
-Scale: SfM is up to a similarity; ``baseline`` in rig.yaml (the measured distance between two camera
-centres) fixes the metric scale. The world frame is then the one of the ChArUco path
+Known intrinsics (rig.yaml ``intrinsics``, :class:`capture_tools.rig.IntrinsicsSpec`): each camera keeps
+that file's K and distortion (COLMAP FULL_OPENCV, OpenCV's 5-term model exactly) and only the poses are
+estimated; the file's extrinsics are ignored. Scale: ``baseline`` in rig.yaml (the measured distance
+between two camera centres); the world frame is the ChArUco path's
 (:func:`capture_tools.calibrate.rig_world_from_ref`).
+
+Why each choice, and the accuracy it reaches: docs/measurements.md (figures: ``benchmarks/sfm.py``).
 """
 
 from __future__ import annotations
@@ -81,7 +45,7 @@ class SfmParams:
     init_min_tri_angle_deg: float = 8.0  # COLMAP: 16; neighbouring cameras are ~20 deg apart
     max_runtime_s: int = 120  # per mapping run: a hopeless focal candidate must not stall ingest
     max_pose_deviation_deg: float = 1.0  # a camera's pose at one instant vs its medoid over instants
-    camera_model: str = "SIMPLE_RADIAL"  # of the joint rig adjustment: f, k1 per camera (module docstring)
+    camera_model: str = "SIMPLE_RADIAL"  # of the joint rig adjustment: f, k1 (docs/measurements.md)
     triangulation_max_error_px: float = 8.0  # a track re-triangulated from the averaged poses is kept within
     max_error_px: float = 2.0  # observations further off after the adjustment are dropped (~6x its RMS)
     seed: int = 0
@@ -98,10 +62,8 @@ class InstantChoice:
 
     count: int = 16
     # "still": the stillest instants of all takes by image change; "first_take": evenly spaced over the
-    # first take, each camera at its nearest frame (the fallback's choice before the stillness pass);
-    # "auto": "still" with known intrinsics, "first_take" from scratch, where the per-camera focal lengths
-    # swing with the instant set: on the default session the stillest instants gave a worst camera of
-    # 2.8 deg (4.9-7.1 deg on close variants, one focal length 38-44 % off) vs 1.17 evenly spaced
+    # first take, each camera at its nearest frame; "auto": "still" with known intrinsics, "first_take"
+    # from scratch, where the per-camera focal lengths swing with the instant set (docs/measurements.md)
     mode: str = "auto"
     per_take: int = 2  # at most this many from one take while other takes have candidates left
     min_gap_frames: int = 3  # instants of one take at least this far apart (different head poses)
@@ -509,7 +471,7 @@ def _rig_adjustment(
     options.print_summary = False
     options.refine_rig_from_world = False  # gauge: the rig is the world; scale is fixed by the baseline later
     options.refine_sensor_from_rig = True
-    options.refine_principal_point = False  # module docstring: not observable here, or known
+    options.refine_principal_point = False  # not observable here, or known (docs/measurements.md)
     options.ceres.loss_function_type = pycolmap.LossFunctionType.CAUCHY
     options.ceres.solver_options.num_threads = 1
     # Ceres' default; COLMAP's 0 runs all 100 iterations on this weakly conditioned problem (distant

@@ -20,10 +20,7 @@ Calibration capture protocol (``board_trajectory``; what an operator calibrating
   board) and move the board sideways, so that corners reach the image borders and corners where
   the radial distortion is largest.
 
-On the default preset's rendered 12 s take (25 holds over the 16-camera arc) ingest's calibration
-meets issue 4's reprojection, camera-centre and focal targets; the worst camera's rotation error
-(0.105 deg, an outer camera of the upper row) is just above the 0.1 deg target. Shorter takes give
-fewer holds and larger focal and rotation errors.
+What the default preset's 12 s take gives ingest's calibration: docs/measurements.md.
 """
 
 from __future__ import annotations

@@ -395,7 +395,7 @@ def test_calibrate_resume_key_follows_the_instant_choice(tmp_path, monkeypatch):
 def test_sfm_fallback_registers_every_camera_of_the_default_rig(tmp_path):
     """One short take of the default preset's 16-camera rig, no calibration take: every camera is
     registered and the median rotation error after similarity alignment is below 1 degree (issue 4's
-    target, 0.5 degree for the worst camera, is not met: see capture_tools/sfm.py); then with known
+    target, 0.5 degree for the worst camera, is not met: see docs/measurements.md); then with known
     intrinsics given in rig.yaml."""
     import sys
     from pathlib import Path
