@@ -17,12 +17,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from gsbench.io import save_npz, write_json
+from gsbench.dataset import write_cameras_json, write_dataset_json
+from gsbench.io import save_npz
 from tracking.fit.model import posed_vertices
 from tracking.head_model import HeadModel
 from tracking.landmarks import MEDIAPIPE_TO_IBUG68, NUM_MEDIAPIPE_LANDMARKS
-
-FLAME_FRAME_KEYS = ("expr", "jaw_pose", "neck_pose", "eyes_pose", "rotation", "translation")
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -277,8 +276,8 @@ def write_synthetic_dataset(
             "stages": {},
         },
     }
-    write_json(root / "dataset.json", dataset)
-    write_json(root / "cameras.json", cameras)
+    write_dataset_json(root, dataset)
+    write_cameras_json(root, cameras)
     return SyntheticTracking(root, model, mp_faces, mp_bary, params)
 
 
