@@ -351,6 +351,21 @@ def read_video(path: str | Path) -> tuple[np.ndarray, float]:
     return frames, info.fps or 25.0
 
 
+def read_video_or_frames(path: str | Path) -> tuple[np.ndarray, float | None]:
+    """Frames ``[T, H, W, 3] uint8 RGB`` of a video file (:data:`VIDEO_SUFFIXES`) or of a folder of
+    images (:func:`read_image_folder`), and the video's fps (None for a folder)."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+        return read_video(path)
+    if path.is_dir():
+        return read_image_folder(path), None
+    raise MediaError(
+        "not a video file or a folder of frames",
+        path=path,
+        fix=f"pass a {'/'.join(VIDEO_SUFFIXES)} file or a folder of .png/.jpg frames",
+    )
+
+
 def read_image_folder(path: str | Path) -> np.ndarray:
     """``[T, H, W, 3] uint8`` RGB of a folder of frames (:func:`folder_images` order); one size for all."""
     import cv2
@@ -371,6 +386,8 @@ def read_mask_folder(path: str | Path) -> np.ndarray:
     """``[T, H, W]`` bool of a folder of mask images (frame order; > 127 in the first channel is head)."""
     import cv2
 
+    if not Path(path).is_dir():
+        raise MediaError("mask folder not found", path=path, fix="pass the folder of per-frame masks")
     masks = []
     for file in folder_images(path):
         image = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE)
