@@ -54,6 +54,14 @@ def sync_take(
     return take_result, plot_data
 
 
+def visual_event(
+    rig: RigSpec, params: sy.SyncParams, info: dict, take_id: str, camera: str
+) -> sy.VisualEvent | None:
+    """The brightness step (a flash) in one camera's video of a take (``info``: its probe entry)."""
+    frames = media.read_frames(rig.take_video(take_id, camera), info["width"], info["height"])
+    return sy.find_visual_event(sy.frame_brightness(frames), info["fps"], params)
+
+
 def hardware_sync(
     rig: RigSpec, params: sy.SyncParams, videos: dict[str, dict], take_id: str, master: np.ndarray, fs: int
 ) -> dict:
@@ -65,9 +73,7 @@ def hardware_sync(
     else:
         times = []
         for camera in rig.camera_ids:
-            info = videos[camera]
-            frames = media.read_frames(rig.take_video(take_id, camera), info["width"], info["height"])
-            found = sy.find_visual_event(sy.frame_brightness(frames), info["fps"], params)
+            found = visual_event(rig, params, videos[camera], take_id, camera)
             if found is not None:
                 times.append(found.time_s)
         if not times:
@@ -108,9 +114,7 @@ def visual_sync(
     time), else against the master audio's strongest onset."""
 
     def event(camera: str) -> sy.VisualEvent | None:
-        info = videos[camera]
-        frames = media.read_frames(rig.take_video(take_id, camera), info["width"], info["height"])
-        return sy.find_visual_event(sy.frame_brightness(frames), info["fps"], params)
+        return visual_event(rig, params, videos[camera], take_id, camera)
 
     references = []
     for camera in [c for c in rig.camera_ids if c in cameras][:3]:
