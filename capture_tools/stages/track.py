@@ -17,7 +17,7 @@ def inputs(ctx: Context) -> dict:
 
 
 def run(ctx: Context) -> dict:
-    """Multi-view FLAME tracking of every subject (tracking.fit.track_dataset) on the dataset so far."""
+    """Track, and return the summary of the tracker's report that later keys see."""
     from tracking.fit import track_dataset
 
     report = track_dataset(ctx.out)
