@@ -14,7 +14,6 @@ import dataclasses
 import functools
 import hashlib
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -22,6 +21,7 @@ from gsbench import dataset as contract
 from gsbench.dataset import (  # noqa: F401  (FIX_REINGEST, SequenceInfo, Split: re-exported names)
     FIX_REINGEST,
     Camera,
+    DatasetMeta,
     SequenceInfo,
     Split,
     check_benchmark_splits,
@@ -30,26 +30,17 @@ from gsbench.dataset import (  # noqa: F401  (FIX_REINGEST, SequenceInfo, Split:
     read_flame,
     read_landmarks,
 )
-from gsbench.errors import ConfigError, InputError, MediaError
-from gsbench.media import read_wav
+from gsbench.errors import ConfigError, InputError
+from gsbench.media import read_image, read_mask, read_wav
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Dataset:
-    """A validated dataset folder. Loading functions read one sequence x camera at a time."""
+class Dataset(DatasetMeta):
+    """A validated dataset folder: its ``dataset.json`` (the :class:`DatasetMeta` fields), ``root`` and the
+    cameras of ``cameras.json``. Loading functions read one sequence x camera at a time."""
 
     root: Path
-    name: str
-    fps: float
-    image_size: tuple[int, int]  # (height, width)
-    frontal_camera: str
-    camera_ids: tuple[str, ...]
     cameras: dict[str, Camera]
-    subjects: tuple[str, ...]
-    sequences: dict[str, SequenceInfo]
-    splits: dict[str, Split]
-    split_seed: int | None
-    provenance: dict[str, Any]
 
     # -- paths -------------------------------------------------------------------------------------
     def sequence_dir(self, sequence: str) -> Path:
@@ -73,42 +64,20 @@ class Dataset:
     # -- loading -----------------------------------------------------------------------------------
     def load_images(self, sequence: str, camera: str, frames: list[int] | None = None) -> np.ndarray:
         """``[T, H, W, 3]`` uint8 RGB."""
-        import cv2
-
         frames = range(self.sequences[sequence].num_frames) if frames is None else frames
-        out = []
-        for frame in frames:
-            path = self.image_path(sequence, camera, frame)
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                raise MediaError("cannot decode image", path=path, fix=FIX_REINGEST)
-            out.append(image[:, :, ::-1])
-        return np.ascontiguousarray(np.stack(out))
+        return np.stack([read_image(self.image_path(sequence, camera, f), FIX_REINGEST) for f in frames])
 
     def load_masks(self, sequence: str, camera: str, frames: list[int] | None = None) -> np.ndarray:
         """``[T, H, W]`` bool (head/foreground where the png is > 127)."""
-        import cv2
-
         frames = range(self.sequences[sequence].num_frames) if frames is None else frames
-        out = []
-        for frame in frames:
-            path = self.mask_path(sequence, camera, frame)
-            mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-            if mask is None:
-                raise MediaError("cannot decode mask", path=path, fix=FIX_REINGEST)
-            out.append(mask > 127)
-        return np.stack(out)
+        return np.stack([read_mask(self.mask_path(sequence, camera, f), FIX_REINGEST) for f in frames])
 
     def load_background(self, camera: str) -> np.ndarray | None:
         """The camera's clean plate ``[H, W, 3]`` uint8 RGB (``backgrounds/<cam>.png``), None if absent."""
-        import cv2
-
         path = self.background_path(camera)
         if not path.is_file():
             return None
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise MediaError("cannot decode the background plate", path=path, fix=FIX_REINGEST)
+        image = read_image(path, FIX_REINGEST)
         if image.shape[:2] != self.image_size:
             raise ConfigError(
                 f"background plate is {image.shape[1]}x{image.shape[0]}, the dataset's frames are "
@@ -116,7 +85,7 @@ class Dataset:
                 path=path,
                 fix=FIX_REINGEST,
             )
-        return np.ascontiguousarray(image[:, :, ::-1])
+        return np.ascontiguousarray(image)
 
     def load_audio(self, sequence: str) -> np.ndarray:
         """``[N]`` float32 16 kHz mono of the sequence's 16-bit PCM ``audio.wav``."""
@@ -175,20 +144,8 @@ def load_dataset(root: str | Path, *, check_files: bool = True) -> Dataset:
     root = Path(root)
     meta = read_dataset_json(root)
     check_benchmark_splits(meta)
-    dataset = Dataset(
-        root=root,
-        name=meta.name,
-        fps=meta.fps,
-        image_size=meta.image_size,
-        frontal_camera=meta.frontal_camera,
-        camera_ids=meta.camera_ids,
-        cameras=read_cameras_json(root, meta.camera_ids),
-        subjects=meta.subjects,
-        sequences=meta.sequences,
-        splits=meta.splits,
-        split_seed=meta.split_seed,
-        provenance=meta.provenance,
-    )
+    fields = {field.name: getattr(meta, field.name) for field in dataclasses.fields(DatasetMeta)}
+    dataset = Dataset(**fields, root=root, cameras=read_cameras_json(root, meta.camera_ids))
     if check_files:
         _check_files(dataset)
     return dataset

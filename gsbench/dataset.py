@@ -135,7 +135,7 @@ class Split:
     test: tuple[str, ...]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class DatasetMeta:
     """``dataset.json``, validated. ``raw`` is the file's whole object (extra keys such as ``kind``)."""
 
@@ -152,7 +152,7 @@ class DatasetMeta:
     provenance: dict[str, Any]
     raw: dict[str, Any]
 
-    def subject_sequences(self) -> dict[str, list[str]]:
+    def sequences_by_subject(self) -> dict[str, list[str]]:
         """subject -> its sequence ids, sorted."""
         out: dict[str, list[str]] = {}
         for sequence in sorted(self.sequences):

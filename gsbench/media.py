@@ -366,16 +366,29 @@ def read_video_or_frames(path: str | Path) -> tuple[np.ndarray, float | None]:
     )
 
 
-def read_image_folder(path: str | Path) -> np.ndarray:
-    """``[T, H, W, 3] uint8`` RGB of a folder of frames (:func:`folder_images` order); one size for all."""
+def read_image(path: str | Path, fix: str = "re-save it as PNG") -> np.ndarray:
+    """``[H, W, 3] uint8`` RGB of an image file (a view of cv2's BGR array)."""
     import cv2
 
-    frames = []
-    for file in folder_images(path):
-        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
-        if image is None:
-            raise MediaError("cannot decode image", path=file, fix="re-save it as PNG")
-        frames.append(image[..., ::-1])
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise MediaError("cannot decode image", path=path, fix=fix)
+    return image[:, :, ::-1]
+
+
+def read_mask(path: str | Path, fix: str = "re-save it as PNG") -> np.ndarray:
+    """``[H, W]`` bool of a mask image: > 127 in the first channel is head (foreground)."""
+    import cv2
+
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise MediaError("cannot decode mask", path=path, fix=fix)
+    return mask > 127
+
+
+def read_image_folder(path: str | Path) -> np.ndarray:
+    """``[T, H, W, 3] uint8`` RGB of a folder of frames (:func:`folder_images` order); one size for all."""
+    frames = [read_image(file) for file in folder_images(path)]
     shapes = {f.shape for f in frames}
     if len(shapes) != 1:
         raise MediaError(f"frames differ in size {sorted(shapes)}", path=path, fix="use one resolution")
@@ -384,17 +397,9 @@ def read_image_folder(path: str | Path) -> np.ndarray:
 
 def read_mask_folder(path: str | Path) -> np.ndarray:
     """``[T, H, W]`` bool of a folder of mask images (frame order; > 127 in the first channel is head)."""
-    import cv2
-
     if not Path(path).is_dir():
         raise MediaError("mask folder not found", path=path, fix="pass the folder of per-frame masks")
-    masks = []
-    for file in folder_images(path):
-        image = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE)
-        if image is None:
-            raise MediaError("cannot decode mask", path=file, fix="re-save it as PNG")
-        masks.append(image > 127)
-    return np.stack(masks)
+    return np.stack([read_mask(file) for file in folder_images(path)])
 
 
 def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

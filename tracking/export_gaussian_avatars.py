@@ -81,7 +81,7 @@ def export_gaussian_avatars(
     meta = read_dataset_json(root)
     camera_ids = list(meta.camera_ids)
     cameras = read_cameras_json(root, camera_ids)
-    by_subject = meta.subject_sequences()
+    by_subject = meta.sequences_by_subject()
     unknown = sorted(set(subjects or []) - set(by_subject))
     if unknown:
         raise InputError(f"unknown subjects {unknown}", path=meta.path, fix=f"use {sorted(by_subject)}")

@@ -55,7 +55,7 @@ def test_dataset_json_round_trip(tmp_path):
     assert meta.sequences["s01_t00"] == ds.SequenceInfo("s01_t00", "s01", 4, 0.16)
     assert meta.sequences["s01_t01"].duration_s == 3 / 25.0  # from num_frames / fps when absent
     assert meta.splits["s01"] == ds.Split(("s01_t00",), (), ("s01_t01",))
-    assert meta.subject_sequences() == {"s01": ["s01_t00", "s01_t01"]}
+    assert meta.sequences_by_subject() == {"s01": ["s01_t00", "s01_t01"]}
     assert meta.raw["kind"] == "extra keys are kept" and meta.path == tmp_path / "dataset.json"
     ds.check_benchmark_splits(meta)
 

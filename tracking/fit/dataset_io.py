@@ -37,7 +37,7 @@ class DatasetInfo:
         return self.root / "sequences" / sequence
 
     def subject_sequences(self) -> dict[str, list[str]]:
-        return self.dataset.subject_sequences()
+        return self.dataset.sequences_by_subject()
 
     def num_frames(self, sequence: str) -> int:
         return self.dataset.sequences[sequence].num_frames
