@@ -2,7 +2,7 @@
 
 Loaded once into frozen dataclasses and validated: every error names the key and the file.
 Whether the videos it points at exist and agree with each other is checked by the probe stage
-(:mod:`capture_tools.media`), not here; the one file read here is the optional ``intrinsics`` file
+(:mod:`gsbench.media`), not here; the one file read here is the optional ``intrinsics`` file
 (known camera intrinsics for the structure-from-motion fallback, :func:`load_intrinsics`), whose
 image sizes the calibrate stage checks against the videos.
 """

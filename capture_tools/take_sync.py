@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from capture_tools import media
 from capture_tools import sync as sy
 from capture_tools.rig import RigSpec
+from gsbench import media
 from gsbench.errors import StageError
 
 

@@ -115,7 +115,7 @@ def test_partial_or_stale_imports_are_errors_not_fallbacks(tiny_dataset, tmp_pat
 
 
 def test_dataset_cache_names_the_sequence_file_of_silent_audio(tiny_dataset) -> None:
-    from capture_tools.media import write_wav
+    from gsbench.media import write_wav
 
     dataset = load_dataset(tiny_dataset, check_files=False)
     sequence = sorted(dataset.sequences)[0]

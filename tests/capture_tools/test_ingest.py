@@ -13,8 +13,8 @@ from benchmark.cli import main
 from capture_tools.calibrate import rotation_angle
 from capture_tools.frames import FrameParams
 from capture_tools.ingest import IngestParams, ingest, parse_stages, split_sequences
-from capture_tools.media import read_audio, read_frames
 from gsbench.errors import ConfigError, InputError, StageError
+from gsbench.media import read_audio, read_frames
 
 PARAMS = IngestParams(frames=FrameParams(size=(96, 96)))
 # The factory sessions show a ChArUco board but no face, so these tests cover the stages up to landmarks;

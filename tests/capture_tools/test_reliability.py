@@ -13,10 +13,10 @@ import yaml
 from session_factory import FPS, FS, encode, speech_like
 
 from capture_tools.ingest import ingest
-from capture_tools.media import probe_video, write_wav
 from capture_tools.rig import load_rig
 from gsbench.errors import ConfigError, InputError, MediaError
 from gsbench.ffmpeg import ffmpeg_exe
+from gsbench.media import probe_video, write_wav
 
 NUM_FRAMES = 37
 CAMERAS = ("cam00", "cam01", "cam02")

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from capture_tools.media import write_wav
 from gsbench.errors import InputError
 from gsbench.io import save_npz
+from gsbench.media import write_wav
 from tracking.export_gaussian_avatars import export_gaussian_avatars
 from tracking.fit.solver import FRAME_KEYS
 from tracking.fit.synthetic import build_toy_head, write_synthetic_dataset
