@@ -42,12 +42,11 @@ from capture_tools.masks import MaskParams
 from capture_tools.rig import RigSpec, load_rig
 from capture_tools.sync import SyncParams
 from gsbench import __version__
+from gsbench.dataset import SCHEMA_VERSION, write_cameras_json, write_dataset_json
 from gsbench.errors import InputError, StageError
 from gsbench.io import folder_lock, json_default, remove_stale_temporaries, sha256_file, write_json
 from gsbench.progress import log, track
 from gsbench.workers import init_worker, terminate_pool
-
-SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -386,7 +385,7 @@ def write_dataset_files(ctx: Context, state: _State) -> None:
             "width": width,
             "height": height,
         }
-    write_json(ctx.out / "cameras.json", cameras)
+    write_cameras_json(ctx.out, cameras)
     sequences = {
         take.id: {
             "subject": take.subject,
@@ -426,7 +425,7 @@ def write_dataset_files(ctx: Context, state: _State) -> None:
             },
         },
     }
-    write_json(ctx.out / "dataset.json", dataset)
+    write_dataset_json(ctx.out, dataset)
 
 
 def hash_inputs(rig: RigSpec, cache: dict[tuple, str] | None = None) -> dict[str, dict]:

@@ -52,14 +52,19 @@ from pathlib import Path
 import numpy as np
 
 from gsbench import __version__, media
-from gsbench.dataset import landmarks_path, write_cameras_json, write_dataset_json, write_landmarks
+from gsbench.dataset import (
+    SCHEMA_VERSION,
+    landmarks_path,
+    write_cameras_json,
+    write_dataset_json,
+    write_landmarks,
+)
 from gsbench.errors import InputError, MediaError
 from gsbench.io import folder_lock, remove_stale_temporaries, sha256_file, write_json
 from gsbench.progress import log
 
 CAMERA = "front"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg")
-SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
