@@ -472,6 +472,15 @@ def write_wav(
             handle.writeframes(pcm.tobytes())
 
 
+def read_wav_samples(
+    path: str | Path, *, fix: str = "convert it to 16-bit PCM WAV"
+) -> tuple[np.ndarray, int]:
+    """``(samples, sample_rate)`` of a WAV file as stored: float32 in [-1, 1], ``[N]`` or ``[N, C]``.
+    PCM sample ``k`` of ``b`` bits maps to ``k / 2^(b-1)`` (8-bit, unsigned: ``(k - 128) / 128``)."""
+    rate, data = _read_wav_file(Path(path), fix)
+    return _pcm_to_float(data), rate
+
+
 def read_wav(
     path: str | Path,
     sample_rate: int = SAMPLE_RATE,
@@ -484,28 +493,14 @@ def read_wav(
     Without ``resample`` the file must be 16-bit PCM at ``sample_rate`` (the dataset's audio.wav), else
     :class:`MediaError`; with it any PCM (8/16/32-bit) or float WAV is accepted and other rates are
     resampled (polyphase, ``scipy.signal.resample_poly``). 16-bit samples map to ``k / 32768``."""
-    from scipy.io import wavfile
-
     path = Path(path)
-    if not path.is_file():
-        raise MediaError("audio file not found", path=path, fix=fix)
-    try:
-        rate, data = wavfile.read(path)
-    except (ValueError, OSError, EOFError) as error:
-        raise MediaError(f"cannot read WAV ({error})", path=path, fix=fix) from error
+    rate, data = _read_wav_file(path, fix)
     if not resample and (data.dtype != np.int16 or rate != sample_rate):
         bits = f"{8 * data.dtype.itemsize}-bit {'float' if data.dtype.kind == 'f' else 'PCM'}"
         raise MediaError(
             f"expected 16-bit PCM at {sample_rate} Hz, got {bits} at {rate} Hz", path=path, fix=fix
         )
-    if data.dtype == np.int16:
-        audio = data.astype(np.float32) / 32768.0
-    elif data.dtype == np.int32:
-        audio = data.astype(np.float32) / 2147483648.0
-    elif data.dtype == np.uint8:
-        audio = (data.astype(np.float32) - 128.0) / 128.0
-    else:
-        audio = data.astype(np.float32)
+    audio = _pcm_to_float(data)
     if audio.ndim == 2:
         audio = audio.mean(axis=1)
     if rate != sample_rate:
@@ -516,6 +511,27 @@ def read_wav(
         g = gcd(int(rate), sample_rate)
         audio = resample_poly(audio, sample_rate // g, int(rate) // g).astype(np.float32)
     return audio
+
+
+def _read_wav_file(path: Path, fix: str) -> tuple[int, np.ndarray]:
+    from scipy.io import wavfile
+
+    if not path.is_file():
+        raise MediaError("audio file not found", path=path, fix=fix)
+    try:
+        return wavfile.read(path)
+    except (ValueError, OSError, EOFError) as error:
+        raise MediaError(f"cannot read WAV ({error})", path=path, fix=fix) from error
+
+
+def _pcm_to_float(data: np.ndarray) -> np.ndarray:
+    if data.dtype == np.int16:
+        return data.astype(np.float32) / 32768.0
+    if data.dtype == np.int32:
+        return data.astype(np.float32) / 2147483648.0
+    if data.dtype == np.uint8:
+        return (data.astype(np.float32) - 128.0) / 128.0
+    return data.astype(np.float32)
 
 
 # -- encoding --------------------------------------------------------------------------------------

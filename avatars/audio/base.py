@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from avatars import audio_features
-from gsbench.errors import InputError, MediaError, WeightsError
+from gsbench.errors import InputError, WeightsError
 
 logger = logging.getLogger("avatars.audio")
 
@@ -74,23 +74,10 @@ def prepare_audio(audio: np.ndarray, sample_rate: int, source: str = "audio") ->
 
 def load_audio(path: str | Path) -> np.ndarray:
     """A WAV file (any sample rate, PCM or float, mono or multi-channel) as ``[N]`` float32 16 kHz mono."""
-    from scipy.io import wavfile
+    from gsbench.media import read_wav_samples
 
-    path = Path(path)
-    if not path.is_file():
-        raise MediaError("audio file not found", path=path, fix="pass an existing WAV file")
-    try:
-        rate, data = wavfile.read(path)
-    except (ValueError, OSError) as error:
-        raise MediaError(
-            f"cannot read as WAV ({error})", path=path, fix=f"ffmpeg -i {path} -ac 1 -ar 16000 out.wav"
-        ) from error
-    if np.issubdtype(data.dtype, np.integer):
-        info = np.iinfo(data.dtype)
-        data = (data.astype(np.float64) - (info.min + info.max + 1) / 2) / (
-            info.max + 1 - (info.min + info.max + 1) / 2
-        )
-    return prepare_audio(data.astype(np.float32), rate, str(path))
+    data, rate = read_wav_samples(path, fix=f"ffmpeg -i {path} -ac 1 -ar 16000 out.wav")
+    return prepare_audio(data, rate, str(path))
 
 
 def interpolate_features(features: np.ndarray, rate: float, fps: float, num_frames: int) -> np.ndarray:
