@@ -18,7 +18,9 @@ Schema ``gsbench.results`` version 1 (keys in order)::
     timing            {train_seconds, render_seconds, frames_rendered, render_fps, checkpoint_from,
                        audio_features: {seconds, computed, read} (the dataset's feature cache)}
     num_gaussians     int | null
-    device, gsbench_version, git_commit, python, libraries {name: version}, platform, finished_at
+    device            the rasterizer backend the renders ran on: "cuda:0 (gsplat 1.5.3)", "cpu (gsbench C++)"
+                      or "cpu (gsbench torch)" (avatars.render.backend.backend_label)
+    gsbench_version, git_commit, python, libraries {name: version}, platform, finished_at
     train_stats       the method's TrainStats (iterations, num_gaussians, extra)
 
 ``MetricEntry`` = ``{value: float | null, status: "ok" | "missing" | "skipped", reason, weight_id,

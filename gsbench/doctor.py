@@ -147,5 +147,32 @@ def audio_encoder_checks() -> list[Check]:
     return checks
 
 
+def rasterizer_check(device: str = "auto") -> Check:
+    """Which rasterizer backend ``auto`` picks here and why (``avatars.render.backend.choose_backend``).
+
+    Not ok when a CUDA device is present and gsplat cannot be used on it (not installed, or its kernels
+    did not build: the error is shown), or when the CPU C++ kernel did not build; no CUDA device at all
+    means the CPU kernel, which is then the right choice."""
+    try:
+        from avatars.render.backend import GPU_INSTALL, choose_backend
+    except ImportError as error:
+        return Check("rasterizer (auto)", False, f"avatars.render: {error}", SETUP, required=False)
+    choice = choose_backend(device)
+    detail = f"{choice.label}: {choice.reason}"
+    if choice.error and "\n" in choice.error:
+        detail += f"\n{choice.error}"
+    if choice.backend == "gsplat":
+        return Check("rasterizer (auto)", True, detail, required=False)
+    if choice.cuda_found and "not installed" in choice.reason:
+        return Check("rasterizer (auto)", False, detail, GPU_INSTALL, required=False)
+    if choice.cuda_found:
+        fix = "a CUDA toolkit whose nvcc matches torch.version.cuda (CUDA_HOME), then gsbench doctor again"
+        return Check("rasterizer (auto)", False, detail, fix, required=False)
+    if choice.backend == "cpu-torch":
+        fix = "apt-get install -y g++; pip install ninja"
+        return Check("rasterizer (auto)", False, detail, fix, required=False)
+    return Check("rasterizer (auto)", True, detail, required=False)
+
+
 def run_checks() -> list[Check]:
-    return python_checks() + system_checks() + weight_checks() + audio_encoder_checks()
+    return python_checks() + system_checks() + weight_checks() + audio_encoder_checks() + [rasterizer_check()]
