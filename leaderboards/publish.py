@@ -511,6 +511,7 @@ def render_markdown(board: Board, reference: bool = True) -> str:
         *(metric_column(m) for m in metrics),
         "train s",
         "render fps",
+        "device",  # what train s and render fps were measured on (results.json device)
         "status",
     ]
     table = []
@@ -524,6 +525,7 @@ def render_markdown(board: Board, reference: bool = True) -> str:
                 *(row[metric_column(m)] or "—" for m in metrics),
                 row["train_s"] or "—",
                 row["render_fps"] or "—",
+                row["device"] or "—",
                 row["status"],
             ]
         )
