@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gsbench.pretrained import PretrainedNetwork, declare
+
 IRESNET_LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 14, 3), 100: (3, 13, 30, 3)}
 """Residual blocks per stage of insightface's iresnet18/34/50/100."""
 
@@ -221,3 +223,53 @@ def patch_perceptual_loss(
     j = len(patches)
     # per-patch L1 (mean over elements), summed over layers, averaged over patches
     return sum((f[:j] - f[j:].detach()).abs().mean() for f in feats)
+
+
+ARCFACE_ZOO = "https://github.com/deepinsight/insightface/tree/master/recognition/arcface_torch#model-zoo"
+USER_SUPPLIED = (
+    "user-supplied: the source publishes no checksum; accepted only if every key and shape matches"
+)
+TORCHVISION_PREFIX = "full sha256 unpublished; torchvision's 8-hex file-name prefix is checked"
+
+
+def _torchvision_vgg(network: str, sha8: str, use: str) -> PretrainedNetwork:
+    """A torchvision ImageNet VGG (IMAGENET1K_V1) checkpoint, checked by its file-name sha256 prefix; only
+    ``features.*`` is used (:class:`VGGFeatures`)."""
+    return PretrainedNetwork(
+        name=f"{network}-imagenet",
+        filename=f"{network}-{sha8}.pth",
+        url=f"https://download.pytorch.org/models/{network}-{sha8}.pth",
+        description=f"torchvision ImageNet {network.upper()} (IMAGENET1K_V1): {use}",
+        used_by="patch perceptual loss, Eq. 4 (avatars.perceptual)",
+        sha256_prefix=sha8,
+        checksum_note=TORCHVISION_PREFIX,
+        network=network,
+    )
+
+
+# The networks of these losses (benchmark.weights builds `network` and checks every key and shape)
+VGG16_IMAGENET = declare(_torchvision_vgg("vgg16", "397923af", "GaussianSpeech patch perceptual loss"))
+VGG19_IMAGENET = declare(_torchvision_vgg("vgg19", "dcbb9e9d", "alternative patch-loss backbone"))
+ARCFACE_IRESNET100 = declare(
+    PretrainedNetwork(
+        name="arcface-iresnet100",
+        filename="ms1mv3_arcface_r100_fp16.pth",
+        url=ARCFACE_ZOO,
+        description="ArcFace IResNet-100 (insightface arcface_torch, MS1MV3; its backbone.pth): "
+        "GaussianSpeech global perceptual loss",
+        used_by="global perceptual loss, Eqs. 1-3 (avatars.perceptual)",
+        checksum_note=USER_SUPPLIED,
+        network="iresnet100",
+    )
+)
+ARCFACE_IRESNET50 = declare(
+    PretrainedNetwork(
+        name="arcface-iresnet50",
+        filename="ms1mv3_arcface_r50_fp16.pth",
+        url=ARCFACE_ZOO,
+        description="ArcFace IResNet-50 (insightface arcface_torch, MS1MV3; its backbone.pth)",
+        used_by="global perceptual loss, Eqs. 1-3, smaller backbone (avatars.perceptual)",
+        checksum_note=USER_SUPPLIED,
+        network="iresnet50",
+    )
+)

@@ -1,6 +1,13 @@
-"""Registry of the pretrained networks the metrics (and later the methods) need.
+"""Registry of the pretrained networks the metrics and methods use.
 
-Every pretrained file is looked up by **name**, checked against its registered **sha256**, and
+It holds no table of its own: a metric, a method's loss or an audio encoder declares the networks it can
+use where it uses them (``gsbench.pretrained.PretrainedNetwork``: name, file or folder, source, checksum,
+architecture check, what uses it), and :func:`declared_networks` collects those declarations from the
+metric registry (``benchmark/metrics/``), every registered method's modules, the audio encoders
+(``avatars.audio.pretrained``) and the ``gsbench.networks`` entry-point group. See docs/extending.md,
+"Add a pretrained network".
+
+Every pretrained file is looked up by **name**, checked against its declared **sha256**, and
 reported by its **id** (``name:<first 12 hex of its sha256>``) in every result it produces.
 
 Where a file is looked for, first hit wins:
@@ -10,7 +17,7 @@ Where a file is looked for, first hit wins:
 3. the torch hub cache ``$TORCH_HOME/hub/checkpoints`` (default ``~/.cache/torch/hub/checkpoints``),
    where torchvision leaves ``alexnet-owt-7be5be79.pth`` on a machine that has downloaded it.
 
-Checksums. Only files whose real source is known are registered:
+Checksums of the declared files (each declaration says which applies):
 
 * ``lpips-alexnet``: torchvision's ImageNet AlexNet, ``alexnet-owt-7be5be79.pth``. torchvision names its
   files ``<name>-<first 8 hex of the sha256>.pth`` and checks that prefix on download
@@ -53,192 +60,85 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
+import importlib.metadata
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from gsbench.errors import InputError, WeightsError
 from gsbench.io import atomic_path, sha256_file, write_json
+from gsbench.pretrained import PretrainedNetwork, check_state_dict, declared, families, read_state_dict
+from gsbench.progress import warn
 
-TRAINED_SYNCNET_PREFIX = "syncnet-gsbench-"
-
-
-@dataclasses.dataclass(frozen=True)
-class WeightSpec:
-    """One registered pretrained file."""
-
-    name: str
-    filename: str
-    url: str
-    description: str
-    expected_sha256: str | None = None  # full hex digest where the source publishes one
-    sha256_prefix: str | None = None  # published prefix (torchvision file names) where only that is known
-    origin: str = "official"  # "official" (the authors' file) or "ours" (trained by gsbench)
-    checksum_note: str = ""
-    network: str = ""  # architecture load_network builds for it (a key of NETWORKS), "" = none
-    layout: str = "file"  # "file", or "hf-folder": ``filename`` names a Hugging Face model folder
-
-    def check_digest(self, digest: str) -> str | None:
-        """None when ``digest`` matches what is registered, else the reason it does not."""
-        if self.expected_sha256 is not None and digest != self.expected_sha256:
-            return f"sha256 {digest} != registered {self.expected_sha256}"
-        if self.sha256_prefix is not None and not digest.startswith(self.sha256_prefix):
-            return f"sha256 {digest[:16]}... does not start with the published prefix {self.sha256_prefix}"
-        return None
-
-
-def _check_lpips_alexnet(path: Path) -> str | None:
-    from benchmark.metrics.lpips_metric import check_alexnet_state_dict
-
-    return check_alexnet_state_dict(path)
-
-
-def _check_fan(path: Path) -> str | None:
-    from benchmark.metrics.fan import check_fan_state_dict
-
-    return check_fan_state_dict(path)
-
-
-def _check_s3fd(path: Path) -> str | None:
-    from benchmark.metrics.s3fd import check_s3fd_state_dict
-
-    return check_s3fd_state_dict(path)
-
-
-def _check_syncnet(path: Path) -> str | None:
-    from benchmark.metrics.syncnet import check_syncnet_state_dict
-
-    return check_syncnet_state_dict(path)
-
-
-REGISTRY: dict[str, WeightSpec] = {
-    "lpips-alexnet": WeightSpec(
-        name="lpips-alexnet",
-        filename="alexnet-owt-7be5be79.pth",
-        url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-        description="torchvision ImageNet AlexNet (IMAGENET1K_V1): the LPIPS v0.1 'alex' backbone",
-        sha256_prefix="7be5be79",
-        checksum_note="full sha256 unpublished; torchvision's 8-hex file-name prefix is checked",
-    ),
-    "syncnet-v2": WeightSpec(
-        name="syncnet-v2",
-        filename="syncnet_v2.model",
-        url="http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
-        description="official SyncNet (Chung & Zisserman 2016) of joonson/syncnet_python, for LSE-D/LSE-C",
-        checksum_note="no published checksum; accepted only if every state-dict key and shape matches",
-    ),
-    "fan-2d": WeightSpec(
-        name="fan-2d",
-        filename="2DFAN4-11f355bf06.pth.tar",
-        url="https://www.adrianbulat.com/downloads/python-fan/2DFAN4-11f355bf06.pth.tar",
-        description="face_alignment 1.5.0's 2DFAN-4 (68 iBUG points): the LMD detector of ER-NeRF, "
-        "GeneFace, SyncTalk, TalkingGaussian (gsbench metrics/run --lmd-detector fan)",
-        sha256_prefix="11f355bf06",
-        checksum_note="full sha256 unpublished; the file name's sha256 prefix (torch hub convention) is "
-        "checked, and every key and shape of face_alignment.models.FAN(4)",
-    ),
-    "s3fd-sfd-face": WeightSpec(
-        name="s3fd-sfd-face",
-        filename="sfd_face.pth",
-        url="http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/sfd_face.pth",
-        description="S3FD face detector of joonson/syncnet_python's run_pipeline: LSE crop boxes "
-        "(gsbench metrics/run --lse-boxes s3fd)",
-        checksum_note="no published checksum; accepted only if every key and shape of syncnet_python's "
-        "S3FDNet matches",
-    ),
-}
-
-ARCFACE_ZOO = "https://github.com/deepinsight/insightface/tree/master/recognition/arcface_torch#model-zoo"
-USER_SUPPLIED = (
-    "user-supplied: the source publishes no checksum; accepted only if every key and shape matches"
-)
-
-
-def _torchvision_vgg(network: str, sha8: str, use: str) -> WeightSpec:
-    """A torchvision ImageNet VGG (IMAGENET1K_V1) checkpoint, checked by its file-name sha256 prefix."""
-    return WeightSpec(
-        name=f"{network}-imagenet",
-        filename=f"{network}-{sha8}.pth",
-        url=f"https://download.pytorch.org/models/{network}-{sha8}.pth",
-        description=f"torchvision ImageNet {network.upper()} (IMAGENET1K_V1): {use}",
-        sha256_prefix=sha8,
-        checksum_note="full sha256 unpublished; torchvision's 8-hex file-name prefix is checked",
-        network=network,
-    )
-
-
-REGISTRY.update(
-    {
-        "vgg16-imagenet": _torchvision_vgg("vgg16", "397923af", "GaussianSpeech patch perceptual loss"),
-        "vgg19-imagenet": _torchvision_vgg("vgg19", "dcbb9e9d", "alternative patch-loss backbone"),
-        "arcface-iresnet100": WeightSpec(
-            name="arcface-iresnet100",
-            filename="ms1mv3_arcface_r100_fp16.pth",
-            url=ARCFACE_ZOO,
-            description="ArcFace IResNet-100 (insightface arcface_torch, MS1MV3; its backbone.pth): "
-            "GaussianSpeech global perceptual loss",
-            checksum_note=USER_SUPPLIED,
-            network="iresnet100",
-        ),
-        "arcface-iresnet50": WeightSpec(
-            name="arcface-iresnet50",
-            filename="ms1mv3_arcface_r50_fp16.pth",
-            url=ARCFACE_ZOO,
-            description="ArcFace IResNet-50 (insightface arcface_torch, MS1MV3; its backbone.pth)",
-            checksum_note=USER_SUPPLIED,
-            network="iresnet50",
-        ),
-    }
-)
-
-
+WeightSpec = PretrainedNetwork  # the name this module used before declarations moved to their users
+ENTRY_POINT_GROUP = "gsbench.networks"  # third-party modules that declare networks
+AUDIO_ENCODER_MODULE = "avatars.audio.pretrained"  # the audio encoders' declarations (see open_encoder)
 HF_FOLDER_MANIFEST = "gsbench-weights.json"  # written by ``add`` into a registered folder: its sha256
-HF_FOLDER_CHECKSUM = (
-    "recorded by `gsbench weights add` (gsbench-weights.json in the folder) and re-checked on every use; "
-    "the hub's own sha256 is not pinned here"
-)
+
+_collected = False
 
 
-def _hf_folder(name: str, model_id: str, use: str) -> WeightSpec:
-    return WeightSpec(
-        name=name,
-        filename=name,
-        url=f"https://huggingface.co/{model_id}",
-        description=f"{model_id} (Hugging Face folder: config.json + model.safetensors or "
-        f"pytorch_model.bin): {use}",
-        checksum_note=HF_FOLDER_CHECKSUM,
-        layout="hf-folder",
-    )
+def _collect() -> None:
+    """Import every module that declares networks, once: the metric modules, each registered method's
+    module (and so the loss modules it imports), the audio encoders, the entry points."""
+    global _collected
+    if _collected:
+        return
+    _collected = True
+    from benchmark import methods
+    from gsbench.metric_table import load_declarations
+
+    load_declarations()
+    for name, spec in methods.registry().items():
+        try:
+            spec.load()
+        except ImportError as error:
+            warn(f"method {name}: cannot import it to read the networks it declares ({error})")
+    importlib.import_module(AUDIO_ENCODER_MODULE)
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        entry_point.load()
 
 
-REGISTRY.update(
-    {
-        "wav2vec2-base-960h": _hf_folder(
-            "wav2vec2-base-960h", "facebook/wav2vec2-base-960h", "GaussianSpeech audio encoder"
-        ),
-        "hubert-large-ls960-ft": _hf_folder(
-            "hubert-large-ls960-ft", "facebook/hubert-large-ls960-ft", "HiCoDe audio encoder"
-        ),
-    }
-)
+def declared_networks() -> dict[str, PretrainedNetwork]:
+    """Every declared network, by name (sorted: the listing does not depend on import order)."""
+    _collect()
+    return dict(sorted(declared().items()))
 
 
-def _read_state_dict(path: Path) -> dict:
-    import torch
+def method_users() -> dict[str, list[str]]:
+    """network name -> the registered methods that list it in ``pretrained_networks``."""
+    from benchmark import methods
 
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a weights problem
-        raise WeightsError(
-            f"cannot read as a torch state dict ({exc})", path=path, fix="pass the original file"
-        ) from exc
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise WeightsError("not a state dict", path=path, fix="pass the original file")
-    return {key.removeprefix("module."): value for key, value in state.items()}
+    _collect()
+    users: dict[str, list[str]] = {}
+    for method, spec in methods.registry().items():
+        try:
+            listed = spec.load().pretrained_networks
+        except ImportError:
+            continue
+        for network in listed:
+            users.setdefault(network, []).append(method)
+    return users
+
+
+class _Declared(Mapping):
+    """``name -> PretrainedNetwork`` of every declared network (collected on first use)."""
+
+    def __getitem__(self, name: str) -> PretrainedNetwork:
+        return declared_networks()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(declared_networks())
+
+    def __len__(self) -> int:
+        return len(declared_networks())
+
+
+REGISTRY: Mapping[str, PretrainedNetwork] = _Declared()
+"""Every declared network (read-only view; declare new ones with ``gsbench.pretrained.declare``)."""
 
 
 def _network_module(network: str):
@@ -265,16 +165,7 @@ def _expected_shapes(network: str) -> dict[str, tuple[int, ...]]:
 
 def check_network_state_dict(path: Path, network: str) -> str | None:
     """None if ``path`` holds every key of ``network`` with the right shape, else the first problem."""
-    try:
-        state = _read_state_dict(Path(path))
-    except WeightsError as error:
-        return str(error)
-    for key, shape in _expected_shapes(network).items():
-        if key not in state:
-            return f"not a {network} state dict: missing key {key}"
-        if tuple(state[key].shape) != shape:
-            return f"not a {network} state dict: {key} has shape {tuple(state[key].shape)}, expected {shape}"
-    return None
+    return check_state_dict(path, _expected_shapes(network), network)
 
 
 def build_network(path: Path, network: str):
@@ -284,7 +175,7 @@ def build_network(path: Path, network: str):
 
     from avatars.perceptual import frozen
 
-    state = _read_state_dict(Path(path))
+    state = read_state_dict(path)
     module = _new_network(network)
     wanted = module.state_dict()
     tensors = {k: state[k].to(torch.float32) for k in wanted if k in state}
@@ -299,13 +190,6 @@ def build_network(path: Path, network: str):
 
 NETWORKS = ("vgg16", "vgg19", "iresnet50", "iresnet100", "iresnet18", "iresnet34")
 """Architectures ``WeightSpec.network`` may name (iresnet18/34 for sites registering smaller ArcFaces)."""
-
-STRUCTURE_CHECKS: dict[str, Callable[[Path], str | None]] = {
-    "lpips-alexnet": _check_lpips_alexnet,
-    "syncnet-v2": _check_syncnet,
-    "fan-2d": _check_fan,
-    "s3fd-sfd-face": _check_s3fd,
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -338,22 +222,8 @@ def user_weights_dir() -> Path:
     return Path("~/.cache/gsbench/weights").expanduser()
 
 
-def trained_syncnet_spec(name: str) -> WeightSpec:
-    """Spec of a SyncNet trained by gsbench; its name ends in the first 8 hex of its sha256."""
-    digest_prefix = name[len(TRAINED_SYNCNET_PREFIX) :]
-    return WeightSpec(
-        name=name,
-        filename=f"{name}.pt",
-        url="",
-        description="SyncNet trained by gsbench weights train-syncnet (ours, not the official network)",
-        sha256_prefix=digest_prefix,
-        origin="ours",
-        checksum_note="trained here; the name carries the sha256 prefix, the .json sidecar the provenance",
-    )
-
-
 class WeightRegistry:
-    """Finds, verifies and reports registered weight files.
+    """Finds, verifies and reports the declared weight files.
 
     ``syncnet`` names the SyncNet that LSE-D/LSE-C use: ``syncnet-v2`` (official, the default) or a
     ``syncnet-gsbench-<sha8>`` trained here. Nothing is substituted when the named file is missing.
@@ -364,31 +234,46 @@ class WeightRegistry:
         search_paths: list[Path] | None = None,
         *,
         syncnet: str = "syncnet-v2",
-        specs: dict[str, WeightSpec] | None = None,
+        specs: dict[str, PretrainedNetwork] | None = None,
     ):
         self.search_paths = [
             Path(p) for p in (search_paths if search_paths is not None else default_search_paths())
         ]
         self.syncnet = syncnet
-        # ``specs`` replaces registered entries by name (tests, or a site pinning its own files)
-        self.specs = {**REGISTRY, **(specs or {})}
+        # ``specs`` replaces declared entries by name (tests, or a site pinning its own files)
+        self.overrides = dict(specs or {})
         self._verified: dict[Path, str] = {}
 
-    def spec(self, name: str) -> WeightSpec:
-        if name in self.specs:
-            return self.specs[name]
-        if name.startswith(TRAINED_SYNCNET_PREFIX) and len(name) > len(TRAINED_SYNCNET_PREFIX):
-            return trained_syncnet_spec(name)
-        known = ", ".join(sorted(self.specs) + [f"{TRAINED_SYNCNET_PREFIX}<sha8>"])
+    @property
+    def specs(self) -> dict[str, PretrainedNetwork]:
+        """Every declared network (collected on first use), with this registry's overrides."""
+        return {**declared_networks(), **self.overrides}
+
+    def spec(self, name: str) -> PretrainedNetwork:
+        if name in self.overrides:
+            return self.overrides[name]
+        if name not in declared():  # its declaring module may not be imported in this process yet
+            _collect()
+        if name in declared():
+            return declared()[name]
+        for prefix, family in families().items():
+            if name.startswith(prefix) and len(name) > len(prefix):
+                return family.spec(name)
+        known = ", ".join(sorted(self.specs) + [f"{prefix}<sha8>" for prefix in families()])
         raise WeightsError(f"unknown weight name {name!r}", fix=f"use one of: {known}")
 
     def names(self) -> list[str]:
-        """Registered names plus every trained SyncNet found in the search paths."""
-        trained = set()
+        """Declared names plus every file of a network family (trained SyncNets) in the search paths."""
+        found = set()
         for folder in self.search_paths:
             if folder.is_dir():
-                trained.update(p.stem for p in folder.glob(f"{TRAINED_SYNCNET_PREFIX}*.pt"))
-        return list(self.specs) + sorted(trained)
+                for family in families().values():
+                    found.update(
+                        p.name.removesuffix(family.suffix)
+                        for p in folder.glob(f"{family.prefix}*{family.suffix}")
+                    )
+        names = list(self.specs)
+        return names + sorted(found - set(names))
 
     def candidates(self, name: str) -> list[Path]:
         spec = self.spec(name)
@@ -441,15 +326,17 @@ class WeightRegistry:
         resolved = self.find(name)
         return build_network(resolved.path, spec.network), resolved
 
-    def _verify_folder(self, spec: WeightSpec, path: Path, registered: bool = True) -> str | None:
-        """None if the Hugging Face folder ``path`` is a ``spec`` model whose weight file has the
-        sha256 ``add`` recorded (``registered``) and the spec's published digest, if any."""
-        from avatars.audio.pretrained import check_folder, weight_file
+    def _verify_folder(self, spec: PretrainedNetwork, path: Path, registered: bool = True) -> str | None:
+        """None if the Hugging Face folder ``path`` passes the declared check and its weight file has the
+        sha256 ``add`` recorded (``registered``) and the declared digest, if any."""
+        from avatars.audio.pretrained import weight_file
 
-        problem = check_folder(path, spec.name)
+        problem = spec.check(path) if spec.check is not None else None
         if problem is not None:
             return problem
         weights_path = weight_file(path)
+        if weights_path is None:
+            return f"no weight file in {path}"
         digest = self._verified.get(path) or sha256_file(weights_path)
         reason = spec.check_digest(digest)
         if reason is None and registered:
@@ -470,13 +357,13 @@ class WeightRegistry:
             self._verified[path] = digest
         return reason
 
-    def _verify(self, spec: WeightSpec, path: Path) -> str | None:
+    def _verify(self, spec: PretrainedNetwork, path: Path) -> str | None:
         if spec.layout == "hf-folder":
             return self._verify_folder(spec, path)
         digest = self._verified.get(path) or sha256_file(path)
         reason = spec.check_digest(digest)
         if reason is None:
-            structure = STRUCTURE_CHECKS.get(spec.name) or (_check_syncnet if spec.origin == "ours" else None)
+            structure = spec.check
             if spec.network:
                 structure = functools.partial(check_network_state_dict, network=spec.network)
             if structure is not None:

@@ -7,8 +7,10 @@ rows from elsewhere are kept, and mean rows and ranks are recomputed from the me
 So publishing the same runs twice writes the same bytes.
 
 Ranking: mean rows of non-oracle methods with status ``ok`` are ranked by one primary metric per
-protocol (:data:`RANK_BY`); oracle rows (methods that see test expressions) and paper-reported
-reference rows are shown but never ranked.
+protocol (``gsbench.metric_table.rank_by``: the metric whose declaration lists the protocol in its
+``ranks``); oracle rows (methods that see test expressions) and paper-reported reference rows are shown
+but never ranked. The metric columns, their order, directions and formats are the metrics' declarations
+(``benchmark/metrics/``, read through ``gsbench.metric_table``).
 """
 
 from __future__ import annotations
@@ -22,29 +24,11 @@ from pathlib import Path
 
 from gsbench.errors import ConfigError
 from gsbench.io import sha256_file, write_bytes, write_text
-from gsbench.metric_table import METRICS, metric_info
+from gsbench.metric_table import METRICS, leaderboard_metrics, metric_info, rank_by, registered
 from gsbench.progress import warn
 
 SCHEMA_VERSION = 2  # 2: lip-box columns (*_mouth), per-video LSE columns
 RESULTS_SCHEMA = ("gsbench.results", 1)  # what benchmark.runner writes (see benchmark/results.py)
-LEADERBOARD_METRICS = (
-    "psnr",
-    "psnr_masked",
-    "ssim",
-    "ssim_masked",
-    "lpips",
-    "lpips_masked",
-    "psnr_mouth",
-    "ssim_mouth",
-    "lpips_mouth",
-    "lmd",
-    "lmd_face",
-    "lse_d",
-    "lse_c",
-    "lse_d_video",
-    "lse_c_video",
-)
-RANK_BY = {"mono-front": "psnr", "multiview": "psnr", "cross-id": "lse_c"}
 OWN_COMPOSITOR = "own-compositor"  # benchmark.protocols' second rule: its rows are never ranked
 COMPOSITING_LEGEND = {  # rule ids of results.json ``compositing.rule`` (benchmark/protocols.py)
     "head-over-plate": "head over the camera's clean plate inside the ground-truth head mask, "
@@ -92,22 +76,8 @@ def load_results(path: Path) -> dict:
 
 
 KEY_COLUMNS = ("dataset", "protocol", "row_type", "method", "subject")
-COLUMNS = (
-    "schema_version",
-    "dataset",
-    "protocol",
-    "row_type",
-    "rank",
-    "rank_by",
-    "method",
-    "subject",
-    "oracle",
-    "status",
-    "budget",
-    *(metric_column(m) for m in LEADERBOARD_METRICS),
-    "train_s",
-    "render_fps",
-    "num_gaussians",
+# provenance columns: a mean row joins its subjects' distinct values
+PROVENANCE_COLUMNS = (
     "audio_encoder",
     "weight_ids",
     "compositing",
@@ -119,6 +89,39 @@ COLUMNS = (
     "config_hash",
     "results_sha256",
 )
+
+
+def columns() -> tuple[str, ...]:
+    """The CSV columns: one per declared leaderboard metric (``gsbench.metric_table``), in column order."""
+    return (
+        "schema_version",
+        "dataset",
+        "protocol",
+        "row_type",
+        "rank",
+        "rank_by",
+        "method",
+        "subject",
+        "oracle",
+        "status",
+        "budget",
+        *(metric_column(m) for m in leaderboard_metrics()),
+        "train_s",
+        "render_fps",
+        "num_gaussians",
+        *PROVENANCE_COLUMNS,
+    )
+
+
+def __getattr__(name: str):
+    """``COLUMNS``, ``LEADERBOARD_METRICS`` and ``RANK_BY``: the declared metrics when asked for."""
+    if name == "COLUMNS":
+        return columns()
+    if name == "LEADERBOARD_METRICS":
+        return leaderboard_metrics()
+    if name == "RANK_BY":
+        return rank_by()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -153,14 +156,14 @@ def subject_row(results: dict, results_path: Path) -> dict[str, str]:
     method = results["method"]
     if compositing.get("track") == OWN_COMPOSITOR:
         method = f"{method}+{OWN_COMPOSITOR}"  # its own row (and run folder), never ranked
-    row = {c: "" for c in COLUMNS}
+    row = {c: "" for c in columns()}
     row.update(
         {
             "schema_version": str(SCHEMA_VERSION),
             "dataset": results["dataset"]["name"],
             "protocol": results["protocol"],
             "row_type": "subject",
-            "rank_by": RANK_BY.get(results["protocol"], ""),
+            "rank_by": rank_by().get(results["protocol"], ""),
             "method": method,
             "subject": results["subject"],
             "oracle": "yes" if info.get("oracle") else "no",
@@ -183,10 +186,10 @@ def subject_row(results: dict, results_path: Path) -> dict[str, str]:
             "results_sha256": sha256_file(results_path)[:16],
         }
     )
-    for name in LEADERBOARD_METRICS:
+    for name in leaderboard_metrics():
         entry = metrics.get(name)
         if entry and entry.get("status") == "ok":
-            row[metric_column(name)] = _fmt(entry["value"])
+            row[metric_column(name)] = metric_info(name).format(entry["value"])
     return row
 
 
@@ -204,39 +207,29 @@ def mean_rows(rows: list[dict[str, str]], subjects_by_dataset: dict[str, list[st
     for (dataset, protocol, method), members in sorted(groups.items()):
         expected = subjects_by_dataset.get(dataset) or sorted({r["subject"] for r in members})
         ok = {r["subject"]: r for r in members if r["status"] == "ok"}
-        mean = {c: "" for c in COLUMNS}
+        mean = {c: "" for c in columns()}
         mean.update(
             {
                 "schema_version": str(SCHEMA_VERSION),
                 "dataset": dataset,
                 "protocol": protocol,
                 "row_type": "mean",
-                "rank_by": RANK_BY.get(protocol, ""),
+                "rank_by": rank_by().get(protocol, ""),
                 "method": method,
                 "subject": "mean",
                 "oracle": "yes" if any(r["oracle"] == "yes" for r in members) else "no",
             }
         )
-        for column in (
-            "budget",
-            "audio_encoder",
-            "weight_ids",
-            "compositing",
-            "conventions",
-            "device",
-            "gsbench_version",
-            "git_commit",
-            "dataset_hash",
-            "config_hash",
-            "results_sha256",
-        ):
+        for column in ("budget", *PROVENANCE_COLUMNS):
             mean[column] = _joined(r[column] for r in members)
         if all(s in ok for s in expected):
             mean["status"] = "ok"
-            for name in LEADERBOARD_METRICS:
+            for name in leaderboard_metrics():
                 values = [ok[s][metric_column(name)] for s in expected]
                 if all(values):
-                    mean[metric_column(name)] = _fmt(sum(float(v) for v in values) / len(values))
+                    mean[metric_column(name)] = metric_info(name).format(
+                        sum(float(v) for v in values) / len(values)
+                    )
             for column, digits in (("train_s", 1), ("render_fps", 1)):
                 values = [ok[s][column] for s in expected]
                 if all(values):
@@ -261,7 +254,7 @@ def rank_rows(rows: list[dict[str, str]]) -> None:
         if row["row_type"] == "mean" and row["status"] == "ok" and row["oracle"] == "no" and shared:
             by_board.setdefault((row["dataset"], row["protocol"]), []).append(row)
     for (_, protocol), members in by_board.items():
-        metric = RANK_BY.get(protocol)
+        metric = rank_by().get(protocol)
         if metric is None:
             continue
         column = metric_column(metric)
@@ -292,20 +285,23 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         rows = list(reader)
         if reader.fieldnames is None:
             return []
-    if tuple(reader.fieldnames) != COLUMNS or any(
-        r.get("schema_version") != str(SCHEMA_VERSION) for r in rows
-    ):
+    expected = columns()
+    # a board published before a metric was added lacks only that metric's column: its rows read as blank
+    older = [c for c in expected if c in reader.fieldnames] == list(reader.fieldnames) and all(
+        c in reader.fieldnames or c.split(" ")[0] in leaderboard_metrics() for c in expected
+    )
+    if not older or any(r.get("schema_version") != str(SCHEMA_VERSION) for r in rows):
         raise ConfigError(
             f"existing leaderboard has another schema (columns or schema_version != {SCHEMA_VERSION})",
             path=path,
             fix="move the old file away (publishing never drops rows it cannot read) and publish again",
         )
-    return rows
+    return [{c: r.get(c) or "" for c in expected} for r in rows]
 
 
 def render_csv(rows: list[dict[str, str]]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns(), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
@@ -430,8 +426,8 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _shown_metrics(board: Board) -> list[str]:
-    shown = [m for m in LEADERBOARD_METRICS if any(r[metric_column(m)] for r in board.rows)]
-    return shown or [RANK_BY.get(board.protocol, "psnr")]
+    shown = [m for m in leaderboard_metrics() if any(r[metric_column(m)] for r in board.rows)]
+    return shown or [rank_by().get(board.protocol, "psnr")]
 
 
 def _weights_line(rows: list[dict[str, str]]) -> str:
@@ -462,22 +458,7 @@ def _conventions_lines(rows: list[dict[str, str]]) -> list[str]:
     return [
         "Conventions:",
         "",
-        "- PSNR: per frame over the full frame in [0, 1], then the mean over frames; `*_masked` inside "
-        "the ground-truth head mask, `*_mouth` inside the lip box (a square of one side per dataset "
-        "centred on the ground-truth mouth landmarks, benchmark/metrics/mouth.py).",
-        "- SSIM: Gaussian window 11x11, sigma 1.5, K1 0.01, K2 0.03, the mean of the R, G, B SSIM maps "
-        "over the valid region (where the window lies inside the image) = scikit-image "
-        "`gaussian_weights=True` and nerfbaselines; 3DGS-style zero-padded SSIM gives other numbers.",
-        "- LPIPS: v0.1 AlexNet (`lpips.LPIPS(net='alex')`, inputs scaled to [-1, 1]).",
-        "- LMD (`lmd` mouth, iBUG 48-67; `lmd_face`, 0-67): each point set centred on its own centroid, "
-        "no scale normalisation, in pixels of the evaluation frames (resolution below). Detector: "
-        "MediaPipe FaceMesh mapped to iBUG-68, not the papers' face_alignment 2D-FAN: same definition, "
-        "other detector.",
-        "- LSE-D / LSE-C: SyncNet (weights above) on 224x224 face crops at 25 fps (syncnet_python's crop "
-        "rule and `evaluate`), face boxes from the detector below (syncnet_python uses S3FD). "
-        "`lse_d`/`lse_c` are frame-weighted over a subject's test videos (each SyncNet window counts "
-        "once); `lse_d_video`/`lse_c_video` are the mean of per-video scores, the averaging of Wav2Lip's "
-        "and syncnet_python's scripts. Mean rows average the subjects.",
+        *(f"- {info.convention}" for info in registered() if info.convention),
         *(f"- This board: {c.strip()}" for c in used),
         "",
     ]
@@ -486,12 +467,12 @@ def _conventions_lines(rows: list[dict[str, str]]) -> list[str]:
 def render_markdown(board: Board, reference: bool = True) -> str:
     """The leaderboard as markdown: ranked means, per-subject rows, then paper-reported rows."""
     metrics = _shown_metrics(board)
-    rank_by = RANK_BY.get(board.protocol, "")
+    ranked_by = rank_by().get(board.protocol, "")
     parts = [
         f"# {board.dataset} / {board.protocol}",
         "",
         f"Generated by `gsbench leaderboard publish` from results.json files (schema v{SCHEMA_VERSION}, see "
-        f"leaderboards/SCHEMA.md). Ranked by {metric_column(rank_by)} over complete mean rows; oracle rows "
+        f"leaderboards/SCHEMA.md). Ranked by {metric_column(ranked_by)} over complete mean rows; oracle rows "
         "(see test expressions) and paper-reported rows are never ranked. Metrics missing their pretrained "
         "weights are left blank (see each results.json for the reason).",
         "",
@@ -646,4 +627,4 @@ def markdown_summary(boards: list[Board], reference: bool = True) -> str:
     return "\n\n".join(render_markdown(b, reference=reference) for b in boards)
 
 
-__all__ = ["COLUMNS", "SCHEMA_VERSION", "load_reference", "publish", "read_csv"]
+__all__ = ["SCHEMA_VERSION", "columns", "load_reference", "publish", "read_csv"]  # noqa: F822 (COLUMNS: __getattr__)

@@ -43,6 +43,7 @@ from avatars.audio.base import (
     interpolate_features_torch,
 )
 from gsbench.errors import InputError, WeightsError
+from gsbench.pretrained import PretrainedNetwork, declare, read_checkpoint
 
 logger = logging.getLogger("avatars.audio")
 
@@ -67,6 +68,31 @@ HF_MODELS: dict[str, HFModelSpec] = {
     ),
     "hubert-large-ls960-ft": HFModelSpec("hubert", "HubertModel", "facebook/hubert-large-ls960-ft (HiCoDe)"),
 }
+
+
+def _hf_folder(name: str, model_id: str, use: str) -> PretrainedNetwork:
+    """The registry's declaration of a Hugging Face speech-encoder folder: ``gsbench weights add`` checks
+    it with :func:`check_folder` and records its weight file's sha256 (the hub's is not pinned here)."""
+    return declare(
+        PretrainedNetwork(
+            name=name,
+            filename=name,
+            url=f"https://huggingface.co/{model_id}",
+            description=f"{model_id} (Hugging Face folder: config.json + model.safetensors or "
+            f"pytorch_model.bin): {use}",
+            used_by=f"audio encoder {name} (avatars.audio.pretrained)",
+            checksum_note="recorded by `gsbench weights add` (gsbench-weights.json in the folder) and "
+            "re-checked on every use; the hub's own sha256 is not pinned here",
+            layout="hf-folder",
+            check=lambda folder: check_folder(folder, name),
+        )
+    )
+
+
+WAV2VEC2_BASE = _hf_folder(
+    "wav2vec2-base-960h", "facebook/wav2vec2-base-960h", "GaussianSpeech audio encoder"
+)
+HUBERT_LARGE = _hf_folder("hubert-large-ls960-ft", "facebook/hubert-large-ls960-ft", "HiCoDe audio encoder")
 
 
 def weight_file(folder: Path) -> Path | None:
@@ -124,9 +150,7 @@ def _weight_keys(path: Path) -> list[str]:
 
         with safe_open(str(path), framework="pt") as handle:
             return list(handle.keys())
-    import torch
-
-    return list(torch.load(path, map_location="cpu", weights_only=True, mmap=True))
+    return list(read_checkpoint(path))
 
 
 def open_pretrained(name: str, weights: Any, *, output: str = "last_hidden_state", device: str = "cpu"):

@@ -11,6 +11,18 @@ import click
 from benchmark.cli._options import lmd_detector_option, lse_boxes_option
 
 
+def _registered(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` if every one is a registered metric (checked when the command line is parsed)."""
+    if not names:
+        return names
+    from benchmark.metrics import all_metrics
+
+    unknown = [n for n in names if n not in all_metrics()]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)} (choose from {', '.join(all_metrics())})")
+    return names
+
+
 def _summary(result) -> str:
     d = result.details
     if result.name.startswith("lmd") and "failed_either" in d:
@@ -44,8 +56,9 @@ def _summary(result) -> str:
     "--metric",
     "selected",
     multiple=True,
-    type=click.Choice(["psnr", "ssim", "lpips", "lmd", "lse_d", "lse_c"]),
-    help="Compute only these (repeatable). Default: all.",
+    callback=lambda ctx, param, value: _registered(value),
+    help="Compute only these (repeatable): a registered metric (psnr, ssim, lpips, lmd, lse_d, lse_c, and "
+    "any metric module added to benchmark/metrics). Default: all.",
 )
 @click.option(
     "--weights-dir",
@@ -76,7 +89,7 @@ def metrics(
     """
     import numpy as np
 
-    from benchmark.metrics import HIGHER_IS_BETTER, compute_metrics
+    from benchmark.metrics import compute_metrics
     from benchmark.metrics.media import read_audio_16k, read_frames, read_masks
     from benchmark.weights import WeightRegistry, default_search_paths
     from gsbench.errors import InputError
@@ -113,6 +126,7 @@ def metrics(
 
     from rich.table import Table
 
+    from gsbench.metric_table import metric_info
     from gsbench.progress import print_table
 
     table = Table(title=f"{pred} vs {gt} ({len(pred_frames)} frames, {clip_fps:g} fps)")
@@ -123,6 +137,6 @@ def metrics(
             value = "inf" if math.isinf(r.value) else f"{r.value:.4f}"
         else:
             value = "[red]missing[/red]"
-        better = "higher" if HIGHER_IS_BETTER.get(name, True) else "lower"
+        better = metric_info(name).direction
         table.add_row(name, value, better, r.weight_id or "-", r.reason if r.status != "ok" else _summary(r))
     print_table(table)

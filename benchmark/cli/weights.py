@@ -14,15 +14,17 @@ def weights() -> None:
 
 @weights.command("list")
 def list_() -> None:
-    """Registered names, their files, sources and checksums; which audio encoders are usable."""
+    """Declared names, their files (folder: trailing /), sources, checksums and users; which audio
+    encoders are usable."""
     from rich.table import Table
 
-    from benchmark.weights import WeightRegistry
+    from benchmark.weights import WeightRegistry, method_users
     from gsbench.progress import print_table
 
     registry = WeightRegistry()
-    table = Table(title="registered weights")
-    for column in ("name", "file", "origin", "sha256", "source"):
+    users = method_users()
+    table = Table(title="registered weights (declared by the metrics, methods and encoders that use them)")
+    for column in ("name", "file", "origin", "sha256", "used by", "source"):
         table.add_column(column, overflow="fold")
     for name in registry.names():
         spec = registry.spec(name)
@@ -31,7 +33,17 @@ def list_() -> None:
             if spec.sha256_prefix
             else f"unpublished: {spec.checksum_note}"
         )
-        table.add_row(name, spec.filename, spec.origin, digest, spec.url or "gsbench weights train-syncnet")
+        used_by = "; ".join(
+            filter(None, [spec.used_by, ", ".join(f"method {m}" for m in users.get(name, []))])
+        )
+        table.add_row(
+            name,
+            f"{spec.filename}{'/' if spec.kind == 'folder' else ''}",
+            spec.origin,
+            digest,
+            used_by,
+            spec.url or "gsbench weights train-syncnet",
+        )
     print_table(table)
     from benchmark.cli.audio import encoder_table
 

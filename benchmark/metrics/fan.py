@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from gsbench.errors import DependencyError, WeightsError
+from gsbench.pretrained import PretrainedNetwork, check_state_dict, read_state_dict
 
 FAN_WEIGHT = "fan-2d"
 NETWORK_SIZE = 4
@@ -60,19 +61,23 @@ def check_fan_state_dict(path: Path) -> str | None:
     """None if ``path`` is a 2DFAN-4 state dict (every key and shape of ``face_alignment.models.FAN(4)``)."""
     try:
         _face_alignment()
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except DependencyError as error:
         return str(error)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is a weights problem
-        return f"cannot read as a torch state dict ({error})"
-    if not isinstance(state, dict):
-        return f"expected a state dict, found {type(state).__name__}"
-    for key, shape in expected_fan_shapes().items():
-        if key not in state:
-            return f"not a 2DFAN-4 state dict: missing {key}"
-        if tuple(state[key].shape) != shape:
-            return f"not a 2DFAN-4 state dict: {key} has shape {tuple(state[key].shape)}, expected {shape}"
-    return None
+    return check_state_dict(path, expected_fan_shapes(), "2DFAN-4")
+
+
+FAN_2D = PretrainedNetwork(
+    name=FAN_WEIGHT,
+    filename="2DFAN4-11f355bf06.pth.tar",
+    url="https://www.adrianbulat.com/downloads/python-fan/2DFAN4-11f355bf06.pth.tar",
+    description="face_alignment 1.5.0's 2DFAN-4 (68 iBUG points): the LMD detector of ER-NeRF, "
+    "GeneFace, SyncTalk, TalkingGaussian (gsbench metrics/run --lmd-detector fan)",
+    used_by="metric lmd with --lmd-detector fan (benchmark.metrics.fan)",
+    sha256_prefix="11f355bf06",
+    checksum_note="full sha256 unpublished; the file name's sha256 prefix (torch hub convention) is "
+    "checked, and every key and shape of face_alignment.models.FAN(4)",
+    check=check_fan_state_dict,
+)
 
 
 def build_fan(path: Path, device: str = "cpu"):
@@ -90,7 +95,7 @@ def build_fan(path: Path, device: str = "cpu"):
     class RegisteredFAN(fa.FaceAlignment):
         def _load_native(self, network_name, network_size, device, dtype):  # the package's, minus the URL
             net = FAN(network_size)
-            net.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+            net.load_state_dict(read_state_dict(path))
             return net.to(device, dtype=dtype).eval()
 
     return RegisteredFAN(

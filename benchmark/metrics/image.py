@@ -31,6 +31,9 @@ import functools
 import numpy as np
 import torch
 
+from benchmark.metrics.registry import Clip, Metric, MetricResult, frames_mean, mouth_mean, register_metric
+from gsbench.metric_table import MetricInfo
+
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
@@ -116,3 +119,79 @@ def ssim_per_frame(
         value = (s * m).sum(dim=(1, 2)) / area.clamp(min=1)
         out.append(torch.where(area > 0, value, torch.full_like(value, float("nan"))))
     return torch.cat(out).numpy()
+
+
+def compute_psnr(clip: Clip) -> dict[str, MetricResult]:
+    out = {"psnr": frames_mean("psnr", psnr_per_frame(clip.pred, clip.gt))}
+    if clip.masks is not None:
+        out["psnr_masked"] = frames_mean("psnr_masked", psnr_per_frame(clip.pred, clip.gt, clip.masks))
+    if clip.mouth_boxes is not None:
+        out["psnr_mouth"] = mouth_mean("psnr_mouth", psnr_per_frame, clip.pred, clip.gt, clip.mouth_boxes)
+    return out
+
+
+SSIM_RULE = {
+    "window": "gaussian 11x11 sigma 1.5",
+    "border": "valid (= skimage mean)",
+    "channels": "mean of the R, G, B SSIM maps",
+}
+
+
+def compute_ssim(clip: Clip) -> dict[str, MetricResult]:
+    out = {"ssim": frames_mean("ssim", ssim_per_frame(clip.pred, clip.gt), **SSIM_RULE)}
+    if clip.masks is not None:
+        out["ssim_masked"] = frames_mean(
+            "ssim_masked", ssim_per_frame(clip.pred, clip.gt, clip.masks), **SSIM_RULE
+        )
+    if clip.mouth_boxes is not None:
+        out["ssim_mouth"] = mouth_mean(
+            "ssim_mouth", ssim_per_frame, clip.pred, clip.gt, clip.mouth_boxes, **SSIM_RULE
+        )
+    return out
+
+
+PSNR = register_metric(
+    Metric(
+        name="psnr",
+        outputs=(
+            MetricInfo(
+                "psnr",
+                "higher",
+                "PSNR (dB)",
+                column=10,
+                ranks=("mono-front", "multiview"),
+                convention="PSNR: per frame over the full frame in [0, 1], then the mean over frames; "
+                "`*_masked` inside the ground-truth head mask, `*_mouth` inside the lip box (a square of one "
+                "side per dataset centred on the ground-truth mouth landmarks, benchmark/metrics/mouth.py).",
+            ),
+            MetricInfo("psnr_masked", "higher", "PSNR head (dB)", column=20),
+            MetricInfo("psnr_mouth", "higher", "PSNR mouth (dB)", column=70),
+        ),
+        compute=compute_psnr,
+        order=10,
+        mouth_output="psnr_mouth",
+    )
+)
+
+SSIM = register_metric(
+    Metric(
+        name="ssim",
+        outputs=(
+            MetricInfo(
+                "ssim",
+                "higher",
+                "SSIM",
+                column=30,
+                convention="SSIM: Gaussian window 11x11, sigma 1.5, K1 0.01, K2 0.03, the mean of the R, G, "
+                "B SSIM maps over the valid region (where the window lies inside the image) = scikit-image "
+                "`gaussian_weights=True` and nerfbaselines; 3DGS-style zero-padded SSIM gives other "
+                "numbers.",
+            ),
+            MetricInfo("ssim_masked", "higher", "SSIM head", column=40),
+            MetricInfo("ssim_mouth", "higher", "SSIM mouth", column=80),
+        ),
+        compute=compute_ssim,
+        order=20,
+        mouth_output="ssim_mouth",
+    )
+)

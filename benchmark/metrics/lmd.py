@@ -18,7 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmark.metrics import fan
+from benchmark.metrics.registry import Clip, Metric, MetricResult, frames_mean, register_metric
+from gsbench.errors import DependencyError, InputError, WeightsError
+from gsbench.metric_table import MetricInfo
 from tracking.landmarks import IBUG68_MOUTH, to_ibug68
+
+LMD_DETECTORS = ("mediapipe", "fan")  # MediaPipe FaceMesh (offline default) or face_alignment's 2D-FAN
 
 
 def lmd_per_frame(
@@ -68,3 +74,82 @@ def lmd_from_ibug68(
         "failed_gt": int((~gt_detected).sum()),
         "failed_either": int((~scored).sum()),
     }
+
+
+def check_detector(name: str) -> None:
+    if name not in LMD_DETECTORS:
+        raise InputError(f"unknown LMD detector {name!r}", fix=f"choose from {', '.join(LMD_DETECTORS)}")
+
+
+def compute_lmd(clip: Clip) -> dict[str, MetricResult]:
+    """``lmd`` (mouth) and ``lmd_face`` on the clip's MediaPipe landmarks, or on 2D-FAN points
+    (``clip.lmd_detector == "fan"``) in the MediaPipe face boxes of each frame."""
+    resolution = f"{clip.gt.shape[2]}x{clip.gt.shape[1]}"
+    pred_landmarks, gt_landmarks = clip.pred_landmarks, clip.gt_landmarks
+    if clip.lmd_detector != "fan":
+        found = lmd_from_mediapipe(pred_landmarks[0], pred_landmarks[1], gt_landmarks[0], gt_landmarks[1])
+        return _lmd_results(found, resolution, "mediapipe-facemesh-478")
+    try:
+        weight = clip.weights.find(fan.FAN_2D.name)
+        model = fan.build_fan(weight.path)
+    except (WeightsError, DependencyError) as error:
+        return {n: MetricResult(n, None, "missing", str(error)) for n in ("lmd", "lmd_face")}
+    pred68 = fan.fan_landmarks(model, clip.pred_u8, fan.boxes_from_mediapipe(*pred_landmarks))
+    gt68 = fan.fan_landmarks(model, clip.gt_u8, fan.boxes_from_mediapipe(*gt_landmarks))
+    found = lmd_from_ibug68(pred68[0], pred68[1], gt68[0], gt68[1])
+    detector = f"2D-FAN-4 (face-alignment {fan.fan_version()}), boxes: {fan.BOX_RULE}"
+    return _lmd_results(found, resolution, detector, weight.weight_id)
+
+
+def _lmd_results(found: dict, resolution: str, detector: str, weight_id: str | None = None) -> dict:
+    counts = {key: found[key] for key in ("failed_pred", "failed_gt", "failed_either")}
+    counts["frames"] = int(len(found["scored"]))
+    out = {}
+    for name, key, subset in (
+        ("lmd", "mouth", "iBUG 48-67 (20 mouth points)"),
+        ("lmd_face", "face", "iBUG 0-67"),
+    ):
+        if not found["scored"].any():
+            out[name] = MetricResult(
+                name,
+                None,
+                "missing",
+                "no frame with a face detected in both prediction and ground truth",
+                weight_id,
+                dict(counts),
+            )
+            continue
+        out[name] = frames_mean(
+            name,
+            found[key],
+            weight_id,
+            subset=subset,
+            detector=detector,
+            units="pixels at evaluation resolution",
+            resolution=resolution,  # W x H of the scored frames: LMD is in their pixels
+            **counts,
+        )
+    return out
+
+
+LMD = register_metric(
+    Metric(
+        name="lmd",
+        outputs=(
+            MetricInfo(
+                "lmd",
+                "lower",
+                "LMD mouth (px)",
+                column=100,
+                convention="LMD (`lmd` mouth, iBUG 48-67; `lmd_face`, 0-67): each point set centred on its "
+                "own centroid, no scale normalisation, in pixels of the evaluation frames (resolution "
+                "below). Detector: MediaPipe FaceMesh mapped to iBUG-68, not the papers' face_alignment "
+                "2D-FAN: same definition, other detector.",
+            ),
+            MetricInfo("lmd_face", "lower", "LMD face (px)", column=110),
+        ),
+        compute=compute_lmd,
+        order=40,
+        networks=(fan.FAN_2D,),
+    )
+)

@@ -25,24 +25,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmark.metrics import mouth
+from benchmark.metrics.registry import (
+    Clip,
+    Metric,
+    MetricResult,
+    frames_mean,
+    missing,
+    mouth_mean,
+    register_metric,
+)
 from gsbench.errors import WeightsError
+from gsbench.metric_table import MetricInfo
+from gsbench.pretrained import PretrainedNetwork, read_state_dict, shape_problem
 
 # torchvision alexnet().features index -> lpips slice number
 _ALEX_SLICES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 2, 5: 3, 6: 3, 7: 3, 8: 4, 9: 4, 10: 5, 11: 5}
-
-
-def _read_alexnet(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a weights problem
-        raise WeightsError(
-            f"cannot read as a torch state dict ({exc})",
-            path=path,
-            fix="pass torchvision's alexnet-owt-7be5be79.pth",
-        ) from exc
-    if not isinstance(state, dict):
-        raise WeightsError("not a state dict", path=path, fix="pass torchvision's alexnet-owt-7be5be79.pth")
-    return state
 
 
 def backbone_state_for_lpips(alexnet_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -57,23 +55,24 @@ def backbone_state_for_lpips(alexnet_state: dict[str, torch.Tensor]) -> dict[str
     return out
 
 
+ALEXNET_FIX = "pass torchvision's alexnet-owt-7be5be79.pth"
+
+
 def check_alexnet_state_dict(path: Path) -> str | None:
     """None if ``path`` holds torchvision AlexNet ``features.*`` tensors of the right shapes."""
     import torchvision
 
     try:
-        state = _read_alexnet(Path(path))
+        state = read_state_dict(path, fix=ALEXNET_FIX)
     except WeightsError as error:
         return str(error)
-    expected = {
-        k: v for k, v in torchvision.models.alexnet().state_dict().items() if k.startswith("features.")
-    }
-    for key, tensor in expected.items():
-        if key not in state:
-            return f"missing key {key}"
-        if tuple(state[key].shape) != tuple(tensor.shape):
-            return f"{key}: shape {tuple(state[key].shape)} != {tuple(tensor.shape)}"
-    return None
+    with torch.device("meta"):
+        expected = {
+            k: tuple(v.shape)
+            for k, v in torchvision.models.alexnet().state_dict().items()
+            if k.startswith("features.")
+        }
+    return shape_problem(state, expected, "torchvision AlexNet")
 
 
 def build_lpips_alex(alexnet_path: Path) -> torch.nn.Module:
@@ -83,7 +82,7 @@ def build_lpips_alex(alexnet_path: Path) -> torch.nn.Module:
     with warnings.catch_warnings(), contextlib.redirect_stdout(None):
         warnings.simplefilter("ignore", UserWarning)
         model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
-    backbone = backbone_state_for_lpips(_read_alexnet(Path(alexnet_path)))
+    backbone = backbone_state_for_lpips(read_state_dict(alexnet_path, fix=ALEXNET_FIX))
     missing, unexpected = model.load_state_dict(backbone, strict=False)
     not_loaded = [k for k in missing if k.startswith("net.")]
     if not_loaded or unexpected:
@@ -91,7 +90,7 @@ def build_lpips_alex(alexnet_path: Path) -> torch.nn.Module:
             f"AlexNet backbone keys do not match lpips (missing {not_loaded[:3]}, "
             f"unexpected {unexpected[:3]})",
             path=alexnet_path,
-            fix="pass torchvision's alexnet-owt-7be5be79.pth",
+            fix=ALEXNET_FIX,
         )
     for param in model.parameters():
         param.requires_grad_(False)
@@ -134,3 +133,75 @@ def lpips_masked_per_frame(
     finally:
         model.spatial = previous
     return torch.cat(out).numpy().astype(np.float64)
+
+
+ALEXNET = PretrainedNetwork(
+    name="lpips-alexnet",
+    filename="alexnet-owt-7be5be79.pth",
+    url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+    description="torchvision ImageNet AlexNet (IMAGENET1K_V1): the LPIPS v0.1 'alex' backbone",
+    used_by="metric lpips (benchmark.metrics.lpips_metric)",
+    sha256_prefix="7be5be79",
+    checksum_note="full sha256 unpublished; torchvision's 8-hex file-name prefix is checked",
+    check=check_alexnet_state_dict,
+)
+LPIPS_INFO = {"net": "alex", "version": "0.1", "inputs": "[-1,1] (normalize=True)"}
+
+
+def compute_lpips(clip: Clip) -> dict[str, MetricResult]:
+    names = ["lpips"] + (["lpips_masked"] if clip.masks is not None else [])
+    names += ["lpips_mouth"] if clip.mouth_boxes is not None else []
+    try:
+        weight = clip.weights.find(ALEXNET.name)
+    except WeightsError as error:
+        return {n: missing(n, str(error)) for n in names}
+    model = build_lpips_alex(weight.path)
+    pred, gt, boxes = clip.pred, clip.gt, clip.mouth_boxes
+    out = {"lpips": frames_mean("lpips", lpips_per_frame(model, pred, gt), weight.weight_id, **LPIPS_INFO)}
+    if clip.masks is not None:
+        out["lpips_masked"] = frames_mean(
+            "lpips_masked",
+            lpips_masked_per_frame(model, pred, gt, clip.masks),
+            weight.weight_id,
+            **LPIPS_INFO,
+        )
+    if boxes is not None:
+        if boxes.size < mouth.LPIPS_MIN_SIDE:
+            out["lpips_mouth"] = missing(
+                "lpips_mouth",
+                f"lip box of {boxes.size} px < {mouth.LPIPS_MIN_SIDE} px (AlexNet)",
+                weight.weight_id,
+            )
+        else:
+            out["lpips_mouth"] = mouth_mean(
+                "lpips_mouth",
+                lambda p, g: lpips_per_frame(model, p, g),
+                pred,
+                gt,
+                boxes,
+                weight.weight_id,
+                **LPIPS_INFO,
+            )
+    return out
+
+
+LPIPS = register_metric(
+    Metric(
+        name="lpips",
+        outputs=(
+            MetricInfo(
+                "lpips",
+                "lower",
+                "LPIPS",
+                column=50,
+                convention="LPIPS: v0.1 AlexNet (`lpips.LPIPS(net='alex')`, inputs scaled to [-1, 1]).",
+            ),
+            MetricInfo("lpips_masked", "lower", "LPIPS head", column=60),
+            MetricInfo("lpips_mouth", "lower", "LPIPS mouth", column=90),
+        ),
+        compute=compute_lpips,
+        order=30,
+        networks=(ALEXNET,),
+        mouth_output="lpips_mouth",
+    )
+)

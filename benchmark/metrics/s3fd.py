@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from gsbench.errors import DependencyError, InputError, WeightsError
+from gsbench.pretrained import PretrainedNetwork, check_state_dict, read_state_dict
 
 S3FD_WEIGHT = "s3fd-sfd-face"
 FACEDET_SCALE = 0.25
@@ -49,19 +50,24 @@ def check_s3fd_state_dict(path: Path) -> str | None:
     """None if ``path`` holds every key of syncnet_python's ``S3FDNet`` with the right shape."""
     try:
         _, S3FDNet, _ = _detectors()
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except DependencyError as error:
         return str(error)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is a weights problem
-        return f"cannot read as a torch state dict ({error})"
-    if not isinstance(state, dict):
-        return f"expected a state dict, found {type(state).__name__}"
-    for key, tensor in S3FDNet(device="cpu").state_dict().items():
-        if key not in state:
-            return f"not an S3FD state dict: missing {key}"
-        if tuple(state[key].shape) != tuple(tensor.shape):
-            return f"not an S3FD state dict: {key} has shape {tuple(state[key].shape)}"
-    return None
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in S3FDNet(device="cpu").state_dict().items()}
+    return check_state_dict(path, expected, "S3FD")
+
+
+S3FD_FACE = PretrainedNetwork(
+    name=S3FD_WEIGHT,
+    filename="sfd_face.pth",
+    url="http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/sfd_face.pth",
+    description="S3FD face detector of joonson/syncnet_python's run_pipeline: LSE crop boxes "
+    "(gsbench metrics/run --lse-boxes s3fd)",
+    used_by="metrics lse_d/lse_c with --lse-boxes s3fd (benchmark.metrics.s3fd)",
+    checksum_note="no published checksum; accepted only if every key and shape of syncnet_python's "
+    "S3FDNet matches",
+    check=check_s3fd_state_dict,
+)
 
 
 def build_s3fd(path: Path, device: str = "cpu"):
@@ -75,7 +81,7 @@ def build_s3fd(path: Path, device: str = "cpu"):
             fix="register syncnet_python's sfd_face.pth: gsbench weights add s3fd-sfd-face FILE",
         )
     net = S3FDNet(device=device)
-    net.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+    net.load_state_dict(read_state_dict(path))
     return S3FD(net=net.eval(), device=device)
 
 

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from gsbench.errors import InputError, WeightsError
+from gsbench.pretrained import NetworkFamily, PretrainedNetwork, declare_family, read_checkpoint
 
 SYNCNET_FPS = 25.0
 SYNCNET_SAMPLE_RATE = 16000
@@ -145,22 +146,12 @@ class SyncNet(nn.Module):
         return {"width": self.width, "embedding_dim": self.embedding_dim}
 
 
+SYNCNET_FIX = "pass the syncnet_v2.model file or a train-syncnet output"
+
+
 def _read_checkpoint(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     """(config, state_dict) of an official state-dict file or one of our ``{config, state_dict}`` files."""
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user-facing weights problem
-        raise WeightsError(
-            f"cannot read as a torch state dict ({exc})",
-            path=path,
-            fix="pass the syncnet_v2.model file or a train-syncnet output",
-        ) from exc
-    if not isinstance(loaded, dict):
-        raise WeightsError(
-            f"expected a state dict, found {type(loaded).__name__}",
-            path=path,
-            fix="pass the syncnet_v2.model file or a train-syncnet output",
-        )
+    loaded = read_checkpoint(path, fix=SYNCNET_FIX)
     if "state_dict" in loaded and "config" in loaded:
         return dict(loaded["config"]), loaded["state_dict"]
     return {"width": 1.0, "embedding_dim": 1024}, loaded
@@ -206,13 +197,46 @@ def load_syncnet(path: Path) -> SyncNet:
         raise WeightsError(
             f"not a SyncNet checkpoint: {problem}",
             path=path,
-            fix="pass the official syncnet_v2.model or a train-syncnet output",
+            fix=SYNCNET_FIX,
         )
     # counters absent from pre-0.4.1 files keep their default (0); eval mode never reads them
     filled = {k: v for k, v in model.state_dict().items() if _is_batch_counter(k) and k not in state}
     model.load_state_dict({**filled, **state})
     model.default_filled_keys = tuple(sorted(filled))
     return model.eval()
+
+
+SYNCNET_V2 = PretrainedNetwork(
+    name="syncnet-v2",
+    filename="syncnet_v2.model",
+    url="http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
+    description="official SyncNet (Chung & Zisserman 2016) of joonson/syncnet_python, for LSE-D/LSE-C",
+    used_by="metrics lse_d/lse_c (benchmark.metrics.lse)",
+    checksum_note="no published checksum; accepted only if every state-dict key and shape matches",
+    check=check_syncnet_state_dict,
+)
+
+TRAINED_SYNCNET_PREFIX = "syncnet-gsbench-"
+
+
+def trained_syncnet_spec(name: str) -> PretrainedNetwork:
+    """Declaration of a SyncNet trained by gsbench; its name ends in the first 8 hex of its sha256."""
+    return PretrainedNetwork(
+        name=name,
+        filename=f"{name}.pt",
+        url="",
+        description="SyncNet trained by gsbench weights train-syncnet (ours, not the official network)",
+        used_by="metrics lse_d/lse_c with --syncnet NAME (benchmark.metrics.lse)",
+        sha256_prefix=name[len(TRAINED_SYNCNET_PREFIX) :],
+        origin="ours",
+        checksum_note="trained here; the name carries the sha256 prefix, the .json sidecar the provenance",
+        check=check_syncnet_state_dict,
+    )
+
+
+TRAINED_SYNCNETS = declare_family(
+    NetworkFamily(TRAINED_SYNCNET_PREFIX, ".pt", trained_syncnet_spec, "SyncNets trained here (<sha8>)")
+)
 
 
 def save_syncnet(model: SyncNet, path: Path, extra: dict | None = None) -> None:

@@ -30,7 +30,8 @@ import torch
 
 from benchmark import weights as weight_registry
 from benchmark.metrics import syncnet
-from benchmark.weights import TRAINED_SYNCNET_PREFIX, ResolvedWeight
+from benchmark.metrics.syncnet import TRAINED_SYNCNET_PREFIX
+from benchmark.weights import ResolvedWeight
 from gsbench.errors import ConfigError, InputError
 from gsbench.io import sha256_file, write_json
 from gsbench.progress import log, track
