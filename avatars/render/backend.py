@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.metadata
 from dataclasses import dataclass
 
 GPU_INSTALL = "GSBENCH_GPU=1 bash scripts/setup.sh  (installs the 'gpu' extra: pip install -e '.[gpu]')"
@@ -69,11 +70,17 @@ def no_cuda_reason(device: str = "auto") -> str:
 
 
 def gsplat_version() -> str | None:
-    """gsplat's version, or None when it is not installed (an import that fails is not installed)."""
+    """gsplat's version, or None when it is not installed. A gsplat that is installed but fails to import
+    for another reason keeps its version: :func:`gsplat_kernel_error` then reports the error."""
     try:
         gsplat = importlib.import_module("gsplat")
     except ImportError:
         return None
+    except Exception:  # noqa: BLE001 - e.g. an incompatible dependency; reported by the kernel probe
+        try:
+            return importlib.metadata.version("gsplat")
+        except importlib.metadata.PackageNotFoundError:
+            return None
     return str(getattr(gsplat, "__version__", "unknown"))
 
 

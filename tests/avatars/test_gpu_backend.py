@@ -166,6 +166,28 @@ def fake_gsplat(monkeypatch):
     backend_mod.gsplat_kernel_error.cache_clear()
 
 
+def test_gsplat_that_is_installed_but_does_not_import_keeps_its_version(monkeypatch):
+    import importlib.metadata
+
+    class Finder:
+        def find_spec(self, name, path=None, target=None):
+            if name == "gsplat":
+                raise TypeError("jaxtyping: unsupported annotation")
+            return None
+
+    monkeypatch.delitem(sys.modules, "gsplat", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Finder(), *sys.meta_path])
+    real = importlib.metadata.version
+    fake = {"gsplat": "1.5.3"}
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: fake.get(name) or real(name))
+    assert backend_mod.gsplat_version() == "1.5.3"  # so the kernel probe runs and reports the import error
+    backend_mod.gsplat_kernel_error.cache_clear()
+    try:
+        assert backend_mod.gsplat_kernel_error("cuda:0") == "TypeError: jaxtyping: unsupported annotation"
+    finally:
+        backend_mod.gsplat_kernel_error.cache_clear()
+
+
 def test_kernel_probe_reports_a_missing_toolkit(fake_gsplat):
     module = types.ModuleType("gsplat.cuda._backend")
     module._C = None  # what gsplat 1.5.3 leaves when it finds no nvcc
