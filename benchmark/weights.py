@@ -17,43 +17,25 @@ Where a file is looked for, first hit wins:
 3. the torch hub cache ``$TORCH_HOME/hub/checkpoints`` (default ``~/.cache/torch/hub/checkpoints``),
    where torchvision leaves ``alexnet-owt-7be5be79.pth`` on a machine that has downloaded it.
 
-Checksums of the declared files (each declaration says which applies):
+Checks, in this order, for every candidate file (each declaration says which apply, and why, in its
+``checksum_note``; ``gsbench weights list`` shows them):
 
-* ``lpips-alexnet``: torchvision's ImageNet AlexNet, ``alexnet-owt-7be5be79.pth``. torchvision names its
-  files ``<name>-<first 8 hex of the sha256>.pth`` and checks that prefix on download
-  (``torch.hub.download_url_to_file(hash_prefix=...)``); the full sha256 of the official file was not
-  available to us, so the registry checks the published 8-hex prefix (``sha256_prefix``) and records the
-  full sha256 of the file it found in the id.
-* ``syncnet-v2``: ``syncnet_v2.model`` of joonson/syncnet_python (fetched by its ``download_model.sh``).
-  Its authors publish no checksum, so ``expected_sha256`` is unknown; the registry accepts the file only
-  if it loads into our SyncNet by state-dict key with every shape matching (a structural check), and the
-  id carries the sha256 of the file actually used.
-* ``syncnet-gsbench-<sha8>``: SyncNets trained by ``gsbench weights train-syncnet`` on a dataset. They
-  are ours, not the official network: the name says so, the sidecar ``.json`` records the dataset, seed
-  and schedule, and every metric computed with one carries that name in its weight id.
+* the sha256: the full digest where the source publishes one (``expected_sha256``), else the published
+  prefix (``sha256_prefix``: torchvision and torch-hub file names carry the first 8+ hex of it), else none
+  (the authors publish no checksum: syncnet_v2.model, insightface's ArcFace ``backbone.pth``);
+* the architecture: the declaration's ``check`` (every state-dict key and shape the loader needs), or, for
+  a declaration with a ``network`` (``vgg16``, ``iresnet100``, ...), every key and shape of that
+  architecture, which :meth:`WeightRegistry.load_network` builds and loads the file into;
+* Hugging Face folders (``layout="hf-folder"``: the speech encoders): ``add`` checks the folder
+  (``config.json``'s ``model_type``, the weight file's keys), copies it and records the weight file's
+  sha256 in ``gsbench-weights.json``; every later use re-hashes the file and refuses a folder whose file
+  changed (or that was never added).
 
-* ``vgg16-imagenet`` / ``vgg19-imagenet``: torchvision's ImageNet VGG16 / VGG19 (IMAGENET1K_V1,
-  ``vgg16-397923af.pth`` / ``vgg19-dcbb9e9d.pth``), the backbone of GaussianSpeech's patch perceptual loss
-  (Eq. 4). As for AlexNet, torchvision's 8-hex file-name prefix is checked; only ``features.*`` is used.
-* ``arcface-iresnet100`` / ``arcface-iresnet50``: ArcFace backbones of insightface's ``arcface_torch`` model
-  zoo (``ms1mv3_arcface_r100_fp16/backbone.pth`` / ``..._r50_fp16/backbone.pth``), for GaussianSpeech's
-  global perceptual loss (Eqs. 1-3). insightface distributes them through share links and publishes no
-  checksum: they are **user-supplied**. The registry accepts a file only if every key and shape of our
-  IResNet definition (``avatars.perceptual.IResNet``) is in it, and the id records its sha256.
-
-Entries with a ``network`` are loaded by :meth:`WeightRegistry.load_network`, which builds the architecture
-(torchvision VGG features, our IResNet) and loads the registered state dict into it; nothing is downloaded.
-
-* ``wav2vec2-base-960h`` / ``hubert-large-ls960-ft``: speech encoders (GaussianSpeech / HiCoDe), each a
-  **folder** in the Hugging Face layout (``config.json`` + ``model.safetensors`` or ``pytorch_model.bin``,
-  ``layout="hf-folder"``), loaded by ``avatars.audio.pretrained`` through ``transformers``. The sha256 of
-  the weight file is not pinned here (the hub shows it per file, we could not check it offline):
-  ``gsbench weights add NAME DIR`` checks the architecture (``config.json``'s ``model_type`` and the
-  weight file's keys), copies the folder and records the sha256 in ``gsbench-weights.json`` inside it;
-  every later use re-hashes the weight file and refuses a folder whose file no longer matches (or that
-  was never added). The encoder id is ``name:<first 12 hex>`` like every other weight.
-* DeepSpeech 0.1.0 (Audio-Plane) is not a weight here: its features are imported per dataset
-  (``gsbench audio import-features``, ``avatars.audio.imported``).
+A file that fails is never used and never replaced by another: the metric or loss is reported missing with
+the reason. SyncNets trained here (``syncnet-gsbench-<sha8>``, a declared family) are ours, not the official
+network: the name says so, the sidecar ``.json`` records the dataset, seed and schedule. DeepSpeech 0.1.0
+(Audio-Plane) is not a weight here: its features are imported per dataset (``gsbench audio
+import-features``).
 """
 
 from __future__ import annotations
@@ -73,7 +55,6 @@ from gsbench.io import atomic_path, sha256_file, write_json
 from gsbench.pretrained import PretrainedNetwork, check_state_dict, declared, families, read_state_dict
 from gsbench.progress import warn
 
-WeightSpec = PretrainedNetwork  # the name this module used before declarations moved to their users
 ENTRY_POINT_GROUP = "gsbench.networks"  # third-party modules that declare networks
 AUDIO_ENCODER_MODULE = "avatars.audio.pretrained"  # the audio encoders' declarations (see open_encoder)
 HF_FOLDER_MANIFEST = "gsbench-weights.json"  # written by ``add`` into a registered folder: its sha256
@@ -189,7 +170,7 @@ def build_network(path: Path, network: str):
 
 
 NETWORKS = ("vgg16", "vgg19", "iresnet50", "iresnet100", "iresnet18", "iresnet34")
-"""Architectures ``WeightSpec.network`` may name (iresnet18/34 for sites registering smaller ArcFaces)."""
+"""Architectures ``PretrainedNetwork.network`` may name (iresnet18/34: sites with smaller ArcFaces)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -399,7 +380,7 @@ class WeightRegistry:
         self._verified[dest] = digest
         return ResolvedWeight(name, dest, digest, spec.origin)
 
-    def _add_folder(self, spec: WeightSpec, source: Path, dest_dir: Path | None) -> ResolvedWeight:
+    def _add_folder(self, spec: PretrainedNetwork, source: Path, dest_dir: Path | None) -> ResolvedWeight:
         """Check the Hugging Face folder ``source``, copy its config, preprocessor config and weight
         file into ``<dest_dir>/<name>/`` (staged, then renamed) and record the weight file's sha256."""
         from avatars.audio.pretrained import weight_file
