@@ -57,6 +57,9 @@ class IngestParams:
     masks: MaskParams = MaskParams()
     split_seed: int = 0
     workers: int = 1  # processes for the per-camera work of frames, masks and landmarks
+    # the track stage's tracking.fit.TrackingConfig (gsbench ingest --set tracking.KEY=VALUE); None: its
+    # defaults, which leaves the stage key of an ingest without tracking settings as it was
+    tracking: Any = None
 
 
 @dataclass

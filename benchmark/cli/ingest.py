@@ -77,9 +77,10 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 @click.option("--no-track", is_flag=True, help="Video input: skip FLAME tracking.")
 @set_option(
     "sync.min_confidence=0.3",
-    "KEY is SECTION.FIELD of capture_tools.ingest.IngestParams (frames, sync, calibration, masks) or a "
-    "top-level field (split_seed, workers); for video input a field of capture_tools.monocular."
-    "MonocularParams; applied after the other options",
+    "KEY is SECTION.FIELD of capture_tools.ingest.IngestParams (frames, sync, calibration, masks; tracking: "
+    "the track stage's tracking.fit.TrackingConfig, as in gsbench track) or a top-level field (split_seed, "
+    "workers); for video input a field of capture_tools.monocular.MonocularParams; applied after the other "
+    "options",
 )
 def ingest(
     session: tuple[str, ...],
@@ -110,12 +111,6 @@ def ingest(
 
     parsed = parse_overrides(overrides)
     tracking = [override for override in parsed if override.key[0] == "tracking"]
-    if tracking:
-        raise InputError(
-            f"--set {tracking[0].dotted}: ingest's track stage runs with the default tracking settings",
-            fix=f"ingest without tracking (a rig session: --stages -landmarks; videos: --no-track), then "
-            f"gsbench track {out} " + " ".join(f"--set {override.text}" for override in tracking),
-        )
     settings = as_flat_dict(parsed)
     if is_video_input(list(session)):
         from capture_tools.monocular import MonocularParams, ingest_videos
@@ -132,6 +127,12 @@ def ingest(
             focal=focal,
             track=not no_track,
         )
+        if tracking:
+            raise InputError(
+                f"--set {tracking[0].dotted}: video ingest tracks with the monocular defaults",
+                fix=f"ingest with --no-track, then gsbench track {out} "
+                + " ".join(f"--set {override.text}" for override in tracking),
+            )
         params = apply_overrides(params, settings, what="ingest (video)")
         report = ingest_videos(list(session), out, params)
         tracking = report.get("tracking")
@@ -164,6 +165,10 @@ def ingest(
         split_seed=split_seed,
         workers=workers if workers is not None else min(4, os.cpu_count() or 1),
     )
+    if tracking:
+        from tracking.fit import TrackingConfig
+
+        params = dataclasses.replace(params, tracking=TrackingConfig())
     params = apply_overrides(params, settings, what="ingest")
     summary = run_ingest(session, out, params, stages=parse_stages(stages), force=force)
     timing = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in summary.seconds.items())

@@ -4,7 +4,9 @@ so far; ``sequences/<seq>/flame.npz`` and the tracker's ``reports/tracking.json`
 
 from __future__ import annotations
 
-from capture_tools.ingest import Context, Stage, need
+import dataclasses
+
+from capture_tools.ingest import Context, IngestParams, Stage, need
 
 
 def inputs(ctx: Context) -> dict:
@@ -20,7 +22,8 @@ def run(ctx: Context) -> dict:
     """Track, and return the summary of the tracker's report that later keys see."""
     from tracking.fit import track_dataset
 
-    report = track_dataset(ctx.out)
+    tracking = ctx.params.tracking
+    report = track_dataset(ctx.out) if tracking is None else track_dataset(ctx.out, config=tracking)
     return {
         "head_model": report["head_model"],
         "head_model_sha256": report["head_model_sha256"],
@@ -33,6 +36,11 @@ def run(ctx: Context) -> dict:
     }
 
 
+def params(p: IngestParams) -> dict:
+    """The tracker's settings when ``--set tracking.KEY=VALUE`` gave some (else none: the old key)."""
+    return {} if p.tracking is None else {"tracking": dataclasses.asdict(p.tracking)}
+
+
 def outputs_exist(ctx: Context, result: dict) -> bool:
     return all((ctx.sequence_dir(seq) / "flame.npz").is_file() for seq in result.get("sequences", []))
 
@@ -41,7 +49,7 @@ STAGE = Stage(
     "track",
     run,
     inputs,
-    lambda p: {},
+    params,
     outputs_exist,
     report="track_stage",
     needs_dataset_files=True,

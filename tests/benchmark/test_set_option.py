@@ -314,10 +314,28 @@ def test_ingest_takes_the_same_set_syntax(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert _cli([*argv, "--set", "sync.min_confidance=0.4"]) == 1
     assert "unknown ingest key 'sync.min_confidance'" in capsys.readouterr().err and "params" not in seen
-    assert _cli([*argv, "--set", "tracking.dense_iterations=60"]) == 1
-    err = capsys.readouterr().err
-    assert "runs with the default tracking settings" in err and "--set tracking.dense_iterations=60" in err
+    assert _cli([*argv, "--set", "tracking.dense_iterations=60", "--set", "tracking.dense_jaw=true"]) == 1
+    tracking = seen.pop("params").tracking
+    assert (tracking.dense_iterations, tracking.dense_jaw, tracking.num_expr) == (60, True, 50)
+    assert _cli(argv) == 1
+    assert seen.pop("params").tracking is None  # no tracking setting: the track stage's defaults
     videos = tmp_path / "videos"
     videos.mkdir()
     assert _cli(["ingest", str(videos), "-o", out, "--set", "min_pause_s=0.3"]) == 1
     assert seen.pop("params").min_pause_s == 0.3
+    capsys.readouterr()
+    assert _cli(["ingest", str(videos), "-o", out, "--set", "tracking.dense_iterations=60"]) == 1
+    err = capsys.readouterr().err
+    assert "video ingest tracks with the monocular defaults" in err
+    assert f"--no-track, then gsbench track {out} --set tracking.dense_iterations=60" in err
+
+
+def test_the_track_stage_key_changes_only_with_tracking_settings():
+    from capture_tools.ingest import IngestParams
+    from capture_tools.stages.track import STAGE
+    from tracking.fit import TrackingConfig
+
+    assert STAGE.params(IngestParams()) == {}  # an ingest without tracking settings resumes as before
+    changed = STAGE.params(IngestParams(tracking=TrackingConfig(dense_iterations=60)))
+    assert changed["tracking"]["dense_iterations"] == 60
+    assert changed != STAGE.params(IngestParams(tracking=TrackingConfig()))
