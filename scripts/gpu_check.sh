@@ -56,6 +56,7 @@ def figures(path: Path) -> dict | None:
         "train_s": timing.get("train_seconds"),
         "render_fps": timing.get("render_fps"),
         "psnr": psnr.get("value"),
+        "error": doc.get("error"),
     }
 
 
@@ -78,6 +79,8 @@ for name, fig in rows:
     print(f"{name:14s} {fig['budget'] or '-':7s} {fig['status'] or '-':7s} {fig['device'] or '-':24s} "
           f"{fig['rasterizer'] or '-':10s} {num(fig['train_s'], 1):>9s} {num(fig['render_fps'], 1):>7s} "
           f"{num(fig['psnr'], 2):>7s}")
+if gpu and gpu["error"]:
+    print(f"this job's error: {gpu['error']} (traceback in {job_dir / 'log.txt'})")
 if gpu and cpu and gpu["psnr"] is not None and cpu["psnr"] is not None:
     print(f"PSNR {gpu['budget']} - {cpu['budget']}: {gpu['psnr'] - cpu['psnr']:+.2f} dB")
 PY

@@ -171,3 +171,16 @@ def test_gpu_check_report_of_a_job_that_left_no_results_shows_its_log(tmp_path):
     assert lines[0] == f"no results.json in {job} (job exit 0); last lines of its log:"
     assert lines[1:16] == [f"step {i}" for i in range(25, 40)]
     assert "this job       (none)" in lines
+
+
+def test_gpu_check_report_of_a_failed_job_prints_its_error(tmp_path):
+    job = tmp_path / "job"
+    job.mkdir()
+    error = "ModuleNotFoundError: No module named 'mediapipe'"
+    failed = {"status": "failed", "error": error, "budget": "paper"}
+    (job / "results.json").write_text(json.dumps(failed))
+    lines = _gpu_check("--report", str(job), out=tmp_path).stdout.splitlines()
+    assert " ".join(lines[1].split()) == "this job paper failed - - - - -"
+    assert lines[-1] == (
+        f"this job's error: ModuleNotFoundError: No module named 'mediapipe' (traceback in {job / 'log.txt'})"
+    )
