@@ -289,7 +289,11 @@ def apply_overrides(config: Config, overrides: Mapping[str, Any], what: str = "c
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = coerce(value, valid[key], key, what, hints.get(key))
-    return _replace(config, nested)
+    try:
+        return _replace(config, nested)
+    except (ValueError, TypeError) as error:  # the config's own checks (__post_init__)
+        keys = ", ".join(f"{key}={value!r}" for key, value in overrides.items())
+        raise ConfigError(f"{what}: {keys} refused: {error}") from error
 
 
 def _replace(config: Any, changes: dict[str, Any]) -> Any:

@@ -147,3 +147,18 @@ def test_unknown_keys_are_named_with_near_misses_and_the_valid_keys_listed():
 def test_a_group_is_not_a_setting():
     with pytest.raises(ConfigError, match=r"'head' is a group of settings.*set one of: head.refine_steps"):
         apply_overrides(Config(), {"head": 3}, what="demo")
+
+
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    variant: str = "full"
+
+    def __post_init__(self):
+        if self.variant not in ("full", "none"):
+            raise ValueError(f"unknown variant {self.variant!r}")
+
+
+def test_a_config_that_checks_itself_refuses_with_a_config_error():
+    assert apply_overrides(Checked(), {"variant": "none"}) == Checked("none")
+    with pytest.raises(ConfigError, match=r"^demo: variant='bogus' refused: unknown variant 'bogus'$"):
+        apply_overrides(Checked(), {"variant": "bogus"}, what="demo")
