@@ -90,22 +90,26 @@ def metrics(
     import numpy as np
 
     from benchmark.metrics import compute_metrics
-    from benchmark.metrics.media import read_audio_16k, read_frames, read_masks
     from benchmark.weights import WeightRegistry, default_search_paths
     from gsbench.errors import InputError
+    from gsbench.media import read_mask_folder, read_video_or_frames, read_wav
     from gsbench.progress import status
 
     with status("reading frames"):
-        pred_frames, pred_fps = read_frames(pred)
-        gt_frames, gt_fps = read_frames(gt)
+        pred_frames, pred_fps = read_video_or_frames(pred)
+        gt_frames, gt_fps = read_video_or_frames(gt)
     if len(pred_frames) != len(gt_frames):
         raise InputError(
             f"{pred} has {len(pred_frames)} frames, {gt} has {len(gt_frames)}",
             fix="render exactly the ground truth's frames",
         )
     clip_fps = fps or pred_fps or gt_fps or 25.0
-    masks = read_masks(mask_dir) if mask_dir is not None else None
-    waveform = read_audio_16k(audio) if audio is not None else None
+    masks = read_mask_folder(mask_dir) if mask_dir is not None else None
+    waveform = (
+        read_wav(audio, resample=True, fix="pass the test sequence's audio.wav")
+        if audio is not None
+        else None
+    )
     registry = WeightRegistry(list(weights_dir) + default_search_paths(), syncnet=syncnet_name)
     with status("computing metrics"):
         results = compute_metrics(

@@ -20,7 +20,6 @@ minutes on a laptop-class CPU; the checkpoint records it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import tempfile
 from pathlib import Path
 
@@ -32,8 +31,17 @@ from benchmark import weights as weight_registry
 from benchmark.metrics import syncnet
 from benchmark.metrics.syncnet import TRAINED_SYNCNET_PREFIX
 from benchmark.weights import ResolvedWeight
+from gsbench.dataset import (
+    DATASET_JSON,
+    audio_path,
+    landmarks_path,
+    read_dataset_json,
+    read_landmarks,
+    sequence_dir,
+)
 from gsbench.errors import ConfigError, InputError
 from gsbench.io import sha256_file, write_json
+from gsbench.media import read_wav
 from gsbench.progress import log, track
 
 
@@ -71,44 +79,19 @@ class SyncClip:
         )
 
 
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        raise InputError("not found", path=path, fix="pass a dataset folder written by gsbench ingest")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"invalid JSON ({exc})", path=path, fix="re-run gsbench ingest") from exc
-
-
 def split_sequences(dataset: Path, split: str) -> list[str]:
-    """Sequence ids of ``split`` over all subjects, in dataset.json order."""
-    meta = _read_json(Path(dataset) / "dataset.json")
-    splits = meta.get("splits")
-    if not isinstance(splits, dict):
-        raise ConfigError(
-            "missing key 'splits'", path=Path(dataset) / "dataset.json", fix="re-run gsbench ingest"
-        )
-    out: list[str] = []
-    for subject in sorted(splits):
-        out += list(splits[subject].get(split, []))
-    return out
+    """Sequence ids of ``split`` over all subjects (sorted), in dataset.json order."""
+    meta = read_dataset_json(dataset)
+    return [seq for subject in sorted(meta.splits) for seq in getattr(meta.splits[subject], split)]
 
 
 def load_clip(dataset: Path, sequence: str, camera: str | None = None) -> SyncClip:
     """Crops of ``camera`` (default frontal) from ``landmarks.npz`` and the sequence's audio."""
-    from benchmark.metrics.media import read_audio_16k
-
     dataset = Path(dataset)
-    meta = _read_json(dataset / "dataset.json")
-    camera = camera or meta.get("frontal_camera")
-    if not camera:
-        raise ConfigError(
-            "missing key 'frontal_camera'",
-            path=dataset / "dataset.json",
-            fix="re-run gsbench ingest or pass --camera",
-        )
-    fps = float(meta.get("fps", syncnet.SYNCNET_FPS))
-    seq_dir = dataset / "sequences" / sequence
+    meta = read_dataset_json(dataset)
+    camera = camera or meta.frontal_camera
+    fps = meta.fps
+    seq_dir = sequence_dir(dataset, sequence)
     files = sorted((seq_dir / "images" / camera).glob("*.jpg")) + sorted(
         (seq_dir / "images" / camera).glob("*.png")
     )
@@ -118,28 +101,20 @@ def load_clip(dataset: Path, sequence: str, camera: str | None = None) -> SyncCl
             path=seq_dir / "images" / camera,
             fix="re-run gsbench ingest (frames stage)",
         )
-    landmarks_path = seq_dir / "landmarks.npz"
-    if not landmarks_path.is_file():
-        raise InputError("not found", path=landmarks_path, fix="re-run gsbench ingest (landmarks stage)")
-    with np.load(landmarks_path) as lm:
-        if camera not in lm or f"{camera}_detected" not in lm:
-            raise InputError(
-                f"no '{camera}' / '{camera}_detected' arrays",
-                path=landmarks_path,
-                fix="re-run gsbench ingest (landmarks stage)",
-            )
-        points, detected = lm[camera], lm[f"{camera}_detected"]
+    lm_path = landmarks_path(dataset, sequence)
+    entries = read_landmarks(lm_path, [camera], fix="re-run gsbench ingest (landmarks stage)")
+    points, detected = entries[camera]
     frames = np.stack([cv2.imread(str(f), cv2.IMREAD_COLOR)[..., ::-1] for f in files])
     if len(points) != len(frames):
         raise InputError(
             f"{len(points)} landmark frames for {len(frames)} images",
-            path=landmarks_path,
+            path=lm_path,
             fix="re-run gsbench ingest (landmarks stage)",
         )
     index = syncnet.resample_frames_to_25fps(np.arange(len(frames)), fps)
     track_ = syncnet.face_boxes_from_landmarks(points[index], detected[index])
     crops = syncnet.crop_faces(frames[index], track_)
-    audio = syncnet.audio_to_int16(read_audio_16k(seq_dir / "audio.wav"))
+    audio = syncnet.audio_to_int16(read_wav(audio_path(dataset, sequence), resample=True))
     mfcc = syncnet.mfcc_features(audio).astype(np.float32)
     return SyncClip(sequence, crops, audio, mfcc)
 
@@ -222,7 +197,7 @@ def train_syncnet(
     train_ids = split_sequences(dataset, "train")
     if not train_ids:
         raise ConfigError(
-            "the train split is empty", path=dataset / "dataset.json", fix="re-run gsbench ingest"
+            "the train split is empty", path=dataset / DATASET_JSON, fix="re-run gsbench ingest"
         )
     clips = [load_clip(dataset, seq, config.camera) for seq in track(train_ids, "loading train crops")]
     model, losses = train_syncnet_on_clips(clips, config)
@@ -234,7 +209,7 @@ def train_syncnet(
     provenance = {
         "origin": "ours (gsbench weights train-syncnet), not the official syncnet_v2",
         "dataset": str(dataset.resolve()),
-        "dataset_json_sha256": sha256_file(dataset / "dataset.json"),
+        "dataset_json_sha256": sha256_file(dataset / DATASET_JSON),
         "train_sequences": train_ids,
         "config": dataclasses.asdict(config),
         "final_loss_mean_last_50": float(np.mean(losses[-50:])),

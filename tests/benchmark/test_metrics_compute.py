@@ -234,7 +234,7 @@ def test_cli_on_mp4_and_folders(clip, monkeypatch, capsys):
     assert out["lpips"]["status"] == "missing"  # random AlexNet refused by the registry
     assert out["lse_c"]["status"] == "ok" and out["lse_c"]["weight_id"].startswith(clip["ours"] + ":")
     assert out["lse_c"]["details"]["weights_origin"] == "ours"
-    # PSNR of the decoded videos (imageio-ffmpeg's reader, not benchmark.metrics.media), per frame then mean
+    # PSNR of the decoded videos (imageio-ffmpeg's reader, not gsbench.media), per frame then mean
     decoded = [_decode(root / f"{name}.mp4").astype(np.float64) / 255 for name in ("pred", "gt")]
     per_frame = -10 * np.log10(((decoded[0] - decoded[1]) ** 2).reshape(NUM, -1).mean(axis=1))
     assert out["psnr"]["status"] == "ok"

@@ -14,7 +14,7 @@ import torch
 from scipy.io import wavfile
 
 from benchmark.metrics import syncnet
-from benchmark.metrics.media import read_audio_16k
+from gsbench.media import read_wav
 
 # official syncnet_v2.model layout (joonson/syncnet_python SyncNetModel.S): key -> shape; the file was
 # saved before PyTorch 0.4.1 and holds no BatchNorm num_batches_tracked counters
@@ -169,7 +169,9 @@ def test_lse_equals_reference_on_identical_weights(tmp_path, width, num_frames):
 
     offset, conf, minval = _reference_evaluate(model, str(tmp_path), str(tmp_path / "audio.wav"))
     decoded = np.stack([cv2.imread(str(tmp_path / f"{t:06d}.jpg"))[..., ::-1] for t in range(num_frames)])
-    ours = syncnet.lse_from_crops(model, decoded, read_audio_16k(tmp_path / "audio.wav"), batch_size=7)
+    ours = syncnet.lse_from_crops(
+        model, decoded, read_wav(tmp_path / "audio.wav", resample=True), batch_size=7
+    )
     assert ours.num_windows == num_frames - 5
     assert ours.offset == int(offset)
     np.testing.assert_allclose(ours.lse_d, float(minval), rtol=1e-5)
@@ -180,7 +182,7 @@ def test_mfcc_matches_wav_round_trip(tmp_path):
     rng = np.random.default_rng(4)
     samples = (rng.standard_normal(16000) * 2000).astype(np.int16)
     wavfile.write(tmp_path / "a.wav", 16000, samples)
-    float_audio = read_audio_16k(tmp_path / "a.wav")
+    float_audio = read_wav(tmp_path / "a.wav", resample=True)
     np.testing.assert_array_equal(syncnet.audio_to_int16(float_audio), samples)
     mfcc = syncnet.mfcc_features(float_audio)
     assert mfcc.shape == (13, 99)  # 25 ms windows every 10 ms over 1 s
@@ -308,6 +310,6 @@ def test_pypi_syncnet_python_agrees_when_installed(tmp_path):
     instance = package.SyncNetInstance(model, device="cpu")
     offset, conf, _ = instance.evaluate(SimpleNamespace(tmp_dir=str(tmp_path), batch_size=20, vshift=15))
     decoded = np.stack([cv2.imread(str(tmp_path / f"{t:06d}.jpg"))[..., ::-1] for t in range(12)])
-    ours = syncnet.lse_from_crops(model, decoded, read_audio_16k(tmp_path / "audio.wav"))
+    ours = syncnet.lse_from_crops(model, decoded, read_wav(tmp_path / "audio.wav", resample=True))
     assert ours.offset == int(offset)
     np.testing.assert_allclose(ours.lse_c, float(conf), rtol=1e-4, atol=1e-5)

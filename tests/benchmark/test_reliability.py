@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from benchmark.cli import main
-from benchmark.metrics.media import read_frames
 from benchmark.runner import RunOptions, plan_jobs, run_job
 from gsbench.errors import MediaError
 from gsbench.io import TEMP_MARKER, folder_lock
+from gsbench.media import read_video_or_frames
 
 
 # ---------------------------------------------------------------- gsbench metrics on frame folders
@@ -31,7 +31,7 @@ def noise_frames() -> np.ndarray:
 
 def test_frame_folder_is_read_in_numeric_order(tmp_path, noise_frames):
     _write_frames(tmp_path / "pred", noise_frames, lambda i: f"frame_{i}")
-    frames, _ = read_frames(tmp_path / "pred")
+    frames, _ = read_video_or_frames(tmp_path / "pred")
     np.testing.assert_array_equal(frames, noise_frames[..., ::-1])  # frame_10 is the 11th, not the 3rd
 
 
@@ -48,7 +48,7 @@ def test_frame_names_differing_only_in_padding_are_refused(tmp_path, noise_frame
     _write_frames(tmp_path / "pred", noise_frames[:3], lambda i: f"frame_{i}")
     cv2.imwrite(str(tmp_path / "pred" / "frame_01.png"), noise_frames[3])
     with pytest.raises(MediaError, match="frame_01.png and frame_1.png|frame_1.png and frame_01.png"):
-        read_frames(tmp_path / "pred")
+        read_video_or_frames(tmp_path / "pred")
 
 
 # ---------------------------------------------------------------- job results
