@@ -19,6 +19,7 @@ from gsbench.dataset import (
     read_landmarks as read_landmarks_file,
 )
 from gsbench.errors import InputError
+from tracking.fit.solver import Observations
 
 FIX_INGEST = "re-run `gsbench ingest` for this dataset"
 
@@ -96,3 +97,19 @@ def read_landmarks(info: DatasetInfo, sequence: str) -> SequenceLandmarks:
         )
     seen = np.isfinite(points[..., 0, 0]).sum(0)
     return SequenceLandmarks(points, empty, np.flatnonzero(seen < 2).tolist())
+
+
+def observations(
+    info: DatasetInfo, sequences: list[str], landmarks: dict[str, SequenceLandmarks]
+) -> Observations:
+    """The fit's input for ``sequences`` of one subject: their landmarks stacked on the frame axis, with
+    the dataset's cameras."""
+    return Observations(
+        camera_ids=info.camera_ids,
+        intrinsics=info.intrinsics,
+        world_to_cam=info.world_to_cam,
+        image_sizes=info.image_sizes,
+        points=np.concatenate([landmarks[s].points for s in sequences], axis=1),
+        frame_sequence=np.concatenate([np.full(info.num_frames(s), i) for i, s in enumerate(sequences)]),
+        sequence_ids=list(sequences),
+    )

@@ -40,7 +40,7 @@ from gsbench.errors import InputError, StageError
 from gsbench.io import write_json
 from gsbench.progress import log as progress_log
 from tracking.fit.config import TrackingConfig
-from tracking.fit.dataset_io import FIX_INGEST, SequenceLandmarks, read_dataset
+from tracking.fit.dataset_io import FIX_INGEST, SequenceLandmarks, observations, read_dataset
 from tracking.fit.solver import (
     _TRANSLATION_UNIT,
     Observations,
@@ -245,18 +245,6 @@ def _not_oval() -> np.ndarray:
     return keep
 
 
-def _observations(info, names: list[str], landmarks: dict[str, SequenceLandmarks]) -> Observations:
-    return Observations(
-        camera_ids=info.camera_ids,
-        intrinsics=info.intrinsics,
-        world_to_cam=info.world_to_cam,
-        image_sizes=info.image_sizes,
-        points=np.concatenate([landmarks[s].points for s in names], axis=1),
-        frame_sequence=np.concatenate([np.full(info.num_frames(s), i) for i, s in enumerate(names)]),
-        sequence_ids=names,
-    )
-
-
 def _median_distance(problem_obs: Observations, head_model: HeadModel, config: TrackingConfig) -> float:
     """Median camera-to-head-root distance of the PnP poses (m): where the camera is put in the world."""
     from tracking.fit.model import EmbeddedLandmarks, SubsetFlame
@@ -316,7 +304,7 @@ def track_monocular(
     if focal is None:
         for subject, names in sorted(by_subject.items()):
             usable = [s for s in names if not landmarks[s].cameras_without_detections]
-            obs = _observations(info, usable, landmarks)
+            obs = observations(info, usable, landmarks)
             value, history, stats = estimate_focal(model, obs, config, label=subject)
             per_subject_focal[subject], histories[subject], focal_stats[subject] = value, history, stats
             log(f"tracking {subject}: focal length {value:.1f} px ({len(history)} energies evaluated)")
@@ -329,7 +317,7 @@ def track_monocular(
     distances = []
     for names in by_subject.values():
         usable = [s for s in names if not landmarks[s].cameras_without_detections]
-        distances.append(_median_distance(_observations(info, usable, landmarks), model, config))
+        distances.append(_median_distance(observations(info, usable, landmarks), model, config))
     distance = float(np.median(distances))
     write_cameras_json(root, {info.camera_ids[0]: camera_entry(used, width, height, distance)})
     info = read_dataset(root)
@@ -353,7 +341,7 @@ def track_monocular(
         usable = [s for s in names if not landmarks[s].cameras_without_detections]
         for s in set(names) - set(usable):
             report["sequences"][s] = {"subject": subject, "status": "failed", "error": "no face in any frame"}
-        obs = _observations(info, usable, landmarks)
+        obs = observations(info, usable, landmarks)
         begun = time.perf_counter()
         result = fit_subject(model, obs, config, label=subject, log=log, initial_pose=pnp_initial_pose)
         multiview._write_subject(info, subject, usable, landmarks, obs, result, model, report, figures, plots)

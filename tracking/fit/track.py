@@ -31,7 +31,7 @@ from gsbench.errors import GsbenchError, InputError, StageError
 from gsbench.io import save_npz, sha256_file, write_json
 from gsbench.progress import log as progress_log
 from tracking.fit.config import TrackingConfig
-from tracking.fit.dataset_io import DatasetInfo, read_dataset, read_landmarks
+from tracking.fit.dataset_io import DatasetInfo, observations, read_dataset, read_landmarks
 from tracking.fit.report import write_error_plot, write_overlay
 from tracking.fit.solver import (
     FRAME_KEYS,
@@ -181,15 +181,7 @@ def track_dataset(
             write_json(report_path, report)
             continue
         names = list(landmarks)
-        obs = Observations(
-            camera_ids=info.camera_ids,
-            intrinsics=info.intrinsics,
-            world_to_cam=info.world_to_cam,
-            image_sizes=info.image_sizes,
-            points=np.concatenate([landmarks[s].points for s in names], axis=1),
-            frame_sequence=np.concatenate([np.full(info.num_frames(s), i) for i, s in enumerate(names)]),
-            sequence_ids=names,
-        )
+        obs = observations(info, names, landmarks)
         started = time.perf_counter()
         log(
             f"tracking {subject}: {len(names)} sequences, {obs.num_frames} frames, "
