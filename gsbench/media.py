@@ -316,23 +316,20 @@ def read_frames(
 
 
 def _read_folder(path: Path, width: int, height: int, frame_indices: np.ndarray | None) -> np.ndarray:
-    import cv2
 
     images = folder_images(path)
     if frame_indices is not None:
         images = [images[int(i)] for i in np.asarray(frame_indices)]
     frames = np.empty((len(images), height, width, 3), np.uint8)
     for index, image_path in enumerate(images):
-        image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise MediaError("cannot decode image", path=image_path, fix="re-copy the camera's frames")
+        image = read_image(image_path, fix="re-copy the camera's frames")
         if image.shape[:2] != (height, width):
             raise MediaError(
                 f"image is {image.shape[1]}x{image.shape[0]}, the camera's first frame is {width}x{height}",
                 path=image_path,
                 fix="every frame of a camera must have one size",
             )
-        frames[index] = image[:, :, ::-1]
+        frames[index] = image
     return frames
 
 
