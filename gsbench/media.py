@@ -316,7 +316,6 @@ def read_frames(
 
 
 def _read_folder(path: Path, width: int, height: int, frame_indices: np.ndarray | None) -> np.ndarray:
-
     images = folder_images(path)
     if frame_indices is not None:
         images = [images[int(i)] for i in np.asarray(frame_indices)]
