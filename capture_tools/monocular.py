@@ -44,7 +44,6 @@ import dataclasses
 import os
 import re
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,28 +180,7 @@ def decode_frames(path: Path, fps: float, scale_to: tuple[int, int] | None = Non
     """Yield ``[H, W, 3] uint8`` RGB frames resampled to a constant ``fps`` (ffmpeg ``fps`` filter, by
     timestamps: variable-frame-rate input included), optionally scaled to ``scale_to`` (width, height)."""
     info = probe(path)
-    width, height = scale_to or (info.width, info.height)
-    filters = f"fps={fps:g}" + (f",scale={width}:{height}:flags=area" if scale_to else "")
-    command = [
-        media.ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path),
-        "-map", "0:v:0", "-vf", filters, "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    size = width * height * 3
-    try:
-        while True:
-            data = process.stdout.read(size)
-            if len(data) < size:
-                break
-            yield np.frombuffer(data, np.uint8).reshape(height, width, 3)
-    finally:
-        process.stdout.close()
-        if process.poll() is None:
-            process.kill()
-        stderr = process.stderr.read().decode("utf-8", "replace")
-        process.wait()
-    if process.returncode not in (0, -9) and stderr.strip():
-        raise MediaError(f"cannot decode ({media.ffmpeg_error_line(stderr)})", path=path)
+    yield from media.iter_frames(path, (info.width, info.height), fps=fps, scale_to=scale_to)
 
 
 # --------------------------------------------------------------------------------------- face track

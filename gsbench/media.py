@@ -19,6 +19,7 @@ import re
 import subprocess
 import tempfile
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -313,6 +314,41 @@ def read_frames(
     if frame_indices is not None:
         frames = frames[np.asarray(frame_indices)]
     return frames
+
+
+def iter_frames(
+    path: str | Path,
+    size: tuple[int, int],  # (width, height) of the stream
+    *,
+    fps: float | None = None,
+    scale_to: tuple[int, int] | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield a video's frames one at a time as ``[H, W, 3] uint8`` RGB, optionally resampled to a
+    constant ``fps`` (ffmpeg ``fps`` filter, by timestamps: variable-frame-rate input included) and
+    scaled to ``scale_to`` (width, height; area filter). For long videos that do not fit in memory."""
+    path = Path(path)
+    width, height = scale_to or size
+    filters = [f"fps={fps:g}"] if fps else []
+    filters += [f"scale={width}:{height}:flags=area"] if scale_to else []
+    command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path)]
+    command += ["-map", "0:v:0", *(["-vf", ",".join(filters)] if filters else [])]
+    command += ["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    frame_bytes = width * height * 3
+    try:
+        while True:
+            data = process.stdout.read(frame_bytes)
+            if len(data) < frame_bytes:
+                break
+            yield np.frombuffer(data, np.uint8).reshape(height, width, 3)
+    finally:
+        process.stdout.close()
+        if process.poll() is None:
+            process.kill()
+        stderr = process.stderr.read().decode("utf-8", "replace")
+        process.wait()
+    if process.returncode not in (0, -9) and stderr.strip():
+        raise MediaError(f"cannot decode ({ffmpeg_error_line(stderr)})", path=path)
 
 
 def _read_folder(path: Path, width: int, height: int, frame_indices: np.ndarray | None) -> np.ndarray:

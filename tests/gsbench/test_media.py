@@ -231,3 +231,12 @@ def test_truncated_and_missing_files_raise_media_errors(clip, tmp_path):
         media.read_audio(root / "silent.mp4")
     with pytest.raises(MediaError, match="not a video file or a folder of frames"):
         media.read_video_or_frames(tmp_path / "x.txt")
+
+
+def test_iter_frames_streams_resampled_and_scaled(clip):
+    root, frames, _ = clip
+    streamed = list(media.iter_frames(root / "clip.mp4", (64, 48)))
+    assert np.array_equal(np.stack(streamed), media.read_frames(root / "clip.mp4", 64, 48))
+    half = list(media.iter_frames(root / "clip.mp4", (64, 48), fps=12.5, scale_to=(32, 24)))
+    assert len(half) == 10 and half[0].shape == (24, 32, 3)  # 20 frames at 25 fps = 0.8 s at 12.5 fps
+    assert abs(int(half[3].mean()) - int(frames[6].mean())) < 4  # frame k at k / 12.5 s = source frame 2k
