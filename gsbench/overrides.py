@@ -143,9 +143,13 @@ def unknown_key_error(unknown: Iterable[str], valid: Iterable[str], what: str) -
     unknown, valid = sorted(unknown), list(valid)
     hints = []
     for key in unknown:
-        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.7)
+        # the same setting under its group (``variant`` -> ``deformation.variant``), else a near spelling
+        leaf = key.rsplit(".", 1)[-1]
+        close = [v for v in valid if v.rsplit(".", 1)[-1] == leaf] or difflib.get_close_matches(
+            key, valid, n=1, cutoff=0.7
+        )
         if close:
-            hints.append(f"{key!r}: did you mean {close[0]!r}?")
+            hints.append(f"{key!r}: did you mean {' or '.join(repr(c) for c in close)}?")
     names = ", ".join(repr(key) for key in unknown)
     return ConfigError(
         f"unknown {what} key{'s' if len(unknown) > 1 else ''} {names}"

@@ -144,6 +144,13 @@ def test_unknown_keys_are_named_with_near_misses_and_the_valid_keys_listed():
     )
 
 
+def test_a_setting_named_without_its_group_is_pointed_to_it():
+    with pytest.raises(
+        ConfigError, match=r"unknown demo key 'densify' \('densify': did you mean 'head.densify'\?\)"
+    ):
+        apply_overrides(Config(), {"densify": False}, what="demo")
+
+
 def test_a_group_is_not_a_setting():
     with pytest.raises(ConfigError, match=r"'head' is a group of settings.*set one of: head.refine_steps"):
         apply_overrides(Config(), {"head": 3}, what="demo")
