@@ -11,13 +11,13 @@ import dataclasses
 import numpy as np
 
 from capture_tools import calibrate as cal
-from capture_tools import media
 from capture_tools.ingest import Context, Stage, need, run_jobs
 from capture_tools.instants import evenly_spaced_instants, grey_motion, stillest_instants
 from capture_tools.plots import plot_calibration
 from capture_tools.sfm import InstantChoice, SfmParams, candidate_instants, sfm_calibrate
 from capture_tools.stages.common import rig_summary
 from capture_tools.take_sync import calibration_offsets
+from gsbench import media
 from gsbench.progress import log
 
 SFM_INSTANTS = InstantChoice()  # which synchronized instants structure from motion reconstructs

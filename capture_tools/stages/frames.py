@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from capture_tools import frames as fr
-from capture_tools import media
 from capture_tools.ingest import Context, Stage, clear_dir, need, run_jobs
 from capture_tools.stages.common import all_frames_exist, camera_intrinsics, undistorter
+from gsbench import media
 from gsbench.errors import StageError
 
 

@@ -1,4 +1,4 @@
-"""Probe: hash every raw file rig.yaml names, probe every video and master audio (``capture_tools.media``),
+"""Probe: hash every raw file rig.yaml names, probe every video and master audio (``gsbench.media``),
 and refuse what later stages cannot use (missing, cut short, other rate or size)."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from capture_tools import media
 from capture_tools.ingest import Context, Stage, hash_inputs
 from capture_tools.rig import RigSpec
 from capture_tools.stages.common import rig_summary
+from gsbench import media
 from gsbench.errors import MediaError
 from gsbench.progress import track, warn_once
 
