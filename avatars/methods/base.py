@@ -30,31 +30,12 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from gsbench.dataset import PROTOCOL_NAMES, Camera  # noqa: F401  (part of the method interface)
 from gsbench.errors import MethodError
 
 BUDGETS: tuple[str, ...] = ("smoke", "quick", "paper")
 """``smoke``: seconds, for tests; ``quick``: minutes on a CPU (the demo); ``paper``: the paper's
 schedule, meant for a GPU."""
-
-PROTOCOL_NAMES: tuple[str, ...] = ("mono-front", "multiview", "cross-id")
-
-
-@dataclasses.dataclass(frozen=True)
-class Camera:
-    """One calibrated, undistorted pinhole camera (OpenCV convention, as in ``cameras.json``)."""
-
-    id: str
-    K: np.ndarray  # [3, 3] pixels of the stored image
-    world_to_cam: np.ndarray  # [4, 4]
-    width: int
-    height: int
-
-    def project(self, points_world: np.ndarray) -> np.ndarray:
-        """Pixel coordinates ``[..., 2]`` of world points ``[..., 3]``."""
-        points = np.asarray(points_world, dtype=np.float64)
-        cam = points @ self.world_to_cam[:3, :3].T + self.world_to_cam[:3, 3]
-        uvw = cam @ self.K.T
-        return uvw[..., :2] / uvw[..., 2:3]
 
 
 class TrainData(Protocol):
