@@ -40,7 +40,7 @@ class _CompositeCpp(torch.autograd.Function):
     def forward(
         ctx, means2d, conics, opacities, features, extents, depths, width, height, tile_size, sink, ext
     ):
-        out_features, final_T, n_iter, tile_offsets, gauss_ids, hit_boxes = ext.rasterize_forward(
+        out_features, final_T, n_iter, *bins = ext.rasterize_forward(
             means2d.contiguous(),
             conics.contiguous(),
             opacities.contiguous(),
@@ -50,20 +50,17 @@ class _CompositeCpp(torch.autograd.Function):
             width,
             height,
             tile_size,
-            True,  # keep n_iter and the entries' hit boxes for the backward
+            True,  # keep n_iter, the entries' hit boxes and the splats' entry lists for the backward
         )
-        ctx.save_for_backward(
-            means2d, conics, opacities, features, extents, tile_offsets, gauss_ids, hit_boxes, final_T, n_iter
-        )
+        # bins: tile_offsets, gauss_ids, hit_boxes, splat_offsets, splat_entries, min_powers
+        ctx.save_for_backward(means2d, conics, opacities, features, extents, final_T, n_iter, *bins)
         ctx.config = (width, height, tile_size, sink, ext)
         ctx.mark_non_differentiable(n_iter)
         return out_features, 1.0 - final_T
 
     @staticmethod
     def backward(ctx, grad_features, grad_alpha):
-        saved = ctx.saved_tensors
-        means2d, conics, opacities, features, extents, tile_offsets, gauss_ids = saved[:7]
-        hit_boxes, final_T, n_iter = saved[7:]
+        means2d, conics, opacities, features, extents, final_T, n_iter, *bins = ctx.saved_tensors
         width, height, tile_size, sink, ext = ctx.config
         if grad_features is None:
             grad_features = torch.zeros(final_T.shape + (features.shape[-1],), dtype=features.dtype)
@@ -75,9 +72,7 @@ class _CompositeCpp(torch.autograd.Function):
             opacities.contiguous(),
             features.contiguous(),
             extents.contiguous(),
-            tile_offsets,
-            gauss_ids,
-            hit_boxes,
+            *bins,
             final_T,
             n_iter,
             grad_features.contiguous(),

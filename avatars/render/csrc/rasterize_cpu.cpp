@@ -33,6 +33,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <numeric>
@@ -101,9 +102,46 @@ bool use_simd(int tile_size) {
 }
 
 struct TileBins {
-  at::Tensor tile_offsets;  // [C * tiles + 1] int64
-  at::Tensor gauss_ids;     // [E] int32, depth-sorted within each tile
+  at::Tensor tile_offsets;   // [C * tiles + 1] int64
+  at::Tensor gauss_ids;      // [E] int32, depth-sorted within each tile
+  at::Tensor splat_offsets;  // [C * N + 1] int64: splat g's tiles are splat_entries[splat_offsets[g]:splat_offsets[g + 1]]
+  at::Tensor splat_entries;  // [E] int32: the entry (index into gauss_ids) of each, in increasing tile order
+  at::Tensor splat_records;  // [C * N, R] each binned splat's parameters in one cache line or few (kRec*)
 };
+
+// A splat's record: what compositing reads of it, in one place (the kernels visit the splats of a tile in
+// depth order, i.e. in random order of their index; scattered over five arrays each visit cost ~6 cache
+// misses). Slots of scalar_t; the pixel rectangle's bounds are int32 stored in the first 4 bytes of a slot.
+enum RecordSlot : int {
+  kRecMeanX,
+  kRecMeanY,
+  kRecConicA,
+  kRecConicB,
+  kRecConicC,
+  kRecOpacity,
+  kRecMinPower,  // min_power_of(opacity)
+  kRecX0,        // pixels whose centre lies in mean ± (extent + 0.01), image coordinates (int32)
+  kRecX1,
+  kRecY0,
+  kRecY1,
+  kRecFeatures,  // K features follow
+};
+// Slots per record: whole 64-byte cache lines (16 floats: K <= 5 fits one line).
+template <typename scalar_t>
+inline int64_t record_stride(int64_t K) {
+  const int64_t per_line = 64 / sizeof(scalar_t);
+  return (kRecFeatures + K + per_line - 1) / per_line * per_line;
+}
+template <typename scalar_t>
+inline void store_int(scalar_t* slot, int32_t value) {
+  std::memcpy(slot, &value, sizeof value);
+}
+template <typename scalar_t>
+inline int32_t load_int(const scalar_t* slot) {
+  int32_t value;
+  std::memcpy(&value, slot, sizeof value);
+  return value;
+}
 
 // Hit box of one entry: tile-local inclusive pixel bounds of the pixels it composited into.
 struct HitBox {
@@ -156,12 +194,13 @@ inline double max_power_in_rect(double mx, double my, double a, double b, double
 
 // Calls visit(tile) for each tile of camera-local index ty * tiles_x + tx where the splat's alpha can
 // reach 1/255 at some pixel centre (with a 2e-3 margin on the power: the kernels' exact tests decide).
+// limit: min_power_of(opacity) - 1e-3.
 template <typename scalar_t, typename Visit>
-inline void for_each_tile(const scalar_t* mean, const scalar_t* extent, const scalar_t* conic, scalar_t opacity,
-                          int tile_size, int tiles_x, int tiles_y, int width, int height, Visit&& visit) {
+inline void for_each_tile(const scalar_t* mean, const scalar_t* extent, const scalar_t* conic, double limit,
+                          int tile_size, int tiles_x, int tiles_y, int width, int height,
+                          Visit&& visit) {
   int x0, x1, y0, y1;
   if (!tile_rect(mean, extent, tile_size, tiles_x, tiles_y, x0, x1, y0, y1)) return;
-  const double limit = min_power_of((double)opacity) - 1e-3;
   const bool single = x0 == x1 && y0 == y1;
   for (int ty = y0; ty <= y1; ++ty)
     for (int tx = x0; tx <= x1; ++tx) {
@@ -174,63 +213,136 @@ inline void for_each_tile(const scalar_t* mean, const scalar_t* extent, const sc
     }
 }
 
-// Per camera: each splat's tiles are found once (kept in a flat list), the splats that touch any tile
-// are sorted by (depth, index) (what a stable sort by depth gives) and written to their tiles' lists.
+// Order-preserving unsigned key of a depth: a < b as floats <=> key(a) < key(b); -0 and +0 get one key, as
+// they compare equal. (Splats with a NaN depth are culled by the projection and never binned.)
+inline uint32_t depth_key(float depth) {
+  uint32_t bits;
+  const float d = depth + 0.0f;  // -0 -> +0
+  std::memcpy(&bits, &d, sizeof bits);
+  return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+}
+inline uint64_t depth_key(double depth) {
+  uint64_t bits;
+  const double d = depth + 0.0;
+  std::memcpy(&bits, &d, sizeof bits);
+  return (bits & 0x8000000000000000ull) ? ~bits : (bits | 0x8000000000000000ull);
+}
+
+// Stable LSD radix sort of values by keys, one byte per pass (passes where every key has the same byte are
+// skipped): with values given in increasing splat index, the order of std::sort on (depth, index) pairs.
+template <typename Key>
+void radix_sort_stable(std::vector<Key>& keys, std::vector<int32_t>& values) {
+  const size_t n = keys.size();
+  std::vector<Key> keys_tmp(n);
+  std::vector<int32_t> values_tmp(n);
+  for (unsigned shift = 0; shift < 8 * sizeof(Key); shift += 8) {
+    size_t count[257] = {0};
+    for (size_t i = 0; i < n; ++i) ++count[((keys[i] >> shift) & 0xff) + 1];
+    if (n == 0 || count[((keys[0] >> shift) & 0xff) + 1] == n) continue;
+    for (int b = 0; b < 256; ++b) count[b + 1] += count[b];
+    for (size_t i = 0; i < n; ++i) {
+      const size_t to = count[(keys[i] >> shift) & 0xff]++;
+      keys_tmp[to] = keys[i];
+      values_tmp[to] = values[i];
+    }
+    keys.swap(keys_tmp);
+    values.swap(values_tmp);
+  }
+}
+
+constexpr int64_t kBinChunk = 1024;  // splats per job of the binning
+
+// Each splat's tiles are found once, in parallel (kept in one flat list in splat order, so the layout does
+// not depend on the thread count); per camera the splats that touch any tile are sorted by (depth, index)
+// (what a stable sort by depth gives) and written to their tiles' lists. With_entries: also, for each
+// (splat, tile), the position of its entry (the backward's per-splat reduction reads these).
 template <typename scalar_t>
 TileBins bin_gaussians(const at::Tensor& means2d, const at::Tensor& extents, const at::Tensor& conics,
-                       const at::Tensor& opacities, const at::Tensor& depths, int tile_size, int tiles_x,
-                       int tiles_y, int width, int height) {
-  const int64_t C = means2d.size(0), N = means2d.size(1), T = (int64_t)tiles_x * tiles_y;
+                       const at::Tensor& opacities, const at::Tensor& features, const at::Tensor& depths,
+                       int tile_size, int tiles_x, int tiles_y, int width, int height, bool with_entries) {
+  const int64_t C = means2d.size(0), N = means2d.size(1), T = (int64_t)tiles_x * tiles_y, CN = C * N;
+  const int64_t K = features.size(2), R = record_stride<scalar_t>(K);
+  const scalar_t* feat = features.data_ptr<scalar_t>();
   const scalar_t* m = means2d.data_ptr<scalar_t>();
   const scalar_t* e = extents.data_ptr<scalar_t>();
   const scalar_t* co = conics.data_ptr<scalar_t>();
   const scalar_t* op = opacities.data_ptr<scalar_t>();
   const scalar_t* d = depths.data_ptr<scalar_t>();
-  std::vector<int64_t> counts(C * T + 1, 0);
-  std::vector<std::vector<int32_t>> splat_tiles(C), splat_start(C);
-  std::vector<std::vector<std::pair<scalar_t, int32_t>>> keys(C);  // (depth, index)
+  TileBins bins;
+  bins.splat_records = at::empty({CN, R}, means2d.options());
+  bins.splat_offsets = at::empty({CN + 1}, means2d.options().dtype(at::kLong));
+  scalar_t* records = bins.splat_records.data_ptr<scalar_t>();
+  int64_t* splat_first = bins.splat_offsets.data_ptr<int64_t>();
+  const int64_t n_chunks = (CN + kBinChunk - 1) / kBinChunk;
+  std::vector<std::vector<int32_t>> chunk_tiles(n_chunks);
+  std::atomic<int64_t> next_chunk{0};
+  run_workers(CN < 4 * kBinChunk ? 1 : at::get_num_threads(), [&] {
+    for (int64_t chunk; (chunk = next_chunk.fetch_add(1)) < n_chunks;) {
+      std::vector<int32_t>& tiles = chunk_tiles[chunk];
+      for (int64_t g = chunk * kBinChunk; g < std::min(CN, (chunk + 1) * kBinChunk); ++g) {
+        const double min_power = min_power_of((double)op[g]);
+        const size_t before = tiles.size();
+        for_each_tile(m + 2 * g, e + 2 * g, co + 3 * g, min_power - 1e-3, tile_size, tiles_x, tiles_y, width,
+                      height, [&](int t) { tiles.push_back(t); });
+        splat_first[g + 1] = (int64_t)(tiles.size() - before);  // a count until the prefix sum below
+        if (tiles.size() == before) continue;  // never composited: no record
+        scalar_t* rec = records + g * R;
+        rec[kRecMeanX] = m[2 * g];
+        rec[kRecMeanY] = m[2 * g + 1];
+        rec[kRecConicA] = co[3 * g];
+        rec[kRecConicB] = co[3 * g + 1];
+        rec[kRecConicC] = co[3 * g + 2];
+        rec[kRecOpacity] = op[g];
+        rec[kRecMinPower] = (scalar_t)min_power;
+        // The rectangle gets a 0.01 px margin for the same reason as min_power (it only saves work).
+        const double ex = e[2 * g] + 0.01, ey = e[2 * g + 1] + 0.01;
+        store_int(rec + kRecX0, (int)std::ceil(m[2 * g] - ex - 0.5));
+        store_int(rec + kRecX1, (int)std::floor(m[2 * g] + ex - 0.5));
+        store_int(rec + kRecY0, (int)std::ceil(m[2 * g + 1] - ey - 0.5));
+        store_int(rec + kRecY1, (int)std::floor(m[2 * g + 1] + ey - 0.5));
+        std::copy(feat + g * K, feat + (g + 1) * K, rec + kRecFeatures);
+      }
+    }
+  });
+  splat_first[0] = 0;
+  for (int64_t g = 0; g < CN; ++g) splat_first[g + 1] += splat_first[g];
+  const int64_t E = splat_first[CN];
+  TORCH_CHECK(E < (int64_t)INT32_MAX, "rasterize_cpu: too many tile-splat entries");
+  std::vector<int32_t> tiles(E);
+  for (int64_t chunk = 0; chunk < n_chunks; ++chunk)
+    std::copy(chunk_tiles[chunk].begin(), chunk_tiles[chunk].end(), tiles.begin() + splat_first[chunk * kBinChunk]);
+  bins.tile_offsets = at::zeros({C * T + 1}, means2d.options().dtype(at::kLong));
+  int64_t* counts = bins.tile_offsets.data_ptr<int64_t>();
+  for (int64_t g = 0; g < CN; ++g)
+    for (int64_t j = splat_first[g]; j < splat_first[g + 1]; ++j) counts[(g / N) * T + tiles[j] + 1] += 1;
+  std::partial_sum(counts, counts + C * T + 1, counts);
+  bins.gauss_ids = at::empty({E}, means2d.options().dtype(at::kInt));
+  bins.splat_entries = at::empty({with_entries ? E : 0}, means2d.options().dtype(at::kInt));
+  int32_t* ids = bins.gauss_ids.data_ptr<int32_t>();
+  int32_t* entries = with_entries ? bins.splat_entries.data_ptr<int32_t>() : nullptr;
+  std::vector<int64_t> cursor(counts, counts + C * T);
+  using Key = decltype(depth_key(scalar_t(0)));
+  std::vector<Key> keys;
+  std::vector<int32_t> order;
   for (int64_t c = 0; c < C; ++c) {
-    int64_t* cnt = counts.data() + c * T + 1;
-    std::vector<int32_t>& tiles = splat_tiles[c];
-    std::vector<int32_t>& first = splat_start[c];
-    first.assign(N + 1, 0);
+    keys.clear();
+    order.clear();
     for (int64_t n = 0; n < N; ++n) {
-      const int64_t g = c * N + n;
-      const size_t before = tiles.size();
-      for_each_tile(m + 2 * g, e + 2 * g, co + 3 * g, op[g], tile_size, tiles_x, tiles_y, width, height,
-                    [&](int t) {
-                      tiles.push_back(t);
-                      cnt[t] += 1;
-                    });
-      first[n + 1] = (int32_t)tiles.size();
-      if (tiles.size() > before) keys[c].emplace_back(d[g], (int32_t)n);
+      if (splat_first[c * N + n + 1] == splat_first[c * N + n]) continue;
+      keys.push_back(depth_key(d[c * N + n]));
+      order.push_back((int32_t)n);
     }
-    TORCH_CHECK(tiles.size() < (size_t)INT32_MAX, "rasterize_cpu: too many tile-splat entries");
-  }
-  std::partial_sum(counts.begin(), counts.end(), counts.begin());
-  auto offsets = at::from_blob(counts.data(), {C * T + 1}, at::kLong).clone();
-  auto ids = at::empty({counts.back()}, at::kInt);
-  int32_t* ids_ptr = ids.data_ptr<int32_t>();
-  std::vector<int64_t> cursor(counts.begin(), counts.end() - 1);
-  for (int64_t c = 0; c < C; ++c) {
-    std::sort(keys[c].begin(), keys[c].end());
+    radix_sort_stable(keys, order);
     int64_t* cur = cursor.data() + c * T;
-    const int32_t* tiles = splat_tiles[c].data();
-    const int32_t* first = splat_start[c].data();
-    for (const auto& key : keys[c]) {
-      const int32_t n = key.second;
-      for (int32_t j = first[n]; j < first[n + 1]; ++j) ids_ptr[cur[tiles[j]]++] = n;
+    for (const int32_t n : order) {
+      for (int64_t j = splat_first[c * N + n]; j < splat_first[c * N + n + 1]; ++j) {
+        const int64_t at = cur[tiles[j]]++;
+        ids[at] = n;
+        if (entries) entries[j] = (int32_t)at;
+      }
     }
   }
-  return {offsets, ids};
-}
-
-// min_power_of for every splat (one log per splat instead of one per tile entry).
-template <typename scalar_t>
-std::vector<scalar_t> splat_min_powers(const scalar_t* opacities, int64_t count) {
-  std::vector<scalar_t> out(count);
-  for (int64_t g = 0; g < count; ++g) out[g] = (scalar_t)min_power_of((double)opacities[g]);
-  return out;
+  return bins;
 }
 
 // Per-tile copy of the splat parameters, contiguous in depth order, with each splat's pixel rectangle
@@ -239,23 +351,20 @@ template <typename scalar_t>
 struct TileSplats {
   std::vector<scalar_t> mx, my, ca, cb, cc, op, min_power;
   std::vector<int32_t> x0, x1, y0, y1;  // inclusive pixel bounds, tile-local
-  void load(const int32_t* ids, int64_t count, int64_t base, const scalar_t* means, const scalar_t* conics,
-            const scalar_t* min_powers,
-            const scalar_t* opac, const scalar_t* extents, int tile_x0, int tile_y0, int tile_w, int tile_h) {
+  void load(const int32_t* ids, int64_t count, const scalar_t* records, int64_t R, int tile_x0, int tile_y0,
+            int tile_w, int tile_h) {
     for (auto* v : {&mx, &my, &ca, &cb, &cc, &op, &min_power}) v->resize(count);
     for (auto* v : {&x0, &x1, &y0, &y1}) v->resize(count);
     for (int64_t i = 0; i < count; ++i) {
-      const int64_t g = base + ids[i];
-      mx[i] = means[2 * g]; my[i] = means[2 * g + 1];
-      ca[i] = conics[3 * g]; cb[i] = conics[3 * g + 1]; cc[i] = conics[3 * g + 2];
-      op[i] = opac[g];
-      min_power[i] = min_powers[g];
-      // The rectangle gets a 0.01 px margin for the same reason as min_power (it only saves work).
-      const double ex = extents[2 * g] + 0.01, ey = extents[2 * g + 1] + 0.01;
-      x0[i] = std::max(0, (int)std::ceil(mx[i] - ex - 0.5) - tile_x0);
-      x1[i] = std::min(tile_w - 1, (int)std::floor(mx[i] + ex - 0.5) - tile_x0);
-      y0[i] = std::max(0, (int)std::ceil(my[i] - ey - 0.5) - tile_y0);
-      y1[i] = std::min(tile_h - 1, (int)std::floor(my[i] + ey - 0.5) - tile_y0);
+      const scalar_t* rec = records + ids[i] * R;
+      mx[i] = rec[kRecMeanX]; my[i] = rec[kRecMeanY];
+      ca[i] = rec[kRecConicA]; cb[i] = rec[kRecConicB]; cc[i] = rec[kRecConicC];
+      op[i] = rec[kRecOpacity];
+      min_power[i] = rec[kRecMinPower];
+      x0[i] = std::max(0, load_int(rec + kRecX0) - tile_x0);
+      x1[i] = std::min(tile_w - 1, load_int(rec + kRecX1) - tile_x0);
+      y0[i] = std::max(0, load_int(rec + kRecY0) - tile_y0);
+      y1[i] = std::min(tile_h - 1, load_int(rec + kRecY1) - tile_y0);
     }
   }
 };
@@ -289,18 +398,14 @@ void forward_impl(const at::Tensor& means2d, const at::Tensor& conics, const at:
                   at::Tensor& out_T, int32_t* out_n, HitBox* boxes) {
   const int64_t C = means2d.size(0), N = means2d.size(1), K = features.size(2);
   const int64_t T = (int64_t)tiles_x * tiles_y;
-  const scalar_t* means = means2d.data_ptr<scalar_t>();
-  const scalar_t* con = conics.data_ptr<scalar_t>();
-  const scalar_t* opac = opacities.data_ptr<scalar_t>();
-  const scalar_t* ext = extents.data_ptr<scalar_t>();
-  const scalar_t* feat = features.data_ptr<scalar_t>();
   const int64_t* offsets = bins.tile_offsets.data_ptr<int64_t>();
   const int32_t* ids = bins.gauss_ids.data_ptr<int32_t>();
   scalar_t* out_f = out_features.data_ptr<scalar_t>();
   scalar_t* out_t = out_T.data_ptr<scalar_t>();
   const int64_t gauss_ids_count = bins.gauss_ids.numel();
 
-  const std::vector<scalar_t> min_powers = splat_min_powers(opac, C * N);
+  const scalar_t* records = bins.splat_records.data_ptr<scalar_t>();
+  const int64_t R = bins.splat_records.size(1);
   std::atomic<int64_t> next_job{0};
   run_workers(num_threads_for(gauss_ids_count), [&]() {
     TileSplats<scalar_t> s;
@@ -312,14 +417,15 @@ for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
       const TileGeometry tg = tile_of(job, T, tiles_x, tile_size, width, height, offsets);
       const int64_t c = tg.c, start = tg.start, count = tg.count;
       const int tx0 = tg.tx0, ty0 = tg.ty0, tw = tg.tw, th = tg.th;
-      s.load(ids + start, count, c * N, means, con, min_powers.data(), opac, ext, tx0, ty0, tile_size, tile_size);
+      s.load(ids + start, count, records + c * N * R, R, tx0, ty0, tile_size, tile_size);
       std::fill(acc.begin(), acc.end(), (scalar_t)0);
       std::fill(Tr.begin(), Tr.end(), (scalar_t)1);
       std::fill(n_iter.begin(), n_iter.end(), 0);
       std::fill(done.begin(), done.end(), 0);
       int remaining = tw * th;
-      for (int64_t i = 0; i < count && remaining > 0; ++i) {
-        const scalar_t* f = feat + (c * N + ids[start + i]) * K;
+      int64_t i = 0;
+      for (; i < count && remaining > 0; ++i) {
+        const scalar_t* f = records + (c * N + ids[start + i]) * R + kRecFeatures;
         HitBox box = kEmptyBox;
         const int x1 = std::min(s.x1[i], tw - 1), y1 = std::min(s.y1[i], th - 1);
         for (int ly = s.y0[i]; ly <= y1; ++ly) {
@@ -348,6 +454,8 @@ for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
         }
         if (boxes) boxes[start + i] = box;
       }
+      // Entries after the point where every pixel stopped: nothing composited (the reduction reads them).
+      if (boxes) std::fill(boxes + start + i, boxes + start + count, kEmptyBox);
       for (int ly = 0; ly < th; ++ly) {
         for (int lx = 0; lx < tw; ++lx) {
           const int p = ly * tile_size + lx;
@@ -364,16 +472,12 @@ for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
 template <typename scalar_t>
 void backward_impl(const at::Tensor& means2d, const at::Tensor& conics, const at::Tensor& opacities,
                    const at::Tensor& features, const at::Tensor& extents, const at::Tensor& tile_offsets,
-                   const at::Tensor& gauss_ids, const HitBox* boxes, const at::Tensor& final_T,
-                   const at::Tensor& n_iter, const at::Tensor& grad_features, const at::Tensor& grad_alpha,
+                   const at::Tensor& gauss_ids, const HitBox* boxes, const at::Tensor& splat_records,
+                   const at::Tensor& final_T, const at::Tensor& n_iter, const at::Tensor& grad_features,
+                   const at::Tensor& grad_alpha,
                    int width, int height, int tile_size, int tiles_x, int tiles_y, at::Tensor& entry_grads) {
   const int64_t C = means2d.size(0), N = means2d.size(1), K = features.size(2);
   const int64_t T = (int64_t)tiles_x * tiles_y, G = kGeomSlots + K;
-  const scalar_t* means = means2d.data_ptr<scalar_t>();
-  const scalar_t* con = conics.data_ptr<scalar_t>();
-  const scalar_t* opac = opacities.data_ptr<scalar_t>();
-  const scalar_t* ext = extents.data_ptr<scalar_t>();
-  const scalar_t* feat = features.data_ptr<scalar_t>();
   const int64_t* offsets = tile_offsets.data_ptr<int64_t>();
   const int32_t* ids = gauss_ids.data_ptr<int32_t>();
   const scalar_t* fT = final_T.data_ptr<scalar_t>();
@@ -383,7 +487,8 @@ void backward_impl(const at::Tensor& means2d, const at::Tensor& conics, const at
   scalar_t* eg = entry_grads.data_ptr<scalar_t>();
   const int64_t gauss_ids_count = gauss_ids.numel();
 
-  const std::vector<scalar_t> min_powers = splat_min_powers(opac, C * N);
+  const scalar_t* records = splat_records.data_ptr<scalar_t>();
+  const int64_t R = splat_records.size(1);
   std::atomic<int64_t> next_job{0};
   run_workers(num_threads_for(gauss_ids_count), [&]() {
     TileSplats<scalar_t> s;
@@ -395,7 +500,7 @@ for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
       const int64_t c = tg.c, start = tg.start, count = tg.count;
       const int tx0 = tg.tx0, ty0 = tg.ty0, tw = tg.tw, th = tg.th;
       if (count == 0) continue;
-      s.load(ids + start, count, c * N, means, con, min_powers.data(), opac, ext, tx0, ty0, tile_size, tile_size);
+      s.load(ids + start, count, records + c * N * R, R, tx0, ty0, tile_size, tile_size);
       std::fill(behind.begin(), behind.end(), (scalar_t)0);
       std::fill(n_it.begin(), n_it.end(), 0);
       int32_t max_iter = 0;
@@ -413,8 +518,9 @@ for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
       for (int64_t i = (int64_t)max_iter - 1; i >= 0; --i) {
         const HitBox box = boxes[start + i];
         if (box.x0 > box.x1) continue;  // composited into no pixel in the forward
-        const scalar_t* f = feat + (c * N + ids[start + i]) * K;
+        const scalar_t* f = records + (c * N + ids[start + i]) * R + kRecFeatures;
         scalar_t* e = eg + (start + i) * G;
+        std::fill(e, e + G, (scalar_t)0);  // entry_grads is not zeroed: entries with an empty box are never read
         for (int ly = box.y0; ly <= box.y1; ++ly) {
           const scalar_t dy = s.my[i] - ((scalar_t)(ty0 + ly) + (scalar_t)0.5);
           for (int lx = box.x0; lx <= box.x1; ++lx) {
@@ -499,19 +605,16 @@ struct EntrySplat {
   int x0, x1, y0, y1;  // inclusive pixel bounds, tile-local, clipped to the tile's pixels in the image
 };
 
-inline EntrySplat entry_splat(int64_t g, const float* means, const float* conics, const float* opac,
-                              const float* min_powers, const float* extents, int tx0, int ty0, int tw, int th) {
+inline EntrySplat entry_splat(const float* rec, int tx0, int ty0, int tw, int th) {
   EntrySplat e;
-  e.mx = means[2 * g]; e.my = means[2 * g + 1];
-  e.ca = conics[3 * g]; e.cb = conics[3 * g + 1]; e.cc = conics[3 * g + 2];
-  e.op = opac[g];
-  e.min_power = min_powers[g];
-  // As TileSplats::load (the same float values, the same 0.01 px margin).
-  const double ex = extents[2 * g] + 0.01, ey = extents[2 * g + 1] + 0.01;
-  e.x0 = std::max(0, (int)std::ceil(e.mx - ex - 0.5) - tx0);
-  e.x1 = std::min(tw - 1, (int)std::floor(e.mx + ex - 0.5) - tx0);
-  e.y0 = std::max(0, (int)std::ceil(e.my - ey - 0.5) - ty0);
-  e.y1 = std::min(th - 1, (int)std::floor(e.my + ey - 0.5) - ty0);
+  e.mx = rec[kRecMeanX]; e.my = rec[kRecMeanY];
+  e.ca = rec[kRecConicA]; e.cb = rec[kRecConicB]; e.cc = rec[kRecConicC];
+  e.op = rec[kRecOpacity];
+  e.min_power = rec[kRecMinPower];
+  e.x0 = std::max(0, load_int(rec + kRecX0) - tx0);
+  e.x1 = std::min(tw - 1, load_int(rec + kRecX1) - tx0);
+  e.y0 = std::max(0, load_int(rec + kRecY0) - ty0);
+  e.y1 = std::min(th - 1, load_int(rec + kRecY1) - ty0);
   return e;
 }
 
@@ -595,18 +698,14 @@ GSBENCH_AVX2 void forward_simd(const at::Tensor& means2d, const at::Tensor& coni
                                at::Tensor& out_features, at::Tensor& out_T, int32_t* out_n, HitBox* boxes) {
   const int64_t C = means2d.size(0), N = means2d.size(1), K = KC > 0 ? KC : features.size(2);
   const int64_t T = (int64_t)tiles_x * tiles_y;
-  const float* means = means2d.data_ptr<float>();
-  const float* con = conics.data_ptr<float>();
-  const float* opac = opacities.data_ptr<float>();
-  const float* ext = extents.data_ptr<float>();
-  const float* feat = features.data_ptr<float>();
   const int64_t* offsets = bins.tile_offsets.data_ptr<int64_t>();
   const int32_t* ids = bins.gauss_ids.data_ptr<int32_t>();
   float* out_f = out_features.data_ptr<float>();
   float* out_t = out_T.data_ptr<float>();
   const int64_t gauss_ids_count = bins.gauss_ids.numel();
 
-  const std::vector<float> min_powers = splat_min_powers(opac, C * N);
+  const float* records = bins.splat_records.data_ptr<float>();
+  const int64_t R = bins.splat_records.size(1);
   std::atomic<int64_t> next_job{0};
   run_workers(num_threads_for(gauss_ids_count), [&]() GSBENCH_AVX2 {
     const int P = tile_size * tile_size;
@@ -623,15 +722,16 @@ for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
       std::fill(n_iter.begin(), n_iter.end(), 0);
       for (int p = 0; p < P; ++p) done[p] = (p % tile_size < tw && p / tile_size < th) ? 0 : -1;
       int remaining = tw * th;
-      for (int64_t i = 0; i < count && remaining > 0; ++i) {
-        const EntrySplat e = entry_splat(c * N + ids[start + i], means, con, opac, min_powers.data(), ext, tx0, ty0,
-                                         tw, th);
+      int64_t i = 0;
+      for (; i < count && remaining > 0; ++i) {
+        const float* rec = records + (c * N + ids[start + i]) * R;
+        const EntrySplat e = entry_splat(rec, tx0, ty0, tw, th);
         const int x0 = e.x0, x1 = e.x1, y0 = e.y0, y1 = e.y1;
         if (x0 > x1 || y0 > y1) {
           if (boxes) boxes[start + i] = kEmptyBox;
           continue;
         }
-        const float* f = feat + (c * N + ids[start + i]) * K;
+        const float* f = rec + kRecFeatures;
         const int c0 = x0 & ~7, n_vec = ((x1 - c0) >> 3) + 1;
         // Pass 1: alpha of every vector of the splat's rectangle (0 where not used). No dependence
         // between vectors or on the tile state, so the CPU overlaps their long exp chains.
@@ -682,6 +782,8 @@ for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
         }
         if (boxes) boxes[start + i] = box;
       }
+      // Entries after the point where every pixel stopped: nothing composited (the reduction reads them).
+      if (boxes) std::fill(boxes + start + i, boxes + start + count, kEmptyBox);
       for (int ly = 0; ly < th; ++ly) {
         for (int lx = 0; lx < tw; ++lx) {
           const int p = ly * tile_size + lx;
@@ -699,17 +801,12 @@ for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
 template <int KC>
 GSBENCH_AVX2 void backward_simd(const at::Tensor& means2d, const at::Tensor& conics, const at::Tensor& opacities,
                                 const at::Tensor& features, const at::Tensor& extents, const at::Tensor& tile_offsets,
-                                const at::Tensor& gauss_ids, const HitBox* boxes, const at::Tensor& final_T,
-                                const at::Tensor& n_iter, const at::Tensor& grad_features,
+                                const at::Tensor& gauss_ids, const HitBox* boxes, const at::Tensor& splat_records,
+                                const at::Tensor& final_T, const at::Tensor& n_iter, const at::Tensor& grad_features,
                                 const at::Tensor& grad_alpha, int width, int height, int tile_size, int tiles_x,
                                 int tiles_y, at::Tensor& entry_grads) {
   const int64_t C = means2d.size(0), N = means2d.size(1), K = KC > 0 ? KC : features.size(2);
   const int64_t T = (int64_t)tiles_x * tiles_y, G = kGeomSlots + K;
-  const float* means = means2d.data_ptr<float>();
-  const float* con = conics.data_ptr<float>();
-  const float* opac = opacities.data_ptr<float>();
-  const float* ext = extents.data_ptr<float>();
-  const float* feat = features.data_ptr<float>();
   const int64_t* offsets = tile_offsets.data_ptr<int64_t>();
   const int32_t* ids = gauss_ids.data_ptr<int32_t>();
   const float* fT = final_T.data_ptr<float>();
@@ -719,7 +816,8 @@ GSBENCH_AVX2 void backward_simd(const at::Tensor& means2d, const at::Tensor& con
   float* eg = entry_grads.data_ptr<float>();
   const int64_t gauss_ids_count = gauss_ids.numel();
 
-  const std::vector<float> min_powers = splat_min_powers(opac, C * N);
+  const float* records = splat_records.data_ptr<float>();
+  const int64_t R = splat_records.size(1);
   std::atomic<int64_t> next_job{0};
   run_workers(num_threads_for(gauss_ids_count), [&]() GSBENCH_AVX2 {
     const int P = tile_size * tile_size;
@@ -753,9 +851,9 @@ for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
       for (int64_t i = (int64_t)max_iter - 1; i >= 0; --i) {
         const HitBox box = boxes[start + i];
         if (box.x0 > box.x1) continue;  // composited into no pixel in the forward
-        const float* f = feat + (c * N + ids[start + i]) * K;
-        const EntrySplat sp = entry_splat(c * N + ids[start + i], means, con, opac, min_powers.data(), ext, tx0, ty0,
-                                          tw, th);
+        const float* rec = records + (c * N + ids[start + i]) * R;
+        const float* f = rec + kRecFeatures;
+        const EntrySplat sp = entry_splat(rec, tx0, ty0, tw, th);
         const SplatLanes L = splat_lanes(sp, box.x0, box.x1);
         const __m256 cc = _mm256_set1_ps(sp.cc);
         const __m256i vi = _mm256_set1_epi32((int32_t)i);
@@ -837,22 +935,31 @@ for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
 #endif  // GSBENCH_HAVE_X86_SIMD
 
 
+// Per splat, the sum of its entries' gradients in increasing tile order (the order of one pass over the
+// entries, so the same bits for any thread count); entries that composited nothing (empty hit box) hold
+// no gradient and are skipped (their slots are never written). Splats are split over the threads.
 template <typename scalar_t>
-void reduce_entries(const at::Tensor& entry_grads, const at::Tensor& tile_offsets,
-                    const at::Tensor& gauss_ids, int64_t C, int64_t N, int64_t T, at::Tensor& out) {
-  const int64_t G = entry_grads.size(1);
+void reduce_entries(const at::Tensor& entry_grads, const HitBox* boxes, const at::Tensor& splat_offsets,
+                    const at::Tensor& splat_entries, at::Tensor& out) {
+  const int64_t G = entry_grads.size(1), CN = splat_offsets.numel() - 1;
   const scalar_t* eg = entry_grads.data_ptr<scalar_t>();
-  const int64_t* offsets = tile_offsets.data_ptr<int64_t>();
-  const int32_t* ids = gauss_ids.data_ptr<int32_t>();
+  const int64_t* first = splat_offsets.data_ptr<int64_t>();
+  const int32_t* entries = splat_entries.data_ptr<int32_t>();
   scalar_t* o = out.data_ptr<scalar_t>();
-  at::parallel_for(0, C, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      for (int64_t e = offsets[c * T]; e < offsets[(c + 1) * T]; ++e) {
-        scalar_t* dst = o + (c * N + ids[e]) * G;
-        const scalar_t* src = eg + e * G;
-        for (int64_t k = 0; k < G; ++k) dst[k] += src[k];
+  std::atomic<int64_t> next_chunk{0};
+  run_workers(first[CN] < 4096 ? 1 : at::get_num_threads(), [&] {
+    std::vector<scalar_t> sum(G);
+    for (int64_t chunk; (chunk = next_chunk.fetch_add(kBinChunk)) < CN;)
+      for (int64_t g = chunk; g < std::min(CN, chunk + kBinChunk); ++g) {
+        std::fill(sum.begin(), sum.end(), (scalar_t)0);
+        for (int64_t j = first[g]; j < first[g + 1]; ++j) {
+          const HitBox box = boxes[entries[j]];
+          if (box.x0 > box.x1) continue;
+          const scalar_t* src = eg + (int64_t)entries[j] * G;
+          for (int64_t k = 0; k < G; ++k) sum[k] += src[k];
+        }
+        std::copy(sum.begin(), sum.end(), o + g * G);
       }
-    }
   });
 }
 
@@ -1179,9 +1286,12 @@ std::vector<at::Tensor> project_backward(at::Tensor means, at::Tensor quats, at:
 
 
 // Returns features [C, H, W, K], final transmittance [C, H, W], n_iter [C, H, W] (int32: how far each
-// pixel walked its tile list), tile_offsets [C * tiles + 1], gauss_ids [E] and hit_boxes [E, 4] (uint8:
-// x0, x1, y0, y1 of the tile-local pixels each entry composited into; x0 > x1 if none). With
-// with_backward_state=false (rendering without gradients) n_iter and hit_boxes are empty.
+// pixel walked its tile list), tile_offsets [C * tiles + 1], gauss_ids [E], hit_boxes [E, 4] (uint8:
+// x0, x1, y0, y1 of the tile-local pixels each entry composited into; x0 > x1 if none), splat_offsets
+// [C * N + 1] (int64) and splat_entries [E] (int32): splat g's entries, in increasing tile order, are
+// splat_entries[splat_offsets[g]:splat_offsets[g + 1]], and splat_records [C * N, R] (each binned splat's
+// parameters and features, see RecordSlot). With with_backward_state=false (rendering without gradients) n_iter,
+// hit_boxes and splat_entries are empty.
 std::vector<at::Tensor> rasterize_forward(at::Tensor means2d, at::Tensor conics, at::Tensor opacities,
                                           at::Tensor features, at::Tensor extents, at::Tensor depths,
                                           int64_t width, int64_t height, int64_t tile_size,
@@ -1198,8 +1308,8 @@ std::vector<at::Tensor> rasterize_forward(at::Tensor means2d, at::Tensor conics,
   TileBins bins;
   auto ext = extents.contiguous();
   AT_DISPATCH_FLOATING_TYPES(means2d.scalar_type(), "rasterize_forward", [&] {
-    bins = bin_gaussians<scalar_t>(means2d, ext, conics, opacities, depths.contiguous(), (int)tile_size, tiles_x,
-                                   tiles_y, (int)width, (int)height);
+    bins = bin_gaussians<scalar_t>(means2d, ext, conics, opacities, features, depths.contiguous(), (int)tile_size, tiles_x,
+                                   tiles_y, (int)width, (int)height, with_backward_state);
     boxes = at::empty({with_backward_state ? bins.gauss_ids.numel() : 0, 4}, opts.dtype(at::kByte));
     int32_t* n_ptr = with_backward_state ? out_n.data_ptr<int32_t>() : nullptr;
     HitBox* box_ptr = with_backward_state ? reinterpret_cast<HitBox*>(boxes.data_ptr<uint8_t>()) : nullptr;
@@ -1217,31 +1327,40 @@ std::vector<at::Tensor> rasterize_forward(at::Tensor means2d, at::Tensor conics,
         } else {
           run(std::integral_constant<int, 0>());
         }
-            return;
+        return;
       }
     }
 #endif
     forward_impl<scalar_t>(means2d, conics, opacities, features, ext, bins, (int)width, (int)height, (int)tile_size,
                            tiles_x, tiles_y, out_features, out_T, n_ptr, box_ptr);
   });
-  return {out_features, out_T, out_n, bins.tile_offsets, bins.gauss_ids, boxes};
+  return {out_features, out_T, out_n, bins.tile_offsets, bins.gauss_ids, boxes, bins.splat_offsets,
+          bins.splat_entries, bins.splat_records};
 }
 
-// Returns per-splat gradients [C, N, 8 + K]: mean x, mean y, conic a, b, c, opacity, |mean x|, |mean y|,
-// then the K features.
+// Takes the forward's outputs from tile_offsets to splat_records; returns per-splat gradients [C, N, 8 + K]:
+// mean x, mean y, conic a, b, c, opacity, |mean x|, |mean y|, then the K features.
 at::Tensor rasterize_backward(at::Tensor means2d, at::Tensor conics, at::Tensor opacities, at::Tensor features,
                               at::Tensor extents, at::Tensor tile_offsets, at::Tensor gauss_ids, at::Tensor hit_boxes,
+                              at::Tensor splat_offsets, at::Tensor splat_entries, at::Tensor splat_records,
                               at::Tensor final_T, at::Tensor n_iter, at::Tensor grad_features, at::Tensor grad_alpha,
                               int64_t width, int64_t height, int64_t tile_size) {
   check_inputs(means2d, conics, opacities, features);
-  TORCH_CHECK(hit_boxes.size(0) == gauss_ids.size(0) && n_iter.numel() == final_T.numel(),
+  TORCH_CHECK(hit_boxes.size(0) == gauss_ids.size(0) && splat_entries.numel() == gauss_ids.numel() &&
+                  n_iter.numel() == final_T.numel(),
               "rasterize_backward: the forward ran without backward state");
+  TORCH_CHECK(splat_offsets.numel() == means2d.size(0) * means2d.size(1) + 1 &&
+                  splat_records.size(0) == means2d.size(0) * means2d.size(1),
+              "rasterize_backward: splat_offsets / splat_records do not match the splats");
   const int64_t C = means2d.size(0), N = means2d.size(1), K = features.size(2);
   const int tiles_x = (int)((width + tile_size - 1) / tile_size), tiles_y = (int)((height + tile_size - 1) / tile_size);
   auto gf = grad_features.contiguous();
   auto ga = grad_alpha.contiguous();
-  auto entry_grads = at::zeros({gauss_ids.size(0), kGeomSlots + K}, means2d.options());
-  auto out = at::zeros({C, N, kGeomSlots + K}, means2d.options());
+  // Every slot the reduction reads is written by the backward (entries with an empty hit box are skipped),
+  // and the reduction writes every splat's row: neither needs zeroing.
+  auto entry_grads = at::empty({gauss_ids.size(0), kGeomSlots + K}, means2d.options());
+  auto out = at::empty({C, N, kGeomSlots + K}, means2d.options());
+  auto records = splat_records.contiguous();
   const HitBox* boxes = reinterpret_cast<const HitBox*>(hit_boxes.contiguous().data_ptr<uint8_t>());
   AT_DISPATCH_FLOATING_TYPES(means2d.scalar_type(), "rasterize_backward", [&] {
     bool done = false;
@@ -1250,7 +1369,7 @@ at::Tensor rasterize_backward(at::Tensor means2d, at::Tensor conics, at::Tensor 
       if (use_simd<scalar_t>((int)tile_size)) {
         auto run = [&](auto kc) {
           backward_simd<decltype(kc)::value>(means2d, conics, opacities, features, extents.contiguous(), tile_offsets,
-                                             gauss_ids, boxes, final_T, n_iter, gf, ga, (int)width, (int)height,
+                                             gauss_ids, boxes, records, final_T, n_iter, gf, ga, (int)width, (int)height,
                                              (int)tile_size, tiles_x, tiles_y, entry_grads);
         };
         // The channel counts of RGB + depth and of one feature + depth get their own compiled loops.
@@ -1267,9 +1386,9 @@ at::Tensor rasterize_backward(at::Tensor means2d, at::Tensor conics, at::Tensor 
 #endif
     if (!done)
       backward_impl<scalar_t>(means2d, conics, opacities, features, extents.contiguous(), tile_offsets, gauss_ids,
-                              boxes, final_T, n_iter, gf, ga, (int)width, (int)height, (int)tile_size, tiles_x,
+                              boxes, records, final_T, n_iter, gf, ga, (int)width, (int)height, (int)tile_size, tiles_x,
                               tiles_y, entry_grads);
-    reduce_entries<scalar_t>(entry_grads, tile_offsets, gauss_ids, C, N, (int64_t)tiles_x * tiles_y, out);
+    reduce_entries<scalar_t>(entry_grads, boxes, splat_offsets.contiguous(), splat_entries.contiguous(), out);
   });
   return out;
 }
