@@ -17,7 +17,11 @@ A GaussianAvatars rig (:mod:`avatars.rigged`) plus the four additions of the pap
 
 Hyper-parameters the paper leaves open take GaussianAvatars' defaults (named where used) or are marked
 "assumption". The CPU budgets shorten GaussianAvatars' 600k-iteration schedule; every interval is scaled
-from it and the scaling is written next to each budget (``avatars.methods.gaussian_avatars``).
+from it and the scaling is written next to each budget (``avatars.methods.gaussianspeech_avatar``).
+
+The same code is plain **GaussianAvatars** (Qian et al. 2024) with :data:`GAUSSIAN_AVATARS` switches:
+per-Gaussian spherical harmonics instead of the colour MLP, no mouth subdivision, 3DGS opacity pruning
+instead of top-k, and only L_rgb and the two regularizers (``avatars.methods.gaussian_avatars``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from avatars.gaussians import eval_sh, rgb_to_sh
 from avatars.perceptual import global_perceptual_loss, patch_perceptual_loss
 from avatars.render import rasterize
 from avatars.rigged import MeshBinding, RiggedGaussians
@@ -98,9 +103,43 @@ class AvatarConfig:
     wrinkle_sigmas: tuple[float, ...] = (1.0, 2.0)  # assumption: ridge-filter scales in pixels
     num_patches: int = 16  # paper: 16 patches of 128x128
     patch_size: int = 128
+    # Switches to plain GaussianAvatars (values of its code: arguments/__init__.py, train.py and 3DGS's
+    # scene/gaussian_model.py, which it extends); the defaults above are GaussianSpeech's avatar.
+    # Colour without the MLP: None = per-Gaussian RGB (GaussianSpeech Table 2 "w/o Color MLP"); 0-3 =
+    # per-Gaussian spherical harmonics of that degree (GaussianAvatars: sh_degree = 3).
+    sh_degree: int | None = None
+    sh_degree_interval: int = 1_000  # 3DGS/GaussianAvatars train.py: one more SH band every 1,000 its
+    # "top_k": GaussianSpeech's volume-based top-k; "opacity": GaussianAvatars/3DGS densify_and_prune
+    # (opacity < min_opacity; after the first opacity reset also max world scale > max_world_scale x
+    # extent; 3DGS's screen-size test is left out: its max_radii2D is zeroed by densification_postfix
+    # just before the test, so it never fires in that code either)
+    pruning: str = "top_k"
+    min_opacity: float = 0.005  # GaussianAvatars train.py: densify_and_prune(..., 0.005, ...)
+    max_world_scale: float = 0.1  # 3DGS densify_and_prune: big_points_ws = max scale > 0.1 x extent
+
+    def __post_init__(self) -> None:
+        from gsbench.errors import ConfigError
+
+        if self.pruning not in ("top_k", "opacity"):
+            raise ConfigError(f"unknown avatar pruning {self.pruning!r}", fix="use 'top_k' or 'opacity'")
+        if self.sh_degree is not None and not 0 <= self.sh_degree <= 3:
+            raise ConfigError(f"sh_degree {self.sh_degree} is not in 0..3", fix="use 0, 1, 2 or 3 (or None)")
 
     def scaled(self, **changes: Any) -> AvatarConfig:
         return dataclasses.replace(self, **changes)
+
+
+GAUSSIAN_AVATARS = {
+    "use_color_mlp": False,
+    "sh_degree": 3,
+    "mouth_subdivision": False,
+    "pruning": "opacity",
+    "lambda_wrinkle": 0.0,
+    "lambda_global": 0.0,
+    "lambda_patch": 0.0,
+    "init_colors_from_images": False,  # GaussianAvatars: RGB2SH(torch.rand) colours at the triangle centres
+}
+"""The :class:`AvatarConfig` changes that make the GaussianSpeech avatar plain GaussianAvatars."""
 
 
 # --- mouth subdivision --------------------------------------------------------------------------------
@@ -204,14 +243,20 @@ class GaussianSpeechAvatar(torch.nn.Module):
         self.rig = RiggedGaussians(binding, init_scale=config.init_scale)
         generator = torch.Generator().manual_seed(seed)
         n = self.rig.num_gaussians
+        self.color_mlp: ColorMLP | None = None
         if config.use_color_mlp:
             torch.manual_seed(seed)  # nn.Linear init draws from the global generator
-            self.color_mlp: ColorMLP | None = ColorMLP(condition_dim, config.latent_dim, config.color_hidden)
+            self.color_mlp = ColorMLP(condition_dim, config.latent_dim, config.color_hidden)
             # assumption: z_i ~ N(0, 0.1^2), small so the MLP starts near a shared colour
             self.rig.add_param("latent", 0.1 * torch.randn(n, config.latent_dim, generator=generator))
-        else:
-            self.color_mlp = None
+        elif config.sh_degree is None:
             self.rig.add_param("rgb", torch.zeros(n, 3))  # logit 0 = grey 0.5
+        else:
+            # GaussianAvatars: random colours as degree-0 SH, higher bands zero
+            self.rig.add_param("sh0", rgb_to_sh(torch.rand(n, 3, generator=generator))[:, None, :])
+            self.rig.add_param("shN", torch.zeros(n, (config.sh_degree + 1) ** 2 - 1, 3))
+            # SH bands in use (3DGS active_sh_degree: raised during the fit, saved with the avatar)
+            self.register_buffer("active_sh_degree", torch.tensor(config.sh_degree))
 
     @property
     def num_gaussians(self) -> int:
@@ -222,6 +267,13 @@ class GaussianSpeechAvatar(torch.nn.Module):
     ) -> Tensor:
         """[N, 3] colours. View directions are expressed in the head frame (inverse global rotation) so
         that the colour depends on the view relative to the face, not on where the head is in the rig."""
+        if "sh0" in self.rig.params:
+            # GaussianAvatars renders SH with 3DGS's view direction: Gaussian centre - camera centre (world)
+            degree = int(self.active_sh_degree)
+            coeffs = torch.cat([self.rig.params["sh0"], self.rig.params["shN"]], dim=1)[
+                :, : (degree + 1) ** 2
+            ]
+            return torch.clamp_min(eval_sh(degree, coeffs, means - camera_centre) + 0.5, 0.0)
         if self.color_mlp is None:
             return torch.sigmoid(self.rig.params["rgb"])
         view = F.normalize(means - camera_centre, dim=-1) @ head_rotation  # R^T d, row-vector form
@@ -482,6 +534,10 @@ def warm_start_colors(
     training camera), so that the photometric fit starts from the projected colours. Returns the final
     mean squared colour error of that fit (None without the MLP)."""
     rig = avatar.rig
+    if "sh0" in rig.params:
+        with torch.no_grad():
+            rig.params["sh0"].copy_(rgb_to_sh(colors)[:, None, :])
+        return None
     if avatar.color_mlp is None:
         with torch.no_grad():
             rig.params["rgb"].copy_(torch.logit(colors.clamp(0.02, 0.98)))
@@ -508,12 +564,15 @@ def make_optimizer(
     ``extent`` as GaussianAvatars' ``position_lr_init * spatial_lr_scale`` (= cameras_extent)."""
     params = avatar.rig.params
     groups = [
-        {"params": [params["xyz"]], "lr": config.lr_position * extent, "name": "xyz"},
-        {"params": [params["scale"]], "lr": config.lr_scale, "name": "scale"},
-        {"params": [params["rotation"]], "lr": config.lr_rotation, "name": "rotation"},
-        {"params": [params["opacity"]], "lr": config.lr_opacity, "name": "opacity"},
+        {"params": [params["means"]], "lr": config.lr_position * extent, "name": "means"},
+        {"params": [params["scales"]], "lr": config.lr_scale, "name": "scales"},
+        {"params": [params["quats"]], "lr": config.lr_rotation, "name": "quats"},
+        {"params": [params["opacities"]], "lr": config.lr_opacity, "name": "opacities"},
     ]
-    if avatar.color_mlp is not None:
+    if "sh0" in params:  # 3DGS: features_dc at feature_lr, features_rest at feature_lr / 20
+        groups.append({"params": [params["sh0"]], "lr": config.lr_feature, "name": "sh0"})
+        groups.append({"params": [params["shN"]], "lr": config.lr_feature / 20, "name": "shN"})
+    elif avatar.color_mlp is not None:
         groups.append({"params": [params["latent"]], "lr": config.lr_feature, "name": "latent"})
         groups.append(
             {"params": list(avatar.color_mlp.parameters()), "lr": config.lr_color_mlp, "name": "mlp"}
@@ -556,7 +615,8 @@ def fit_avatar(
 
     ``canonical_vertices`` [V, 3] is the mesh the volume score is measured on (default: frame 0).
     """
-    perceptual = load_perceptual_terms(weights)
+    uses_perceptual = config.lambda_global > 0 or config.lambda_patch > 0
+    perceptual = load_perceptual_terms(weights) if uses_perceptual else PerceptualTerms()
     fit_log = FitLog(disabled_terms=perceptual.disabled, weight_ids=perceptual.weight_ids)
     generator = torch.Generator().manual_seed(seed)
     extent = scene_extent(data.world_to_cam)
@@ -582,8 +642,10 @@ def fit_avatar(
     with training_progress(config.iterations, "avatar fit") as progress:
         for step in range(1, config.iterations + 1):
             for group in optimizer.param_groups:
-                if group["name"] == "xyz":
+                if group["name"] == "means":
                     group["lr"] = position_lr(config, step, extent)
+            if config.sh_degree is not None:
+                avatar.active_sh_degree.fill_(min(config.sh_degree, step // config.sh_degree_interval))
             if cursor == num_images:
                 order, cursor = torch.randperm(num_images, generator=generator), 0
             i = int(order[cursor])
@@ -643,14 +705,22 @@ def fit_avatar(
                     generator,
                     optimizer,
                 )
-                score = avatar.volume_score(canonical)
-                k = max(config.top_k, rig.mesh.num_faces)
-                if k > config.top_k and not any("top-k raised" in e for e in fit_log.events):
-                    fit_log.events.append(f"top-k raised from {config.top_k} to the {k} bound triangles")
-                removed = rig.keep_top_k(score, k, optimizer)
+                if config.pruning == "top_k":
+                    score = avatar.volume_score(canonical)
+                    k = max(config.top_k, rig.mesh.num_faces)
+                    if k > config.top_k and not any("top-k raised" in e for e in fit_log.events):
+                        fit_log.events.append(f"top-k raised from {config.top_k} to the {k} bound triangles")
+                    removed = rig.keep_top_k(score, k, optimizer)
+                    pruned = f"top-k removed {removed}"
+                else:  # GaussianAvatars / 3DGS densify_and_prune
+                    with torch.no_grad():
+                        world = rig.world(canonical)
+                    remove = world.opacities < config.min_opacity
+                    if step > config.opacity_reset_interval:
+                        remove |= world.scales.max(dim=1).values > config.max_world_scale * extent
+                    pruned = f"pruned {rig.prune(remove, optimizer)}"
                 fit_log.events.append(
-                    f"step {step}: cloned {cloned}, split {split}, top-k removed {removed}, "
-                    f"now {rig.num_gaussians}"
+                    f"step {step}: cloned {cloned}, split {split}, {pruned}, now {rig.num_gaussians}"
                 )
                 grad_accum = torch.zeros(rig.num_gaussians)
                 grad_count = torch.zeros(rig.num_gaussians)

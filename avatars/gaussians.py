@@ -1,9 +1,10 @@
 """Static 3D Gaussian model (3DGS): parameters with activations, optimizer, densification, PLY I/O.
 
-Parameter names and storage follow gsplat's simple trainer so its users feel at home: ``means [N,3]``,
-``scales [N,3]`` (log), ``quats [N,4]`` (wxyz, unnormalized), ``opacities [N]`` (logit), ``sh0 [N,1,3]``
-and ``shN [N,K,3]`` (spherical-harmonics coefficients, K = (degree+1)² - 1). The PLY layout is the one
-of the original 3DGS code (``x y z nx ny nz f_dc_* f_rest_* opacity scale_* rot_*``) so common viewers
+Parameter names and storage are the shared ones of :mod:`avatars.gaussian_params` (gsplat's
+simple trainer): ``means [N,3]``, ``scales [N,3]`` (log), ``quats [N,4]`` (wxyz, unnormalized),
+``opacities [N]`` (logit), plus ``sh0 [N,1,3]`` and ``shN [N,K,3]`` (spherical-harmonics coefficients,
+K = (degree+1)² - 1). The PLY layout is the one of the original 3DGS code
+(``x y z nx ny nz f_dc_* f_rest_* opacity scale_* rot_*``) so common viewers
 (SuperSplat, the SIBR viewer, antimatter15/splat) open our files.
 
 ``DensificationStrategy`` re-implements gsplat's ``DefaultStrategy`` (gsplat cannot be installed on a
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from avatars.gaussian_params import GaussianParameters
 from avatars.render import RenderOutput, rasterize
 from avatars.render.projection import quat_to_rotmat
 from gsbench.errors import InputError
@@ -109,22 +111,20 @@ class LearningRates:
     shN: float = 2.5e-3 / 20
 
 
-class GaussianModel(torch.nn.Module):
-    """N 3D Gaussians with view-dependent colour (spherical harmonics up to ``sh_degree``)."""
+class GaussianModel(GaussianParameters):
+    """N 3D Gaussians in the world frame with view-dependent colour (spherical harmonics up to
+    ``sh_degree``)."""
 
     def __init__(
         self, means: Tensor, scales: Tensor, quats: Tensor, opacities: Tensor, sh0: Tensor, shN: Tensor
     ):
-        super().__init__()
-        self.params = torch.nn.ParameterDict(
-            {
-                "means": torch.nn.Parameter(means),  # [N, 3]
-                "scales": torch.nn.Parameter(scales),  # [N, 3] log of the standard deviations
-                "quats": torch.nn.Parameter(quats),  # [N, 4] wxyz, unnormalized
-                "opacities": torch.nn.Parameter(opacities),  # [N] logit
-                "sh0": torch.nn.Parameter(sh0),  # [N, 1, 3]
-                "shN": torch.nn.Parameter(shN),  # [N, K, 3]
-            }
+        super().__init__(
+            means=means,  # [N, 3]
+            scales=scales,  # [N, 3] log of the standard deviations
+            quats=quats,  # [N, 4] wxyz, unnormalized
+            opacities=opacities,  # [N] logit
+            sh0=sh0,  # [N, 1, 3]
+            shN=shN,  # [N, K, 3]
         )
 
     @classmethod
@@ -152,9 +152,6 @@ class GaussianModel(torch.nn.Module):
         sh0 = rgb_to_sh(colors.float())[:, None, :]
         shN = torch.zeros(n, (sh_degree + 1) ** 2 - 1, 3)
         return cls(points.float().clone(), scales, quats, opacities, sh0, shN)
-
-    def __len__(self) -> int:
-        return self.params["means"].shape[0]
 
     @property
     def sh_degree(self) -> int:
@@ -472,28 +469,12 @@ class DensificationStrategy:
         return n_prune
 
 
-def _update_params(model: GaussianModel, optimizer: torch.optim.Optimizer, param_fn, state_fn) -> None:
-    """Replace every parameter by ``param_fn(name, tensor)`` and its Adam moments by ``state_fn(tensor)``."""
-    for group in optimizer.param_groups:
-        name = group["name"]
-        old = group["params"][0]
-        new = torch.nn.Parameter(param_fn(name, old.detach()), requires_grad=old.requires_grad)
-        state = optimizer.state.pop(old, None)
-        if state is not None:
-            state = {k: (state_fn(v) if torch.is_tensor(v) and v.dim() > 0 else v) for k, v in state.items()}
-            optimizer.state[new] = state
-        group["params"] = [new]
-        model.params[name] = new
-
-
 def duplicate(model: GaussianModel, optimizer: torch.optim.Optimizer, mask: Tensor) -> None:
     """Clone the selected Gaussians (appended at the end); their Adam moments start at zero."""
-    _update_params(
-        model,
-        optimizer,
-        lambda _, p: torch.cat([p, p[mask]]),
-        lambda v: torch.cat([v, torch.zeros_like(v[mask])]),
-    )
+    n = len(model)
+    index = torch.cat([torch.arange(n), mask.nonzero()[:, 0]])
+    new_rows = torch.arange(index.shape[0]) >= n
+    model.select(index, optimizer, new_rows)
 
 
 def split(
@@ -509,49 +490,29 @@ def split(
     rotmats = quat_to_rotmat(model.quats.detach()[mask])
     noise = torch.randn(2, scales.shape[0], 3, generator=generator)
     samples = torch.einsum("nij,nj,bnj->bni", rotmats, scales, noise)  # [2, S, 3]
-
-    def param_fn(name: str, p: Tensor) -> Tensor:
-        repeats = [2] + [1] * (p.dim() - 1)
-        if name == "means":
-            new = (p[mask] + samples).reshape(-1, 3)
-        elif name == "scales":
-            new = torch.log(scales / 1.6).repeat(2, 1)
-        elif name == "opacities" and revised_opacity:
-            new = torch.logit(1.0 - torch.sqrt(1.0 - torch.sigmoid(p[mask]))).repeat(repeats)
-        else:
-            new = p[mask].repeat(repeats)
-        return torch.cat([p[keep], new])
-
-    def state_fn(v: Tensor) -> Tensor:
-        return torch.cat([v[keep], torch.zeros((2 * int(mask.sum()),) + v.shape[1:], dtype=v.dtype)])
-
-    _update_params(model, optimizer, param_fn, state_fn)
+    keep_idx, split_idx = keep.nonzero()[:, 0], mask.nonzero()[:, 0]
+    index = torch.cat([keep_idx, split_idx, split_idx])
+    new_rows = torch.arange(index.shape[0]) >= keep_idx.shape[0]
+    params = {name: p.detach() for name, p in model.params.items()}
+    values = {
+        "means": torch.cat([params["means"][keep], (params["means"][mask] + samples).reshape(-1, 3)]),
+        "scales": torch.cat([params["scales"][keep], torch.log(scales / 1.6).repeat(2, 1)]),
+    }
+    if revised_opacity:
+        opacity = params["opacities"]
+        children = torch.logit(1.0 - torch.sqrt(1.0 - torch.sigmoid(opacity[mask]))).repeat(2)
+        values["opacities"] = torch.cat([opacity[keep], children])
+    model.select(index, optimizer, new_rows, values)
 
 
 def remove(model: GaussianModel, optimizer: torch.optim.Optimizer, mask: Tensor) -> None:
-    keep = ~mask
-    _update_params(model, optimizer, lambda _, p: p[keep], lambda v: v[keep])
+    model.select((~mask).nonzero()[:, 0], optimizer)
 
 
 def reset_opacities(model: GaussianModel, optimizer: torch.optim.Optimizer, value: float) -> None:
     """Clamp opacities to at most ``value`` and zero their Adam moments (3DGS opacity reset)."""
     limit = torch.logit(torch.tensor(value)).item()
-
-    def param_fn(name: str, p: Tensor) -> Tensor:
-        return torch.clamp(p, max=limit) if name == "opacities" else p
-
-    for group in optimizer.param_groups:
-        if group["name"] == "opacities":
-            old = group["params"][0]
-            new = torch.nn.Parameter(param_fn("opacities", old.detach()))
-            state = optimizer.state.pop(old, None)
-            if state is not None:
-                optimizer.state[new] = {
-                    k: (torch.zeros_like(v) if torch.is_tensor(v) and v.dim() > 0 else v)
-                    for k, v in state.items()
-                }
-            group["params"] = [new]
-            model.params["opacities"] = new
+    model.reset_param("opacities", torch.clamp(model.params["opacities"].detach(), max=limit), optimizer)
 
 
 @dataclass(frozen=True)

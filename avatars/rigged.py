@@ -41,10 +41,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from avatars.gaussian_params import GaussianParameters
 from gsbench.errors import InputError
-
-LOCAL_PARAMS = ("xyz", "scale", "rotation", "opacity")
-"""The rigged per-Gaussian parameters, local to the parent triangle (raw, before activation)."""
 
 
 def _normalize(x: Tensor, eps: float = 1e-12) -> Tensor:
@@ -175,13 +173,14 @@ def inverse_sigmoid(x: float | Tensor) -> Tensor:
     return torch.log(x / (1 - x))
 
 
-class RiggedGaussians(torch.nn.Module):
+class RiggedGaussians(GaussianParameters):
     """Per-Gaussian parameters bound to triangles of a :class:`MeshBinding`.
 
-    ``params`` holds the local parameters ``LOCAL_PARAMS`` (``xyz [N,3]``, ``scale [N,3]`` log,
-    ``rotation [N,4]`` wxyz unnormalized, ``opacity [N]`` logit) plus any per-Gaussian appearance a
-    model adds with :meth:`add_param` (e.g. a colour latent); densification and pruning apply to all of
-    them alike. ``binding [N]`` is each Gaussian's triangle.
+    ``params`` holds the shared parameter set of :mod:`avatars.gaussian_params`, here local to the parent
+    triangle (mu', s', q' above): ``means [N,3]``, ``scales [N,3]`` log, ``quats [N,4]`` wxyz unnormalized,
+    ``opacities [N]`` logit, plus any per-Gaussian appearance a model adds with :meth:`add_param` (e.g. a
+    colour latent); densification and pruning apply to all of them alike. ``binding [N]`` is each
+    Gaussian's triangle.
     """
 
     def __init__(
@@ -191,28 +190,19 @@ class RiggedGaussians(torch.nn.Module):
         init_opacity: float = 0.1,
         init_scale: float = 1.0,
     ):
-        super().__init__()
-        self.mesh = binding
         num = binding.num_faces * gaussians_per_face
         # GaussianAvatars init: at the triangle centre, local scale 1, identity rotation, opacity 0.1.
-        self.params = torch.nn.ParameterDict(
-            {
-                "xyz": torch.nn.Parameter(torch.zeros(num, 3)),
-                "scale": torch.nn.Parameter(torch.full((num, 3), math.log(init_scale))),
-                "rotation": torch.nn.Parameter(torch.tensor([1.0, 0.0, 0.0, 0.0]).repeat(num, 1)),
-                "opacity": torch.nn.Parameter(inverse_sigmoid(init_opacity).repeat(num)),
-            }
+        super().__init__(
+            means=torch.zeros(num, 3),
+            scales=torch.full((num, 3), math.log(init_scale)),
+            quats=torch.tensor([1.0, 0.0, 0.0, 0.0]).repeat(num, 1),
+            opacities=inverse_sigmoid(init_opacity).repeat(num),
         )
+        self.mesh = binding
         self.register_buffer("binding", torch.arange(binding.num_faces).repeat_interleave(gaussians_per_face))
 
-    @property
-    def num_gaussians(self) -> int:
-        return int(self.binding.shape[0])
-
-    def add_param(self, name: str, value: Tensor) -> None:
-        if value.shape[0] != self.num_gaussians:
-            raise ValueError(f"parameter {name} has {value.shape[0]} rows, not {self.num_gaussians}")
-        self.params[name] = torch.nn.Parameter(value.detach().clone())
+    def _select_buffers(self, index: Tensor) -> None:
+        self.binding = self.binding[index]
 
     def world(self, vertices: Tensor) -> WorldGaussians:
         """World-space Gaussians for model vertices [V, 3] (GaussianAvatars Eqs. 1-3)."""
@@ -222,44 +212,26 @@ class RiggedGaussians(torch.nn.Module):
     def world_from_frames(self, frames: TriangleFrames) -> WorldGaussians:
         b = self.binding
         rotation, scale, origin = frames.rotation[b], frames.scale[b], frames.origin[b]
-        means = scale[:, None] * (rotation @ self.params["xyz"][:, :, None])[..., 0] + origin
-        scales = scale[:, None] * torch.exp(self.params["scale"])
-        quats = quaternion_multiply(matrix_to_quaternion(rotation), _normalize(self.params["rotation"]))
-        return WorldGaussians(means, quats, scales, torch.sigmoid(self.params["opacity"]))
+        means = scale[:, None] * (rotation @ self.params["means"][:, :, None])[..., 0] + origin
+        scales = scale[:, None] * torch.exp(self.params["scales"])
+        quats = quaternion_multiply(matrix_to_quaternion(rotation), _normalize(self.params["quats"]))
+        return WorldGaussians(means, quats, scales, torch.sigmoid(self.params["opacities"]))
 
     def regularizers(
         self, visible: Tensor | None = None, threshold_xyz: float = 1.0, threshold_scale: float = 0.6
     ) -> tuple[Tensor, Tensor]:
         """(L_position, L_scaling) of GaussianAvatars on the ``visible`` [N] Gaussians (all if None)."""
-        xyz, log_scale = self.params["xyz"], self.params["scale"]
+        xyz, log_scale = self.params["means"], self.params["scales"]
         if visible is not None:
             xyz, log_scale = xyz[visible], log_scale[visible]
         if xyz.shape[0] == 0:
-            zero = self.params["xyz"].sum() * 0
+            zero = self.params["means"].sum() * 0
             return zero, zero
         position = torch.relu(xyz.norm(dim=1) - threshold_xyz).mean()
         scaling = torch.relu(torch.exp(log_scale) - threshold_scale).norm(dim=1).mean()
         return position, scaling
 
     # --- densification and pruning (3DGS rules, binding inherited) ------------------------------------
-
-    def _rebuild(
-        self,
-        index: Tensor,
-        new_rows: Tensor,
-        overrides: dict[str, Tensor],
-        optimizer: torch.optim.Optimizer | None,
-    ) -> None:
-        """Replace every per-Gaussian tensor by ``tensor[index]`` (then ``overrides``); rows where
-        ``new_rows`` is True start with zero Adam moments, the others keep theirs."""
-        for name in list(self.params.keys()):
-            old = self.params[name]
-            value = overrides.get(name, old.detach()[index])
-            new = torch.nn.Parameter(value.contiguous())
-            if optimizer is not None:
-                _swap_in_optimizer(optimizer, old, new, index, new_rows)
-            self.params[name] = new
-        self.binding = self.binding[index]
 
     def densify(
         self,
@@ -287,21 +259,21 @@ class RiggedGaussians(torch.nn.Module):
         split_idx = split.nonzero()[:, 0]
         keep_idx = (~split).nonzero()[:, 0]
         # Split: sample in the local frame (local std, local rotation) and add to the local position.
-        local_std = torch.exp(self.params["scale"].detach()[split_idx]).repeat(split_count, 1)
+        local_std = torch.exp(self.params["scales"].detach()[split_idx]).repeat(split_count, 1)
         samples = torch.randn(local_std.shape, generator=generator) * local_std
-        rot = quaternion_to_matrix(self.params["rotation"].detach()[split_idx]).repeat(split_count, 1, 1)
+        rot = quaternion_to_matrix(self.params["quats"].detach()[split_idx]).repeat(split_count, 1, 1)
         parent = split_idx.repeat(split_count)
-        new_xyz = (rot @ samples[:, :, None])[..., 0] + self.params["xyz"].detach()[parent]
+        new_xyz = (rot @ samples[:, :, None])[..., 0] + self.params["means"].detach()[parent]
         # 3DGS divides the scale by 0.8 * N on split.
-        new_scale = self.params["scale"].detach()[parent] - math.log(0.8 * split_count)
+        new_scale = self.params["scales"].detach()[parent] - math.log(0.8 * split_count)
         index = torch.cat([keep_idx, clone_idx, parent])
         new_rows = torch.zeros(index.shape[0], dtype=torch.bool)
         new_rows[keep_idx.shape[0] :] = True
-        overrides = {}
-        for name in ("xyz", "scale"):
+        values = {}
+        for name, children in (("means", new_xyz), ("scales", new_scale)):
             base = self.params[name].detach()[torch.cat([keep_idx, clone_idx])]
-            overrides[name] = torch.cat([base, new_xyz if name == "xyz" else new_scale])
-        self._rebuild(index, new_rows, overrides, optimizer)
+            values[name] = torch.cat([base, children])
+        self.select(index, optimizer, new_rows, values)
         assert self.num_gaussians == n + clone_idx.shape[0] + (split_count - 1) * split_idx.shape[0]
         return int(clone_idx.shape[0]), int(split_idx.shape[0])
 
@@ -315,7 +287,7 @@ class RiggedGaussians(torch.nn.Module):
         orphan_faces = ~faces_with_survivor
         if orphan_faces.any():
             # Per orphaned triangle, rescue its most opaque Gaussian.
-            opacity = self.params["opacity"].detach()
+            opacity = self.params["opacities"].detach()
             candidates = remove & orphan_faces[self.binding]
             order = torch.argsort(opacity[candidates], descending=True)
             cand_idx = candidates.nonzero()[:, 0][order]
@@ -329,7 +301,7 @@ class RiggedGaussians(torch.nn.Module):
         keep_idx = (~remove).nonzero()[:, 0]
         removed = self.num_gaussians - keep_idx.shape[0]
         if removed:
-            self._rebuild(keep_idx, torch.zeros(keep_idx.shape[0], dtype=torch.bool), {}, optimizer)
+            self.select(keep_idx, optimizer)
         return removed
 
     def keep_top_k(self, score: Tensor, k: int, optimizer: torch.optim.Optimizer | None = None) -> int:
@@ -360,18 +332,13 @@ class RiggedGaussians(torch.nn.Module):
         keep[best_idx] = True
         keep[rest_idx] = True
         keep_idx = keep.nonzero()[:, 0]
-        self._rebuild(keep_idx, torch.zeros(keep_idx.shape[0], dtype=torch.bool), {}, optimizer)
+        self.select(keep_idx, optimizer)
         return n - int(keep_idx.shape[0])
 
     def reset_opacity(self, value: float = 0.01, optimizer: torch.optim.Optimizer | None = None) -> None:
         """3DGS opacity reset: opacities capped at ``value`` (0.01), Adam moments of opacity cleared."""
-        old = self.params["opacity"]
-        capped = torch.minimum(old.detach(), inverse_sigmoid(value))
-        index = torch.arange(self.num_gaussians)
-        new = torch.nn.Parameter(capped)
-        if optimizer is not None:
-            _swap_in_optimizer(optimizer, old, new, index, torch.ones(self.num_gaussians, dtype=torch.bool))
-        self.params["opacity"] = new
+        capped = torch.minimum(self.params["opacities"].detach(), inverse_sigmoid(value))
+        self.reset_param("opacities", capped, optimizer)
 
     def check_binding(self) -> None:
         """Raise AssertionError unless every Gaussian is bound to a valid triangle and every triangle
@@ -382,27 +349,3 @@ class RiggedGaussians(torch.nn.Module):
         assert bool((counts > 0).all()), "a triangle lost its last Gaussian"
         for value in self.params.values():
             assert value.shape[0] == self.num_gaussians
-
-
-def _swap_in_optimizer(
-    optimizer: torch.optim.Optimizer,
-    old: torch.nn.Parameter,
-    new: torch.nn.Parameter,
-    index: Tensor,
-    new_rows: Tensor,
-) -> None:
-    """Put ``new`` in place of ``old`` in ``optimizer``, gathering its per-row state by ``index`` and
-    zeroing the state of ``new_rows`` (as 3DGS's ``cat_tensors_to_optimizer`` / ``_prune_optimizer``)."""
-    for group in optimizer.param_groups:
-        for position, param in enumerate(group["params"]):
-            if param is old:
-                group["params"][position] = new
-                state = optimizer.state.pop(old, None)
-                if state:
-                    for key, value in state.items():
-                        if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == old.shape[0]:
-                            gathered = value[index].clone()
-                            gathered[new_rows] = 0
-                            state[key] = gathered
-                    optimizer.state[new] = state
-                return

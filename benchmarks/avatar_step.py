@@ -1,12 +1,14 @@
-"""Where one training step of the ``gaussian-avatars`` avatar spends its time (issue 22).
+"""Where one training step of the ``gaussianspeech-avatar`` avatar spends its time (issue 22; the method
+was called ``gaussian-avatars`` then).
 
     .venv/bin/python benchmarks/avatar_step.py --data DATA                  # quick budget, multiview
     .venv/bin/python benchmarks/avatar_step.py --data DATA --kernel 03d5dfd # same, kernel of a git ref
 
-Builds the training set and the avatar exactly as ``GaussianAvatarsMethod.train`` does (``assemble_fit_data``,
-``build_binding``, ``make_optimizer``), then runs ``fit_avatar``'s step (single image; its losses but the
-perceptual ones, whose weights are not on this machine; no densification) in stages, each stage's inputs
-detached into leaves so that its forward and its backward are timed on their own:
+Builds the training set and the avatar exactly as ``GaussianSpeechAvatarMethod.train`` does
+(``avatars.training_data``, ``flame_avatar.fit_data``, ``build_binding``, ``make_optimizer``), then runs
+``fit_avatar``'s step (single image; its losses but the perceptual ones, whose weights are not on this
+machine; no densification) in stages, each stage's inputs detached into leaves so that its forward and its
+backward are timed on their own:
 
     data         target image and mask of the step (uint8 -> float, masked)
     LBS/binding  Gaussians in the world from the mesh's triangle frames (GaussianAvatars Eqs. 1-3)
@@ -226,23 +228,21 @@ def main() -> int:
         make_optimizer,
         scene_extent,
     )
-    from avatars.methods.gaussian_avatars import GaussianAvatarsMethod, assemble_fit_data
+    from avatars.methods.flame_avatar import fit_data
+    from avatars.methods.gaussianspeech_avatar import GaussianSpeechAvatarMethod
     from benchmark.dataset import load_dataset
     from benchmark.protocols import TrainView
 
     dataset = load_dataset(args.data)
     subject = args.subject or dataset.subjects[0]
-    method = GaussianAvatarsMethod(seed=0)
-    budget_config = method._budget_config(args.budget)
+    method = GaussianSpeechAvatarMethod(seed=0)
+    budget_config = method.budget_config(args.budget)
     config = budget_config.avatar
-    flame_layer = method._flame_layer()
-    head = method._head
+    head = method.head_model
     start = time.perf_counter()
-    training = assemble_fit_data(
-        TrainView(dataset, "multiview", subject), head, flame_layer, budget_config, 0
-    )
+    training = method._avatar_training_data(TrainView(dataset, "multiview", subject), budget_config)
+    data = fit_data(training, method._flame_layer(), config.condition_on_jaw)
     assemble_s = time.perf_counter() - start
-    data = training.data
     binding = build_binding(head.faces, head.num_vertices, head.vertex_regions, config.mouth_subdivision)
     avatar = GaussianSpeechAvatar(binding, int(data.conditions.shape[1]), config, seed=0)
     optimizer = make_optimizer(avatar, config, scene_extent(data.world_to_cam))

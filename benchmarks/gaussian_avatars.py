@@ -1,4 +1,5 @@
-"""Figures of the ``gaussian-avatars`` oracle on a tracked dataset (issue 9), multiview protocol.
+"""Figures of the ``gaussianspeech-avatar`` oracle (GaussianSpeech's avatar; called ``gaussian-avatars``
+before issue 15) on a tracked dataset (issue 9), multiview protocol.
 
     .venv/bin/python benchmarks/gaussian_avatars.py --data DATA            # full avatar + ablations, quick
     .venv/bin/python benchmarks/gaussian_avatars.py --data DATA --variants full --budget smoke
@@ -44,7 +45,7 @@ REGIONS = {
 def iterations_overrides(budget: str, iterations: int) -> dict:
     """The budget's schedule shrunk or stretched to ``iterations`` steps (densification at the same
     fractions of the run)."""
-    from avatars.methods.gaussian_avatars import BUDGET_CONFIGS
+    from avatars.methods.gaussianspeech_avatar import BUDGET_CONFIGS
 
     avatar = BUDGET_CONFIGS[budget].avatar
     scale = iterations / avatar.iterations
@@ -129,7 +130,7 @@ def main() -> int:
     settings = parse_settings(args.set)
     torch.set_num_threads(args.threads)
 
-    from avatars.methods.gaussian_avatars import GaussianAvatarsMethod
+    from avatars.methods.gaussianspeech_avatar import GaussianSpeechAvatarMethod
     from benchmark.dataset import load_dataset
     from benchmark.metrics.compute import compute_metrics
     from benchmark.protocols import TrainView, composite, eval_items
@@ -143,7 +144,9 @@ def main() -> int:
         overrides = {**settings, **VARIANTS[variant]}
         if args.iterations is not None:
             overrides.update(iterations_overrides(args.budget, args.iterations))
-        method = GaussianAvatarsMethod(seed=args.seed, weights=weights, overrides=overrides)
+        method = GaussianSpeechAvatarMethod(
+            seed=args.seed, weights=weights, overrides={f"avatar.{k}": v for k, v in overrides.items()}
+        )
         view = TrainView(dataset, "multiview", subject)
         start, start_cpu = time.perf_counter(), time.process_time()
         stats = method.train(view, args.budget, None)
@@ -213,7 +216,7 @@ def main() -> int:
 
     height, width = dataset.image_size
     print(
-        f"\ngaussian-avatars (oracle), multiview, budget {args.budget}, dataset {dataset.name} "
+        f"\ngaussianspeech-avatar (oracle), multiview, budget {args.budget}, dataset {dataset.name} "
         f"({width}x{height}), subject {subject}, {args.threads} threads"
         + (f", settings {settings}" if settings else "")
     )

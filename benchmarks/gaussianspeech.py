@@ -8,7 +8,7 @@ For one subject (default: the dataset's first) under the paper's protocol (``mul
 camera but the frontal one, test sequences rendered from the frontal camera):
 
 1. Stage 1 (the avatar) is trained once and kept; the **oracle** row is that same avatar driven by the
-   test sequences' tracked FLAME (it is exactly what ``gaussian-avatars`` trains with the same seed and
+   test sequences' tracked FLAME (it is exactly what ``gaussianspeech-avatar`` trains with the same seed and
    budget: same data assembly, same code), so the comparison isolates the audio-driven motion.
 2. For each variant (``full`` and the Table 4 rows that apply) Stage 2 is trained on that avatar and the
    test sequences are rendered from their audio and rigid head pose only.
@@ -171,8 +171,8 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from avatars.methods.gaussian_avatars import GaussianAvatarsMethod
-    from avatars.methods.gaussian_speech import GaussianSpeechMethod
+    from avatars.methods.gaussianspeech import GaussianSpeechMethod
+    from avatars.methods.gaussianspeech_avatar import GaussianSpeechAvatarMethod
     from avatars.methods.retrieval import RetrievalMethod
     from benchmark.dataset import load_dataset
     from benchmark.protocols import TrainView
@@ -215,14 +215,18 @@ def main() -> int:
 
     baselines = [b for b in args.baselines.split(",") if b]
     if "oracle" in baselines:
-        oracle = GaussianAvatarsMethod(seed=args.seed, weights=weights)
+        oracle = GaussianSpeechAvatarMethod(seed=args.seed, weights=weights)
         oracle.load(avatar_dir)
         means, reasons = evaluate(oracle, dataset, "multiview", subject, weights, True, out, "oracle")
-        record("oracle (gaussian-avatars, tracked FLAME)", {**means, "train_s": stage1_s})
+        record("oracle (gaussianspeech-avatar, tracked FLAME)", {**means, "train_s": stage1_s})
         figures["missing"] = reasons
 
     for variant in [v for v in args.variants.split(",") if v]:
-        method = GaussianSpeechMethod(seed=args.seed, weights=weights, sequence_overrides=VARIANTS[variant])
+        method = GaussianSpeechMethod(
+            seed=args.seed,
+            weights=weights,
+            overrides={f"sequence.{k}": v for k, v in VARIANTS[variant].items()},
+        )
         method.load_avatar_stage(avatar_dir, view, args.budget)
         load, start, start_cpu = os.getloadavg(), time.perf_counter(), time.process_time()
         stats = method.train_sequence(view, args.budget)

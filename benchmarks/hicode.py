@@ -39,15 +39,15 @@ import torch
 
 HICODE_ROWS = {
     "full": ({}, "Ours (full)"),
-    "no_3dmm": ({"variant": "no_3dmm"}, "w/o 3DMM"),
-    "no_landmarks": ({"variant": "no_landmarks"}, "w/o Landmarks"),
-    "none": ({"variant": "none"}, "None"),
-    "addition": ({"variant": "addition"}, "w/ Addition"),
-    "attention": ({"variant": "attention"}, "w/ Attention"),
+    "no_3dmm": ({"deformation.variant": "no_3dmm"}, "w/o 3DMM"),
+    "no_landmarks": ({"deformation.variant": "no_landmarks"}, "w/o Landmarks"),
+    "none": ({"deformation.variant": "none"}, "None"),
+    "addition": ({"deformation.variant": "addition"}, "w/ Addition"),
+    "attention": ({"deformation.variant": "attention"}, "w/ Attention"),
     "random_init": ({"init": "random"}, "w/ Random Init."),
-    "concat": ({"variant": "concat"}, "w/o HFEC"),
+    "concat": ({"deformation.variant": "concat"}, "w/o HFEC"),
 }
-BASELINES = ("gaussian-avatars", "retrieval")
+BASELINES = ("gaussianspeech-avatar", "retrieval")  # the oracle was named gaussian-avatars before issue 15
 PAPER_FPS = 157
 
 
@@ -220,7 +220,7 @@ def main() -> None:
             f"\nrender speed: {full['render_fps']:.1f} fps on the CPU at the dataset's size "
             f"(paper: {PAPER_FPS} FPS, GPU)"
         )
-        oracle, retrieval = results.get("gaussian-avatars"), results.get("retrieval")
+        oracle, retrieval = results.get("gaussianspeech-avatar"), results.get("retrieval")
         if oracle and "psnr" in full["metrics"] and "psnr" in oracle["metrics"]:
             gap = oracle["metrics"]["psnr"] - full["metrics"]["psnr"]
             print(

@@ -26,7 +26,6 @@ Ablations (Tables 1-3) are config overrides: ``use_audio_plane``, ``dynamic_spla
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -44,8 +43,8 @@ from avatars.audio_plane.model import (
     render_head,
 )
 from avatars.audio_plane.trainer import LPIPS_WEIGHT, TrainingImages, train_head
-from avatars.methods.base import Method, RenderOutput, RenderRequest, TrainData, TrainStats, check_budget
-from avatars.methods.gaussian_avatars import check_flame, default_head_model
+from avatars.methods.base import Method, RenderOutput, RenderRequest, TrainData, TrainStats
+from avatars.training_data import build_training_data, neutral_flame
 from gsbench.errors import MethodError
 from gsbench.progress import log, warn_once
 
@@ -116,32 +115,19 @@ class AudioPlaneMethod(Method):
     protocols: ClassVar[tuple[str, ...]] = ("mono-front", "cross-id")
     pretrained_networks: ClassVar[tuple[str, ...]] = ("deepspeech-0.1.0", LPIPS_WEIGHT)
 
-    def __init__(
-        self,
-        *,
-        seed: int = 0,
-        device: str = "cpu",
-        weights: Any = None,
-        head_model: Any = None,
-        overrides: dict[str, Any] | None = None,
-    ):
-        super().__init__(seed=seed, device=device, weights=weights)
-        self._head_model = head_model
-        self._overrides = dict(overrides or {})
+    budget_configs: ClassVar[dict[str, AudioPlaneConfig]] = BUDGET_CONFIGS
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
         self._config: AudioPlaneConfig | None = None
         self._head: AudioPlaneHead | None = None
         self._placement: Placement | None = None
         self._encoder = None
-        self._info: dict[str, Any] = {}
-
-    def _budget_config(self, budget: str) -> AudioPlaneConfig:
-        return BUDGET_CONFIGS[check_budget(budget)].replace(**self._overrides)
 
     def config(self, budget: str) -> dict[str, Any]:
-        return {"model": dataclasses.asdict(self._budget_config(budget)), "assumptions": ASSUMPTIONS}
-
-    def info(self) -> dict[str, Any]:
-        return dict(self._info)
+        return self._recorded(
+            {"model": dataclasses.asdict(self.budget_config(budget)), "assumptions": ASSUMPTIONS}
+        )
 
     def num_gaussians(self) -> int | None:
         return None if self._head is None else len(self._head.gaussians)
@@ -166,73 +152,47 @@ class AudioPlaneMethod(Method):
         )
 
     def train(self, train_view: TrainData, budget: str, workdir: Path) -> TrainStats:
-        config = self._budget_config(budget)
-        if not train_view.sequences:
-            raise MethodError(
-                f"the {train_view.protocol} train view of {train_view.subject!r} has no sequences",
-                fix="check the dataset's splits",
-            )
-        from tracking.flame import FlameLayer
-
-        if self._head_model is None:
-            self._head_model = default_head_model()
-        self._encoder, encoder_reason = self._open_encoder(config)
-        cameras = list(train_view.cameras)
-        lengths = {s: train_view.num_frames(s) for s in train_view.sequences}
-        total = sum(lengths.values())
-        picks = np.unique(
-            np.round(np.linspace(0, total - 1, min(total, config.max_train_frames))).astype(np.int64)
+        config = self.budget_config(budget)
+        training = build_training_data(
+            train_view,
+            self.head_model,
+            max_frames=config.max_train_frames,
+            with_landmarks=True,
+            with_audio=True,
         )
-        starts = np.cumsum([0] + list(lengths.values()))
-        height, width = train_view.image_size
-        parts: dict[str, list] = {
-            k: [] for k in ("images", "masks", "mouth", "valid", "neigh", "rot", "trans", "cam")
-        }
-        subject = None
-        for s_index, sequence in enumerate(train_view.sequences):
-            local = picks[(picks >= starts[s_index]) & (picks < starts[s_index + 1])] - starts[s_index]
-            if local.size == 0:
-                continue
-            params = train_view.load_flame(sequence)
-            check_flame(self._head_model, params, sequence)
-            if subject is None:
-                subject = params
-            windows = self._windows(train_view.load_audio(sequence), train_view.fps, lengths[sequence])
+        self._encoder, encoder_reason = self._open_encoder(config)
+        cameras = training.cameras
+        height, width = training.images.shape[1:3]
+        parts: dict[str, list] = {k: [] for k in ("mouth", "valid", "neigh", "rot", "trans", "cam")}
+        for sequence, local in training.frames_by_sequence():  # images: by sequence, camera, frame
+            params = training.flame[sequence]
+            windows = self._windows(training.audio[sequence], training.fps, training.num_frames[sequence])
             neighbours = neighbour_windows(windows, local)
             for c_index, camera in enumerate(cameras):
-                points, detected = train_view.load_landmarks(sequence, camera)
+                points, detected = training.landmarks[sequence, camera]
                 mouth, valid = mouth_masks(
                     points[local], detected[local], height, width, config.mouth_dilation
                 )
-                parts["images"].append(train_view.load_images(sequence, camera, local.tolist()))
-                parts["masks"].append(train_view.load_masks(sequence, camera, local.tolist()))
                 parts["mouth"].append(mouth)
                 parts["valid"].append(valid)
                 parts["neigh"].append(neighbours)
                 parts["rot"].append(np.asarray(params["rotation"])[local])
                 parts["trans"].append(np.asarray(params["translation"])[local])
                 parts["cam"].append(np.full(local.size, c_index))
-        cams = [train_view.cameras[c] for c in cameras]
         data = TrainingImages(
-            images=torch.as_tensor(np.concatenate(parts["images"])),
-            masks=torch.as_tensor(np.concatenate(parts["masks"])).bool(),
+            images=torch.as_tensor(training.images),
+            masks=torch.as_tensor(training.masks).bool(),
             mouth=torch.as_tensor(np.concatenate(parts["mouth"])),
             mouth_valid=torch.as_tensor(np.concatenate(parts["valid"])),
             neighbours=as_tensor(np.concatenate(parts["neigh"])),
             rotation=as_tensor(np.concatenate(parts["rot"])),
             translation=as_tensor(np.concatenate(parts["trans"])),
             camera_index=torch.as_tensor(np.concatenate(parts["cam"])),
-            world_to_cam=as_tensor(np.stack([c.world_to_cam for c in cams])),
-            Ks=as_tensor(np.stack([c.K for c in cams])),
+            world_to_cam=as_tensor(training.world_to_cam),
+            Ks=as_tensor(training.Ks),
         )
         # Canonical head of the subject: FLAME with its shape, zero expression and pose; J0 = root joint.
-        shape = torch.as_tensor(np.asarray(subject["shape"], np.float32)).reshape(1, -1)
-        offset = subject.get("static_offset")
-        with torch.no_grad():
-            canonical = FlameLayer(self._head_model)(
-                shape=shape,
-                static_offset=None if offset is None else torch.as_tensor(offset, dtype=torch.float32),
-            )
+        canonical = neutral_flame(self._flame_layer(), training.subject)
         vertices, root = canonical.vertices[0], canonical.joints[0, 0]
         low, high = vertices.min(0).values, vertices.max(0).values
         pad = config.box_padding * (high - low)
@@ -258,10 +218,10 @@ class AudioPlaneMethod(Method):
             "audio_encoder_reason": encoder_reason or "",
             "lpips": train_log.lpips or "skipped",
             "disabled_losses": {"lpips": train_log.lpips_reason} if train_log.lpips_reason else {},
-            "head_model": self._head_model.name,
+            "head_model": self.head_model.name,
             "rasterizer": train_log.backend,
             "placement": "x_world = R (x - J0) + J0 + t (canonical FLAME frame, request's rigid pose)",
-            "ablation": {k: v for k, v in self._overrides.items() if k in _ABLATION_FIELDS},
+            "ablation": {k: v for k, v in self.overrides.items() if k in _ABLATION_FIELDS},
             "train_seconds": train_log.seconds,
             "coarse_seconds": train_log.coarse_seconds,
         }
@@ -282,9 +242,7 @@ class AudioPlaneMethod(Method):
 
     def render(self, request: RenderRequest) -> RenderOutput:
         if self._head is None:
-            raise MethodError(
-                "audio-plane was asked to render before train() or load()", fix="train or load first"
-            )
+            raise self._not_trained()
         camera = request.camera
         T = request.num_frames
         windows = self._windows(request.audio, request.fps, T)
@@ -306,40 +264,27 @@ class AudioPlaneMethod(Method):
         return RenderOutput(rgb=rgb, alpha=alpha)
 
     def save(self, path: Path) -> None:
-        from gsbench.io import atomic_path, write_json
-
         if self._head is None:
-            raise MethodError("nothing to save: audio-plane is not trained", fix="train first")
-        path = Path(path)
+            raise self._not_trained("save")
         placement = self._placement
-        with atomic_path(path / "audio_plane.pt") as tmp:
-            torch.save(
-                {
-                    "state": self._head.state_dict(),
-                    "num_gaussians": len(self._head.gaussians),
-                    "audio_in": int(self._head.audio.audio_net.encoder_conv[0].in_channels),
-                    "centre": placement.centre,
-                    "half_size": placement.half_size,
-                    "root": placement.root,
-                },
-                tmp,
-            )
-        write_json(
-            path / "config.json",
+        state = {
+            "state": self._head.state_dict(),
+            "num_gaussians": len(self._head.gaussians),
+            "audio_in": int(self._head.audio.audio_net.encoder_conv[0].in_channels),
+            "centre": placement.centre,
+            "half_size": placement.half_size,
+            "root": placement.root,
+        }
+        self._write_checkpoint(
+            path,
             {"model": dataclasses.asdict(self._config), "seed": self.seed, "info": self._info},
+            tensors={"audio_plane.pt": state},
         )
 
     def load(self, path: Path) -> None:
         path = Path(path)
-        try:
-            meta = json.loads((path / "config.json").read_text())
-            checkpoint = torch.load(path / "audio_plane.pt", weights_only=True)
-        except (OSError, ValueError, RuntimeError) as error:
-            raise MethodError(
-                f"cannot read audio-plane checkpoint ({error})",
-                path=path,
-                fix="delete the checkpoint folder and re-run with --force",
-            ) from error
+        meta, files = self._read_checkpoint(path, tensors=("audio_plane.pt",))
+        checkpoint = files["audio_plane.pt"]
         config = AudioPlaneConfig().replace(**meta["model"])
         head = AudioPlaneHead(config, audio_in=int(checkpoint["audio_in"]), seed=int(meta["seed"]))
         head.resize(int(checkpoint["num_gaussians"]))

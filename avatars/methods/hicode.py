@@ -17,14 +17,13 @@ placed by the request's rigid head pose about FLAME's root joint. The harness co
 with one rule, so the learned compositor is not used for ranked rows (``info()["compositor"]``);
 :meth:`HiCoDeMethod.composite` runs it for the unranked track.
 
-Every value the paper leaves open is in ``config()["assumptions"]``; Table 2's ablations are the
-``variant`` override (``HiCoDeMethod(overrides={"variant": "no_3dmm"})``, ``{"init": "random"}``).
+Every value the paper leaves open is in ``config()["assumptions"]``; Table 2's ablations are overrides
+(``HiCoDeMethod(overrides={"deformation.variant": "no_3dmm"})``, ``{"init": "random"}``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -40,9 +39,9 @@ from avatars.hicode.hfec import VARIANTS, Controls, DeformationConfig, Deformati
 from avatars.hicode.losses import mouth_box
 from avatars.hicode.model import HiCoDeHead
 from avatars.hicode.trainer import HeadData, HeadTrainConfig, anchor_points, train_head
-from avatars.methods.base import Method, RenderOutput, RenderRequest, TrainData, TrainStats, check_budget
-from avatars.methods.gaussian_avatars import default_head_model, flame_vertices
-from gsbench.errors import MethodError, WeightsError
+from avatars.methods.base import Method, RenderOutput, RenderRequest, TrainData, TrainStats
+from avatars.training_data import TrainingData, build_training_data, flame_vertices, neutral_flame
+from gsbench.errors import ConfigError, MethodError, WeightsError
 from gsbench.progress import log, warn_once
 
 AUDIO_ENCODER = "hubert-large-ls960-ft"
@@ -193,19 +192,10 @@ class HiCoDeMethod(Method):
     pretrained_networks: ClassVar[tuple[str, ...]] = (AUDIO_ENCODER, VGG_WEIGHTS)
     compositing: ClassVar[tuple[str, ...]] = ("harness", "own")  # own: the pix2pix compositor, unranked
 
-    def __init__(
-        self,
-        *,
-        seed: int = 0,
-        device: str = "cpu",
-        weights: Any = None,
-        head_model: Any = None,
-        overrides: dict[str, Any] | None = None,
-    ):
-        super().__init__(seed=seed, device=device, weights=weights)
-        self._head_model = head_model
-        self._overrides = dict(overrides or {})
-        self._flame = None
+    budget_configs: ClassVar[dict[str, HiCoDeConfig]] = BUDGET_CONFIGS
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
         self._config: HiCoDeConfig | None = None
         self._head: HiCoDeHead | None = None
         self._audio3dmm: AudioToSequence | None = None
@@ -214,60 +204,28 @@ class HiCoDeMethod(Method):
         self._encoder = None
         self._stats: dict[str, np.ndarray] = {}
         self._dims: dict[str, int] = {}
-        self._info: dict[str, Any] = {}
 
     # --- configuration -------------------------------------------------------------------------------
 
-    def _budget_config(self, budget: str) -> HiCoDeConfig:
-        config = BUDGET_CONFIGS[check_budget(budget)]
-        overrides = dict(self._overrides)
-        if "variant" in overrides:
-            variant = overrides.pop("variant")
-            if variant not in VARIANTS:
-                raise MethodError(
-                    f"unknown HiCoDe variant {variant!r}", fix=f"use one of: {', '.join(VARIANTS)}"
-                )
-            config = dataclasses.replace(
-                config, deformation=dataclasses.replace(config.deformation, variant=variant)
+    def budget_config(self, budget: str) -> HiCoDeConfig:
+        config = super().budget_config(budget)
+        if config.deformation.variant not in VARIANTS:
+            raise ConfigError(
+                f"unknown HiCoDe variant {config.deformation.variant!r}",
+                fix=f"use one of: {', '.join(VARIANTS)}",
             )
-        for section in ("audio_model", "deformation", "head", "compositor"):
-            if section in overrides:
-                value = dataclasses.replace(getattr(config, section), **overrides.pop(section))
-                config = dataclasses.replace(config, **{section: value})
-        try:
-            config = dataclasses.replace(config, **overrides)
-        except TypeError as error:
-            raise MethodError(f"bad HiCoDe override ({error})", fix="see HiCoDeConfig") from error
         if config.init not in ("depth", "random"):
-            raise MethodError(f"unknown init {config.init!r}", fix="use 'depth' or 'random'")
+            raise ConfigError(f"unknown init {config.init!r}", fix="use 'depth' or 'random'")
         return config
 
     def config(self, budget: str) -> dict[str, Any]:
-        config = self._budget_config(budget)
-        return {**dataclasses.asdict(config), "assumptions": dict(ASSUMPTIONS)}
-
-    def info(self) -> dict[str, Any]:
-        return dict(self._info)
+        return {**super().config(budget), "assumptions": dict(ASSUMPTIONS)}
 
     def num_gaussians(self) -> int | None:
         return None if self._head is None else len(self._head.gaussians)
 
-    def _flame_layer(self):
-        if self._flame is None:
-            from tracking.flame import FlameLayer
-
-            if self._head_model is None:
-                self._head_model = default_head_model()
-            self._flame = FlameLayer(self._head_model)
-        return self._flame
-
     def _root_joint(self, subject: dict[str, np.ndarray]) -> np.ndarray:
-        layer = self._flame_layer()
-        shape = torch.as_tensor(subject["shape"], dtype=torch.float32).reshape(1, -1)
-        offset = subject.get("static_offset")
-        offset = None if offset is None else torch.as_tensor(offset, dtype=torch.float32)
-        with torch.no_grad():
-            return layer(shape=shape, static_offset=offset).joints[0, 0].numpy().astype(np.float64)
+        return neutral_flame(self._flame_layer(), subject).joints[0, 0].numpy().astype(np.float64)
 
     def _resolve_encoder(self):
         from avatars.audio import resolve_encoder
@@ -299,44 +257,44 @@ class HiCoDeMethod(Method):
     # --- training ------------------------------------------------------------------------------------
 
     def train(self, train_view: TrainData, budget: str, workdir: Path) -> TrainStats:
-        config = self._budget_config(budget)
+        config = self.budget_config(budget)
         self._config = config
-        if not train_view.sequences:
-            raise MethodError(
-                f"the {train_view.protocol} train view of {train_view.subject!r} has no sequences",
-                fix="check the dataset's splits",
-            )
-        camera_id = next(iter(train_view.cameras))
-        camera = train_view.cameras[camera_id]
+        # the train split of the one training camera: every sequence's FLAME, landmarks and audio, and the
+        # images of up to max_train_frames frames for the Gaussians
+        training = build_training_data(
+            train_view,
+            self.head_model,
+            max_frames=config.max_train_frames,
+            cameras=[next(iter(train_view.cameras))],
+            with_landmarks=True,
+            with_audio=True,
+        )
         torch_state = torch.random.get_rng_state()
         torch.manual_seed(self.seed)  # dropout in the FaceFormer layers
         try:
-            stats = self._train(train_view, camera_id, camera, config)
+            stats = self._train(training, config)
         finally:
             torch.random.set_rng_state(torch_state)
         return stats
 
-    def _train(self, train_view: TrainData, camera_id: str, camera, config: HiCoDeConfig) -> TrainStats:
+    def _train(self, training: TrainingData, config: HiCoDeConfig) -> TrainStats:
         timings: dict[str, float] = {}
         clock = time.perf_counter()
         variant = config.deformation.variant
         rng = np.random.default_rng(self.seed)
         flame_layer = self._flame_layer()
-        head_model = self._head_model
+        head_model = self.head_model
+        camera_id, camera = training.cameras[0], training.camera_models[0]
         self._encoder, encoder_reason = self._resolve_encoder()
 
         # Per-sequence data of the one training camera.
         sequences = []
-        subject: dict[str, np.ndarray] = {}
-        for sequence in train_view.sequences:
-            num_frames = train_view.num_frames(sequence)
-            params = train_view.load_flame(sequence)
-            if not subject:
-                subject = {"shape": np.asarray(params["shape"], np.float32)}
-                if "static_offset" in params:
-                    subject["static_offset"] = np.asarray(params["static_offset"], np.float32)
-            points2d, detected = train_view.load_landmarks(sequence, camera_id)
-            tokens = pair_tokens(self._encode(train_view.load_audio(sequence)), num_frames)
+        subject = training.subject
+        for sequence in training.sequences:
+            num_frames = training.num_frames[sequence]
+            params = training.flame[sequence]
+            points2d, detected = training.landmarks[sequence, camera_id]
+            tokens = pair_tokens(self._encode(training.audio[sequence]), num_frames)
             sequences.append(
                 {
                     "name": sequence,
@@ -376,7 +334,7 @@ class HiCoDeMethod(Method):
             seen = valid.any(0)
             if not seen.any():
                 raise MethodError(
-                    f"no MediaPipe landmark of {train_view.subject!r} hits the tracked mesh",
+                    f"no MediaPipe landmark of {training.subject_id!r} hits the tracked mesh",
                     fix="check the dataset's landmarks.npz and flame.npz",
                 )
         lmk_count = valid.sum(0)
@@ -464,21 +422,11 @@ class HiCoDeMethod(Method):
         # 3. Gaussians: the training frames of the camera (evenly spaced up to max_train_frames).
         clock = time.perf_counter()
         offsets = np.cumsum([0] + [s["T"] for s in sequences])
-        total = int(offsets[-1])
-        picks = np.unique(
-            np.round(np.linspace(0, total - 1, min(total, config.max_train_frames))).astype(np.int64)
-        )
-        images, masks, rotations, translations, seq_frames = [], [], [], [], []
-        for index, seq in enumerate(sequences):
-            local = picks[(picks >= offsets[index]) & (picks < offsets[index + 1])] - offsets[index]
-            if local.size == 0:
-                continue
-            images.append(train_view.load_images(seq["name"], camera_id, local.tolist()))
-            masks.append(train_view.load_masks(seq["name"], camera_id, local.tolist()))
-            rotations.append(seq["rotations"][local])
-            translations.append(np.asarray(seq["flame"]["translation"])[local])
-            seq_frames += [(index, int(t)) for t in local]
-        images_np, masks_np = np.concatenate(images), np.concatenate(masks).astype(bool)
+        index_of = {seq["name"]: index for index, seq in enumerate(sequences)}
+        seq_frames = [(index_of[name], t) for name, t in training.frames]
+        rotations = [sequences[i]["rotations"][t] for i, t in seq_frames]
+        translations = [np.asarray(sequences[i]["flame"]["translation"])[t] for i, t in seq_frames]
+        images_np, masks_np = training.images, training.masks
         first_seq, first_t = seq_frames[0]
         first = sequences[first_seq]
         points_world, colours = geometry.depth_point_cloud(
@@ -540,8 +488,8 @@ class HiCoDeMethod(Method):
         data = HeadData(
             images=torch.as_tensor(images_np),
             masks=torch.as_tensor(masks_np),
-            rotations=torch.as_tensor(np.concatenate(rotations), dtype=torch.float32),
-            translations=torch.as_tensor(np.concatenate(translations), dtype=torch.float32),
+            rotations=torch.as_tensor(np.stack(rotations), dtype=torch.float32),
+            translations=torch.as_tensor(np.stack(translations), dtype=torch.float32),
             threedmm=torch.as_tensor(head_picks_zexp, dtype=torch.float32),
             landmarks=torch.as_tensor((landmarks_control - centre) / half_extent, dtype=torch.float32),
             landmarks2d=torch.as_tensor(np.nan_to_num(lmk2d)),
@@ -686,9 +634,7 @@ class HiCoDeMethod(Method):
 
     def render(self, request: RenderRequest) -> RenderOutput:
         if self._head is None:
-            raise MethodError(
-                "hicode was asked to render before train() or load()", fix="train or load first"
-            )
+            raise self._not_trained()
         camera = request.camera
         world_to_cam = torch.as_tensor(camera.world_to_cam, dtype=torch.float32)
         K = torch.as_tensor(camera.K, dtype=torch.float32)
@@ -730,13 +676,10 @@ class HiCoDeMethod(Method):
     # --- checkpoint ----------------------------------------------------------------------------------
 
     def save(self, path: Path) -> None:
-        from gsbench.io import atomic_path, save_npz, write_json
-
         if self._head is None or self._config is None:
-            raise MethodError("nothing to save: hicode is not trained", fix="train first")
+            raise self._not_trained("save")
         path = Path(path)
-        self._head_model.save(path / "head_model.npz")
-        save_npz(path / "stats.npz", **self._stats)
+        self.head_model.save(path / "head_model.npz")
         state = {
             "head": self._head.state_dict(),
             "num_gaussians": len(self._head.gaussians),
@@ -744,10 +687,8 @@ class HiCoDeMethod(Method):
             "audio_lmk": None if self._audio_lmk is None else self._audio_lmk.state_dict(),
             "compositor": None if self._compositor is None else self._compositor.state_dict(),
         }
-        with atomic_path(path / "hicode.pt") as tmp:
-            torch.save(state, tmp)
-        write_json(
-            path / "config.json",
+        self._write_checkpoint(
+            path,
             {
                 "config": dataclasses.asdict(self._config),
                 "dims": self._dims,
@@ -756,24 +697,17 @@ class HiCoDeMethod(Method):
                 "seed": self.seed,
                 "info": self._info,
             },
+            tensors={"hicode.pt": state},
+            arrays={"stats.npz": self._stats},
         )
 
     def load(self, path: Path) -> None:
         from tracking.head_model import HeadModel
 
         path = Path(path)
-        try:
-            meta = json.loads((path / "config.json").read_text())
-            stats = dict(np.load(path / "stats.npz"))
-            state = torch.load(path / "hicode.pt", weights_only=True)
-        except (OSError, ValueError, RuntimeError) as error:
-            raise MethodError(
-                f"cannot read hicode checkpoint ({error})",
-                path=path,
-                fix="delete the checkpoint folder and re-run with --force",
-            ) from error
-        self._head_model = HeadModel.load(path / "head_model.npz")
-        self._flame = None
+        meta, files = self._read_checkpoint(path, tensors=("hicode.pt",), arrays=("stats.npz",))
+        stats, state = files["stats.npz"], files["hicode.pt"]
+        self._set_head_model(HeadModel.load(path / "head_model.npz"))
         config = config_from_dict(meta["config"])
         self._config, self._stats, self._dims = config, stats, meta["dims"]
         self._info = meta.get("info", {})

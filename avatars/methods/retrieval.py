@@ -31,7 +31,6 @@ from avatars.methods.base import (
     RenderRequest,
     TrainData,
     TrainStats,
-    check_budget,
 )
 from gsbench.errors import MethodError
 
@@ -87,17 +86,15 @@ class RetrievalMethod(Method):
     paper: ClassVar[str] = "baseline (gsbench)"
     protocols: ClassVar[tuple[str, ...]] = ("mono-front", "cross-id")
     pretrained_networks: ClassVar[tuple[str, ...]] = ()
+    budget_configs: ClassVar[dict[str, RetrievalConfig]] = BUDGET_CONFIGS
 
-    def __init__(self, *, seed: int = 0, device: str = "cpu", weights: Any = None):
-        super().__init__(seed=seed, device=device, weights=weights)
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
         self._config: RetrievalConfig | None = None
         self._tables: dict[str, dict[str, np.ndarray]] = {}
         self._mean: np.ndarray | None = None
         self._std: np.ndarray | None = None
         self._sequences: list[str] = []
-
-    def config(self, budget: str) -> dict[str, Any]:
-        return dataclasses.asdict(BUDGET_CONFIGS[check_budget(budget)])
 
     def info(self) -> dict[str, Any]:
         config = self._config or RetrievalConfig()
@@ -109,7 +106,7 @@ class RetrievalMethod(Method):
         }
 
     def train(self, train_view: TrainData, budget: str, workdir: Path) -> TrainStats:
-        config = BUDGET_CONFIGS[check_budget(budget)]
+        config = self.budget_config(budget)
         self._config = config
         features, refs, per_camera = [], [], {}
         for sequence in train_view.sequences:
@@ -190,10 +187,7 @@ class RetrievalMethod(Method):
 
     def _table(self, camera: str) -> dict[str, np.ndarray]:
         if self._config is None:
-            raise MethodError(
-                "retrieval was asked to render before train() or load()",
-                fix="train or load a checkpoint first",
-            )
+            raise self._not_trained()
         if camera not in self._tables:
             raise MethodError(
                 f"retrieval has no training frames of camera {camera!r} (it has {sorted(self._tables)})",

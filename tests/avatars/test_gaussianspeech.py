@@ -249,7 +249,7 @@ class AudioTrainView:
 def test_smoke_train_save_load_render_round_trip_is_identical(tmp_path):
     from test_gaussian_avatars import SIZE, multiview_data
 
-    from avatars.methods.gaussian_speech import GaussianSpeechMethod
+    from avatars.methods.gaussianspeech import GaussianSpeechMethod
 
     head = support.sphere_head()
     raw = multiview_data(head, num_frames=4, num_cameras=3)
@@ -268,7 +268,7 @@ def test_smoke_train_save_load_render_round_trip_is_identical(tmp_path):
     )
     outputs = []
     for _ in range(2):  # the same seed twice: the same bytes
-        method = GaussianSpeechMethod(seed=0, head_model=head, overrides={"top_k": 600})
+        method = GaussianSpeechMethod(seed=0, head_model=head, overrides={"avatar.top_k": 600})
         stats = method.train(view, "smoke", tmp_path / "work")
         assert stats.num_gaussians == method.num_gaussians()
         outputs.append(method.render(request))
@@ -291,7 +291,7 @@ def test_smoke_train_save_load_render_round_trip_is_identical(tmp_path):
 
 def test_registered_for_method_all_and_cross_id_trains_as_multiview():
     from avatars.methods.gaussian_avatars import GaussianAvatarsMethod
-    from avatars.methods.gaussian_speech import GaussianSpeechMethod
+    from avatars.methods.gaussianspeech import GaussianSpeechMethod
     from benchmark.methods import get_method, resolve_methods
     from benchmark.protocols import own_protocol
 

@@ -24,7 +24,7 @@ from avatars.hicode.hfec import (
 from avatars.hicode.losses import wing_loss
 from avatars.hicode.model import HiCoDeHead
 from avatars.methods.base import Camera, RenderRequest
-from gsbench.errors import MethodError
+from gsbench.errors import ConfigError, MethodError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -491,10 +491,12 @@ def test_config_records_the_assumptions_and_budgets():
     quick = method.config("quick")
     assert quick["head"]["init_steps"] + quick["head"]["deform_steps"] + quick["head"]["refine_steps"] == 1000
     assert {"hfec", "init", "losses", "landmarks", "3dmm", "compositor"} <= set(quick["assumptions"])
-    ablation = HiCoDeMethod(overrides={"variant": "no_3dmm", "init": "random"}).config("quick")
+    ablation = HiCoDeMethod(overrides={"deformation.variant": "no_3dmm", "init": "random"}).config("quick")
     assert ablation["deformation"]["variant"] == "no_3dmm" and ablation["init"] == "random"
-    with pytest.raises(MethodError):
-        HiCoDeMethod(overrides={"variant": "bogus"}).config("quick")
+    with pytest.raises(ConfigError, match="'variant'.*did you mean 'deformation.variant'"):
+        HiCoDeMethod(overrides={"variant": "no_3dmm"})  # a key names its section
+    with pytest.raises(ConfigError, match="variant 'bogus'"):
+        HiCoDeMethod(overrides={"deformation.variant": "bogus"})
 
 
 def test_trainer_stages_densify_only_before_refinement_and_respect_the_cap():

@@ -26,10 +26,10 @@ def random_rig(head, seed: int = 0, per_face: int = 1) -> RiggedGaussians:
     g = torch.Generator().manual_seed(seed)
     n = rig.num_gaussians
     with torch.no_grad():
-        rig.params["xyz"].copy_(0.5 * torch.randn(n, 3, generator=g))
-        rig.params["scale"].copy_(0.3 * torch.randn(n, 3, generator=g))
-        rig.params["rotation"].copy_(torch.randn(n, 4, generator=g))
-        rig.params["opacity"].copy_(torch.randn(n, generator=g))
+        rig.params["means"].copy_(0.5 * torch.randn(n, 3, generator=g))
+        rig.params["scales"].copy_(0.3 * torch.randn(n, 3, generator=g))
+        rig.params["quats"].copy_(torch.randn(n, 4, generator=g))
+        rig.params["opacities"].copy_(torch.randn(n, generator=g))
     return rig
 
 
@@ -111,10 +111,10 @@ def test_densify_and_prune_keep_every_gaussian_bound_and_every_triangle_covered(
     # Children carry their parent's triangle: the per-triangle counts only grew.
     assert (torch.bincount(rig.binding, minlength=len(head.faces)) >= torch.bincount(parent_binding)).all()
     # The optimizer follows the new tensors (a step after densification works and moves them).
-    before = rig.params["xyz"].detach().clone()
+    before = rig.params["means"].detach().clone()
     rig.world(rest).means.square().sum().backward()
     optimizer.step()
-    assert rig.params["xyz"].shape == before.shape and not torch.equal(rig.params["xyz"].detach(), before)
+    assert rig.params["means"].shape == before.shape and not torch.equal(rig.params["means"].detach(), before)
     removed = rig.prune(torch.rand(rig.num_gaussians, generator=g) < 0.7, optimizer)
     assert removed > 0
     rig.check_binding()
@@ -163,10 +163,10 @@ def test_top_k_keeps_the_highest_scores_beyond_one_per_triangle():
     score = torch.rand(rig.num_gaussians, generator=torch.Generator().manual_seed(6))
     tagged = score.clone()
     with torch.no_grad():
-        rig.params["opacity"].copy_(tagged)  # the survivors' scores can be read back from opacity
+        rig.params["opacities"].copy_(tagged)  # the survivors' scores can be read back from opacity
     k = len(head.faces) + 50
     rig.keep_top_k(score, k)
-    kept = rig.params["opacity"].detach()
+    kept = rig.params["opacities"].detach()
     forced = set(score.view(len(head.faces), 2).amax(dim=1).tolist())  # binding = arange(F) x 2
     extra = sorted((s for s in score.tolist() if s not in forced), reverse=True)[:50]
     assert sorted(kept.tolist()) == sorted(list(forced) + extra)
@@ -178,8 +178,8 @@ def test_regularizers_follow_gaussian_avatars_thresholds():
     position, scaling = (float(x.detach()) for x in rig.regularizers())
     assert position == 0.0 and scaling == pytest.approx(math.sqrt(3) * 0.4)  # exp(0) = 1 > 0.6
     with torch.no_grad():
-        rig.params["xyz"][:, 0] = 3.0
-        rig.params["scale"].fill_(math.log(0.5))
+        rig.params["means"][:, 0] = 3.0
+        rig.params["scales"].fill_(math.log(0.5))
     position, scaling = (float(x.detach()) for x in rig.regularizers())
     assert position == pytest.approx(2.0) and scaling == 0.0
     assert np.isfinite(float(rig.regularizers(torch.zeros(rig.num_gaussians, dtype=torch.bool))[0].detach()))

@@ -6,7 +6,8 @@ paper's two stages, every value the paper leaves open recorded in :data:`ASSUMPT
 * **Stage 1** (Sec. 4.1), the avatar: :class:`avatars.gaussian_speech_avatar.GaussianSpeechAvatar`
   (FLAME-rigged Gaussians with top-k volume pruning, 4-way mouth subdivision, the expression-dependent
   two-layer colour MLP, perceptual and wrinkle losses), trained on the training sequences' tracked FLAME
-  exactly as the ``gaussian-avatars`` oracle trains it (same data assembly and schedule, shared code).
+  exactly as the ``gaussianspeech-avatar`` oracle trains it (same training data and schedule, shared code:
+  :class:`avatars.methods.flame_avatar.FlameAvatarMethod`).
 * **Stage 2** (Sec. 4.2), the sequence model (:mod:`avatars.gaussian_speech_sequence`): audio features ->
   Lip Transformer Encoder (Eq. 7) -> Wrinkle Transformer Encoder (Eq. 8) -> Expression Encoder (Eq. 9) ->
   Expression2Latent -> motion decoder with the look-ahead (Eq. 10) and alignment (Eq. 11) masks and the Vertex
@@ -29,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from avatars.gaussian_speech_avatar import PERCEPTUAL_WEIGHTS, axis_angle_to_matrix
+from avatars.gaussian_speech_avatar import PERCEPTUAL_WEIGHTS, AvatarConfig, axis_angle_to_matrix
 from avatars.gaussian_speech_sequence import (
     GaussianSpeechSequenceModel,
     PhotoData,
@@ -41,20 +42,10 @@ from avatars.gaussian_speech_sequence import (
     train_sequence_model,
     wrinkle_feature_vector,
 )
-from avatars.methods.base import Method, RenderOutput, RenderRequest, TrainData, TrainStats, check_budget
-from avatars.methods.gaussian_avatars import (
-    BUDGET_CONFIGS as AVATAR_BUDGETS,
-)
-from avatars.methods.gaussian_avatars import (
-    BudgetConfig,
-    assemble_fit_data,
-    check_flame,
-    default_head_model,
-    expression_condition,
-    load_avatar,
-    save_avatar,
-    train_avatar,
-)
+from avatars.methods.base import RenderOutput, RenderRequest, TrainData, TrainStats
+from avatars.methods.flame_avatar import BudgetConfig, FlameAvatarMethod, expression_condition, fit_data
+from avatars.methods.gaussianspeech_avatar import BUDGET_CONFIGS as AVATAR_BUDGETS
+from avatars.training_data import check_flame, neutral_flame
 from gsbench.errors import MethodError
 from gsbench.progress import log, warn_once
 
@@ -69,12 +60,23 @@ TARGET_POSES = (
 
 @dataclasses.dataclass(frozen=True)
 class GaussianSpeechBudget:
-    avatar: BudgetConfig  # Stage 1: the gaussian-avatars budget of the same name
+    # Stage 1: the gaussianspeech-avatar budget of the same name
+    avatar: AvatarConfig
+    max_train_frames: int
+    max_train_images: int
     sequence: SequenceModelConfig  # Stage 2
+
+    @property
+    def stage1(self) -> BudgetConfig:
+        return BudgetConfig(self.avatar, self.max_train_frames, self.max_train_images)
+
+
+def _budget(stage1: BudgetConfig, sequence: SequenceModelConfig) -> GaussianSpeechBudget:
+    return GaussianSpeechBudget(stage1.avatar, stage1.max_train_frames, stage1.max_train_images, sequence)
 
 
 BUDGET_CONFIGS: dict[str, GaussianSpeechBudget] = {
-    "smoke": GaussianSpeechBudget(
+    "smoke": _budget(
         AVATAR_BUDGETS["smoke"],
         SequenceModelConfig(
             encoder_dim=16,
@@ -88,10 +90,10 @@ BUDGET_CONFIGS: dict[str, GaussianSpeechBudget] = {
     ),
     # CPU: method-specs.md 3.6 (encoders 2 layers d 64, decoder d 128, 300 alternating rounds, Adam 1e-3),
     # 30 pretraining / 60 decoder epochs (see SequenceModelConfig).
-    "quick": GaussianSpeechBudget(AVATAR_BUDGETS["quick"], SequenceModelConfig()),
+    "quick": _budget(AVATAR_BUDGETS["quick"], SequenceModelConfig()),
     # GPU: 4-layer encoders d 128, decoder d 256, Adam 1e-4 (FaceFormer), 100 epochs, and 30,000 alternating
     # rounds (= 100 epochs of the paper's 300 training sequences).
-    "paper": GaussianSpeechBudget(
+    "paper": _budget(
         AVATAR_BUDGETS["paper"],
         SequenceModelConfig(
             encoder_dim=128,
@@ -164,7 +166,7 @@ ASSUMPTIONS: dict[str, str] = {
 }
 
 
-class GaussianSpeechMethod(Method):
+class GaussianSpeechMethod(FlameAvatarMethod):
     name: ClassVar[str] = "gaussianspeech"
     description: ClassVar[str] = (
         "GaussianSpeech: FLAME-rigged 3D Gaussian avatar (top-k volume pruning, mouth subdivision, "
@@ -175,65 +177,24 @@ class GaussianSpeechMethod(Method):
     protocols: ClassVar[tuple[str, ...]] = ("multiview", "cross-id")
     pretrained_networks: ClassVar[tuple[str, ...]] = (AUDIO_ENCODER, *PERCEPTUAL_WEIGHTS.values())
     oracle: ClassVar[bool] = False
+    budget_configs: ClassVar[dict[str, GaussianSpeechBudget]] = BUDGET_CONFIGS
 
-    def __init__(
-        self,
-        *,
-        seed: int = 0,
-        device: str = "cpu",
-        weights: Any = None,
-        head_model: Any = None,
-        overrides: dict[str, Any] | None = None,
-        sequence_overrides: dict[str, Any] | None = None,
-    ):
-        super().__init__(seed=seed, device=device, weights=weights)
-        self._head = head_model
-        self._overrides = dict(overrides or {})
-        self._sequence_overrides = dict(sequence_overrides or {})
-        self._avatar = None
+    def __init__(self, **kwargs: Any):
+        """Overrides: ``avatar.<AvatarConfig field>``, ``max_train_frames``, ``max_train_images`` (Stage 1)
+        and ``sequence.<SequenceModelConfig field>`` (Stage 2)."""
+        super().__init__(**kwargs)
         self._model: GaussianSpeechSequenceModel | None = None
-        self._flame = None
-        self._subject: dict[str, np.ndarray] = {}
         self._root: torch.Tensor | None = None
         self._encoder = None
-        self._training = None  # Stage-1 training set, kept between train_avatar and train_sequence
-        self._info: dict[str, Any] = {}
-
-    # --- configuration ---------------------------------------------------------------------------------
-
-    def _budget_config(self, budget: str) -> GaussianSpeechBudget:
-        config = BUDGET_CONFIGS[check_budget(budget)]
-        avatar = config.avatar
-        if self._overrides:
-            avatar = dataclasses.replace(avatar, avatar=avatar.avatar.scaled(**self._overrides))
-        return GaussianSpeechBudget(avatar, config.sequence.scaled(**self._sequence_overrides))
+        self._training = None  # Stage-1 training data, kept between train_avatar and train_sequence
 
     def config(self, budget: str) -> dict[str, Any]:
-        config = self._budget_config(budget)
         return {
-            "avatar": dataclasses.asdict(config.avatar.avatar),
-            "max_train_frames": config.avatar.max_train_frames,
-            "max_train_images": config.avatar.max_train_images,
-            "sequence": dataclasses.asdict(config.sequence),
+            **super().config(budget),
             "audio_encoder": {"preferred": AUDIO_ENCODER, "fallback": AUDIO_FALLBACK},
             "target_poses": list(TARGET_POSES),
             "assumptions": ASSUMPTIONS,
         }
-
-    def info(self) -> dict[str, Any]:
-        return dict(self._info)
-
-    def num_gaussians(self) -> int | None:
-        return None if self._avatar is None else self._avatar.num_gaussians
-
-    def _flame_layer(self):
-        if self._flame is None:
-            from tracking.flame import FlameLayer
-
-            if self._head is None:
-                self._head = default_head_model()
-            self._flame = FlameLayer(self._head)
-        return self._flame
 
     def _resolve_encoder(self):
         from avatars.audio import resolve_encoder
@@ -254,33 +215,14 @@ class GaussianSpeechMethod(Method):
         return self.train_sequence(train_view, budget)
 
     def train_avatar(self, train_view: TrainData, budget: str) -> None:
-        """Stage 1 (Sec. 4.1): the avatar on the tracked training frames (as ``gaussian-avatars``)."""
-        config = self._budget_config(budget).avatar
-        flame_layer = self._flame_layer()
-        self._training = assemble_fit_data(train_view, self._head, flame_layer, config, self.seed)
-        self._subject = self._training.subject
-        self._avatar, fit_log = train_avatar(
-            self._head,
-            flame_layer,
-            self._training,
-            config.avatar,
-            seed=self.seed,
-            weights=self.weights,
-            name=self.name,
-        )
+        """Stage 1 (Sec. 4.1): the avatar on the tracked training frames (as ``gaussianspeech-avatar``)."""
+        config = self.budget_config(budget).stage1
+        training = self._avatar_training_data(train_view, config)
+        data, fit_log = self._fit_avatar(training, config.avatar)
+        self._training = (training, data)
         window = max(1, min(50, len(fit_log.rgb_losses) // 10))
-        binding = self._avatar.rig.mesh
         self._info = {
-            "head_model": self._head.name,
-            "triangles": binding.num_faces,
-            "subdivided_mouth_vertices": int(len(binding.midpoint_edges)),
-            "color": "mlp(expr, latent, view)" if config.avatar.use_color_mlp else "per-Gaussian rgb",
-            "disabled_losses": fit_log.disabled_terms,
-            "perceptual_weights": fit_log.weight_ids,
-            "wrinkle_detector": (
-                "ridge filter (Hessian, Sato-style) on luminance in the head mask: offline default"
-            ),
-            "rasterizer": fit_log.backend,
+            **self._avatar_info(fit_log),
             "avatar_iterations": config.avatar.iterations,
             "avatar_rgb_loss": [
                 float(np.mean(fit_log.rgb_losses[:window])),
@@ -293,30 +235,25 @@ class GaussianSpeechMethod(Method):
         """Checkpoint of Stage 1 alone (e.g. to train several Stage-2 ablations on one avatar)."""
         if self._avatar is None:
             raise MethodError("no avatar to save: call train_avatar first", fix="train Stage 1 first")
-        save_avatar(path, self._head, self._avatar, self._subject, self.seed, self._info)
+        self._save_avatar(path)
 
     def load_avatar_stage(self, path: Path, train_view: TrainData, budget: str) -> None:
         """Use a Stage-1 avatar written by :meth:`save_avatar_stage` (its training images are re-read)."""
-        checkpoint = load_avatar(path, self.name)
-        self._head, self._flame = checkpoint.head, None
-        self._avatar, self._subject = checkpoint.avatar, checkpoint.subject
-        self._info = dict(checkpoint.meta.get("info", {}))
-        config = self._budget_config(budget).avatar
-        self._training = assemble_fit_data(train_view, self._head, self._flame_layer(), config, self.seed)
+        self._load_avatar(path)
+        training = self._avatar_training_data(train_view, self.budget_config(budget).stage1)
+        self._training = (
+            training,
+            fit_data(training, self._flame_layer(), self._avatar.config.condition_on_jaw),
+        )
 
     def train_sequence(self, train_view: TrainData, budget: str) -> TrainStats:
         """Stage 2 (Sec. 4.2) on the avatar of :meth:`train_avatar` / :meth:`load_avatar_stage`."""
         if self._avatar is None or self._training is None:
             raise MethodError("train_sequence needs the Stage-1 avatar", fix="call train_avatar first")
-        config = self._budget_config(budget).sequence
+        config = self.budget_config(budget).sequence
         self._encoder, fallback_reason = self._resolve_encoder()
-        flame_layer = self._flame_layer()
-        head = self._head
-        shape = torch.as_tensor(self._subject["shape"], dtype=torch.float32)[None]
-        static_offset = self._subject.get("static_offset")
-        static_offset = None if static_offset is None else torch.as_tensor(static_offset, dtype=torch.float32)
-        with torch.no_grad():
-            neutral = flame_layer(shape=shape, static_offset=static_offset)
+        head = self.head_model
+        neutral = neutral_flame(self._flame_layer(), self._subject)
         template, self._root = neutral.vertices[0], neutral.joints[0, 0]
         use_jaw = self._avatar.config.condition_on_jaw
         camera_id = self._wrinkle_camera(train_view)
@@ -324,10 +261,11 @@ class GaussianSpeechMethod(Method):
         for sequence in train_view.sequences:
             samples.append(self._sequence_sample(train_view, sequence, camera_id, config, template, use_jaw))
         index = {s.name: i for i, s in enumerate(samples)}
+        training, data = self._training
         photo = PhotoData(
-            fit=self._training.data,
-            frame_sequence=[index[s] for s, _ in self._training.frames],
-            frame_time=[t for _, t in self._training.frames],
+            fit=data,
+            frame_sequence=[index[s] for s, _ in training.frames],
+            frame_time=[t for _, t in training.frames],
         )
         period = max(1, round(train_view.fps))
         with torch.random.fork_rng():
@@ -423,7 +361,7 @@ class GaussianSpeechMethod(Method):
 
     def _sequence_sample(self, train_view, sequence, camera_id, config, template, use_jaw) -> SequenceSample:
         params = train_view.load_flame(sequence)
-        check_flame(self._head, params, sequence)
+        check_flame(self.head_model, params, sequence)
         num_frames = train_view.num_frames(sequence)
         frames = np.arange(num_frames)
 
@@ -464,10 +402,7 @@ class GaussianSpeechMethod(Method):
 
     def _check_trained(self) -> None:
         if self._avatar is None or self._model is None:
-            raise MethodError(
-                "gaussianspeech was asked to render before train() or load()",
-                fix="train or load a checkpoint first",
-            )
+            raise self._not_trained()
 
     def predict(self, audio: np.ndarray, fps: float, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(canonical vertices [T, V, 3], predicted expression condition e_pred [T, E']) from audio alone."""
@@ -481,33 +416,17 @@ class GaussianSpeechMethod(Method):
 
     def render(self, request: RenderRequest) -> RenderOutput:
         self._check_trained()
-        camera = request.camera
-        world_to_cam = torch.as_tensor(camera.world_to_cam, dtype=torch.float32)
-        K = torch.as_tensor(camera.K, dtype=torch.float32)
         canonical, expressions = self.predict(request.audio, request.fps, request.num_frames)
         rotations = axis_angle_to_matrix(torch.as_tensor(request.rotation, dtype=torch.float32))
         translations = torch.as_tensor(request.translation, dtype=torch.float32)
-        rgb = np.zeros((request.num_frames, camera.height, camera.width, 3), np.float32)
-        alpha = np.zeros((request.num_frames, camera.height, camera.width), np.float32)
         with torch.no_grad():
             world = rigid_to_world(canonical, rotations, translations, self._root)
-            for t in range(request.num_frames):
-                out = self._avatar.render(
-                    world[t], expressions[t], rotations[t], world_to_cam, K, camera.width, camera.height,
-                    torch.zeros(3),
-                )  # fmt: skip
-                a = out.alpha[0, ..., 0]
-                alpha[t] = a.numpy()
-                rgb[t] = (out.features[0] / a.clamp(min=1e-6)[..., None]).clamp(0, 1).numpy()
-        return RenderOutput(rgb=rgb, alpha=alpha)
+        return self.render_frames(request, world, expressions, rotations)
 
     # --- checkpoint -----------------------------------------------------------------------------------
 
     def save(self, path: Path) -> None:
-        from gsbench.io import atomic_path
-
         self._check_trained()
-        path = Path(path)
         model = self._model
         dims = {
             "audio_dim": int(model.audio_norm.mean.numel()),
@@ -515,42 +434,31 @@ class GaussianSpeechMethod(Method):
             "expression_dim": int(model.expression_norm.mean.numel()),
             "period": int(model.decoder.config.period),
         }
-        save_avatar(
+        self._save_avatar(
             path,
-            self._head,
-            self._avatar,
-            self._subject,
-            self.seed,
-            self._info,
             extra={
                 "sequence": dataclasses.asdict(model.config),
                 "sequence_dims": dims,
                 "audio_encoder_name": self._encoder.name,
             },
+            tensors={"sequence.pt": {"state": model.state_dict(), "root": self._root}},
         )
-        with atomic_path(path / "sequence.pt") as tmp:
-            torch.save({"state": model.state_dict(), "root": self._root}, tmp)
 
     def load(self, path: Path) -> None:
         from avatars.audio import open_encoder
 
-        path = Path(path)
-        checkpoint = load_avatar(path, self.name)
-        meta = checkpoint.meta
+        meta, files = self._load_avatar(path, tensors=("sequence.pt",))
         try:
-            state = torch.load(path / "sequence.pt", weights_only=True)
+            state = files["sequence.pt"]
             sequence = dict(meta["sequence"])
             dims = meta["sequence_dims"]
-        except (OSError, KeyError, RuntimeError) as error:
+        except KeyError as error:
             raise MethodError(
-                f"cannot read the gaussianspeech sequence model ({error})",
+                f"cannot read the gaussianspeech sequence model (no {error} in config.json)",
                 path=path,
                 fix="delete the checkpoint folder and re-run with --force",
             ) from error
         sequence["wrinkle_sigmas"] = tuple(sequence["wrinkle_sigmas"])
-        self._head, self._flame = checkpoint.head, None
-        self._avatar, self._subject = checkpoint.avatar, checkpoint.subject
-        self._info = dict(meta.get("info", {}))
         self._encoder = open_encoder(meta["audio_encoder_name"], self.weights)
         model_state = state["state"]
         self._model = GaussianSpeechSequenceModel(
