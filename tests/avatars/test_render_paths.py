@@ -136,3 +136,34 @@ def test_color_mlp_shared_condition_equals_linear_on_the_concatenation():
     expected = torch.sigmoid(mlp.layer2(torch.relu(mlp.layer1(inputs))))
     assert torch.allclose(mlp(condition, latents, views), expected, atol=1e-6)
     assert torch.allclose(mlp(condition[None], latents, views), expected, atol=1e-6)  # [1, D] as well
+
+
+def test_binning_orders_each_tile_by_depth_and_lists_each_splats_entries(ext):
+    # Binning runs in parallel chunks and sorts by a radix sort: each tile's list must still be what a
+    # stable sort by depth gives (ties by index: a third of the splats share one depth), and each splat's
+    # entry list (read by the backward's reduction) must name exactly its entries, in increasing tile order.
+    params, w, h = random_scene(n=5000, cameras=2, seed=12, width=80, height=64, log_scale=-3.0)
+    means, quats, scales, opac, colors, viewmats, Ks = params
+    proj = ext.project_forward(means, quats, scales, opac, viewmats, Ks, w, h, 0.01, 1e10, 0.3, False)
+    means2d, conics, depths, opac_eff, extents = proj[:5]
+    depths = depths.clone()
+    depths[:, ::3] = depths[:, :1]  # the sort key
+    feats = torch.cat([colors.expand(2, -1, -1), depths[..., None]], -1).contiguous()
+    outs = ext.rasterize_forward(means2d, conics, opac_eff, feats, extents, depths, w, h, 16, True)
+    tile_offsets, gauss_ids, _, splat_offsets, splat_entries, _ = outs[3:]
+    C, N, T = 2, 5000, 5 * 4
+    assert torch.equal(torch.sort(splat_entries.long()).values, torch.arange(gauss_ids.numel()))
+    ties = 0
+    for job in range(C * T):
+        ids = gauss_ids[tile_offsets[job] : tile_offsets[job + 1]].long()
+        d = depths[job // T, ids]
+        order = sorted(range(len(ids)), key=lambda k: (float(d[k]), int(ids[k])))
+        assert order == list(range(len(ids)))
+        ties += int((d[1:] == d[:-1]).sum())
+    assert ties > 100
+    entry_tile = torch.searchsorted(tile_offsets, torch.arange(gauss_ids.numel()), right=True) - 1
+    for g in range(C * N):
+        entries = splat_entries[splat_offsets[g] : splat_offsets[g + 1]].long()
+        assert torch.all(gauss_ids[entries] == g % N)
+        tiles = entry_tile[entries]
+        assert torch.all(tiles // T == g // N) and torch.all(tiles[1:] > tiles[:-1])
