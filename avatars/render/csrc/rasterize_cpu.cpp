@@ -724,6 +724,8 @@ for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
       int remaining = tw * th;
       int64_t i = 0;
       for (; i < count && remaining > 0; ++i) {
+        // The record of a splat two entries ahead is fetched while this one is composited.
+        if (i + 2 < count) _mm_prefetch((const char*)(records + (c * N + ids[start + i + 2]) * R), _MM_HINT_T0);
         const float* rec = records + (c * N + ids[start + i]) * R;
         const EntrySplat e = entry_splat(rec, tx0, ty0, tw, th);
         const int x0 = e.x0, x1 = e.x1, y0 = e.y0, y1 = e.y1;
@@ -851,6 +853,7 @@ for (int64_t job; (job = next_job.fetch_add(1)) < C * T;) {
       for (int64_t i = (int64_t)max_iter - 1; i >= 0; --i) {
         const HitBox box = boxes[start + i];
         if (box.x0 > box.x1) continue;  // composited into no pixel in the forward
+        if (i >= 2) _mm_prefetch((const char*)(records + (c * N + ids[start + i - 2]) * R), _MM_HINT_T0);
         const float* rec = records + (c * N + ids[start + i]) * R;
         const float* f = rec + kRecFeatures;
         const EntrySplat sp = entry_splat(rec, tx0, ty0, tw, th);
