@@ -6,7 +6,10 @@
 // front recovering T by division. Tiles are distributed over threads (run_workers: an atomic tile counter; every
 // thread owns its tile buffers and writes whole tile rows of the outputs, so no false sharing).
 // Backward writes per (tile, splat) entry, so no atomics are needed and memory is linear in the
-// number of tile-splat entries; a final pass reduces the entries to per-splat gradients.
+// number of tile-splat entries; a final pass, split over the threads by splat, sums each splat's entries in
+// tile order (lists kept by the binning), so the result has the same bits for any thread count. Binning
+// (each splat's tiles, its record) is split over the threads too; only the prefix sums, the depth sort (a
+// radix sort) and the scatter into the tiles' lists run on one thread.
 //
 // Work skipped without changing any result (issue 22):
 //   - binning keeps a (tile, splat) entry only if the splat's alpha can reach 1/255 somewhere in the tile
