@@ -12,9 +12,9 @@ as the harness does (``benchmark.protocols.composite``) and prints PSNR / SSIM /
 LSE-D/LSE-C when their weights are registered; "missing" otherwise), train time (wall and process CPU, with
 the load average: the machine is shared, so wall time is not a speed figure) and render speed at the
 dataset's resolution on the CPU (wall, and frames per process-CPU second: the idle one-thread figure),
-beside the ``gaussianspeech-avatar`` oracle (``gaussian-avatars`` before issue 15) (driven by the tracked test expressions; never ranked), the
-``retrieval`` baseline and the paper's numbers (Table 4: 31.69 dB / 0.929 on Test Set A, 43 FPS on one RTX
-3090 Ti). The paper's datasets are 4-minute real clips at 512x512;
+beside the ``gaussianspeech-avatar`` oracle (``gaussian-avatars`` before issue 15; driven by the tracked
+test expressions; never ranked), the ``retrieval`` baseline and the paper's numbers (Table 4: 31.69 dB /
+0.929 on Test Set A, 43 FPS on one RTX 3090 Ti). The paper's datasets are 4-minute real clips at 512x512;
 ours is the synthetic default dataset at 256x256 with ~20 s of training audio per subject, so only the
 ordering within a table, not the absolute values, is comparable. ``--out`` writes every row as JSON.
 """
